@@ -1,0 +1,25 @@
+# Entry points; each target is a small script under scripts/ (run `make help`).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help toolchain platform platform-down cluster cluster-down up test bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+toolchain: ## Build the Pulumi CLI, language host and plugins from Go modules (cached)
+	@scripts/toolchain.sh
+
+platform: ## Start the Docker engine, the authenticated registry and the cluster
+	@scripts/platform.sh
+	@scripts/cluster.sh
+
+platform-down: ## Stop what `make platform` started
+	@scripts/cluster-down.sh
+	@scripts/platform-down.sh
+
+cluster: ## Start the single-node Kubernetes cluster (built from Go modules, cached)
+	@scripts/cluster.sh
+
+cluster-down: ## Stop the cluster
+	@scripts/cluster-down.sh

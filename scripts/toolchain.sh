@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the Pulumi CLI, the Python language host and the docker/kubernetes resource plugins from Go
+# modules (no Pulumi downloads), caches them by version and installs the plugins into Pulumi's cache.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+command -v go >/dev/null || die "Go is required to build the Pulumi toolchain offline (https://go.dev/dl)"
+
+TOOLCHAIN_DIR=$CACHE_DIR/toolchain
+BIN_DIR=$TOOLCHAIN_DIR/pulumi-v$PULUMI_VERSION/bin
+
+# go_wrapper_build DIR OUTPUT PACKAGE@VERSION LDFLAGS GO.MOD-LINES...
+# Builds PACKAGE from a throwaway wrapper module, so the upstream module's local `replace` lines
+# (which break `go install pkg@version`) are replaced by the published modules named in GO.MOD-LINES.
+go_wrapper_build() {
+  local dir=$1 output=$2 package=${3%@*} version=${3##*@} ldflags=$4; shift 4
+  mkdir -p "$dir"
+  printf 'module cloudservice.local/toolchain\n\ngo 1.25\n\n%s\n' "$(printf '%s\n' "$@")" >"$dir/go.mod"
+  (cd "$dir" && go get -tool "$package@$version" && go build -trimpath -ldflags "-s -w $ldflags" -o "$output" "$package")
+}
+
+build_pulumi_cli() {
+  [ -x "$BIN_DIR/pulumi" ] && return
+  go_wrapper_build "$TOOLCHAIN_DIR/build/pulumi-cli" "$BIN_DIR/pulumi" \
+    "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi@v$PULUMI_VERSION" \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
+    "require github.com/pulumi/pulumi/pkg/v3 v$PULUMI_VERSION" \
+    "require github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION" \
+    "replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e"
+}
+
+with_progress "Pulumi CLI v$PULUMI_VERSION" build_pulumi_cli
