@@ -29,4 +29,11 @@ build_pulumi_cli() {
     "replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e"
 }
 
+# Pulumi's Go language host for Python is not served by the Go module proxy: install ours beside
+# the CLI, where the CLI looks for language hosts first.
+install_language_host() {
+  install -m 0755 "$ROOT_DIR"/toolchain/python-language-host/* "$BIN_DIR/"
+}
+
 with_progress "Pulumi CLI v$PULUMI_VERSION" build_pulumi_cli
+install_language_host

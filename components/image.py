@@ -1,0 +1,129 @@
+"""ContainerImage: `docker build` + `docker tag` + `docker push`, declared.
+
+The tag is derived from the build context's content, so an unchanged context means an unchanged
+resource (no rebuild, no push) and any change produces a new, immutable tag and digest.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+import pulumi
+import pulumi_docker as docker
+
+from .config import BuildSpec
+
+
+def _ignore_patterns(context: str) -> list[str]:
+    path = os.path.join(context, ".dockerignore")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as ignore_file:
+        lines = (line.strip() for line in ignore_file)
+        return [line.rstrip("/") for line in lines if line and not line.startswith("#")]
+
+
+def content_tag(build: BuildSpec) -> str:
+    """A tag that changes exactly when what `docker build` would see changes.
+
+    Hashes every file the build would send (honouring .dockerignore, though the Dockerfile always
+    counts), its mode, and the Dockerfile name, target and build arguments.
+    """
+    digest = hashlib.sha256()
+    ignored = _ignore_patterns(build.context)
+    for root, dirs, files in os.walk(build.context):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            relative = os.path.relpath(path, build.context)
+            is_dockerfile = relative == build.dockerfile
+            if not is_dockerfile and any(fnmatch.fnmatch(relative, p) for p in ignored):
+                continue
+            digest.update(f"{relative}\0{os.stat(path).st_mode & 0o777}\0".encode())
+            with open(path, "rb") as source:
+                digest.update(hashlib.sha256(source.read()).digest())
+    digest.update(f"{build.dockerfile}\0{build.target}\0{sorted(build.args.items())}".encode())
+    return "c-" + digest.hexdigest()[:16]
+
+
+@dataclass
+class ContainerImageArgs:
+    """What to build (or which existing image to use) and where it goes."""
+
+    repository: str
+    """Repository without tag, e.g. localhost:5000/cloudservice/web."""
+    build: Optional[BuildSpec] = None
+    reference: Optional[str] = None
+    """An existing image reference to use instead of building (e.g. a pinned digest)."""
+    push: bool = False
+    pull: bool = True
+    """Keep a copy in the local engine (the docker target runs containers from it)."""
+    legacy_builder: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class ContainerImage(pulumi.ComponentResource):
+    """Builds (or pulls) one image and optionally pushes it.
+
+    Outputs:
+      reference     the tagged name, e.g. localhost:5000/cloudservice/web:c-1234...
+      digest        the registry digest (sha256:...) once pushed or when pinned, else None
+      registry_ref  repo@digest, what a cluster pulls (None for an image that was not pushed)
+      deploy_ref    what to run: the local image ID when `pull`, else registry_ref
+    """
+
+    reference: pulumi.Output[str]
+    digest: pulumi.Output[Optional[str]]
+    registry_ref: pulumi.Output[Optional[str]]
+    deploy_ref: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ContainerImageArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("cloudservice:index:ContainerImage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        if args.reference is not None:
+            local = docker.RemoteImage(name, name=args.reference, keep_locally=True, opts=child) if args.pull else None
+            self.reference = pulumi.Output.from_input(args.reference)
+            self.digest = pulumi.Output.from_input(args.reference.partition("@")[2] or None)
+            self.registry_ref = self.reference
+        else:
+            local = docker.RemoteImage(
+                name,
+                name=f"{args.repository}:{content_tag(args.build)}",
+                build=docker.RemoteImageBuildArgs(
+                    context=args.build.context,
+                    dockerfile=args.build.dockerfile,
+                    target=args.build.target,
+                    build_args=dict(args.build.args),
+                    labels=dict(args.labels),
+                    use_legacy_builder=args.legacy_builder or None,
+                ),
+                # Built images stay in the engine's cache after destroy, like `docker build` leaves them.
+                keep_locally=True,
+                opts=child,
+            )
+            self.reference = local.name
+            if args.push:
+                pushed = docker.RegistryImage(
+                    name,
+                    name=local.name,
+                    # Pushed digests are the release history (rollback, promotion): never deleted.
+                    keep_remotely=True,
+                    triggers={"imageId": local.image_id},
+                    opts=child,
+                )
+                self.digest = pushed.sha256_digest
+                self.registry_ref = pulumi.Output.concat(args.repository, "@", pushed.sha256_digest)
+            else:
+                self.digest = pulumi.Output.from_input(None)
+                self.registry_ref = pulumi.Output.from_input(None)
+        self.deploy_ref = local.image_id if args.pull else self.registry_ref
+
+        self.register_outputs({
+            "reference": self.reference, "digest": self.digest,
+            "registry_ref": self.registry_ref, "deploy_ref": self.deploy_ref,
+        })
