@@ -70,6 +70,7 @@ class ServiceSpec:
     replicas: int = 1
     volume: Optional[VolumeSpec] = None
     health_path: Optional[str] = None
+    health_command: tuple[str, ...] = ()
     user: int = 10001
     read_only: bool = True
     cpu: float = 0.5
@@ -140,6 +141,9 @@ class _Reader:
         got = "" if value is None else f" (got {value!r})"
         self.problems.append(f"{key}: expected {expected}{got}")
 
+    def unknown(self, key: str, known: tuple[str, ...]) -> None:
+        self.problems.append(f"{key}: unknown key; known keys are " + ", ".join(known))
+
     def integer(self, key: str, value: Any, low: int, high: int) -> Optional[int]:
         number = _as_int(value)
         if number is None or not low <= number <= high:
@@ -190,7 +194,7 @@ class _Reader:
     def unknown_keys(self, prefix: str, given: Mapping[str, Any], known: tuple[str, ...]) -> None:
         for key in given:
             if key not in known:
-                self.fail(f"{prefix}{key}", "no such key; known keys are " + ", ".join(known))
+                self.unknown(f"{prefix}{key}", known)
 
 
 def _as_int(value: Any) -> Optional[int]:
@@ -226,7 +230,7 @@ def is_image_reference(value: str) -> bool:
 STACK_KEYS = (
     "target", "services", "imageRepository", "push", "registryServer", "registryUsername",
     "registryPassword", "images", "imagesFrom", "replicas", "portOffset", "dockerHost",
-    "kubernetes", "appSecret",
+    "kubernetes", "appSecret", "buildArgs",
 )
 SERVICE_KEYS = (
     "build", "image", "port", "publish", "env", "secretEnv", "links", "replicas", "volume",
@@ -255,7 +259,8 @@ def parse_stack_config(
     if "replicas" in values:
         replicas_override = r.integer("replicas", values["replicas"], 0, 100)
     secrets = _read_secrets(r, values, is_secret)
-    services = _read_services(r, values.get("services"), base_dir, replicas_override, secrets)
+    build_args = _read_env(r, "buildArgs", values.get("buildArgs", {}))
+    services = _read_services(r, values.get("services"), base_dir, replicas_override, secrets, build_args)
 
     repository = r.text(
         "imageRepository", values.get("imageRepository", f"{project}"), _REPOSITORY,
@@ -275,6 +280,11 @@ def parse_stack_config(
 
     if target == "docker":
         _check_docker_target(r, services, port_offset or 0)
+    elif not push and not images_from:
+        for service in services:
+            if service.build is not None and service.name not in pinned:
+                r.fail("push", f"true on the kubernetes target: the cluster pulls services.{service.name} from a "
+                       "registry (or pin it in images, or set imagesFrom)", push)
 
     if r.problems:
         raise ConfigError(r.problems)
@@ -299,7 +309,8 @@ def _read_secrets(r: _Reader, values: Mapping[str, Any], is_secret: Callable[[st
 
 
 def _read_services(
-    r: _Reader, raw: Any, base_dir: str, replicas_override: Optional[int], secrets: Mapping[str, Any]
+    r: _Reader, raw: Any, base_dir: str, replicas_override: Optional[int], secrets: Mapping[str, Any],
+    build_args: Mapping[str, str],
 ) -> list[ServiceSpec]:
     specs = r.mapping("services", raw if raw is not None else {})
     if not specs and raw is not None and not r.problems:
@@ -309,25 +320,50 @@ def _read_services(
         key = f"services.{name}"
         if r.text(f"{key} (name)", name, _DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
             continue
-        service = _read_service(r, key, name, r.mapping(key, spec), base_dir, replicas_override, secrets)
+        service = _read_service(r, key, name, r.mapping(key, spec), base_dir, replicas_override, secrets, build_args)
         if service:
             services.append(service)
     names = {s.name for s in services}
     for service in services:
         for link in service.links:
-            if link not in names:
-                r.fail(f"services.{service.name}.links", "names of other services: " + ", ".join(sorted(names)), link)
-    return services
+            if link not in names or link == service.name:
+                r.fail(f"services.{service.name}.links", "names of other services: " + ", ".join(sorted(names - {service.name})), link)
+    return _linked_first(r, services)
 
 
-def _read_service(r, key, name, spec, base_dir, replicas_override, secrets) -> Optional[ServiceSpec]:
+def _linked_first(r: _Reader, services: list[ServiceSpec]) -> list[ServiceSpec]:
+    """Orders services so that each comes after the services it links to; rejects cycles."""
+    by_name = {s.name: s for s in services}
+    ordered: list[ServiceSpec] = []
+    visiting: set[str] = set()
+
+    def visit(service: ServiceSpec) -> None:
+        if service in ordered:
+            return
+        if service.name in visiting:
+            r.fail(f"services.{service.name}.links", "links without a cycle")
+            return
+        visiting.add(service.name)
+        for link in service.links:
+            if link in by_name:
+                visit(by_name[link])
+        visiting.discard(service.name)
+        if service not in ordered:
+            ordered.append(service)
+
+    for service in services:
+        visit(service)
+    return ordered
+
+
+def _read_service(r, key, name, spec, base_dir, replicas_override, secrets, build_args) -> Optional[ServiceSpec]:
     before = len(r.problems)
     r.unknown_keys(f"{key}.", spec, SERVICE_KEYS)
     build, image = None, None
     if ("build" in spec) == ("image" in spec):
         r.fail(key, "exactly one of `build` (a Docker build) or `image` (an existing image reference)")
     elif "build" in spec:
-        build = _read_build(r, f"{key}.build", spec["build"], base_dir)
+        build = _read_build(r, f"{key}.build", spec["build"], base_dir, build_args)
     else:
         image = r.text(f"{key}.image", spec["image"], expected="an image reference such as redis:7 or repo@sha256:<digest>")
         if image and not is_image_reference(image):
@@ -353,9 +389,7 @@ def _read_service(r, key, name, spec, base_dir, replicas_override, secrets) -> O
         r.fail(f"{key}.replicas", "0 or 1 for a service with a volume (its state lives on one volume)", replicas)
     if replicas_override is not None and volume is None:
         replicas = replicas_override
-    health = spec.get("health")
-    if health is not None:
-        r.text(f"{key}.health", health, re.compile(r"^/[!-~]*$"), "an HTTP path such as /healthz")
+    health_path, health_command = _read_health(r, f"{key}.health", spec.get("health"))
     user = r.integer(f"{key}.user", spec.get("user", 10001), 1, 2**31 - 1)
     read_only = r.boolean(f"{key}.readOnly", spec.get("readOnly", True))
     cpu = r.number(f"{key}.cpu", spec.get("cpu", 0.5), 0.01, 64)
@@ -365,11 +399,25 @@ def _read_service(r, key, name, spec, base_dir, replicas_override, secrets) -> O
     return ServiceSpec(
         name=name, port=port, build=build, image=image, publish=publish, env=env,
         secret_env=secret_env, links=tuple(links), replicas=replicas, volume=volume,
-        health_path=health, user=user, read_only=read_only, cpu=cpu, memory_mb=memory,
+        health_path=health_path, health_command=health_command, user=user, read_only=read_only, cpu=cpu, memory_mb=memory,
     )
 
 
-def _read_build(r: _Reader, key: str, raw: Any, base_dir: str) -> Optional[BuildSpec]:
+def _read_health(r: _Reader, key: str, raw: Any) -> tuple[Optional[str], tuple[str, ...]]:
+    """`/path` is an HTTP check on the service port; a list is a command run in the container."""
+    if raw is None:
+        return None, ()
+    if isinstance(raw, list) and raw and all(isinstance(arg, str) and arg for arg in raw):
+        return None, tuple(raw)
+    if isinstance(raw, str) and re.match(r"^/[!-~]*$", raw):
+        return raw, ()
+    r.fail(key, "an HTTP path such as /healthz, or a command such as [redis-cli, ping]", raw)
+    return None, ()
+
+
+def _read_build(r: _Reader, key: str, raw: Any, base_dir: str, stack_args: Mapping[str, str]) -> Optional[BuildSpec]:
+    """A path, or {context, dockerfile, target, args}. The stack's buildArgs apply to every build
+    and win over the spec's own (e.g. BASE_IMAGE pointing at a locally built base offline)."""
     spec = r.mapping(key, {"context": raw} if isinstance(raw, str) else raw)
     r.unknown_keys(f"{key}.", spec, ("context", "dockerfile", "target", "args"))
     context = r.text(f"{key}.context", spec.get("context"), expected="a directory path")
@@ -388,7 +436,8 @@ def _read_build(r: _Reader, key: str, raw: Any, base_dir: str) -> Optional[Build
     if not isinstance(args, Mapping) or not all(isinstance(v, (str, int, float)) for v in args.values()):
         r.fail(f"{key}.args", "an object of build argument names to values", args)
         args = {}
-    return BuildSpec(context=context, dockerfile=dockerfile, target=target, args={k: str(v) for k, v in args.items()})
+    merged = {**{k: str(v) for k, v in args.items()}, **stack_args}
+    return BuildSpec(context=context, dockerfile=dockerfile, target=target, args=merged)
 
 
 def _read_env(r: _Reader, key: str, raw: Any) -> dict[str, str]:
@@ -410,22 +459,22 @@ def _read_volume(r: _Reader, key: str, raw: Any) -> Optional[VolumeSpec]:
 
 
 def _read_registry(r: _Reader, values, push, secrets, repository) -> Optional[Registry]:
+    """The private registry: pushed to when `push`, and pulled from by the cluster (imagePullSecret)."""
     server = values.get("registryServer")
-    if server is not None:
-        r.text("registryServer", server, re.compile(r"^[a-zA-Z0-9.-]+(:[0-9]{1,5})?$"), "a registry host[:port]")
-    if not push:
-        return None
     if server is None:
-        r.fail("registryServer", "the registry to push to (host[:port]) when push is true")
-    if not isinstance(values.get("registryUsername"), str) or not values.get("registryUsername"):
-        r.fail("registryUsername", "the registry user name when push is true")
-    if "registryPassword" not in secrets and "registryPassword" not in values:
-        r.fail("registryPassword", "a secret when push is true: `pulumi config set --secret registryPassword`")
-    if server and repository and not repository.startswith(f"{server}/"):
-        r.fail("imageRepository", f"a repository on the push registry, i.e. starting with {server}/", repository)
-    if r.problems:
+        if push:
+            r.fail("registryServer", "the registry to push to (host[:port]) when push is true")
         return None
-    return Registry(server=server, username=values["registryUsername"], password=secrets["registryPassword"])
+    before = len(r.problems)
+    r.text("registryServer", server, re.compile(r"^[a-zA-Z0-9.-]+(:[0-9]{1,5})?$"), "a registry host[:port]")
+    username = r.text("registryUsername", values.get("registryUsername"), expected="the user name for registryServer")
+    if "registryPassword" not in secrets and "registryPassword" not in values:
+        r.fail("registryPassword", "a secret for registryServer: `pulumi config set --secret registryPassword`")
+    if push and repository and not repository.startswith(f"{server}/"):
+        r.fail("imageRepository", f"a repository on the push registry, i.e. starting with {server}/", repository)
+    if len(r.problems) > before or "registryPassword" not in secrets:  # a plaintext one is reported already
+        return None
+    return Registry(server=server, username=username, password=secrets["registryPassword"])
 
 
 def _read_pinned_images(r: _Reader, raw: Any, services: list[ServiceSpec]) -> dict[str, str]:

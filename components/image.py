@@ -57,7 +57,7 @@ class ContainerImageArgs:
     repository: str
     """Repository without tag, e.g. localhost:5000/cloudservice/web."""
     build: Optional[BuildSpec] = None
-    reference: Optional[str] = None
+    reference: Optional[pulumi.Input[str]] = None
     """An existing image reference to use instead of building (e.g. a pinned digest)."""
     push: bool = False
     pull: bool = True
@@ -88,7 +88,7 @@ class ContainerImage(pulumi.ComponentResource):
         if args.reference is not None:
             local = docker.RemoteImage(name, name=args.reference, keep_locally=True, opts=child) if args.pull else None
             self.reference = pulumi.Output.from_input(args.reference)
-            self.digest = pulumi.Output.from_input(args.reference.partition("@")[2] or None)
+            self.digest = self.reference.apply(lambda ref: ref.partition("@")[2] or None)
             self.registry_ref = self.reference
         else:
             local = docker.RemoteImage(

@@ -1,0 +1,117 @@
+"""CloudService: the whole app on one target, composed from the other components.
+
+Images are built (and pushed) once per content change, or taken as immutable references from
+config (`images`, for rollback) or from another stack (`imagesFrom`, to promote what it built);
+then the services run on the target the stack chose: local Docker or a Kubernetes cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_kubernetes as k8s
+
+from .config import StackConfig
+from .docker_deployment import DockerDeployment, DockerDeploymentArgs
+from .image import ContainerImage, ContainerImageArgs
+from .kubernetes_deployment import KubernetesDeployment, KubernetesDeploymentArgs
+from .network import AppNetwork, AppNetworkArgs
+
+
+@dataclass
+class CloudServiceArgs:
+    config: StackConfig
+
+
+def _image_from_stack(stack: pulumi.StackReference, name: str, service: str) -> pulumi.Output[str]:
+    def pick(images):
+        if not images or service not in images:
+            raise ValueError(f"imagesFrom: stack {name} exports no image for service {service!r}")
+        return images[service]
+
+    return stack.require_output("images").apply(pick)
+
+
+class CloudService(pulumi.ComponentResource):
+    """Outputs: images (service to immutable reference), digests, urls, url, and per target the
+    Docker network or the Kubernetes namespace and services."""
+
+    images: pulumi.Output[dict]
+    digests: pulumi.Output[dict]
+    urls: pulumi.Output[dict]
+    url: pulumi.Output[Optional[str]]
+    network: Optional[pulumi.Output[str]] = None
+    namespace: Optional[pulumi.Output[str]] = None
+    services: Optional[pulumi.Output[dict]] = None
+
+    def __init__(self, name: str, args: CloudServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("cloudservice:index:CloudService", name, None, opts)
+        config = args.config
+        on_docker = config.target == "docker"
+        registry_auth = [
+            docker.ProviderRegistryAuthArgs(
+                address=config.registry.server, username=config.registry.username, password=config.registry.password
+            )
+        ] if config.registry else None
+        docker_provider = docker.Provider(
+            "docker", host=config.docker_host, registry_auth=registry_auth, opts=pulumi.ResourceOptions(parent=self)
+        )
+        with_docker = pulumi.ResourceOptions(parent=self, provider=docker_provider)
+
+        source_stack = pulumi.StackReference(config.images_from, opts=pulumi.ResourceOptions(parent=self)) \
+            if config.images_from else None
+        images: dict[str, ContainerImage] = {}
+        for service in config.services:
+            reference = config.pinned_images.get(service.name) or service.image
+            if reference is None and source_stack is not None:
+                reference = _image_from_stack(source_stack, config.images_from, service.name)
+            images[service.name] = ContainerImage(
+                service.name,
+                ContainerImageArgs(
+                    repository=f"{config.image_repository}/{service.name}",
+                    build=service.build if reference is None else None,
+                    reference=reference,
+                    push=config.push,
+                    pull=on_docker,
+                    labels=config.labels,
+                ),
+                opts=with_docker,
+            )
+        self.images = pulumi.Output.from_input(
+            {name: pulumi.Output.all(i.registry_ref, i.reference).apply(lambda refs: refs[0] or refs[1])
+             for name, i in images.items()}
+        )
+        self.digests = pulumi.Output.from_input({name: image.digest for name, image in images.items()})
+        deploy_refs = {name: image.deploy_ref for name, image in images.items()}
+
+        if on_docker:
+            network = AppNetwork("network", AppNetworkArgs(name=config.name_prefix, labels=config.labels), opts=with_docker)
+            deployment = DockerDeployment(
+                "docker", DockerDeploymentArgs(config=config, network=network.name, images=deploy_refs), opts=with_docker
+            )
+            self.network = network.name
+        else:
+            settings = config.kubernetes
+            cluster = k8s.Provider(
+                "kubernetes",
+                kubeconfig=os.path.expanduser(settings.kubeconfig) if settings.kubeconfig else None,
+                context=settings.context,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            deployment = KubernetesDeployment(
+                "kubernetes", KubernetesDeploymentArgs(config=config, images=deploy_refs),
+                opts=pulumi.ResourceOptions(parent=self, provider=cluster),
+            )
+            self.namespace = deployment.namespace
+            self.services = deployment.services
+        self.urls = deployment.urls
+        self.url = deployment.urls.apply(lambda urls: next(iter(urls.values()), None))
+
+        self.register_outputs({
+            "images": self.images, "digests": self.digests, "urls": self.urls, "url": self.url,
+            "network": self.network, "namespace": self.namespace, "services": self.services,
+        })
