@@ -2,10 +2,18 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help toolchain platform platform-down cluster cluster-down up test bench
+STACK ?= dev
+
+.PHONY: help up test toolchain platform platform-down cluster cluster-down venv bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+up: ## Bring up STACK (default dev) from nothing and print its URL
+	@scripts/up.sh $(STACK)
+
+test: ## Run the whole test suite (unit + integration) on the real platform
+	@scripts/test.sh
 
 toolchain: ## Build the Pulumi CLI, language host and plugins from Go modules (cached)
 	@scripts/toolchain.sh
@@ -23,3 +31,6 @@ cluster: ## Start the single-node Kubernetes cluster (built from Go modules, cac
 
 cluster-down: ## Stop the cluster
 	@scripts/cluster-down.sh
+
+venv: ## Create the Python virtualenv from requirements.txt
+	@scripts/python-env.sh

@@ -272,7 +272,7 @@ def parse_stack_config(
     images_from = None
     if "imagesFrom" in values:
         images_from = r.text("imagesFrom", values["imagesFrom"], _STACK_NAME, "a stack name such as organization/cloudservice/dev")
-    port_offset = r.integer("portOffset", values.get("portOffset", 0), 0, 50000)
+    port_offset = r.integer("portOffset", values.get("portOffset", 0), 0, 65534)
     docker_host = values.get("dockerHost")
     if docker_host is not None:
         r.text("dockerHost", docker_host, re.compile(r"^(unix|tcp|ssh)://.+"), "a Docker host URL such as unix:///var/run/docker.sock")
