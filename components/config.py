@@ -157,7 +157,7 @@ class _Reader:
             return None
         try:
             number = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # float(10**400) overflows
             number = None
         if number is None or not low <= number <= high:
             self.fail(key, f"a number from {low} to {high}", value)
