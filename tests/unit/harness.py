@@ -1,0 +1,292 @@
+"""Pulumi mocks that record the resource graph, and helpers to build stack configs for the tests.
+
+`RecordingMocks.new_resource` records every registration (type, name, inputs, provider) and, via
+`RecordingMonitor`, the parent, dependencies and options the SDK sent with it, keyed by URN. Outputs
+are deterministic: a RemoteImage gets `imageId` "sha256:<hex of its name>", a RegistryImage
+`sha256Digest` "sha256:<64 hex>", a Service a cluster IP and node ports, a StackReference the
+outputs the test gave it, so assertions can compute the values they expect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.sync_await import _sync_await
+
+from components.config import StackConfig, parse_stack_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROJECT = "cloudservice"
+
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+REGISTRY_IMAGE = "docker:index/registryImage:RegistryImage"
+CONTAINER = "docker:index/container:Container"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+DOCKER_PROVIDER = "pulumi:providers:docker"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+SECRET = "kubernetes:core/v1:Secret"
+SERVICE = "kubernetes:core/v1:Service"
+PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+def image_id(name: str) -> str:
+    """The local image ID the mocked engine gives the image built/pulled as `name`."""
+    return "sha256:" + hashlib.sha256(f"image:{name}".encode()).hexdigest()
+
+
+def registry_digest(name: str) -> str:
+    """The registry digest the mocked registry returns for a push of `name`."""
+    return "sha256:" + hashlib.sha256(f"registry:{name}".encode()).hexdigest()
+
+
+def fake_digest(seed: str) -> str:
+    return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+
+
+@dataclass
+class Recorded:
+    urn: str
+    type: str
+    name: str
+    inputs: dict
+    outputs: dict
+    custom: bool
+    provider: Optional[str] = None
+    """The provider reference (`<urn>::<id>`) the SDK sent, or None for the default provider."""
+    parent: Optional[str] = None
+    dependencies: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+
+    @property
+    def provider_urn(self) -> Optional[str]:
+        return self.provider.rsplit("::", 1)[0] if self.provider else None
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, stack_outputs: Optional[dict[str, dict]] = None) -> None:
+        self.resources: list[Recorded] = []
+        self.stack_outputs = stack_outputs or {}
+        self._request = threading.local()
+        self._services = 0
+
+    # -- the Mocks interface ------------------------------------------------------------------
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[Optional[str], dict]:
+        request = getattr(self._request, "value", None) or {}
+        state = self._outputs(args.typ, args.name, args.inputs)
+        self.resources.append(Recorded(
+            urn=request.get("urn", f"urn:unknown::{args.typ}::{args.name}"), type=args.typ, name=args.name,
+            inputs=args.inputs, outputs=state, custom=bool(args.custom) or bool(args.resource_id),
+            provider=args.provider or None, parent=request.get("parent") or None,
+            dependencies=request.get("dependencies", []), delete_before_replace=request.get("delete_before_replace", False),
+        ))
+        resource_id = args.resource_id or f"{args.name}-id"
+        return (resource_id if (args.custom or args.resource_id) else None), state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, Optional[list]]:
+        return {}, None
+
+    def _outputs(self, typ: str, name: str, inputs: dict) -> dict:
+        state = dict(inputs)
+        if typ == REMOTE_IMAGE:
+            state["imageId"] = image_id(inputs["name"])
+            state["repoDigest"] = inputs["name"].split(":")[0] + "@" + registry_digest(inputs["name"])
+        elif typ == REGISTRY_IMAGE:
+            state["sha256Digest"] = registry_digest(inputs["name"])
+        elif typ == SERVICE:
+            self._services += 1
+            spec = dict(inputs.get("spec", {}))
+            spec["clusterIP"] = f"10.96.0.{self._services}"
+            if spec.get("type") in ("NodePort", "LoadBalancer"):
+                spec["ports"] = [{**port, "nodePort": 30000 + self._services} for port in spec.get("ports", [])]
+            state["spec"] = spec
+            if spec.get("type") == "LoadBalancer":
+                state["status"] = {"loadBalancer": {"ingress": [{"ip": f"192.0.2.{self._services}"}]}}
+        elif typ == STACK_REFERENCE:
+            state["outputs"] = self.stack_outputs.get(inputs["name"], {})
+            state["secretOutputNames"] = []
+        return state
+
+    # -- queries -------------------------------------------------------------------------------
+    def of_type(self, typ: str) -> list[Recorded]:
+        return [r for r in self.resources if r.type == typ]
+
+    def get(self, typ: str, name: str) -> Recorded:
+        found = [r for r in self.resources if r.type == typ and r.name == name]
+        assert len(found) == 1, f"expected one {typ} named {name!r}, found {len(found)}: {self.summary()}"
+        return found[0]
+
+    def find(self, typ: str, name: str) -> Optional[Recorded]:
+        found = [r for r in self.resources if r.type == typ and r.name == name]
+        return found[0] if found else None
+
+    def by_urn(self, urn: str) -> Recorded:
+        found = [r for r in self.resources if r.urn == urn]
+        assert len(found) == 1, f"no resource with URN {urn}"
+        return found[0]
+
+    def parent_of(self, resource: Recorded) -> Recorded:
+        assert resource.parent, f"{resource.type} {resource.name} has no parent"
+        return self.by_urn(resource.parent)
+
+    def provider_of(self, resource: Recorded) -> Optional[Recorded]:
+        return self.by_urn(resource.provider_urn) if resource.provider else None
+
+    def children_of(self, resource: Recorded) -> list[Recorded]:
+        return [r for r in self.resources if r.parent == resource.urn]
+
+    def summary(self) -> list[tuple[str, str]]:
+        return sorted((r.type, r.name) for r in self.resources)
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Hands the parts of a registration that MockResourceArgs lacks (URN, parent, dependencies,
+    options) to the mocks; the monitor calls new_resource on the same thread."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def _with_request(self, request, call):
+        self.recording._request.value = {
+            "urn": self.make_urn(request.parent, request.type, request.name),
+            "parent": request.parent,
+            "dependencies": list(getattr(request, "dependencies", [])),
+            "delete_before_replace": bool(getattr(request, "deleteBeforeReplace", False)),
+        }
+        try:
+            return call(request)
+        finally:
+            self.recording._request.value = None
+
+    def RegisterResource(self, request):
+        return self._with_request(request, super().RegisterResource)
+
+    def ReadResource(self, request):
+        return self._with_request(request, super().ReadResource)
+
+
+def install_mocks(stack: str = "dev", stack_outputs: Optional[dict] = None) -> RecordingMocks:
+    mocks = RecordingMocks(stack_outputs)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
+    return mocks
+
+
+def run(program: Callable[[], Any]) -> Any:
+    """Runs `program` as a Pulumi program against the installed mocks, waits until every resource is
+    registered, and returns what it returned (resources stay usable with `resolve`)."""
+    box: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def wrapper():
+        box["result"] = program()
+
+    wrapper()
+    return box.get("result")
+
+
+def resolve(value: Any) -> Any:
+    """The plain value of an Output (or of a structure holding Outputs), once `run` has finished."""
+    return _sync_await(pulumi.Output.from_input(value).future())
+
+
+def is_secret(value: Any) -> bool:
+    return _sync_await(pulumi.Output.from_input(value).is_secret())
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """Inputs as the engine sees them once decrypted (rpc secret wrappers removed)."""
+    if rpc.is_rpc_secret(value):
+        return unwrap_secrets(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+def plaintext_occurrences(value: Any, needle: str, path: str = "") -> list[str]:
+    """Paths where `needle` appears in `value` outside an rpc secret wrapper."""
+    if rpc.is_rpc_secret(value):
+        return []
+    if isinstance(value, dict):
+        return [hit for k, v in value.items() for hit in plaintext_occurrences(v, needle, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [hit for i, v in enumerate(value) for hit in plaintext_occurrences(v, needle, f"{path}[{i}]")]
+    if isinstance(value, str) and needle in value:
+        return [path or "."]
+    return []
+
+
+# -- stack configuration ------------------------------------------------------------------------
+
+
+def load_yaml(name: str) -> dict:
+    with open(os.path.join(ROOT, name), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def project_defaults() -> dict[str, Any]:
+    """Pulumi.yaml's config block as values: each key's `value` or `default`."""
+    defaults = {}
+    for key, spec in (load_yaml("Pulumi.yaml").get("config") or {}).items():
+        if isinstance(spec, dict) and ("value" in spec or "default" in spec):
+            defaults[key] = spec.get("value", spec.get("default"))
+        elif not isinstance(spec, dict):
+            defaults[key] = spec
+    return defaults
+
+
+def default_services() -> dict:
+    return json.loads(json.dumps(project_defaults()["services"]))
+
+
+def stack_values(stack: str) -> dict[str, Any]:
+    """Project defaults overlaid with Pulumi.<stack>.yaml (keys without the `cloudservice:` prefix)."""
+    values = project_defaults()
+    for key, value in (load_yaml(f"Pulumi.{stack}.yaml").get("config") or {}).items():
+        project, _, name = key.partition(":")
+        assert project == PROJECT, f"Pulumi.{stack}.yaml: config key {key} is not in the {PROJECT} namespace"
+        values[name] = value
+    return values
+
+
+def as_pulumi_config(value: Any) -> str:
+    """How the CLI hands a config value to the program: strings as is, the rest as JSON text."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def make_config(stack: str = "dev", *, is_secret=lambda key: True, **values: Any) -> StackConfig:
+    """A StackConfig from Pulumi.yaml's app spec plus `values` (None removes a key)."""
+    merged = {"services": default_services(), **values}
+    merged = {k: v for k, v in merged.items() if v is not None}
+    return parse_stack_config(merged, project=PROJECT, stack=stack, is_secret=is_secret, base_dir=ROOT)
+
+
+REGISTRY = {
+    "push": True,
+    "registryServer": "localhost:5000",
+    "registryUsername": "cloudservice",
+    "registryPassword": "s3cr3t-registry-pw",
+    "imageRepository": "localhost:5000/cloudservice",
+}
+
+
+def docker_config(**values: Any) -> StackConfig:
+    return make_config(**{"target": "docker", **REGISTRY, **values})
+
+
+def kubernetes_config(**values: Any) -> StackConfig:
+    return make_config(**{"target": "kubernetes", **REGISTRY, **values})
