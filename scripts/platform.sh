@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# Starts the local platform: the Docker engine, an authenticated registry on 127.0.0.1:$REGISTRY_PORT,
+# and the images every stack builds on, made here and never pulled: the Debian base (debootstrap) and
+# the Kubernetes pause image (FROM scratch). Idempotent: a warm run takes seconds.
+# scripts/platform-down.sh stops what this starts (pid files under $STATE_DIR).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+unset DOCKER_HOST        # the engine started here listens on the default socket
+export DOCKER_BUILDKIT=0 # the Debian engine and this CLI share no BuildKit: classic builder
+
+APT_PACKAGES=(docker.io docker-registry debootstrap apache2-utils gcc libc6-dev curl)
+DOCKER_DIR=$STATE_DIR/docker
+REGISTRY_DIR=$STATE_DIR/registry
+CREDENTIALS=$REGISTRY_DIR/credentials.env
+REGISTRY=localhost:$REGISTRY_PORT
+REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
+# The cached rootfs is keyed by everything that goes into it; bump recipe= when build_rootfs changes.
+BASE_KEY=$(printf '%s\n' "suite=$DEBIAN_SUITE" variant=minbase "include=$BASE_PACKAGES" recipe=1 | sha256sum | cut -c1-12)
+BASE_TAR=$CACHE_DIR/base/rootfs-$DEBIAN_SUITE-$BASE_KEY.tar
+PAUSE_SRC=$ROOT_DIR/scripts/pause
+PAUSE_KEY=$(cat "$PAUSE_SRC/pause.c" "$PAUSE_SRC/Dockerfile" | sha256sum | cut -c1-12)
+
+# running PIDFILE NAME: true when PIDFILE holds the pid of a live process named NAME.
+running() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
+}
+
+# wait_for SECONDS PID COMMAND...: polls COMMAND every second; fails on timeout or when PID exits.
+wait_for() {
+  local timeout=$1 pid=$2 i
+  shift 2
+  for ((i = 0; i < timeout; i++)); do
+    "$@" && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 1
+  done
+  return 1
+}
+
+# run_logged LOG COMMAND...: runs COMMAND with its output in LOG, shown (its end) only on failure.
+run_logged() {
+  local log=$1 rc=0
+  shift
+  "$@" >"$log" 2>&1 || rc=$?
+  [ "$rc" -eq 0 ] || { tail -n 25 "$log" >&2; log "full log: $log"; }
+  return "$rc"
+}
+
+# image_label IMAGE LABEL: prints LABEL of the local IMAGE (nothing when the image is missing).
+image_label() {
+  docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
+}
+
+install_packages() {
+  local missing=() package
+  for package in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return
+  export DEBIAN_FRONTEND=noninteractive
+  local log=$STATE_DIR/apt.log
+  with_progress "Installing ${missing[*]} (apt)" run_logged "$log" \
+    sh -c 'apt-get install -y --no-install-recommends "$@" || { apt-get update && apt-get install -y --no-install-recommends "$@"; }' \
+    apt "${missing[@]}"
+}
+
+start_docker() {
+  local pidfile=$DOCKER_DIR/dockerd.pid
+  if docker info >/dev/null 2>&1; then
+    if running "$pidfile" dockerd; then
+      log "Docker engine already running (pid $(cat "$pidfile"))"
+    else
+      log "Using the Docker engine that was already running (platform-down.sh will leave it alone)"
+    fi
+    return
+  fi
+  running "$pidfile" dockerd && die "dockerd (pid $(cat "$pidfile")) is running but does not answer; see $DOCKER_DIR/dockerd.log"
+  rm -f "$pidfile"
+  log "Starting dockerd (log: $DOCKER_DIR/dockerd.log)"
+  setsid dockerd --pidfile "$pidfile" </dev/null >>"$DOCKER_DIR/dockerd.log" 2>&1 &
+  wait_for 60 $! docker info >/dev/null 2>&1 ||
+    die "dockerd did not answer within 60s; last lines of $DOCKER_DIR/dockerd.log:
+$(tail -n 15 "$DOCKER_DIR/dockerd.log")"
+  log "Docker engine $(docker version --format '{{.Server.Version}}') is up (pid $(cat "$pidfile"))"
+}
+
+# Creates the registry credentials once, and the htpasswd file and config that match them;
+# sets REGISTRY_CHANGED when a running registry must be restarted to pick them up.
+REGISTRY_CHANGED=
+configure_registry() {
+  mkdir -p "$REGISTRY_DIR/data"
+  if [ ! -s "$CREDENTIALS" ]; then
+    log "Generating registry credentials in $CREDENTIALS"
+    (umask 077 && printf 'REGISTRY_SERVER=%s\nREGISTRY_USERNAME=%s\nREGISTRY_PASSWORD=%s\n' \
+      "$REGISTRY" cloudservice "$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')" >"$CREDENTIALS")
+  fi
+  chmod 600 "$CREDENTIALS"
+  # shellcheck source=/dev/null
+  source "$CREDENTIALS"
+  local htpasswd=$REGISTRY_DIR/htpasswd config=$REGISTRY_DIR/config.yml
+  if ! htpasswd -iv "$htpasswd" "$REGISTRY_USERNAME" <<<"$REGISTRY_PASSWORD" >/dev/null 2>&1; then
+    htpasswd -iBc "$htpasswd" "$REGISTRY_USERNAME" <<<"$REGISTRY_PASSWORD" 2>/dev/null
+    chmod 600 "$htpasswd"
+    REGISTRY_CHANGED=1
+  fi
+  cat >"$config.new" <<EOF
+# Written by scripts/platform.sh: the project's local registry, loopback only, password protected.
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+  headers:
+    X-Content-Type-Options: [nosniff]
+auth:
+  htpasswd:
+    realm: cloudservice-registry
+    path: $htpasswd
+EOF
+  if cmp -s "$config.new" "$config"; then rm "$config.new"; else mv "$config.new" "$config" && REGISTRY_CHANGED=1; fi
+}
+
+# registry_status [CURL-ARGS...]: HTTP status of the catalog (000 when nothing listens).
+registry_status() { curl -s -o /dev/null -w '%{http_code}' "$@" "$REGISTRY_URL/v2/_catalog" || true; }
+registry_up() { [ "$(registry_status)" = 401 ]; }
+
+start_registry() {
+  local pidfile=$REGISTRY_DIR/registry.pid i
+  configure_registry
+  if running "$pidfile" docker-registry; then
+    [ -z "$REGISTRY_CHANGED" ] && { log "Registry already running on $REGISTRY (pid $(cat "$pidfile"))"; return; }
+    log "Registry settings changed: restarting it"
+    kill "$(cat "$pidfile")"
+    for ((i = 0; i < 50; i++)); do running "$pidfile" docker-registry || break; sleep 0.2; done
+  fi
+  [ "$(registry_status)" = 000 ] || die "something else already listens on 127.0.0.1:$REGISTRY_PORT"
+  log "Starting the registry on $REGISTRY (log: $REGISTRY_DIR/registry.log)"
+  setsid docker-registry serve "$REGISTRY_DIR/config.yml" </dev/null >>"$REGISTRY_DIR/registry.log" 2>&1 &
+  echo $! >"$pidfile"
+  wait_for 20 $! registry_up ||
+    die "the registry did not answer within 20s; last lines of $REGISTRY_DIR/registry.log:
+$(tail -n 15 "$REGISTRY_DIR/registry.log")"
+}
+
+check_registry() {
+  local anonymous authenticated
+  anonymous=$(registry_status)
+  authenticated=$(registry_status -u "$REGISTRY_USERNAME:$REGISTRY_PASSWORD")
+  if [ "$anonymous" != 401 ] || [ "$authenticated" != 200 ]; then
+    die "registry auth is not as expected: anonymous $anonymous (want 401), with credentials $authenticated (want 200)"
+  fi
+}
+
+docker_login() {
+  local config=${DOCKER_CONFIG:-$HOME/.docker}/config.json
+  local auth
+  auth=$(printf '%s:%s' "$REGISTRY_USERNAME" "$REGISTRY_PASSWORD" | base64 -w0)
+  grep -qF "\"$auth\"" "$config" 2>/dev/null && return
+  local out
+  out=$(docker login "$REGISTRY" -u "$REGISTRY_USERNAME" --password-stdin <<<"$REGISTRY_PASSWORD" 2>&1) ||
+    die "docker login $REGISTRY failed: $out"
+  log "Logged the Docker CLI in to $REGISTRY"
+}
+
+# debootstrap's mirror: the first apt source of this machine that serves $DEBIAN_SUITE itself
+# (deb822 .sources stanzas or one-line .list entries). DEBIAN_MIRROR overrides it.
+debian_mirror() {
+  local sources=() file
+  for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
+    [ -f "$file" ] && sources+=("$file")
+  done
+  [ "${#sources[@]}" -gt 0 ] || return 0
+  awk -v suite="$DEBIAN_SUITE" '
+    function stanza_end() { if (deb && uri != "" && has_suite) { print uri; found = 1; exit } deb = has_suite = 0; uri = "" }
+    FNR == 1 || /^[[:space:]]*$/ { stanza_end() }
+    /^[[:space:]]*#/ { next }
+    $1 == "deb" { i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+                  if ($(i + 1) == suite) { print $i; found = 1; exit } }
+    $1 == "Types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+    $1 == "URIs:" { uri = $2 }
+    $1 == "Suites:" { for (i = 2; i <= NF; i++) if ($i == suite) has_suite = 1 }
+    END { if (!found) stanza_end() }
+  ' "${sources[@]}"
+}
+
+# remove_tree DIR: removes a (possibly half-built) chroot, unmounting whatever debootstrap left mounted.
+remove_tree() {
+  [ -e "$1" ] || return 0
+  awk -v dir="$1/" 'index($2, dir) == 1 { print $2 }' /proc/mounts | sort -r | xargs -r -n1 umount -l
+  rm -rf --one-file-system "$1"
+}
+
+build_rootfs() {
+  local mirror=${DEBIAN_MIRROR:-$(debian_mirror)} dir=$CACHE_DIR/base/build-$BASE_KEY
+  [ -n "$mirror" ] || die "no apt source serves '$DEBIAN_SUITE' on this machine; set DEBIAN_MIRROR=<url>"
+  mkdir -p "$CACHE_DIR/base"
+  remove_tree "$dir"
+  with_progress "debootstrap $DEBIAN_SUITE minbase + $BASE_PACKAGES" run_logged "$CACHE_DIR/base/debootstrap.log" \
+    debootstrap --variant=minbase --include="$BASE_PACKAGES" "$DEBIAN_SUITE" "$dir" "$mirror"
+  # Package downloads and lists come back with `apt-get update`; the runtime provides DNS and hostname.
+  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+  : >"$dir/etc/resolv.conf"
+  : >"$dir/etc/hostname"
+  with_progress "Packing the rootfs into $BASE_TAR" \
+    tar --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -C "$dir" -cf "$BASE_TAR.tmp" .
+  mv "$BASE_TAR.tmp" "$BASE_TAR"
+  remove_tree "$dir"
+}
+
+build_base_image() {
+  if [ "$(image_label "$BASE_IMAGE" org.cloudservice.rootfs)" = "$BASE_KEY" ]; then
+    log "Base image $BASE_IMAGE is up to date"
+    return
+  fi
+  [ -f "$BASE_TAR" ] || build_rootfs
+  with_progress "Importing $BASE_IMAGE from the cached rootfs" \
+    docker import --change "LABEL org.cloudservice.rootfs=$BASE_KEY" --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["bash"]' "$BASE_TAR" "$BASE_IMAGE" >/dev/null
+  docker run --rm --network none "$BASE_IMAGE" sh -c \
+    'python3 -c "import ssl, sqlite3, json, asyncio, ctypes, lzma, venv" && redis-server --version' >/dev/null ||
+    die "the new $BASE_IMAGE lacks python3's standard library or redis-server"
+}
+
+build_pause_image() {
+  if [ "$(image_label "$PAUSE_IMAGE" org.cloudservice.source)" = "$PAUSE_KEY" ]; then
+    log "Pause image $PAUSE_IMAGE is up to date"
+    return
+  fi
+  log "Building $PAUSE_IMAGE from scripts/pause (static C, FROM scratch)"
+  local context
+  context=$(mktemp -d)
+  cp "$PAUSE_SRC/Dockerfile" "$context/"
+  gcc -static -O2 -s -Wall -Wextra -Werror -o "$context/pause" "$PAUSE_SRC/pause.c"
+  run_logged "$STATE_DIR/pause-build.log" \
+    docker build --label "org.cloudservice.source=$PAUSE_KEY" -t "$PAUSE_IMAGE" "$context"
+  rm -rf "$context"
+}
+
+# push_image IMAGE TARGET: tags IMAGE as TARGET and pushes it, unless the registry already serves it.
+push_image() {
+  local image=$1 target=$2 repo=${2%:*} served
+  [ "$image" = "$target" ] || docker tag "$image" "$target"
+  served=$(curl -fsI -u "$REGISTRY_USERNAME:$REGISTRY_PASSWORD" \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "$REGISTRY_URL/v2/${repo#*/}/manifests/${target##*:}" | tr -d '\r' | sed -n 's/^docker-content-digest: //Ip' || true)
+  if [ -n "$served" ] && docker image inspect --format '{{join .RepoDigests "\n"}}' "$target" | grep -qxF "$repo@$served"; then
+    log "$target is already in the registry"
+    return
+  fi
+  with_progress "Pushing $target" docker push -q "$target" >/dev/null
+}
+
+mkdir -p "$STATE_DIR" "$DOCKER_DIR" "$REGISTRY_DIR" "$CACHE_DIR"
+install_packages
+start_docker
+start_registry
+check_registry
+docker_login
+build_base_image
+push_image "$BASE_IMAGE" "$REGISTRY/$BASE_IMAGE"
+build_pause_image
+push_image "$PAUSE_IMAGE" "$PAUSE_IMAGE"
+log "Platform ready: Docker engine on the default socket, registry $REGISTRY (credentials: $CREDENTIALS),"
+log "  images $BASE_IMAGE, $REGISTRY/$BASE_IMAGE, $PAUSE_IMAGE"
