@@ -13,3 +13,23 @@ if [ -f "$CLOUDSERVICE_STATE/registry/credentials.env" ]; then
   . "$CLOUDSERVICE_STATE/registry/credentials.env"
   export REGISTRY_SERVER REGISTRY_USERNAME REGISTRY_PASSWORD
 fi
+
+# Pulumi, built by scripts/toolchain.sh, fully offline: never look for updates or download plugins;
+# plugins live in the project's own Pulumi home. An empty passphrase is the local default: set
+# PULUMI_CONFIG_PASSPHRASE(_FILE) yourself for stacks whose secrets matter.
+_cloudservice_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+_cloudservice_cache=${CLOUDSERVICE_CACHE:-$HOME/.cache/cloudservice}
+# shellcheck source=../versions.env
+_cloudservice_pulumi_bin=$(. "$_cloudservice_root/versions.env" && echo "$_cloudservice_cache/toolchain/pulumi-v$PULUMI_VERSION/bin")
+case ":$PATH:" in *":$_cloudservice_pulumi_bin:"*) ;; *) PATH="$_cloudservice_pulumi_bin:$PATH" ;; esac
+export PATH PULUMI_HOME=${PULUMI_HOME:-$_cloudservice_cache/pulumi-home}
+export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+if [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  export PULUMI_CONFIG_PASSPHRASE=
+fi
+unset _cloudservice_root _cloudservice_cache _cloudservice_pulumi_bin
+
+# Kubernetes: the local cluster's admin kubeconfig, unless you chose another one.
+if [ -z "${KUBECONFIG:-}" ] && [ -f "$CLOUDSERVICE_STATE/cluster/admin.kubeconfig" ]; then
+  export KUBECONFIG=$CLOUDSERVICE_STATE/cluster/admin.kubeconfig
+fi

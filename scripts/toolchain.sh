@@ -29,11 +29,46 @@ build_pulumi_cli() {
     "replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e"
 }
 
+# The provider's go.mod points its own SDK at a local path and its main package embeds schema files
+# that are generated, not shipped: build from a writable copy with the published SDK instead.
+build_kubernetes_provider() {
+  local output=$TOOLCHAIN_DIR/kubernetes-v$PULUMI_KUBERNETES_VERSION/pulumi-resource-kubernetes
+  [ -x "$output" ] && return
+  local module=github.com/pulumi/pulumi-kubernetes/provider/v4@$PULUMI_KUBERNETES_PROVIDER_MODULE
+  local source=$TOOLCHAIN_DIR/build/pulumi-kubernetes
+  rm -rf "$source" && mkdir -p "$source"
+  cp -r "$(go mod download -json "$module" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"/. "$source"
+  chmod -R u+w "$source"
+  (
+    cd "$source"
+    go mod edit -dropreplace github.com/pulumi/pulumi-kubernetes/sdk/v4 \
+      -require "github.com/pulumi/pulumi-kubernetes/sdk/v4@v$PULUMI_KUBERNETES_VERSION"
+    cd cmd/pulumi-resource-kubernetes
+    VERSION=$PULUMI_KUBERNETES_VERSION go run generate.go
+    go build -trimpath -o "$output" \
+      -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$PULUMI_KUBERNETES_VERSION" .
+  )
+}
+
 # Pulumi's Go language host for Python is not served by the Go module proxy: install ours beside
 # the CLI, where the CLI looks for language hosts first.
 install_language_host() {
   install -m 0755 "$ROOT_DIR"/toolchain/python-language-host/* "$BIN_DIR/"
 }
 
+# Puts a plugin binary into Pulumi's plugin cache (PULUMI_HOME, set by env.sh) at the exact version
+# the Python SDK asks for, so the engine never tries to download it.
+install_plugin() {
+  local name=$1 version=$2 binary=$3
+  pulumi plugin ls | awk -v n="$name" -v v="$version" '$1 == n && $2 == "resource" && $3 == v {found = 1} END {exit !found}' && return
+  pulumi plugin install resource "$name" "$version" --file "$binary"
+}
+
 with_progress "Pulumi CLI v$PULUMI_VERSION" build_pulumi_cli
 install_language_host
+with_progress "kubernetes resource plugin v$PULUMI_KUBERNETES_VERSION" build_kubernetes_provider
+
+source "$ROOT_DIR/scripts/env.sh"
+install_plugin kubernetes "$PULUMI_KUBERNETES_VERSION" "$TOOLCHAIN_DIR/kubernetes-v$PULUMI_KUBERNETES_VERSION/pulumi-resource-kubernetes"
+log "toolchain ready: pulumi $(pulumi version); plugins:"
+pulumi plugin ls
