@@ -3,6 +3,7 @@
 import os
 import sys
 
+import hypothesis  # noqa: F401 - see below
 import pulumi
 import pytest
 
@@ -11,6 +12,11 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from harness import install_mocks  # noqa: E402
+
+# hypothesis is imported here, at collection, on purpose: its pytest plugin otherwise imports it
+# (through pytest's assertion rewriter) in the terminal summary, and on CPython 3.11 that compile()
+# can fail with "SystemError: AST constructor recursion depth mismatch" when a garbage collection
+# finalizes what the Pulumi programs left behind in the middle of it.
 
 
 @pytest.fixture

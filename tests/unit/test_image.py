@@ -1,0 +1,243 @@
+"""components/image.py: the content tag, and the resources ContainerImage declares for a build,
+a push and a pinned reference."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import pulumi
+import pytest
+
+from components.config import BuildSpec
+from components.image import ContainerImage, ContainerImageArgs, content_tag
+from harness import (
+    DOCKER_PROVIDER, REGISTRY_IMAGE, REMOTE_IMAGE, ROOT, fake_digest, image_id, registry_digest, resolve, run,
+)
+import pulumi_docker as docker
+
+REPOSITORY = "localhost:5000/cloudservice/web"
+COMPONENT = "cloudservice:index:ContainerImage"
+
+
+# -- content_tag --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def context(tmp_path):
+    root = tmp_path / "ctx"
+    (root / "src").mkdir(parents=True)
+    (root / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    (root / "app.py").write_text("print('v1')\n")
+    (root / "src" / "lib.py").write_text("X = 1\n")
+    return root
+
+
+def tag(root, **spec) -> str:
+    return content_tag(BuildSpec(context=str(root), **spec))
+
+
+def test_tag_is_stable_and_well_formed(context):
+    first = tag(context)
+    assert re.fullmatch(r"c-[0-9a-f]{16}", first)
+    assert tag(context) == first
+
+
+def test_tag_does_not_depend_on_where_the_context_lives(context, tmp_path):
+    copy = tmp_path / "elsewhere" / "checkout"
+    shutil.copytree(context, copy)
+    assert tag(copy) == tag(context)
+
+
+@pytest.mark.parametrize("change", [
+    "edit-file", "edit-nested-file", "edit-dockerfile", "add-file", "add-empty-file", "remove-file", "rename-file",
+    "chmod",
+])
+def test_tag_changes_when_a_context_file_changes(context, change):
+    before = tag(context)
+    if change == "edit-file":
+        (context / "app.py").write_text("print('v2')\n")
+    elif change == "edit-nested-file":
+        (context / "src" / "lib.py").write_text("X = 2\n")
+    elif change == "edit-dockerfile":
+        (context / "Dockerfile").write_text("FROM scratch\nCOPY app.py /\n")
+    elif change == "add-file":
+        (context / "src" / "new.py").write_text("Y = 1\n")
+    elif change == "add-empty-file":
+        (context / "empty").write_text("")
+    elif change == "remove-file":
+        (context / "src" / "lib.py").unlink()
+    elif change == "rename-file":
+        (context / "app.py").rename(context / "main.py")
+    elif change == "chmod":
+        os.chmod(context / "app.py", 0o755)
+    assert tag(context) != before
+
+
+def test_tag_returns_when_the_change_is_undone(context):
+    before = tag(context)
+    (context / "app.py").write_text("print('v2')\n")
+    assert tag(context) != before
+    (context / "app.py").write_text("print('v1')\n")
+    assert tag(context) == before
+
+
+def test_touching_a_file_without_changing_it_keeps_the_tag(context):
+    before = tag(context)
+    os.utime(context / "app.py", (0, 0))
+    assert tag(context) == before
+
+
+def test_dockerignored_files_do_not_count_but_the_dockerfile_always_does(context):
+    (context / ".dockerignore").write_text("# build noise\n*.log\nnotes.txt\nDockerfile\n")
+    (context / "build.log").write_text("one\n")
+    (context / "notes.txt").write_text("one\n")
+    before = tag(context)
+    (context / "build.log").write_text("two\n")
+    (context / "notes.txt").write_text("two\n")
+    assert tag(context) == before, "ignored files are not sent to the build"
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    assert tag(context) != before, "the Dockerfile is always sent, even when ignored"
+
+
+@pytest.mark.parametrize("spec", [
+    {"args": {"BASE_IMAGE": "cloudservice/base:bookworm"}}, {"target": "runtime"}, {"dockerfile": "Dockerfile.alt"},
+])
+def test_build_settings_are_part_of_the_tag(context, spec):
+    (context / "Dockerfile.alt").write_text("FROM scratch\n")
+    assert tag(context, **spec) != tag(context)
+
+
+def test_project_contexts_have_distinct_tags():
+    web = tag(os.path.join(ROOT, "app", "web"))
+    redis = tag(os.path.join(ROOT, "app", "redis"))
+    assert web != redis
+
+
+# -- ContainerImage ------------------------------------------------------------------------------
+
+
+def _build(context: str) -> BuildSpec:
+    return BuildSpec(context=context, args={"BASE_IMAGE": "cloudservice/base:bookworm"})
+
+
+def test_build_and_push(mocks, context):
+    build = _build(str(context))
+    image = run(lambda: ContainerImage("web", ContainerImageArgs(
+        repository=REPOSITORY, build=build, push=True, labels={"app.kubernetes.io/part-of": "cloudservice"},
+    )))
+    name = f"{REPOSITORY}:{content_tag(build)}"
+
+    component = mocks.get(COMPONENT, "web")
+    local = mocks.get(REMOTE_IMAGE, "web")
+    pushed = mocks.get(REGISTRY_IMAGE, "web")
+    assert mocks.parent_of(local) is component and mocks.parent_of(pushed) is component
+    assert local.inputs["name"] == name
+    assert local.inputs["keepLocally"] is True
+    assert local.inputs["build"] == {
+        "context": str(context), "dockerfile": "Dockerfile", "buildArgs": {"BASE_IMAGE": "cloudservice/base:bookworm"},
+        "labels": {"app.kubernetes.io/part-of": "cloudservice"},
+    }
+    assert pushed.inputs["name"] == name
+    assert pushed.inputs["keepRemotely"] is True, "pushed digests are release history"
+    assert pushed.inputs["triggers"] == {"imageId": image_id(name)}, "a rebuilt image is pushed again"
+    assert local.urn in pushed.dependencies
+
+    assert resolve(image.reference) == name
+    assert resolve(image.digest) == registry_digest(name)
+    assert resolve(image.registry_ref) == f"{REPOSITORY}@{registry_digest(name)}"
+    assert re.fullmatch(r"[^@]+@sha256:[0-9a-f]{64}", resolve(image.registry_ref))
+    assert resolve(image.deploy_ref) == image_id(name), "the docker target runs the local image ID"
+
+
+def test_build_without_push_stays_local(mocks, context):
+    build = _build(str(context))
+    image = run(lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=build)))
+    assert mocks.of_type(REGISTRY_IMAGE) == []
+    assert len(mocks.of_type(REMOTE_IMAGE)) == 1
+    assert resolve(image.digest) is None and resolve(image.registry_ref) is None
+    assert resolve(image.deploy_ref) == image_id(f"{REPOSITORY}:{content_tag(build)}")
+
+
+def test_cluster_images_deploy_by_registry_digest(mocks, context):
+    build = _build(str(context))
+    image = run(lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=build, push=True, pull=False)))
+    name = f"{REPOSITORY}:{content_tag(build)}"
+    assert resolve(image.deploy_ref) == f"{REPOSITORY}@{registry_digest(name)}"
+
+
+def test_a_context_change_changes_the_declared_image(mocks, context):
+    def declare(name):
+        return ContainerImage(name, ContainerImageArgs(repository=REPOSITORY, build=_build(str(context)), push=True))
+
+    run(lambda: declare("before"))
+    (context / "app.py").write_text("print('v2')\n")
+    run(lambda: declare("after"))
+    before, after = mocks.get(REMOTE_IMAGE, "before"), mocks.get(REMOTE_IMAGE, "after")
+    assert before.inputs["name"] != after.inputs["name"]
+    assert mocks.get(REGISTRY_IMAGE, "before").outputs["sha256Digest"] != mocks.get(REGISTRY_IMAGE, "after").outputs["sha256Digest"]
+
+
+@pytest.mark.parametrize("pull", [True, False])
+def test_pinned_reference_skips_the_build(mocks, pull):
+    pinned = f"{REPOSITORY}@{fake_digest('release-1')}"
+    image = run(lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, reference=pinned, push=True, pull=pull)))
+    assert mocks.of_type(REGISTRY_IMAGE) == [], "a pinned image is never pushed again"
+    if pull:
+        local = mocks.get(REMOTE_IMAGE, "web")
+        assert local.inputs["name"] == pinned and "build" not in local.inputs
+        assert resolve(image.deploy_ref) == image_id(pinned)
+    else:
+        assert mocks.of_type(REMOTE_IMAGE) == []
+        assert resolve(image.deploy_ref) == pinned
+    assert resolve(image.digest) == fake_digest("release-1")
+    assert resolve(image.registry_ref) == pinned and resolve(image.reference) == pinned
+
+
+def test_tagged_reference_has_no_digest(mocks):
+    image = run(lambda: ContainerImage("redis", ContainerImageArgs(repository="x", reference="redis:7", pull=False)))
+    assert resolve(image.digest) is None and resolve(image.registry_ref) == "redis:7"
+
+
+def test_reference_can_be_an_output(mocks):
+    pinned = f"{REPOSITORY}@{fake_digest('promoted')}"
+    image = run(lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, reference=pulumi.Output.from_input(pinned), pull=False)))
+    assert resolve(image.deploy_ref) == pinned
+
+
+def test_children_use_the_provider_given_to_the_component(mocks, context):
+    def program():
+        provider = docker.Provider("engine", host="unix:///run/other.sock")
+        return ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=_build(str(context)), push=True),
+                              opts=pulumi.ResourceOptions(provider=provider))
+
+    run(program)
+    provider = mocks.get(DOCKER_PROVIDER, "engine")
+    assert provider.inputs["host"] == "unix:///run/other.sock"
+    for typ in (REMOTE_IMAGE, REGISTRY_IMAGE):
+        assert mocks.provider_of(mocks.get(typ, "web")) is provider
+
+
+# .dockerignore follows Go's filepath.Match with parent-directory matching (moby/patternmatcher):
+# `*` never crosses `/`, and a pattern naming a directory excludes everything below it. content_tag
+# uses fnmatch on the relative path instead; these two cases show where the results differ.
+_IGNORE_BUG = "components/image.py content_tag: fnmatch is not .dockerignore matching (see report)"
+
+
+@pytest.mark.xfail(strict=True, reason=_IGNORE_BUG)
+def test_star_in_dockerignore_does_not_cross_directories(context):
+    """Docker sends src/lib.py despite `*.py` (top level only): editing it must change the tag."""
+    (context / ".dockerignore").write_text("*.py\n")
+    before = tag(context)
+    (context / "src" / "lib.py").write_text("X = 2\n")
+    assert tag(context) != before
+
+
+@pytest.mark.xfail(strict=True, reason=_IGNORE_BUG)
+def test_ignored_directory_excludes_its_contents(context):
+    """Docker sends nothing under an ignored directory: editing there must not change the tag."""
+    (context / ".dockerignore").write_text("src\n")
+    before = tag(context)
+    (context / "src" / "lib.py").write_text("X = 2\n")
+    assert tag(context) == before
