@@ -1,0 +1,337 @@
+"""policy/: each production rule passes on what our components declare and fires on a violation,
+through the pure functions, through the pack's analyzer (as the engine calls it), and in a served
+pack process."""
+
+from __future__ import annotations
+
+import copy
+import os
+import runpy
+import subprocess
+import sys
+
+import pytest
+import yaml
+from google.protobuf import empty_pb2, json_format, struct_pb2
+
+from components.cloudservice import CloudService, CloudServiceArgs
+from harness import (
+    CONTAINER, DEPLOYMENT, ROOT, docker_config, fake_digest, install_mocks, kubernetes_config, make_config, run,
+    stack_values, unwrap_secrets,
+)
+
+POLICY_DIR = os.path.join(ROOT, "policy")
+if POLICY_DIR not in sys.path:
+    sys.path.insert(0, POLICY_DIR)
+
+import rules  # noqa: E402  (policy/rules.py)
+from pulumi.runtime import proto  # noqa: E402
+from pulumi.runtime.proto import analyzer_pb2_grpc  # noqa: E402
+from pulumi_policy import EnforcementLevel  # noqa: E402
+from pulumi_policy.policy import _PolicyAnalyzerServicer  # noqa: E402
+
+PACK = runpy.run_path(os.path.join(POLICY_DIR, "__main__.py"), run_name="cloudservice_policy_pack")
+RULE_NAMES = [rule.name for rule in rules.RULES]
+IMAGES, LIMITS, PROBES, NON_ROOT, PRIVILEGED = RULE_NAMES
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown-string sentinel in a preview
+
+
+def declared(config, stack="dev", stack_outputs=None):
+    """(type, name, props) of every Container and Deployment the app declares for `config`."""
+    mocks = install_mocks(stack=stack, stack_outputs=stack_outputs)
+    run(lambda: CloudService(config.name_prefix, CloudServiceArgs(config=config)))
+    return [(r.type, r.name, unwrap_secrets(r.inputs)) for r in mocks.resources if r.type in (CONTAINER, DEPLOYMENT)]
+
+
+@pytest.fixture(scope="module")
+def _declared():
+    """Declared once per module (each declaration is a whole program run); tests get copies."""
+    return {
+        "docker": {name: props for typ, name, props in declared(docker_config()) if typ == CONTAINER},
+        "kubernetes": {name: props for typ, name, props in declared(kubernetes_config(replicas=2)) if typ == DEPLOYMENT},
+    }
+
+
+@pytest.fixture
+def docker_props(_declared):
+    return copy.deepcopy(_declared["docker"])
+
+
+@pytest.fixture
+def kubernetes_props(_declared):
+    return copy.deepcopy(_declared["kubernetes"])
+
+
+def container_of(props: dict) -> dict:
+    return props["spec"]["template"]["spec"]["containers"][0]
+
+
+def pod_of(props: dict) -> dict:
+    return props["spec"]["template"]["spec"]
+
+
+# -- what our components declare is compliant ----------------------------------------------------
+
+
+def _stacks():
+    promoted = {s: f"localhost:5000/cloudservice/{s}@{fake_digest(s)}" for s in ("web", "redis")}
+    return {
+        "docker": lambda: declared(docker_config()),
+        "docker-without-push": lambda: declared(make_config(target="docker")),
+        "kubernetes": lambda: declared(kubernetes_config(replicas=2)),
+        "prod": lambda: declared(
+            make_config("prod", **{**stack_values("prod"), "registryPassword": "pw"}), stack="prod",
+            stack_outputs={"organization/cloudservice/staging": {"images": promoted}},
+        ),
+    }
+
+
+@pytest.mark.parametrize("stack", sorted(_stacks()))
+def test_components_pass_every_rule(mocks, stack):
+    resources = _stacks()[stack]()
+    assert {typ for typ, _, _ in resources} == ({CONTAINER} if stack.startswith("docker") else {DEPLOYMENT})
+    assert len(resources) == 2
+    for typ, name, props in resources:
+        assert rules.violations(typ, props) == {}, f"{typ} {name}"
+
+
+# -- each rule fires on a violation (and only that rule) ------------------------------------------
+
+
+def _docker(change):
+    return "docker", change
+
+
+def _k8s(change):
+    return "kubernetes", change
+
+
+def _set_image(image):
+    def change(props):
+        if "spec" in props:
+            container_of(props)["image"] = image
+        else:
+            props["image"] = image
+    return change
+
+
+def _pop(*path):
+    def change(props):
+        node = props
+        for key in path[:-1]:
+            node = node[key]
+        node.pop(path[-1], None)
+    return change
+
+
+def _put(value, *path):
+    def change(props):
+        node = props
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return change
+
+
+def _in_container(change):
+    return lambda props: change(container_of(props))
+
+
+def _in_pod(change):
+    return lambda props: change(pod_of(props))
+
+
+def _add_init_container(**overrides):
+    def change(props):
+        init = copy.deepcopy(container_of(props))
+        init.update(name="migrate", **overrides)
+        for probe in ("readinessProbe", "livenessProbe", "lifecycle"):
+            init.pop(probe, None)
+        pod_of(props)["initContainers"] = [init]
+    return change
+
+
+# (id, (target, change), rule that must fire, text its message must contain)
+VIOLATIONS = [
+    ("docker-tag", _docker(_set_image("redis:7")), IMAGES, "uses a tag"),
+    ("docker-latest", _docker(_set_image("redis:latest")), IMAGES, ":latest"),
+    ("docker-untagged", _docker(_set_image("localhost:5000/cloudservice/web")), IMAGES, "no tag"),
+    ("docker-bad-digest", _docker(_set_image("redis@sha256:1234")), IMAGES, "malformed digest"),
+    ("docker-no-image", _docker(_pop("image")), IMAGES, "no image"),
+    ("k8s-tag", _k8s(_set_image("localhost:5000/cloudservice/web:c-1234")), IMAGES, "uses a tag"),
+    ("k8s-latest", _k8s(_set_image("localhost:5000/cloudservice/web:latest")), IMAGES, ":latest"),
+    ("k8s-untagged", _k8s(_set_image("redis")), IMAGES, "no tag"),
+    ("k8s-init-container-tag", _k8s(_add_init_container(image="busybox:1.36")), IMAGES, 'init container "migrate"'),
+    ("docker-no-memory", _docker(_pop("memory")), LIMITS, "memory"),
+    ("docker-zero-memory", _docker(_put(0, "memory")), LIMITS, "memory"),
+    ("docker-no-cpus", _docker(_pop("cpus")), LIMITS, "CPU"),
+    ("docker-zero-cpus", _docker(_put("0", "cpus")), LIMITS, "CPU"),
+    ("k8s-no-limits", _k8s(_in_container(_pop("resources", "limits"))), LIMITS, "no cpu and no memory limit"),
+    ("k8s-no-cpu-limit", _k8s(_in_container(_pop("resources", "limits", "cpu"))), LIMITS, "no cpu limit"),
+    ("k8s-zero-memory-limit", _k8s(_in_container(_put("0", "resources", "limits", "memory"))), LIMITS, "no memory limit"),
+    ("k8s-requests-only", _k8s(_in_container(_put({"requests": {"cpu": "1", "memory": "1Gi"}}, "resources"))), LIMITS, "limit"),
+    ("k8s-no-readiness", _k8s(_in_container(_pop("readinessProbe"))), PROBES, "readinessProbe"),
+    ("k8s-no-liveness", _k8s(_in_container(_pop("livenessProbe"))), PROBES, "livenessProbe"),
+    ("k8s-empty-probe", _k8s(_in_container(_put({}, "readinessProbe"))), PROBES, "readinessProbe"),
+    ("docker-published-no-healthcheck", _docker(_pop("healthcheck")), PROBES, "healthcheck"),
+    ("docker-healthcheck-none", _docker(_put({"tests": ["NONE"]}, "healthcheck")), PROBES, "healthcheck"),
+    ("docker-no-user", _docker(_pop("user")), NON_ROOT, "default user"),
+    ("docker-root", _docker(_put("root", "user")), NON_ROOT, "root"),
+    ("docker-uid-0", _docker(_put("0:0", "user")), NON_ROOT, "root"),
+    ("k8s-no-run-as-non-root", _k8s(_in_pod(_pop("securityContext", "runAsNonRoot"))), NON_ROOT, "runAsNonRoot"),
+    ("k8s-pod-uid-0", _k8s(_in_pod(_put(0, "securityContext", "runAsUser"))), NON_ROOT, "runAsUser: 0"),
+    ("k8s-container-uid-0", _k8s(_in_container(_put(0, "securityContext", "runAsUser"))), NON_ROOT, "runAsUser: 0"),
+    ("k8s-container-overrides-non-root", _k8s(_in_container(_put(False, "securityContext", "runAsNonRoot"))), NON_ROOT, "runAsNonRoot"),
+    ("docker-privileged", _docker(_put(True, "privileged")), PRIVILEGED, "privileged"),
+    ("docker-new-privileges", _docker(_pop("securityOpts")), PRIVILEGED, "no-new-privileges"),
+    ("k8s-privileged", _k8s(_in_container(_put(True, "securityContext", "privileged"))), PRIVILEGED, "privileged"),
+    ("k8s-escalation-allowed", _k8s(_in_container(_put(True, "securityContext", "allowPrivilegeEscalation"))), PRIVILEGED, "allowPrivilegeEscalation"),
+    ("k8s-escalation-unset", _k8s(_in_container(_pop("securityContext", "allowPrivilegeEscalation"))), PRIVILEGED, "allowPrivilegeEscalation"),
+]
+
+
+@pytest.mark.parametrize("case,rule,text", [c[1:] for c in VIOLATIONS], ids=[c[0] for c in VIOLATIONS])
+def test_each_rule_fires_on_its_violation(docker_props, kubernetes_props, case, rule, text):
+    target, change = case
+    props = copy.deepcopy((docker_props if target == "docker" else kubernetes_props)["web"])
+    typ = CONTAINER if target == "docker" else DEPLOYMENT
+    assert rules.violations(typ, props) == {}
+    change(props)
+    found = rules.violations(typ, props)
+    assert set(found) == {rule}, f"expected only {rule} to fire, got {found}"
+    assert any(text in message for message in found[rule]), found[rule]
+
+
+def test_every_rule_has_violation_cases():
+    assert {c[2] for c in VIOLATIONS} == set(RULE_NAMES)
+    for rule in RULE_NAMES:
+        targets = {c[1][0] for c in VIOLATIONS if c[2] == rule}
+        assert targets == {"docker", "kubernetes"}, f"{rule} is exercised on both targets"
+
+
+# -- what the rules accept -----------------------------------------------------------------------
+
+
+def test_compliant_variants_pass(docker_props, kubernetes_props):
+    redis = copy.deepcopy(docker_props["redis"])
+    redis.pop("healthcheck")
+    assert rules.violations(CONTAINER, redis) == {}, "an unpublished container needs no health check"
+    web = copy.deepcopy(docker_props["web"])
+    web.update(user="nobody", securityOpts=["no-new-privileges"], memory=64.0, cpus="1")
+    assert rules.violations(CONTAINER, web) == {}
+    deployment = copy.deepcopy(kubernetes_props["web"])
+    pod_of(deployment)["securityContext"] = {}
+    container_of(deployment)["securityContext"].update(runAsNonRoot=True, runAsUser=1000)
+    assert rules.violations(DEPLOYMENT, deployment) == {}, "the container's securityContext is enough"
+    container_of(deployment)["securityContext"].pop("runAsUser")
+    assert rules.violations(DEPLOYMENT, deployment) == {}, "runAsNonRoot alone makes the kubelet verify the user"
+
+
+def test_other_workload_kinds_are_checked(kubernetes_props):
+    template = copy.deepcopy(kubernetes_props["web"]["spec"]["template"])
+    container = template["spec"]["containers"][0]
+    container.pop("readinessProbe")
+    container.pop("livenessProbe")
+    job = {"spec": {"template": template}}
+    assert rules.violations("kubernetes:batch/v1:Job", job) == {}, "batch pods need no probes"
+    container["image"] = "busybox:latest"
+    cron = {"spec": {"jobTemplate": {"spec": {"template": template}}}}
+    assert set(rules.violations("kubernetes:batch/v1:CronJob", cron)) == {IMAGES}
+    assert set(rules.violations("kubernetes:apps/v1:StatefulSet", {"spec": {"template": template}})) == {IMAGES, PROBES}
+    assert set(rules.violations("kubernetes:core/v1:Pod", {"spec": template["spec"]})) == {IMAGES}
+
+
+@pytest.mark.parametrize("typ", ["kubernetes:core/v1:Service", "kubernetes:core/v1:Namespace", "docker:index/network:Network",
+                                 "docker:index/remoteImage:RemoteImage", "pulumi:providers:docker"])
+def test_other_resources_are_out_of_scope(typ):
+    assert rules.violations(typ, {"image": "redis:latest", "privileged": True}) == {}
+
+
+def test_malformed_props_are_violations_not_crashes():
+    for props in ({}, {"spec": None}, {"spec": {"template": {"spec": {"containers": "web"}}}},
+                  {"spec": {"template": {"spec": {"containers": [None, 3]}}}}):
+        rules.violations(DEPLOYMENT, props)
+    assert set(rules.violations(CONTAINER, {})) == {IMAGES, LIMITS, NON_ROOT, PRIVILEGED}
+
+
+# -- the pack, as the engine runs it ---------------------------------------------------------------
+
+
+def analyze(resource_type: str, props: dict, name: str = "web") -> list:
+    """Runs the pack's policies on one resource through pulumi_policy's analyzer service."""
+    servicer = _PolicyAnalyzerServicer(PACK["PACK_NAME"], "0.1.0", PACK["POLICIES"], PACK["ENFORCEMENT"])
+    request = proto.AnalyzeRequest(
+        type=resource_type, name=name, urn=f"urn:pulumi:prod::cloudservice::{resource_type}::{name}",
+        properties=json_format.ParseDict(props, struct_pb2.Struct()),
+    )
+    return list(servicer.Analyze(request, None).diagnostics)
+
+
+def test_pack_is_named_mandatory_and_has_one_policy_per_rule():
+    assert PACK["PACK_NAME"] == "cloudservice-production"
+    assert PACK["ENFORCEMENT"] == EnforcementLevel.MANDATORY
+    assert [policy.name for policy in PACK["POLICIES"]] == RULE_NAMES
+    assert all(policy.description for policy in PACK["POLICIES"])
+    with open(os.path.join(POLICY_DIR, "PulumiPolicy.yaml"), encoding="utf-8") as handle:
+        manifest = yaml.safe_load(handle)
+    runtime = manifest["runtime"]
+    assert (runtime if isinstance(runtime, str) else runtime["name"]) == "python"
+    assert manifest["version"] and manifest["description"]
+    if isinstance(runtime, dict) and "virtualenv" in runtime.get("options", {}):
+        venv = os.path.normpath(os.path.join(POLICY_DIR, runtime["options"]["virtualenv"]))
+        assert os.path.isfile(os.path.join(venv, "bin", "python")), f"policy virtualenv {venv} does not exist"
+
+
+def test_analyzer_passes_our_resources(docker_props, kubernetes_props):
+    for name, props in docker_props.items():
+        assert analyze(CONTAINER, props, name) == []
+    for name, props in kubernetes_props.items():
+        assert analyze(DEPLOYMENT, props, name) == []
+
+
+@pytest.mark.parametrize("case,rule,text", [c[1:] for c in VIOLATIONS[::3]], ids=[c[0] for c in VIOLATIONS[::3]])
+def test_analyzer_reports_mandatory_violations(docker_props, kubernetes_props, case, rule, text):
+    target, change = case
+    props = copy.deepcopy((docker_props if target == "docker" else kubernetes_props)["web"])
+    change(props)
+    diagnostics = analyze(CONTAINER if target == "docker" else DEPLOYMENT, props)
+    assert [d.policyName for d in diagnostics] and {d.policyName for d in diagnostics} == {rule}
+    assert all(d.enforcementLevel == proto.MANDATORY and d.policyPackName == "cloudservice-production" for d in diagnostics)
+    assert any(text in d.message for d in diagnostics)
+
+
+def test_unknown_image_in_a_preview_is_advisory_not_a_violation(kubernetes_props):
+    """A digest is only known once the image is pushed: the image rule cannot judge it in a preview."""
+    props = copy.deepcopy(kubernetes_props["web"])
+    container_of(props)["image"] = UNKNOWN
+    diagnostics = analyze(DEPLOYMENT, props)
+    assert [d.policyName for d in diagnostics] == [IMAGES]
+    assert diagnostics[0].enforcementLevel == proto.ADVISORY
+    assert "can't run policy" in diagnostics[0].message
+
+
+def test_served_pack_answers_the_engine():
+    """`python -m pulumi.policy ENGINE policy` (how the CLI starts a Python pack) serves the analyzer."""
+    import grpc
+
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", POLICY_DIR],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        port = process.stdout.readline().strip()
+        assert port.isdigit(), f"the pack printed no port: {port!r} {process.stderr.read() if process.poll() is not None else ''}"
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = analyzer_pb2_grpc.AnalyzerStub(channel)
+            info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=10)
+            assert info.name == "cloudservice-production"
+            assert [p.name for p in info.policies] == RULE_NAMES
+            assert {p.enforcementLevel for p in info.policies} == {proto.MANDATORY}
+            response = stub.Analyze(proto.AnalyzeRequest(
+                type=CONTAINER, name="web", urn="urn:pulumi:prod::cloudservice::docker:index/container:Container::web",
+                properties=json_format.ParseDict({"image": "redis:latest", "user": "root"}, struct_pb2.Struct()),
+            ), timeout=10)
+            assert {d.policyName for d in response.diagnostics} == {IMAGES, LIMITS, NON_ROOT, PRIVILEGED}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
