@@ -3,7 +3,7 @@
 import os
 import sys
 
-import hypothesis  # noqa: F401 - see below
+import hypothesis
 import pulumi
 import pytest
 
@@ -17,6 +17,12 @@ from harness import install_mocks  # noqa: E402
 # (through pytest's assertion rewriter) in the terminal summary, and on CPython 3.11 that compile()
 # can fail with "SystemError: AST constructor recursion depth mismatch" when a garbage collection
 # finalizes what the Pulumi programs left behind in the middle of it.
+
+# Property tests run few examples by default, so the suite stays fast; HYPOTHESIS_PROFILE=thorough
+# runs many more (e.g. before changing components/config.py).
+hypothesis.settings.register_profile("unit", max_examples=50, deadline=None)
+hypothesis.settings.register_profile("thorough", max_examples=2000, deadline=None)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "unit"))
 
 
 @pytest.fixture

@@ -326,7 +326,7 @@ _with_services = st.tuples(
 ).map(lambda parts: {**parts[0], "services": parts[1], "kubernetes": parts[2]})
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(values=_stack | _with_services, secret=st.booleans(), target=st.sampled_from([None, "docker", "kubernetes"]))
 def test_arbitrary_input_raises_only_config_error(values, secret, target):
     if target:
@@ -339,7 +339,7 @@ def test_arbitrary_input_raises_only_config_error(values, secret, target):
         assert isinstance(config, StackConfig)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max(10, settings.default.max_examples // 3), suppress_health_check=[HealthCheck.too_slow])
 @given(service=_service)
 def test_arbitrary_service_spec_raises_only_config_error(service):
     values = base_values()
