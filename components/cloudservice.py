@@ -52,24 +52,37 @@ class CloudService(pulumi.ComponentResource):
         super().__init__("cloudservice:index:CloudService", name, None, opts)
         config = args.config
         on_docker = config.target == "docker"
-        registry_auth = [
-            docker.ProviderRegistryAuthArgs(
-                address=config.registry.server, username=config.registry.username, password=config.registry.password
-            )
-        ] if config.registry else None
-        docker_provider = docker.Provider(
-            "docker", host=config.docker_host, registry_auth=registry_auth, opts=pulumi.ResourceOptions(parent=self)
-        )
-        with_docker = pulumi.ResourceOptions(parent=self, provider=docker_provider)
-
         source_stack = pulumi.StackReference(config.images_from, opts=pulumi.ResourceOptions(parent=self)) \
             if config.images_from else None
-        images: dict[str, ContainerImage] = {}
+        references = {}
         for service in config.services:
-            reference = config.pinned_images.get(service.name) or service.image
-            if reference is None and source_stack is not None:
-                reference = _image_from_stack(source_stack, config.images_from, service.name)
-            images[service.name] = ContainerImage(
+            references[service.name] = config.pinned_images.get(service.name) or service.image
+            if references[service.name] is None and source_stack is not None:
+                references[service.name] = _image_from_stack(source_stack, config.images_from, service.name)
+
+        # The Docker engine is needed to build, or to run on the docker target; a cluster stack that
+        # deploys images built elsewhere (prod) needs none.
+        with_docker = None
+        if on_docker or None in references.values():
+            registry_auth = [
+                docker.ProviderRegistryAuthArgs(
+                    address=config.registry.server, username=config.registry.username, password=config.registry.password
+                )
+            ] if config.registry else None
+            docker_provider = docker.Provider(
+                "docker", host=config.docker_host, registry_auth=registry_auth, opts=pulumi.ResourceOptions(parent=self)
+            )
+            with_docker = pulumi.ResourceOptions(parent=self, provider=docker_provider)
+
+        # What each service runs (deploy_refs), and the immutable references and digests exported.
+        deploy_refs, exported, digests = {}, {}, {}
+        for service in config.services:
+            reference = references[service.name]
+            if reference is not None and not on_docker:  # the cluster pulls it: nothing to build or pull here
+                deploy_refs[service.name] = exported[service.name] = reference
+                digests[service.name] = pulumi.Output.from_input(reference).apply(lambda ref: ref.partition("@")[2] or None)
+                continue
+            image = ContainerImage(
                 service.name,
                 ContainerImageArgs(
                     repository=f"{config.image_repository}/{service.name}",
@@ -81,12 +94,11 @@ class CloudService(pulumi.ComponentResource):
                 ),
                 opts=with_docker,
             )
-        self.images = pulumi.Output.from_input(
-            {name: pulumi.Output.all(i.registry_ref, i.reference).apply(lambda refs: refs[0] or refs[1])
-             for name, i in images.items()}
-        )
-        self.digests = pulumi.Output.from_input({name: image.digest for name, image in images.items()})
-        deploy_refs = {name: image.deploy_ref for name, image in images.items()}
+            deploy_refs[service.name] = image.deploy_ref
+            exported[service.name] = pulumi.Output.all(image.registry_ref, image.reference).apply(lambda refs: refs[0] or refs[1])
+            digests[service.name] = image.digest
+        self.images = pulumi.Output.from_input(exported)
+        self.digests = pulumi.Output.from_input(digests)
 
         if on_docker:
             network = AppNetwork("network", AppNetworkArgs(name=config.name_prefix, labels=config.labels), opts=with_docker)

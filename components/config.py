@@ -313,7 +313,7 @@ def _read_services(
     build_args: Mapping[str, str],
 ) -> list[ServiceSpec]:
     specs = r.mapping("services", raw if raw is not None else {})
-    if not specs and raw is not None and not r.problems:
+    if not specs and not r.problems:
         r.fail("services", "at least one service")
     services = []
     for name, spec in specs.items():

@@ -6,7 +6,6 @@ resource (no rebuild, no push) and any change produces a new, immutable tag and 
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Mapping, Optional
 
 import pulumi
 import pulumi_docker as docker
+from docker.utils.build import exclude_paths
 
 from .config import BuildSpec
 
@@ -23,29 +23,24 @@ def _ignore_patterns(context: str) -> list[str]:
     if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8") as ignore_file:
-        lines = (line.strip() for line in ignore_file)
-        return [line.rstrip("/") for line in lines if line and not line.startswith("#")]
+        return [line.strip() for line in ignore_file if line.strip() and not line.startswith("#")]
 
 
 def content_tag(build: BuildSpec) -> str:
     """A tag that changes exactly when what `docker build` would see changes.
 
-    Hashes every file the build would send (honouring .dockerignore, though the Dockerfile always
-    counts), its mode, and the Dockerfile name, target and build arguments.
+    Hashes every file the build would send (.dockerignore applied with Docker's own rules, as the
+    Docker SDK implements them), its mode, and the Dockerfile name, target and build arguments.
     """
     digest = hashlib.sha256()
-    ignored = _ignore_patterns(build.context)
-    for root, dirs, files in os.walk(build.context):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            relative = os.path.relpath(path, build.context)
-            is_dockerfile = relative == build.dockerfile
-            if not is_dockerfile and any(fnmatch.fnmatch(relative, p) for p in ignored):
-                continue
-            digest.update(f"{relative}\0{os.stat(path).st_mode & 0o777}\0".encode())
-            with open(path, "rb") as source:
-                digest.update(hashlib.sha256(source.read()).digest())
+    sent = exclude_paths(build.context, _ignore_patterns(build.context), dockerfile=build.dockerfile)
+    for relative in sorted(sent):
+        path = os.path.join(build.context, relative)
+        if not os.path.isfile(path):
+            continue
+        digest.update(f"{relative}\0{os.stat(path).st_mode & 0o777}\0".encode())
+        with open(path, "rb") as source:
+            digest.update(hashlib.sha256(source.read()).digest())
     digest.update(f"{build.dockerfile}\0{build.target}\0{sorted(build.args.items())}".encode())
     return "c-" + digest.hexdigest()[:16]
 

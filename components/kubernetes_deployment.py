@@ -80,12 +80,14 @@ class KubernetesDeployment(pulumi.ComponentResource):
 
         used_secrets = sorted({key for service in config.services for key in service.secret_env.values()})
         if used_secrets:
-            k8s.core.v1.Secret(
+            # Pods reference it by name: the Deployments depend on it explicitly.
+            app_secret = k8s.core.v1.Secret(
                 APP_SECRETS,
                 metadata={"name": APP_SECRETS, "namespace": ns, "labels": config.labels},
                 string_data={key: config.secrets[key] for key in used_secrets},
                 opts=in_namespace,
             )
+            in_namespace = pulumi.ResourceOptions.merge(in_namespace, pulumi.ResourceOptions(depends_on=[app_secret]))
 
         services: dict[str, k8s.core.v1.Service] = {}
         urls = {}

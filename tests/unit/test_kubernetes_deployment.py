@@ -220,8 +220,6 @@ def test_custom_namespace(mocks):
     assert {d.inputs["metadata"]["namespace"] for d in mocks.of_type(DEPLOYMENT)} == {"team-a"}
 
 
-@pytest.mark.xfail(strict=True, reason="components/kubernetes_deployment.py:83: the app Secret is not a dependency "
-                                       "of the Deployments whose env references it by its fixed name (see report)")
 def test_deployments_wait_for_the_app_secret_they_reference(mocks):
     services = default_services()
     services["web"]["secretEnv"] = {"APP_SECRET": "appSecret"}
