@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Stops the cluster that scripts/cluster.sh started: exactly the daemons in its pid files, in reverse
+# order. The pods' sandboxes are removed first (their networks and mounts with them) so that nothing
+# blocks the next start; the cluster's state (etcd data, images, certificates) is kept, so the next
+# `make cluster` is warm and the kubelet recreates the pods.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+source "$ROOT_DIR/scripts/cluster/common.sh"
+
+# Removes every pod sandbox through the CRI while containerd still runs, after the kubelet is gone
+# (else it would restart them at once).
+remove_pods() {
+  pid_of containerd >/dev/null || return 0
+  local out
+  if out=$("$K8S_BIN_DIR/cri-reset" "unix://$CONTAINERD_SOCK" 2>&1); then
+    log "Removed $(grep -c '^removed' <<<"$out") pod sandboxes"
+  else
+    log "warning: could not remove every pod sandbox: $out"
+  fi
+}
+
+# What a crashed run may have left: mounts under the cluster's directory and orphaned shims of our
+# containerd (found by its socket, so Docker's are never touched).
+clean_leftovers() {
+  local cmdline pid exe
+  for cmdline in /proc/[0-9]*/cmdline; do
+    pid=${cmdline#/proc/} pid=${pid%/cmdline}
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
+    [[ ${exe##*/} == containerd-shim* ]] || continue
+    grep -qsF -- "$CONTAINERD_SOCK" "$cmdline" || continue
+    log "Killing leftover shim of the cluster's containerd (pid $pid)"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  awk -v dir="$CLUSTER_DIR/" 'index($2, dir) == 1 { print $2 }' /proc/mounts | sort -r |
+    xargs -r -n1 umount -l
+}
+
+[ -d "$RUN_DIR" ] || { log "No cluster state in $CLUSTER_DIR: nothing to stop"; exit 0; }
+stop_daemon coredns
+stop_daemon kube-proxy
+stop_daemon kubelet
+remove_pods
+for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
+  stop_daemon "${DAEMONS[i]}"
+done
+clean_leftovers
+forward_rules delete
+ip link delete "$CNI_BRIDGE" 2>/dev/null || true
+log "Cluster stopped (state kept in $CLUSTER_DIR; \`make cluster\` starts it again)"

@@ -1,0 +1,92 @@
+# The cluster's certificates (openssl, ECDSA P-256, 10 years) and kubeconfigs: sourced by cluster.sh.
+# Everything is made once and kept in $PKI_DIR (mode 700); the node's serving certificates are
+# re-issued when the node's name or address changes.
+# shellcheck shell=bash
+
+# make_ca NAME CN: a self-signed CA, NAME.key and NAME.crt, unless present.
+make_ca() {
+  [ -s "$PKI_DIR/$1.crt" ] && return
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=$2" -keyout "$PKI_DIR/$1.key" -out "$PKI_DIR/$1.crt" 2>/dev/null || die "could not create the $1 CA"
+}
+
+# issue NAME SUBJECT [USAGE] [SANS] [CA]: NAME.key and NAME.crt signed by CA (the cluster CA by
+# default), unless present. USAGE is the extended key usage (clientAuth by default); SANS the
+# subjectAltName list.
+issue() {
+  local name=$1 subject=$2 usage=${3:-clientAuth} sans=${4:-} ca=$PKI_DIR/${5:-ca}
+  [ -s "$PKI_DIR/$name.crt" ] && return
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "$subject" \
+    -keyout "$PKI_DIR/$name.key" 2>/dev/null |
+    openssl x509 -req -days 3650 -CA "$ca.crt" -CAkey "$ca.key" \
+      -CAserial "$ca.srl" -CAcreateserial -out "$PKI_DIR/$name.crt" -extfile <(
+        echo basicConstraints=critical,CA:FALSE
+        echo keyUsage=critical,digitalSignature,keyEncipherment
+        echo "extendedKeyUsage=$usage"
+        [ -z "$sans" ] || echo "subjectAltName=$sans"
+      ) 2>/dev/null || die "could not issue the $name certificate"
+}
+
+# write_kubeconfig NAME CERT: $CLUSTER_DIR/NAME.kubeconfig for CERT's identity, certificates inline.
+write_kubeconfig() {
+  local file=$CLUSTER_DIR/$1.kubeconfig cert=$PKI_DIR/$2
+  [ -s "$file" ] && return
+  (umask 077 && cat >"$file.tmp" <<EOF) && mv "$file.tmp" "$file"
+apiVersion: v1
+kind: Config
+clusters:
+- name: cloudservice
+  cluster:
+    server: $API_SERVER
+    certificate-authority-data: $(base64 -w0 "$PKI_DIR/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $(base64 -w0 "$cert.crt")
+    client-key-data: $(base64 -w0 "$cert.key")
+contexts:
+- name: cloudservice
+  context:
+    cluster: cloudservice
+    user: $2
+current-context: cloudservice
+EOF
+}
+
+make_pki() {
+  mkdir -p "$PKI_DIR" && chmod 700 "$PKI_DIR"
+  [ -s "$PKI_DIR/ca.crt" ] || log "Creating the cluster CA and certificates in $PKI_DIR"
+  make_ca ca cloudservice-kubernetes-ca
+  # The apiserver's identity towards aggregated API servers, with a CA of its own (as kubeadm does).
+  make_ca front-proxy-ca cloudservice-front-proxy-ca
+  issue front-proxy-client /CN=front-proxy-client clientAuth "" front-proxy-ca
+  if [ ! -s "$PKI_DIR/sa.pub" ]; then
+    { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI_DIR/sa.key" &&
+      openssl pkey -in "$PKI_DIR/sa.key" -pubout -out "$PKI_DIR/sa.pub"; } 2>/dev/null ||
+      die "could not create the service-account key pair"
+  fi
+
+  local node_sans="DNS:$NODE_NAME,DNS:localhost,IP:127.0.0.1,IP:$NODE_IP"
+  if [ "$(cat "$PKI_DIR/node-sans" 2>/dev/null)" != "$node_sans" ]; then
+    rm -f "$PKI_DIR"/{kube-apiserver,kubelet}.{crt,key} "$CLUSTER_DIR/kubelet.kubeconfig"
+    echo "$node_sans" >"$PKI_DIR/node-sans"
+  fi
+  local domain=kubernetes.default.svc.$CLUSTER_DOMAIN
+  issue kube-apiserver /CN=kube-apiserver serverAuth \
+    "$node_sans,IP:$API_SERVICE_IP,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:$domain"
+  # The kubelet's certificate both serves its API (checked by the apiserver) and logs it in as the node.
+  issue kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth,serverAuth "$node_sans"
+  issue apiserver-kubelet-client /O=system:masters/CN=kube-apiserver-kubelet-client
+  issue admin /O=system:masters/CN=cloudservice-admin
+  issue kube-controller-manager /CN=system:kube-controller-manager
+  issue kube-scheduler /CN=system:kube-scheduler
+  issue kube-proxy /CN=system:kube-proxy
+  issue coredns /CN=system:coredns
+  issue local-volumes /CN=cloudservice:local-volumes
+
+  write_kubeconfig admin admin
+  local name
+  for name in kubelet kube-controller-manager kube-scheduler kube-proxy coredns local-volumes; do
+    write_kubeconfig "$name" "$name"
+  done
+}
