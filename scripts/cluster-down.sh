@@ -19,22 +19,6 @@ remove_pods() {
   fi
 }
 
-# What a crashed run may have left: mounts under the cluster's directory and orphaned shims of our
-# containerd (found by its socket, so Docker's are never touched).
-clean_leftovers() {
-  local cmdline pid exe
-  for cmdline in /proc/[0-9]*/cmdline; do
-    pid=${cmdline#/proc/} pid=${pid%/cmdline}
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
-    [[ ${exe##*/} == containerd-shim* ]] || continue
-    grep -qsF -- "$CONTAINERD_SOCK" "$cmdline" || continue
-    log "Killing leftover shim of the cluster's containerd (pid $pid)"
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  awk -v dir="$CLUSTER_DIR/" 'index($2, dir) == 1 { print $2 }' /proc/mounts | sort -r |
-    xargs -r -n1 umount -l
-}
-
 [ -d "$RUN_DIR" ] || { log "No cluster state in $CLUSTER_DIR: nothing to stop"; exit 0; }
 stop_daemon coredns
 stop_daemon kube-proxy

@@ -143,7 +143,7 @@ start_cluster() {
   start_daemon kubelet "$K8S_BIN_DIR/kubelet" --config="$CLUSTER_DIR/kubelet.yaml" \
     --kubeconfig="$CLUSTER_DIR/kubelet.kubeconfig" --root-dir="$CLUSTER_DIR/kubelet" \
     --container-runtime-endpoint="unix://$CONTAINERD_SOCK" --pod-infra-container-image="$PAUSE_IMAGE" \
-    --hostname-override="$NODE_NAME" --node-ip="$NODE_IP"
+    --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --containerd="$CONTAINERD_SOCK"
   start_daemon kube-proxy "$K8S_BIN_DIR/kube-proxy" --config="$CLUSTER_DIR/kube-proxy.yaml"
   kubectl apply -f "$ROOT_DIR/scripts/cluster/addons.yaml" >/dev/null
   start_daemon coredns "$COREDNS_BIN" -conf "$CLUSTER_DIR/Corefile"
@@ -171,6 +171,7 @@ write_kubelet_config
 write_kube_proxy_config
 write_corefile
 setup_network
+pid_of containerd >/dev/null || clean_leftovers # after a crash or a kill: no stale mounts or shims
 start_cluster
 log "Cluster ready in $((SECONDS - start))s: Kubernetes $(kubectl get --raw /version |
   sed -n 's/.*"gitVersion": "\(.*\)",/\1/p'), node $NODE_NAME ($NODE_IP)"

@@ -107,6 +107,22 @@ put_file() {
   fi
 }
 
+# clean_leftovers: what a stopped or crashed containerd may have left: orphaned shims of ours (found by
+# our socket, so Docker's are never touched) and mounts under the cluster's directory.
+clean_leftovers() {
+  local cmdline pid exe
+  for cmdline in /proc/[0-9]*/cmdline; do
+    pid=${cmdline#/proc/} pid=${pid%/cmdline}
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
+    [[ ${exe##*/} == containerd-shim* ]] || continue
+    grep -qsF -- "$CONTAINERD_SOCK" "$cmdline" || continue
+    log "Killing leftover shim of the cluster's containerd (pid $pid)"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  awk -v dir="$CLUSTER_DIR/" 'index($2, dir) == 1 { print $2 }' /proc/mounts | sort -r |
+    xargs -r -n1 umount -l
+}
+
 # forward_rules add|delete: Docker sets the FORWARD policy to DROP; these let pod traffic through.
 forward_rules() {
   local dir

@@ -64,7 +64,7 @@ cluster_ip=$(kubectl -n "$NS" get service web -o jsonpath='{.spec.clusterIP}')
 node_port=$(kubectl -n "$NS" get service web -o jsonpath='{.spec.ports[0].nodePort}')
 # kube-proxy may need a moment to program a new Service.
 for url in "http://$cluster_ip" "http://127.0.0.1:$node_port"; do
-  for ((i = 0; i < 30; i++)); do curl -fsS -m 2 -o /dev/null "$url/probe" && break; sleep 1; done
+  for ((i = 0; i < 30; i++)); do curl -fs -m 2 -o /dev/null "$url/probe" && break; sleep 1; done
   [ "$(curl -fsS -m 2 "$url/probe")" = written ] || die "no HTTP answer from $url"
   pass "HTTP from the host via $url"
 done
