@@ -13,7 +13,7 @@ source "$ROOT_DIR/scripts/cluster/build.sh"
 source "$ROOT_DIR/scripts/cluster/pki.sh"
 source "$ROOT_DIR/scripts/cluster/config.sh"
 
-APT_PACKAGES=(containerd runc etcd-server containernetworking-plugins conntrack iptables nftables openssl curl)
+APT_PACKAGES=(containerd runc etcd-server containernetworking-plugins conntrack iptables nftables kmod openssl curl)
 CREDENTIALS=$STATE_DIR/registry/credentials.env
 
 # quietly LOG COMMAND...: runs COMMAND (in a subshell) with its output in LOG, shown only on failure.
@@ -159,6 +159,7 @@ start_cluster() {
 }
 
 start=$SECONDS
+((${#CONTAINERD_SOCK} < 100)) || die "state path too long for a unix socket: $CONTAINERD_SOCK (set CLOUDSERVICE_STATE)"
 mkdir -p "$CLUSTER_DIR" "$LOG_DIR" "$RUN_DIR"
 install_packages
 build_binaries
