@@ -10,7 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 # The plugin must report the version of the PyPI SDK: the SDK asks the engine for exactly that plugin.
-VERSION=${PULUMI_DOCKER_VERSION:-5.2.0}
+VERSION=$PULUMI_DOCKER_VERSION
 SRC_DIR=$ROOT_DIR/toolchain/docker-provider
 OUT_DIR=$CACHE_DIR/toolchain/docker-provider-v$VERSION
 WORK_DIR=$CACHE_DIR/toolchain/build/docker-provider

@@ -68,7 +68,10 @@ with_progress "Pulumi CLI v$PULUMI_VERSION" build_pulumi_cli
 install_language_host
 with_progress "kubernetes resource plugin v$PULUMI_KUBERNETES_VERSION" build_kubernetes_provider
 
+docker_plugin=$("$ROOT_DIR/scripts/build-docker-provider.sh")
+
 source "$ROOT_DIR/scripts/env.sh"
+install_plugin docker "$PULUMI_DOCKER_VERSION" "$docker_plugin"
 install_plugin kubernetes "$PULUMI_KUBERNETES_VERSION" "$TOOLCHAIN_DIR/kubernetes-v$PULUMI_KUBERNETES_VERSION/pulumi-resource-kubernetes"
 log "toolchain ready: pulumi $(pulumi version); plugins:"
 pulumi plugin ls
