@@ -66,7 +66,7 @@ class CloudService(pulumi.ComponentResource):
         if on_docker or None in references.values():
             registry_auth = [
                 docker.ProviderRegistryAuthArgs(
-                    address=config.registry.server, username=config.registry.username, password=config.registry.password
+                    address=config.registry.url, username=config.registry.username, password=config.registry.password
                 )
             ] if config.registry else None
             docker_provider = docker.Provider(

@@ -87,6 +87,12 @@ class Registry:
     username: str
     password: pulumi.Input[str]
 
+    @property
+    def url(self) -> str:
+        """Docker's rule: a registry on the loopback host speaks plain HTTP, any other one HTTPS."""
+        host = self.server.rsplit(":", 1)[0] if self.server.count(":") == 1 else self.server
+        return ("http://" if host in ("localhost", "127.0.0.1") else "https://") + self.server
+
 
 @dataclass(frozen=True)
 class KubernetesSettings:

@@ -65,7 +65,7 @@ class DockerDeployment(pulumi.ComponentResource):
             if service.health_path or service.health_command:
                 tests = http_check_command(service) if service.health_path else ["CMD", *service.health_command]
                 healthcheck = docker.ContainerHealthcheckArgs(
-                    tests=tests, interval="5s", timeout="3s", retries=3, start_period="2s", start_interval="1s"
+                    tests=tests, interval="2s", timeout="3s", retries=3, start_period="2s"
                 )
 
             containers[service.name] = docker.Container(
@@ -88,6 +88,8 @@ class DockerDeployment(pulumi.ComponentResource):
                 capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
                 security_opts=["no-new-privileges:true"],
                 memory=service.memory_mb,
+                # Equal to memory: no swap on top of the limit (and no drift: the engine reports it).
+                memory_swap=service.memory_mb,
                 cpus=str(service.cpu),
                 volumes=volumes,
                 destroy_grace_seconds=10,

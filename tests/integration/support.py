@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any, Optional
 
@@ -46,7 +47,7 @@ class RegistryCredentials:
 
 
 def http(method: str, url: str, body: Optional[bytes] = None, auth: Optional[tuple[str, str]] = None,
-         timeout: float = 5, headers: Optional[dict] = None) -> tuple[int, bytes, dict]:
+         timeout: float = 5, headers: Optional[dict] = None) -> tuple[int, bytes, Message]:
     """One HTTP request; returns (status, body, headers) for every status, raises only on network errors."""
     request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
     if auth:
@@ -54,9 +55,9 @@ def http(method: str, url: str, body: Optional[bytes] = None, auth: Optional[tup
         request.add_header("Authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read(), dict(response.headers)
+            return response.status, response.read(), response.headers
     except urllib.error.HTTPError as error:
-        return error.code, error.read(), dict(error.headers)
+        return error.code, error.read(), error.headers
 
 
 def get_json(url: str, method: str = "GET", body: Optional[bytes] = None) -> tuple[int, Any]:
