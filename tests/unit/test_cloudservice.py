@@ -85,7 +85,7 @@ def test_docker_host_and_registry_auth_configure_the_provider(mocks):
     auth = provider.inputs["registryAuth"]
     assert rpc.is_rpc_secret(auth), "registry auth (with the password) is a secret input"
     assert json.loads(rpc.unwrap_rpc_secret(auth)) == [
-        {"address": "localhost:5000", "username": "cloudservice", "password": PASSWORD}
+        {"address": "http://localhost:5000", "username": "cloudservice", "password": PASSWORD}
     ]
 
 

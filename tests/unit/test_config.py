@@ -348,3 +348,14 @@ def test_arbitrary_service_spec_raises_only_config_error(service):
         parse(copy.deepcopy(values))
     except ConfigError as error:
         assert all(p.split(":")[0] for p in error.problems)
+
+
+@pytest.mark.parametrize("server, url", [
+    ("localhost:5000", "http://localhost:5000"),
+    ("127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ("registry.example.com", "https://registry.example.com"),
+    ("registry.example.com:5443", "https://registry.example.com:5443"),
+])
+def test_registry_url_follows_dockers_loopback_rule(server, url):
+    from components.config import Registry
+    assert Registry(server=server, username="u", password="p").url == url
