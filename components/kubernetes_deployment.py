@@ -148,16 +148,19 @@ class KubernetesDeployment(pulumi.ComponentResource):
                                 "image": args.images[service.name],
                                 "ports": [{"containerPort": service.port}],
                                 "env": env,
+                                # A busy node answers slowly: timeouts generous enough that load alone
+                                # never takes every replica out of the Service at once.
                                 "readinessProbe": _probe(service) and {
-                                    **_probe(service), "periodSeconds": 2, "failureThreshold": 2,
+                                    **_probe(service), "periodSeconds": 2, "timeoutSeconds": 3, "failureThreshold": 3,
                                 },
                                 # Liveness only asks whether the process still listens, so a failing
                                 # dependency makes pods unready, not restarted.
                                 "livenessProbe": {
-                                    "tcpSocket": {"port": service.port}, "periodSeconds": 10, "failureThreshold": 3,
+                                    "tcpSocket": {"port": service.port}, "periodSeconds": 10, "timeoutSeconds": 3,
+                                    "failureThreshold": 3,
                                 },
                                 # Let endpoints drop the pod before it stops taking requests.
-                                "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
+                                "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
                                 "resources": {"requests": resources, "limits": resources},
                                 "securityContext": {
                                     "allowPrivilegeEscalation": False, "privileged": False,
@@ -170,7 +173,10 @@ class KubernetesDeployment(pulumi.ComponentResource):
                         },
                     },
                 },
-                opts=in_namespace,
+                # The selector is immutable and derived from names that never change, yet the
+                # provider reports it as changed whenever the pod template does, which would
+                # replace (delete, then create) the Deployment instead of rolling it.
+                opts=pulumi.ResourceOptions.merge(in_namespace, pulumi.ResourceOptions(ignore_changes=["spec.selector"])),
             )
             published = service.publish is not None
             services[service.name] = k8s.core.v1.Service(

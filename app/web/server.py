@@ -9,8 +9,10 @@ Standard library only, so the image needs nothing but a Python base. Endpoints:
 """
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = "1"
@@ -92,8 +94,19 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 64  # bursts wait in the backlog instead of being refused
+    daemon_threads = False  # server_close() waits for the requests in flight
+
+
+def stop_gracefully(server: Server) -> None:
+    """On SIGTERM (docker stop, pod termination) finish the requests in flight, then exit."""
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+
+
 if __name__ == "__main__":
-    server = ThreadingHTTPServer(("", PORT), Handler)
-    server.daemon_threads = True
+    server = Server(("", PORT), Handler)
+    stop_gracefully(server)
     print(f"cloudservice {VERSION} listening on :{PORT}, redis at {REDIS_HOST}:{REDIS_PORT}", flush=True)
     server.serve_forever()
+    server.server_close()

@@ -144,3 +144,20 @@ class ProjectCopy:
     def state_file(self, stack_name: str) -> Path:
         return self.backend / ".pulumi" / "stacks" / "cloudservice" / f"{stack_name}.json"
 
+
+
+def step_events(events):
+    return [e.resource_pre_event.metadata for e in events if e.resource_pre_event is not None]
+
+
+def changed_resources(events) -> set[tuple[str, str]]:
+    """(type, name) of every resource an operation created, updated, replaced or deleted."""
+    return {(m.type, m.urn.rsplit("::", 1)[1]) for m in step_events(events) if m.op not in ("same", "read")}
+
+
+def edit_app_version(project: ProjectCopy, version: str) -> None:
+    """Changes one source file of the web service: the version it reports."""
+    source = project.directory / "app" / "web" / "server.py"
+    text = source.read_text()
+    current = next(line for line in text.splitlines() if line.startswith("VERSION = "))
+    source.write_text(text.replace(current, f'VERSION = "{version}"'))

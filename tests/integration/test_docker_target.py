@@ -10,9 +10,9 @@ from collections import Counter
 import pytest
 from pulumi import automation as auto
 
-from .support import STACK_LABEL, get_json, registry_manifest_status, wait_for
-
-WEB_SOURCE = "app/web/server.py"
+from .support import (
+    STACK_LABEL, changed_resources, edit_app_version, get_json, registry_manifest_status, step_events, wait_for,
+)
 
 
 def free_port() -> int:
@@ -23,10 +23,7 @@ def free_port() -> int:
 
 def planned_steps(events) -> Counter:
     """(operation, resource type) of every step the engine announced."""
-    return Counter(
-        (e.resource_pre_event.metadata.op, e.resource_pre_event.metadata.type)
-        for e in events if e.resource_pre_event is not None
-    )
+    return Counter((m.op, m.type) for m in step_events(events))
 
 
 class Lifecycle:
@@ -110,16 +107,11 @@ def test_no_changes_right_after_up(dev, docker_client):
 
 def test_changed_source_rebuilds_and_replaces_only_the_web_service(dev, project, docker_client, registry):
     before = {c.labels["app.kubernetes.io/name"]: c.id for c in containers(docker_client, dev.stack.name)}
-    source = project.directory / WEB_SOURCE
-    source.write_text(source.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
+    edit_app_version(project, "2")
 
     events = []
     result = dev.stack.up(on_event=events.append)
-    changed = {
-        (e.resource_pre_event.metadata.type, e.resource_pre_event.metadata.urn.rsplit("::", 1)[1])
-        for e in events
-        if e.resource_pre_event is not None and e.resource_pre_event.metadata.op not in ("same", "read")
-    }
+    changed = changed_resources(events)
     assert changed == {
         ("docker:index/remoteImage:RemoteImage", "web"),
         ("docker:index/registryImage:RegistryImage", "web"),
