@@ -69,6 +69,7 @@ class Recorded:
     parent: Optional[str] = None
     dependencies: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
 
     @property
     def provider_urn(self) -> Optional[str]:
@@ -91,6 +92,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             inputs=args.inputs, outputs=state, custom=bool(args.custom) or bool(args.resource_id),
             provider=args.provider or None, parent=request.get("parent") or None,
             dependencies=request.get("dependencies", []), delete_before_replace=request.get("delete_before_replace", False),
+            ignore_changes=request.get("ignore_changes", []),
         ))
         resource_id = args.resource_id or f"{args.name}-id"
         return (resource_id if (args.custom or args.resource_id) else None), state
@@ -165,6 +167,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "parent": request.parent,
             "dependencies": list(getattr(request, "dependencies", [])),
             "delete_before_replace": bool(getattr(request, "deleteBeforeReplace", False)),
+            "ignore_changes": list(getattr(request, "ignoreChanges", [])),
         }
         try:
             return call(request)

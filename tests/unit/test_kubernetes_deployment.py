@@ -123,11 +123,12 @@ def test_requests_equal_limits(mocks, name, memory):
 def test_probes(mocks):
     _, deployments = deploy(mocks)
     web, redis = container(deployments["web"]), container(deployments["redis"])
-    assert web["readinessProbe"] == {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 2, "failureThreshold": 2}
-    assert redis["readinessProbe"] == {"exec": {"command": ["redis-cli", "ping"]}, "periodSeconds": 2, "failureThreshold": 2}
+    timing = {"periodSeconds": 2, "timeoutSeconds": 3, "failureThreshold": 3}
+    assert web["readinessProbe"] == {"httpGet": {"path": "/healthz", "port": 8080}, **timing}
+    assert redis["readinessProbe"] == {"exec": {"command": ["redis-cli", "ping"]}, **timing}
     assert web["livenessProbe"]["tcpSocket"] == {"port": 8080}
     assert redis["livenessProbe"]["tcpSocket"] == {"port": 6379}
-    assert web["lifecycle"] == {"preStop": {"sleep": {"seconds": 3}}}
+    assert web["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
 
 
 def test_image_pull_secret_holds_the_registry_credentials_as_a_secret(mocks):
@@ -225,3 +226,11 @@ def test_deployments_wait_for_the_app_secret_they_reference(mocks):
     services["web"]["secretEnv"] = {"APP_SECRET": "appSecret"}
     _, deployments = deploy(mocks, kubernetes_config(services=services, appSecret="app-secret-value"))
     assert mocks.get(SECRET, "app-secrets").urn in deployments["web"].dependencies
+
+
+def test_deployments_roll_instead_of_being_replaced(mocks):
+    """A pod template change must be an update (a rolling update), never delete-then-create."""
+    _, deployments = deploy(mocks, kubernetes_config())
+    for deployment in deployments.values():
+        assert deployment.ignore_changes == ["spec.selector"]
+        assert not deployment.delete_before_replace
