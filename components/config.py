@@ -33,8 +33,10 @@ _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
 
 
-class ConfigError(ValueError):
-    """Raised for invalid configuration; lists each problem as `key: what is expected`."""
+class ConfigError(pulumi.RunError, ValueError):
+    """Raised for invalid configuration; lists each problem as `key: what is expected`.
+
+    A RunError, so Pulumi reports the message alone, without a traceback."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
