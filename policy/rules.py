@@ -98,7 +98,10 @@ def pod_spec(resource_type: str, props: Mapping) -> Optional[Mapping]:
     return spec if isinstance(spec, Mapping) else None
 
 
-def containers(pod: Mapping) -> Iterator[Container]:
+def containers(pod: Optional[Mapping]) -> Iterator[Container]:
+    """The containers of a pod spec (none when the resource has no pod spec)."""
+    if pod is None:
+        return
     for key, init in (("initContainers", True), ("containers", False)):
         for index, spec in enumerate(_items(_get(pod, key))):
             if not isinstance(spec, Mapping):
@@ -131,10 +134,8 @@ def check_image_pinned(resource_type: str, props: Mapping) -> list[str]:
     if resource_type == DOCKER_CONTAINER:
         problem = image_problem(props.get("image"))
         return [f"container {problem}"] if problem else []
-    pod = pod_spec(resource_type, props)
-    if pod is None:
-        return []
-    return [f"{c.label} {problem}" for c in containers(pod) if (problem := image_problem(c.spec.get("image")))]
+    return [f"{c.label} {problem}" for c in containers(pod_spec(resource_type, props))
+            if (problem := image_problem(c.spec.get("image")))]
 
 
 def check_resource_limits(resource_type: str, props: Mapping) -> list[str]:
@@ -146,11 +147,8 @@ def check_resource_limits(resource_type: str, props: Mapping) -> list[str]:
         if not _positive(props.get("cpus")):
             problems.append("container has no CPU limit (set `cpus`)")
         return problems
-    pod = pod_spec(resource_type, props)
-    if pod is None:
-        return []
     problems = []
-    for c in containers(pod):
+    for c in containers(pod_spec(resource_type, props)):
         limits = _get(c.spec, "resources", "limits")
         missing = [kind for kind in ("cpu", "memory") if not _set(_get(limits, kind))]
         if missing:
@@ -169,11 +167,8 @@ def check_health_probes(resource_type: str, props: Mapping) -> list[str]:
         return []
     if resource_type not in SERVING_WORKLOADS:
         return []
-    pod = pod_spec(resource_type, props)
-    if pod is None:
-        return []
     problems = []
-    for c in containers(pod):
+    for c in containers(pod_spec(resource_type, props)):
         if c.init:
             continue
         missing = [probe for probe in ("readinessProbe", "livenessProbe")
@@ -229,11 +224,8 @@ def check_not_privileged(resource_type: str, props: Mapping) -> list[str]:
         if not any(option in ("no-new-privileges", "no-new-privileges:true") for option in options):
             problems.append("container may gain privileges: add security option no-new-privileges:true")
         return problems
-    pod = pod_spec(resource_type, props)
-    if pod is None:
-        return []
     problems = []
-    for c in containers(pod):
+    for c in containers(pod_spec(resource_type, props)):
         context = c.spec.get("securityContext")
         if _is_true(_get(context, "privileged")):
             problems.append(f"{c.label} is privileged (securityContext.privileged: true)")

@@ -16,34 +16,12 @@ source "$ROOT_DIR/scripts/cluster/config.sh"
 APT_PACKAGES=(containerd runc etcd-server containernetworking-plugins conntrack iptables nftables kmod openssl curl)
 CREDENTIALS=$STATE_DIR/registry/credentials.env
 
-# quietly LOG COMMAND...: runs COMMAND (in a subshell) with its output in LOG, shown only on failure.
-quietly() {
-  local file=$1 rc=0
-  shift
-  mkdir -p "${file%/*}"
-  ("$@") >"$file" 2>&1 || rc=$?
-  [ "$rc" -eq 0 ] || { tail -n 25 "$file" >&2; log "full log: $file"; }
-  return "$rc"
-}
-
-install_packages() {
-  local missing=() package
-  for package in "${APT_PACKAGES[@]}"; do
-    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
-  done
-  [ "${#missing[@]}" -eq 0 ] && return
-  export DEBIAN_FRONTEND=noninteractive
-  with_progress "Installing ${missing[*]} (apt)" quietly "$LOG_DIR/apt.log" sh -c \
-    'apt-get install -y --no-install-recommends "$@" || { apt-get update && apt-get install -y --no-install-recommends "$@"; }' \
-    apt "${missing[@]}"
-}
-
 build_binaries() {
   command -v go >/dev/null || die "Go is required to build Kubernetes and CoreDNS (https://go.dev/dl)"
   kubernetes_built || with_progress "Building Kubernetes v$KUBERNETES_VERSION (${K8S_COMPONENTS[*]}; 15-40 min cold)" \
-    quietly "$CACHE_DIR/kubernetes/v$KUBERNETES_VERSION/build.log" build_kubernetes
+    run_logged "$CACHE_DIR/kubernetes/v$KUBERNETES_VERSION/build.log" build_kubernetes
   [ -x "$COREDNS_BIN" ] || with_progress "Building CoreDNS v$COREDNS_VERSION (a few minutes)" \
-    quietly "$CACHE_DIR/coredns/v$COREDNS_VERSION/build.log" build_coredns
+    run_logged "$CACHE_DIR/coredns/v$COREDNS_VERSION/build.log" build_coredns
 }
 
 # The node is this machine: its name, and the address of the interface of the default route.
@@ -161,7 +139,7 @@ start_cluster() {
 start=$SECONDS
 ((${#CONTAINERD_SOCK} < 100)) || die "state path too long for a unix socket: $CONTAINERD_SOCK (set CLOUDSERVICE_STATE)"
 mkdir -p "$CLUSTER_DIR" "$LOG_DIR" "$RUN_DIR"
-install_packages
+install_packages "$LOG_DIR/apt.log" "${APT_PACKAGES[@]}"
 build_binaries
 detect_node
 load_registry_credentials

@@ -27,3 +27,28 @@ with_progress() {
   [ "$rc" -eq 0 ] || die "$what failed (exit $rc)"
   log "$what done in $((SECONDS - start))s"
 }
+
+# run_logged LOG COMMAND...: runs COMMAND (in a subshell) with its output in LOG, shown only on failure.
+run_logged() {
+  local file=$1 rc=0
+  shift
+  mkdir -p "${file%/*}"
+  ("$@") >"$file" 2>&1 || rc=$?
+  [ "$rc" -eq 0 ] || { tail -n 25 "$file" >&2; log "full log: $file"; }
+  return "$rc"
+}
+
+# install_packages LOG PACKAGE...: installs the Debian packages that are missing (apt-get update
+# only when the first attempt fails, e.g. on a machine whose package lists were never fetched).
+install_packages() {
+  local file=$1 missing=() package
+  shift
+  for package in "$@"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return
+  export DEBIAN_FRONTEND=noninteractive
+  with_progress "Installing ${missing[*]} (apt)" run_logged "$file" sh -c \
+    'apt-get install -y --no-install-recommends "$@" || { apt-get update && apt-get install -y --no-install-recommends "$@"; }' \
+    apt "${missing[@]}"
+}

@@ -39,31 +39,9 @@ wait_for() {
   return 1
 }
 
-# run_logged LOG COMMAND...: runs COMMAND with its output in LOG, shown (its end) only on failure.
-run_logged() {
-  local log=$1 rc=0
-  shift
-  "$@" >"$log" 2>&1 || rc=$?
-  [ "$rc" -eq 0 ] || { tail -n 25 "$log" >&2; log "full log: $log"; }
-  return "$rc"
-}
-
 # image_label IMAGE LABEL: prints LABEL of the local IMAGE (nothing when the image is missing).
 image_label() {
   docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
-}
-
-install_packages() {
-  local missing=() package
-  for package in "${APT_PACKAGES[@]}"; do
-    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
-  done
-  [ "${#missing[@]}" -eq 0 ] && return
-  export DEBIAN_FRONTEND=noninteractive
-  local log=$STATE_DIR/apt.log
-  with_progress "Installing ${missing[*]} (apt)" run_logged "$log" \
-    sh -c 'apt-get install -y --no-install-recommends "$@" || { apt-get update && apt-get install -y --no-install-recommends "$@"; }' \
-    apt "${missing[@]}"
 }
 
 start_docker() {
@@ -259,7 +237,7 @@ push_image() {
 }
 
 mkdir -p "$STATE_DIR" "$DOCKER_DIR" "$REGISTRY_DIR" "$CACHE_DIR"
-install_packages
+install_packages "$STATE_DIR/apt.log" "${APT_PACKAGES[@]}"
 start_docker
 start_registry
 check_registry

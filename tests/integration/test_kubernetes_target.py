@@ -8,7 +8,9 @@ from collections import Counter
 import pytest
 from pulumi import automation as auto
 
-from .support import STACK_LABEL, changed_resources, edit_app_version, get_json, http, kubectl, kubectl_json, wait_for
+from .support import (
+    STACK_LABEL, changed_resources, edit_app_version, get_json, http, kubectl, kubectl_json, step_events, wait_for,
+)
 
 
 class Prober:
@@ -135,6 +137,26 @@ def test_deleted_pods_are_replaced_and_the_stack_stays_converged(staging):
              timeout=120, what="both web replicas")
     staging.stack.refresh()
     staging.stack.preview(expect_no_changes=True)
+
+
+def test_prod_promotes_the_digests_staging_runs_without_building(staging, project, registry):
+    """Build once, deploy many: prod takes staging's images by StackReference, passes the policies."""
+    prod = project.stack("prod", config={"imagesFrom": f"organization/cloudservice/{staging.stack.name}"},
+                         secrets={"registryPassword": registry.password})
+    try:
+        events = []
+        result = prod.up(policy_packs=[str(project.directory / "policy")], on_event=events.append)
+        types = {m.type for m in step_events(events)}
+        assert not any(t.startswith("docker:") for t in types), types  # nothing built, pushed or pulled
+        assert result.outputs["images"].value == staging.stack.outputs()["images"].value
+        namespace = result.outputs["namespace"].value
+        web = kubectl_json("-n", namespace, "get", "deployment", "web")
+        assert web["status"]["readyReplicas"] == 3
+        assert web["spec"]["template"]["spec"]["containers"][0]["image"] == result.outputs["images"].value["web"]
+        assert get_json(result.outputs["url"].value + "/")[0] == 200
+    finally:
+        prod.destroy()
+        prod.workspace.remove_stack(prod.name)
 
 
 def test_destroy_leaves_no_object_with_the_stack_label(staging):
