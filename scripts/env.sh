@@ -28,6 +28,8 @@ if [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_
   export PULUMI_CONFIG_PASSPHRASE=
 fi
 unset _cloudservice_root _cloudservice_cache _cloudservice_pulumi_bin
+# The local file backend that Pulumi.yaml names must exist before the first `pulumi` command.
+mkdir -p "$CLOUDSERVICE_STATE/pulumi"
 
 # Kubernetes: the local cluster's admin kubeconfig, unless you chose another one.
 if [ -z "${KUBECONFIG:-}" ] && [ -f "$CLOUDSERVICE_STATE/cluster/admin.kubeconfig" ]; then
