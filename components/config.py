@@ -76,6 +76,7 @@ class ServiceSpec:
     user: int = 10001
     read_only: bool = True
     cpu: float = 0.5
+    cpu_request: float = 0.05
     memory_mb: int = 128
 
     @property
@@ -242,7 +243,7 @@ STACK_KEYS = (
 )
 SERVICE_KEYS = (
     "build", "image", "port", "publish", "env", "secretEnv", "links", "replicas", "volume",
-    "health", "user", "readOnly", "cpu", "memory",
+    "health", "user", "readOnly", "cpu", "cpuRequest", "memory",
 )
 KUBERNETES_KEYS = ("namespace", "serviceType", "kubeconfig", "context", "storageClass", "nodeHost")
 
@@ -401,13 +402,16 @@ def _read_service(r, key, name, spec, base_dir, replicas_override, secrets, buil
     user = r.integer(f"{key}.user", spec.get("user", 10001), 1, 2**31 - 1)
     read_only = r.boolean(f"{key}.readOnly", spec.get("readOnly", True))
     cpu = r.number(f"{key}.cpu", spec.get("cpu", 0.5), 0.01, 64)
+    cpu_request = r.number(f"{key}.cpuRequest", spec.get("cpuRequest", min(0.05, cpu or 0.05)), 0.001, 64)
+    if cpu and cpu_request and cpu_request > cpu:
+        r.fail(f"{key}.cpuRequest", f"at most the cpu limit ({cpu})", cpu_request)
     memory = r.integer(f"{key}.memory", spec.get("memory", 128), 6, 1024 * 1024)
     if len(r.problems) > before:
         return None
     return ServiceSpec(
         name=name, port=port, build=build, image=image, publish=publish, env=env,
         secret_env=secret_env, links=tuple(links), replicas=replicas, volume=volume,
-        health_path=health_path, health_command=health_command, user=user, read_only=read_only, cpu=cpu, memory_mb=memory,
+        health_path=health_path, health_command=health_command, user=user, read_only=read_only, cpu=cpu, cpu_request=cpu_request, memory_mb=memory,
     )
 
 

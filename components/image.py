@@ -116,7 +116,12 @@ class ContainerImage(pulumi.ComponentResource):
             else:
                 self.digest = pulumi.Output.from_input(None)
                 self.registry_ref = pulumi.Output.from_input(None)
-        self.deploy_ref = local.image_id if args.pull else self.registry_ref
+        # A pushed image is deployed only once the registry has it: what runs can always be rolled
+        # back to or promoted by digest, and a failed push leaves the running services alone.
+        local_ref = local.image_id if local is not None else None
+        if args.push and args.reference is None:
+            local_ref = pulumi.Output.all(local.image_id, self.digest).apply(lambda ids: ids[0])
+        self.deploy_ref = local_ref if args.pull else self.registry_ref
 
         self.register_outputs({
             "reference": self.reference, "digest": self.digest,

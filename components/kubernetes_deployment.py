@@ -123,7 +123,10 @@ class KubernetesDeployment(pulumi.ComponentResource):
                 {"name": var, "valueFrom": {"secretKeyRef": {"name": APP_SECRETS, "key": key}}}
                 for var, key in sorted(service.secret_env.items())
             ]
-            resources = {"cpu": f"{round(service.cpu * 1000)}m", "memory": f"{service.memory_mb}Mi"}
+            # Memory request = limit (never overcommitted); the CPU request is what the service needs
+            # at rest, far below its limit, so rollouts (surge pods) still fit a small node.
+            limits = {"cpu": f"{round(service.cpu * 1000)}m", "memory": f"{service.memory_mb}Mi"}
+            requests = {**limits, "cpu": f"{max(1, round(service.cpu_request * 1000))}m"}
             k8s.apps.v1.Deployment(
                 service.name,
                 metadata={"name": service.name, "namespace": ns, "labels": labels},
@@ -161,7 +164,7 @@ class KubernetesDeployment(pulumi.ComponentResource):
                                 },
                                 # Let endpoints drop the pod before it stops taking requests.
                                 "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
-                                "resources": {"requests": resources, "limits": resources},
+                                "resources": {"requests": requests, "limits": limits},
                                 "securityContext": {
                                     "allowPrivilegeEscalation": False, "privileged": False,
                                     "readOnlyRootFilesystem": service.read_only,

@@ -78,6 +78,13 @@ def test_docker_containers_run_the_built_images(mocks):
     assert resolve(app.digests) == {s: registry_digest(tag_of(config, s)) for s in ("web", "redis")}
 
 
+def test_docker_containers_wait_for_the_push(mocks):
+    """A failed push must leave the running containers alone: they depend on the pushed image."""
+    deploy(docker_config())
+    for service in ("web", "redis"):
+        assert mocks.get(REGISTRY_IMAGE, service).urn in mocks.get(CONTAINER, service).dependencies
+
+
 def test_docker_host_and_registry_auth_configure_the_provider(mocks):
     deploy(docker_config(dockerHost="unix:///run/user/1000/docker.sock"))
     provider = mocks.get(DOCKER_PROVIDER, "docker")

@@ -114,10 +114,10 @@ def test_pods_are_hardened(mocks, name, user):
 
 
 @pytest.mark.parametrize("name,memory", [("web", "96Mi"), ("redis", "128Mi")])
-def test_requests_equal_limits(mocks, name, memory):
+def test_memory_requests_equal_limits_and_cpu_requests_stay_small(mocks, name, memory):
     _, deployments = deploy(mocks)
     resources = container(deployments[name])["resources"]
-    assert resources == {"requests": {"cpu": "500m", "memory": memory}, "limits": {"cpu": "500m", "memory": memory}}
+    assert resources == {"requests": {"cpu": "50m", "memory": memory}, "limits": {"cpu": "500m", "memory": memory}}
 
 
 def test_probes(mocks):
