@@ -75,7 +75,7 @@ class CloudService(pulumi.ComponentResource):
             with_docker = pulumi.ResourceOptions(parent=self, provider=docker_provider)
 
         # What each service runs (deploy_refs), and the immutable references and digests exported.
-        deploy_refs, exported, digests = {}, {}, {}
+        deploy_refs, releases, exported, digests = {}, {}, {}, {}
         for service in config.services:
             reference = references[service.name]
             if reference is not None and not on_docker:  # the cluster pulls it: nothing to build or pull here
@@ -95,6 +95,7 @@ class CloudService(pulumi.ComponentResource):
                 opts=with_docker,
             )
             deploy_refs[service.name] = image.deploy_ref
+            releases[service.name] = image.release
             exported[service.name] = pulumi.Output.all(image.registry_ref, image.reference).apply(lambda refs: refs[0] or refs[1])
             digests[service.name] = image.digest
         self.images = pulumi.Output.from_input(exported)
@@ -103,7 +104,7 @@ class CloudService(pulumi.ComponentResource):
         if on_docker:
             network = AppNetwork("network", AppNetworkArgs(name=config.name_prefix, labels=config.labels), opts=with_docker)
             deployment = DockerDeployment(
-                "docker", DockerDeploymentArgs(config=config, network=network.name, images=deploy_refs), opts=with_docker
+                "docker", DockerDeploymentArgs(config=config, network=network.name, images=deploy_refs, releases=releases), opts=with_docker
             )
             self.network = network.name
         else:

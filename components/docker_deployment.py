@@ -8,7 +8,7 @@ a named volume that outlives container replacements.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 import pulumi
@@ -25,6 +25,8 @@ class DockerDeploymentArgs:
     network: pulumi.Input[str]
     images: Mapping[str, pulumi.Input[str]]
     """Image to run for each service (a local image ID or an immutable reference)."""
+    releases: Mapping[str, pulumi.Resource] = field(default_factory=dict)
+    """What each service's container waits for before it (re)starts: the image's push."""
 
 
 class DockerDeployment(pulumi.ComponentResource):
@@ -68,6 +70,7 @@ class DockerDeployment(pulumi.ComponentResource):
                     tests=tests, interval="2s", timeout="3s", retries=3, start_period="2s"
                 )
 
+            release = [args.releases[service.name]] if service.name in args.releases else []
             containers[service.name] = docker.Container(
                 service.name,
                 name=container_name,
@@ -95,7 +98,7 @@ class DockerDeployment(pulumi.ComponentResource):
                 destroy_grace_seconds=10,
                 opts=pulumi.ResourceOptions(
                     parent=self,
-                    depends_on=[containers[link] for link in service.links if link in containers],
+                    depends_on=[containers[link] for link in service.links] + release,
                     # A fixed container name and host port cannot exist twice: replace in place.
                     delete_before_replace=True,
                 ),

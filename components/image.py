@@ -69,16 +69,19 @@ class ContainerImage(pulumi.ComponentResource):
       digest        the registry digest (sha256:...) once pushed or when pinned, else None
       registry_ref  repo@digest, what a cluster pulls (None for an image that was not pushed)
       deploy_ref    what to run: the local image ID when `pull`, else registry_ref
+    release         the resource to depend on before running deploy_ref (the push, when pushed)
     """
 
     reference: pulumi.Output[str]
     digest: pulumi.Output[Optional[str]]
     registry_ref: pulumi.Output[Optional[str]]
     deploy_ref: pulumi.Output[str]
+    release: Optional[pulumi.Resource]
 
     def __init__(self, name: str, args: ContainerImageArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:ContainerImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        pushed = None
 
         if args.reference is not None:
             local = docker.RemoteImage(name, name=args.reference, keep_locally=True, opts=child) if args.pull else None
@@ -116,12 +119,10 @@ class ContainerImage(pulumi.ComponentResource):
             else:
                 self.digest = pulumi.Output.from_input(None)
                 self.registry_ref = pulumi.Output.from_input(None)
+        self.deploy_ref = local.image_id if args.pull else self.registry_ref
         # A pushed image is deployed only once the registry has it: what runs can always be rolled
-        # back to or promoted by digest, and a failed push leaves the running services alone.
-        local_ref = local.image_id if local is not None else None
-        if args.push and args.reference is None:
-            local_ref = pulumi.Output.all(local.image_id, self.digest).apply(lambda ids: ids[0])
-        self.deploy_ref = local_ref if args.pull else self.registry_ref
+        # back to or promoted by digest. Consumers depend on this resource.
+        self.release = pushed or local
 
         self.register_outputs({
             "reference": self.reference, "digest": self.digest,
