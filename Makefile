@@ -34,3 +34,6 @@ cluster-down: ## Stop the cluster
 
 venv: ## Create the Python virtualenv from requirements.txt
 	@scripts/python-env.sh
+
+bench: ## Benchmark the stack against raw docker, docker-compose and kubectl (ARGS=--quick)
+	@scripts/bench.sh $(ARGS)

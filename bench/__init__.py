@@ -1,0 +1,1 @@
+"""Benchmarks: the stack against the raw docker / docker-compose / kubectl way (`make bench`)."""

@@ -1,0 +1,187 @@
+"""The same app, the hand-made way: the docker CLI, docker-compose and kubectl.
+
+Each class mirrors what a component declares (components/docker_deployment.py,
+components/kubernetes_deployment.py), so both sides of a comparison do the same work: same
+images, flags, limits, hardening and health checks, and the same "wait until healthy" at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from string import Template
+from typing import Iterable, Mapping, Sequence
+
+import docker
+
+from components.config import ServiceSpec
+from components.workload import SERVICE_LABEL, http_check_command
+from tests.integration.support import STACK_LABEL, RegistryCredentials, wait_for
+
+BENCH_DIR = Path(__file__).resolve().parent
+HEALTH_TIMEOUT = 90  # the stack's wait_timeout
+
+
+def run(command: Sequence[str], env: Mapping[str, str] | None = None, stdin: str | None = None,
+        check: bool = True) -> str:
+    result = subprocess.run(list(command), env=env, input=stdin, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{shlex.join(command)} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+    return result.stdout
+
+
+class DockerCli:
+    """The docker CLI with a private config directory: its registry login never touches ~/.docker."""
+
+    def __init__(self, config_dir: Path):
+        config_dir.mkdir(parents=True, exist_ok=True)
+        # The classic builder, as the engine (20.10, no buildx) gives the stack and compose too.
+        self.env = {**os.environ, "DOCKER_CONFIG": str(config_dir), "DOCKER_BUILDKIT": "0"}
+        self.client = docker.from_env()
+
+    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        return run(["docker", *args], env=self.env, stdin=stdin, check=check)
+
+    def login(self, registry: RegistryCredentials) -> None:
+        self("login", registry.server, "-u", registry.username, "--password-stdin", stdin=registry.password)
+
+    def wait_healthy(self, containers: Iterable[str]) -> None:
+        """What `wait: true` does in the stack: poll the engine's health status (every 0.1 s)."""
+        for container in containers:
+            def healthy(container=container) -> bool:
+                status = self.client.api.inspect_container(container)["State"].get("Health", {}).get("Status")
+                if status == "unhealthy":
+                    raise RuntimeError(f"container {container} is unhealthy")
+                return status == "healthy"
+            wait_for(healthy, timeout=HEALTH_TIMEOUT, interval=0.1, what=f"{container} healthy")
+
+    def remove_images(self, label_values: Iterable[str]) -> None:
+        """Removes every image built with one of these stack labels (the bench's own builds only)."""
+        for value in label_values:
+            for image in self.client.images.list(filters={"label": f"{STACK_LABEL}={value}"}):
+                self("rmi", "-f", image.id, check=False)
+
+
+class RawDockerApp:
+    """The dev stack as a docker CLI sequence: build, tag, push, network, volume, run, wait healthy."""
+
+    def __init__(self, cli: DockerCli, name: str, services: Sequence[ServiceSpec], repository: str,
+                 port_offset: int):
+        self.cli, self.name, self.services, self.repository = cli, name, services, repository
+        self.port_offset = port_offset
+        self.labels = {"app.kubernetes.io/part-of": "cloudservice", STACK_LABEL: name}
+
+    def container(self, service: ServiceSpec) -> str:
+        return f"{self.name}-{service.name}"
+
+    def build_and_push(self, service: ServiceSpec, tag: str) -> str:
+        local, remote = f"{self.name}/{service.name}:{tag}", f"{self.repository}/{service.name}:{tag}"
+        build_args = [arg for key, value in sorted(service.build.args.items()) for arg in ("--build-arg", f"{key}={value}")]
+        labels = [arg for key, value in sorted(self.labels.items()) for arg in ("--label", f"{key}={value}")]
+        self.cli("build", "-q", "-t", local, "-f", os.path.join(service.build.context, service.build.dockerfile),
+                 *build_args, *labels, service.build.context)
+        self.cli("tag", local, remote)
+        self.cli("push", "-q", remote)
+        return remote
+
+    def run_args(self, service: ServiceSpec, image: str) -> list[str]:
+        """`docker run` with the flags components/docker_deployment.py gives the container."""
+        args = [
+            "run", "-d", "--name", self.container(service), "--hostname", service.name,
+            "--network", self.name, "--network-alias", service.name, "--restart", "unless-stopped",
+            "--user", f"{service.user}:{service.user}", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+            "--memory", f"{service.memory_mb}m", "--memory-swap", f"{service.memory_mb}m", "--cpus", str(service.cpu),
+            "--label", f"{SERVICE_LABEL}={service.name}", *(f"--label={k}={v}" for k, v in self.labels.items()),
+        ]
+        if service.read_only:
+            args += ["--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m"]
+        if service.volume is not None:
+            args += ["-v", f"{self.container(service)}-data:{service.volume.path}"]
+        if service.publish is not None:
+            args += ["-p", f"127.0.0.1:{service.publish + self.port_offset}:{service.port}"]
+        for link in service.links:
+            port = next(s.port for s in self.services if s.name == link)
+            args += ["-e", f"{link.upper()}_HOST={link}", "-e", f"{link.upper()}_PORT={port}"]
+        if service.health_path or service.health_command:
+            # The CLI takes the shell form only (the stack's command check is exec form: one sh less).
+            check = http_check_command(service)[1] if service.health_path else shlex.join(service.health_command)
+            args += ["--health-cmd", check, "--health-interval", "2s", "--health-timeout", "3s",
+                     "--health-retries", "3", "--health-start-period", "2s"]
+        return [*args, image]
+
+    def start(self, service: ServiceSpec, image: str) -> None:
+        self.cli(*self.run_args(service, image))
+        self.cli.wait_healthy([self.container(service)])
+
+    def up(self, tag: str) -> None:
+        images = {service.name: self.build_and_push(service, tag) for service in self.services}
+        self.cli("network", "create", "--driver", "bridge", "--label", f"{STACK_LABEL}={self.name}", self.name)
+        for service in self.services:
+            if service.volume is not None:
+                self.cli("volume", "create", "--label", f"{STACK_LABEL}={self.name}", f"{self.container(service)}-data")
+        # Linked services first, each healthy before the next starts: the stack's depends_on + wait.
+        for service in self.services:
+            self.start(service, images[service.name])
+
+    def redeploy(self, service: ServiceSpec, tag: str) -> None:
+        """A source change: build && push && rm -f && run, then wait until healthy."""
+        image = self.build_and_push(service, tag)
+        self.cli("rm", "-f", self.container(service))
+        self.start(service, image)
+
+    def down(self) -> None:
+        self.cli("rm", "-f", *(self.container(service) for service in self.services), check=False)
+        self.cli("network", "rm", self.name, check=False)
+        for service in self.services:
+            if service.volume is not None:
+                self.cli("volume", "rm", f"{self.container(service)}-data", check=False)
+
+
+class ComposeApp:
+    """The dev stack as bench/compose.yaml, under Debian's docker-compose (v1)."""
+
+    def __init__(self, cli: DockerCli, project: str, app_dir: Path, web_port: int, base_image: str):
+        self.cli, self.project = cli, project
+        self.env = {**cli.env, "APP_DIR": str(app_dir), "WEB_PORT": str(web_port), "BASE_IMAGE": base_image,
+                    "BENCH_STACK": project}
+
+    def compose(self, *args: str, check: bool = True) -> str:
+        return run(["docker-compose", "-p", self.project, "-f", str(BENCH_DIR / "compose.yaml"), *args],
+                   env=self.env, check=check)
+
+    def up(self) -> None:
+        # depends_on (service_healthy) makes up wait for redis; web's health is waited for here.
+        self.compose("up", "-d", "--build")
+        self.cli.wait_healthy(self.compose("ps", "-q").split())
+
+    def down(self) -> None:
+        self.compose("down", "-v", "--remove-orphans", check=False)
+
+
+def dockerconfigjson(registry: RegistryCredentials) -> str:
+    token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    return json.dumps({"auths": {registry.server: {
+        "username": registry.username, "password": registry.password, "auth": token}}})
+
+
+class KubectlApp:
+    """The staging stack as `kubectl apply` of bench/k8s/app.yaml, then `kubectl rollout status`."""
+
+    def __init__(self, namespace: str, images: Mapping[str, str], registry: RegistryCredentials, replicas: int):
+        self.namespace = namespace
+        self.manifest = Template((BENCH_DIR / "k8s" / "app.yaml").read_text()).substitute(
+            NAMESPACE=namespace, WEB_IMAGE=images["web"], REDIS_IMAGE=images["redis"], WEB_REPLICAS=replicas,
+            DOCKERCONFIGJSON=dockerconfigjson(registry),
+        )
+
+    def up(self) -> None:
+        run(["kubectl", "apply", "-f", "-"], stdin=self.manifest)
+        for deployment in ("redis", "web"):
+            run(["kubectl", "rollout", "status", "-n", self.namespace, f"deployment/{deployment}", "--timeout=300s"])
+
+    def down(self) -> None:
+        run(["kubectl", "delete", "namespace", self.namespace, "--ignore-not-found", "--wait=true"], check=False)

@@ -1,0 +1,390 @@
+"""`make bench`: the stack against the raw docker / docker-compose / kubectl way, side by side.
+
+Usage: python -m bench.run [--runs N] [--quick] [--sections cold,steady,...]
+
+Every figure is wall time in seconds over N runs (min and median); setup and cleanup happen
+outside the timed sections. Everything the bench creates carries a unique `bench-<id>` name
+(stacks, containers, compose project, namespaces, host ports picked free) and is removed at the
+end, pushed registry tags excepted (the stack keeps those too: they are the release history).
+Results: bench/results.json and the table in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Callable, Optional
+
+import yaml
+from pulumi import automation as auto
+
+from components.config import parse_stack_config
+from tests.integration.support import (
+    ROOT, ProjectCopy, RegistryCredentials, changed_resources, get_json, http, wait_for,
+)
+
+from .raw import BENCH_DIR, ComposeApp, DockerCli, KubectlApp, RawDockerApp, run
+from .timing import Figures, log
+
+SECTIONS = ("unit", "cold", "steady", "kubernetes", "scale")
+SCALES = (1, 10, 50)
+STAMP = "# bench: "
+
+# What each figure measures (the README table's first column), in table order.
+DESCRIPTIONS = {
+    "unit": "`pytest tests/unit -q` (the unit suite, wall time)",
+    "cold.pulumi": "cold `pulumi up` of a fresh dev stack: build x2, push x2, network, volume, 2 containers healthy",
+    "cold.raw": "the same with the docker CLI: build x2, tag, push x2, network/volume create, run x2, wait healthy",
+    "cold.compose": "the same under `docker-compose up -d --build` + wait healthy (builds, no push)",
+    "noop.preview": "no-op `pulumi preview` of the dev stack (all resources `same`)",
+    "noop.up": "no-op `pulumi up` of the dev stack (all `same`, nothing rebuilt)",
+    "empty.preview": "`pulumi preview` of an empty Python program: Pulumi's floor",
+    "edit.pulumi": "app/web/server.py changed: `pulumi up` (rebuild, push, replace web, healthy)",
+    "edit.raw": "the same by hand: docker build && push && rm -f && run + wait healthy",
+    "k8s.pulumi": "`pulumi up` of a fresh staging stack (by digest) until the rollout completes",
+    "k8s.kubectl": "`kubectl apply` of equivalent manifests + `kubectl rollout status`",
+    **{f"scale{n}.{op}": f"`pulumi {op}` of a fresh dev stack with {n} service(s)" for n in SCALES for op in ("preview", "up")},
+}
+RATIOS = {
+    "cold pulumi/raw": ("cold.pulumi", "cold.raw"),
+    "cold pulumi/compose": ("cold.pulumi", "cold.compose"),
+    "no-op preview/empty preview": ("noop.preview", "empty.preview"),
+    "no-op up/empty preview": ("noop.up", "empty.preview"),
+    "edit pulumi/raw": ("edit.pulumi", "edit.raw"),
+    "kubernetes pulumi/kubectl": ("k8s.pulumi", "k8s.kubectl"),
+    "scale 50/1 up": ("scale50.up", "scale1.up"),
+    "scale 50/1 preview": ("scale50.preview", "scale1.preview"),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def stamp(path: Path, nonce: str) -> None:
+    """Makes a source file unique (a trailing comment), so its image really is built again."""
+    lines = [line for line in path.read_text().splitlines() if not line.startswith(STAMP)]
+    path.write_text("\n".join([*lines, STAMP + nonce]) + "\n")
+
+
+class Bench:
+    """One bench run: a private project copy, unique names, the figures, and the cleanup."""
+
+    def __init__(self, runs: int, workdir: Path):
+        self.runs, self.workdir = runs, workdir
+        self.id = uuid.uuid4().hex[:6]
+        self.figures = Figures()
+        (workdir / "project").mkdir()
+        self.project = ProjectCopy(workdir / "project")
+        self.app_dir = self.project.directory / "app"
+        self.registry = RegistryCredentials.load()
+        self.cli = DockerCli(workdir / "docker-config")
+        self.cli.login(self.registry)
+        self.stacks: list[auto.Stack] = []
+        self.cleanups: list[Callable[[], None]] = []
+        self.built_labels: list[str] = []  # stack labels of every image built, removed at the end
+        self.images: Optional[dict] = None  # repo@sha256 of web and redis, once a dev stack pushed them
+
+        # The raw side runs the app spec the stacks run: Pulumi.yaml's services, the dev build args.
+        dev = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+        spec = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["services"]["value"]
+        self.repository = dev["cloudservice:imageRepository"]
+        self.build_args = dev["cloudservice:buildArgs"]
+        self.services = parse_stack_config(
+            {"services": spec, "buildArgs": self.build_args}, project="cloudservice", stack="bench",
+            base_dir=str(self.project.directory),
+        ).services
+
+    def name(self, what: str) -> str:
+        return f"bench-{self.id}-{what}"
+
+    def stack(self, template: str, what: str, config: Optional[dict] = None) -> auto.Stack:
+        stack = self.project.stack(template, name=self.name(what), config=config,
+                                   secrets={"registryPassword": self.registry.password})
+        self.stacks.append(stack)
+        self.built_labels.append(stack.name)
+        return stack
+
+    def dev_stack(self, what: str) -> auto.Stack:
+        return self.stack("dev", what, config={"portOffset": str(free_port() - 8080)})
+
+    def raw_app(self) -> RawDockerApp:
+        app = RawDockerApp(self.cli, self.name("raw"), self.services, self.repository, free_port() - 8080)
+        self.cleanups.append(app.down)
+        self.built_labels.append(app.name)
+        return app
+
+    def wait_for_registry(self) -> None:
+        auth = (self.registry.username, self.registry.password)
+        wait_for(lambda: http("GET", f"{self.registry.url}/v2/", auth=auth)[0] == 200,
+                 timeout=120, interval=1, what="the registry")
+
+    def timed(self, key: str, action: Callable[[], object], reset: Optional[Callable[[], None]] = None):
+        """Times `action` into figure `key`. Another engineer's platform tests may restart the
+        registry mid-run: such a run is discarded (`reset` undoes it) and done again."""
+        for attempt in range(1, 4):
+            self.wait_for_registry()
+            try:
+                return self.figures.time(key, action)
+            except Exception as error:  # noqa: BLE001 - only the registry outage is retried
+                if attempt == 3 or "connection refused" not in str(error):
+                    raise
+                log(f"{key}: the registry went away during the run; discarded, running it again")
+                if reset is not None:
+                    reset()
+
+    def stamp_app(self, nonce: str, services=("web", "redis")) -> None:
+        files = {"web": self.app_dir / "web" / "server.py", "redis": self.app_dir / "redis" / "redis.conf"}
+        for service in services:
+            stamp(files[service], f"{self.id}-{nonce}")
+
+    def seed_images(self, stack: auto.Stack, result: auto.UpResult) -> None:
+        self.images = result.outputs["images"].value
+        url = result.outputs["url"].value
+        assert get_json(url + "/")[0] == 200, f"{stack.name} does not serve {url}"
+
+    def close(self) -> None:
+        """Removes everything the bench made; each step on its own, so one failure skips nothing."""
+        steps = [*self.cleanups]
+        for stack in self.stacks:
+            steps += [stack.destroy, lambda stack=stack: stack.workspace.remove_stack(stack.name)]
+        steps.append(lambda: self.cli.remove_images(self.built_labels))
+        for step in steps:
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 - report and carry on cleaning
+                log(f"cleanup step failed: {error}")
+
+
+def bench_unit(b: Bench) -> None:
+    for _ in range(b.runs):
+        b.figures.time("unit", lambda: subprocess.run(
+            [str(ROOT / "venv/bin/pytest"), "tests/unit", "-q", "-p", "no:cacheprovider"],
+            cwd=ROOT, check=True, capture_output=True))
+
+
+def bench_cold(b: Bench) -> None:
+    """Section 1: from nothing to healthy, each side building the same sources from the same cache
+    state: every run stamps both build contexts anew, so the COPY layer and all after it rebuild."""
+    dev, raw = b.dev_stack("dev"), b.raw_app()
+    compose = ComposeApp(b.cli, b.name("compose"), b.app_dir, free_port(), b.build_args["BASE_IMAGE"])
+    b.cleanups.append(compose.down)
+    b.built_labels.append(compose.project)
+    sides = {
+        "pulumi": (lambda: b.seed_images(dev, dev.up()), dev.destroy),
+        "raw": (lambda: raw.up(tag=b.name(f"cold-{run_index}")), raw.down),
+        "compose": (compose.up, compose.down),
+    }
+    for run_index in range(b.runs):
+        for side, (up, down) in sides.items():
+            b.stamp_app(f"cold-{side}-{run_index}")
+            b.timed(f"cold.{side}", up, reset=down)
+            down()
+
+
+def empty_stack(b: Bench) -> auto.Stack:
+    """A project whose program declares nothing, on the same language host and venv."""
+    directory = b.workdir / "empty"
+    (directory / ".state").mkdir(parents=True)
+    (directory / "Pulumi.yaml").write_text(
+        "name: bench-empty\nruntime:\n  name: python\n  options: {toolchain: pip, virtualenv: venv}\n")
+    (directory / "__main__.py").write_text('"""Declares nothing: what remains is Pulumi\'s own cost."""\n')
+    (directory / "venv").symlink_to(ROOT / "venv")
+    return auto.create_stack(b.name("empty"), work_dir=str(directory), opts=auto.LocalWorkspaceOptions(
+        work_dir=str(directory), env_vars={"PULUMI_BACKEND_URL": f"file://{directory / '.state'}"}))
+
+
+def bench_steady(b: Bench) -> None:
+    """Sections 2 and 3: no-op preview/up against Pulumi's floor, then one changed source file."""
+    dev, raw = b.dev_stack("steady"), b.raw_app()
+    b.stamp_app("steady")
+    b.seed_images(dev, dev.up())
+    raw.up(tag=b.name("steady"))
+
+    for _ in range(b.runs):
+        preview = b.figures.time("noop.preview", lambda: dev.preview(expect_no_changes=True))
+        assert set(preview.change_summary) == {"same"}, preview.change_summary
+        result = b.figures.time("noop.up", dev.up)
+        assert set(result.summary.resource_changes) == {"same"}, result.summary.resource_changes
+    empty = empty_stack(b)
+    for _ in range(b.runs):
+        b.figures.time("empty.preview", empty.preview)
+
+    web = next(service for service in b.services if service.name == "web")
+    for run_index in range(b.runs):
+        b.stamp_app(f"edit-pulumi-{run_index}", services=("web",))
+        events: list = []
+        b.timed("edit.pulumi", lambda: dev.up(on_event=events.append), reset=events.clear)
+        changed = {kind.rsplit(":", 1)[1] for kind, name in changed_resources(events) if name == "web"}
+        assert changed == {"RemoteImage", "RegistryImage", "Container"}, changed_resources(events)
+        b.stamp_app(f"edit-raw-{run_index}", services=("web",))
+        b.timed("edit.raw", lambda: raw.redeploy(web, tag=b.name(f"edit-{run_index}")))
+    dev.destroy()
+    raw.down()
+
+
+def ensure_images(b: Bench) -> dict:
+    """The digests a dev stack pushed (the cold section leaves them; a partial run makes them)."""
+    if b.images is None:
+        seed = b.dev_stack("seed")
+        b.stamp_app("seed")
+        b.seed_images(seed, seed.up())
+        seed.destroy()
+    return b.images
+
+
+def bench_kubernetes(b: Bench) -> None:
+    """Section 4: the same digests on the cluster; distinct namespaces, fresh each run."""
+    images = ensure_images(b)
+    staging = b.stack("staging", "staging", config={
+        "images": json.dumps(images),  # no build: the images the dev stack pushed, like the manifests
+        "kubernetes": json.dumps({"namespace": b.name("k8s-pulumi"), "serviceType": "NodePort"}),
+    })
+
+    def kubectl_app(what: str) -> KubectlApp:
+        app = KubectlApp(b.name(what), images, b.registry, replicas=2)
+        b.cleanups.append(app.down)
+        return app
+
+    # Untimed: the node pulls the images once, so no side pays for the first pull.
+    warm_up = kubectl_app("k8s-warm-up")
+    warm_up.up()
+    warm_up.down()
+    for run_index in range(b.runs):
+        b.figures.time("k8s.pulumi", staging.up)
+        staging.destroy()
+        app = kubectl_app(f"k8s-kubectl-{run_index}")
+        b.figures.time("k8s.kubectl", app.up)
+        app.down()
+
+
+def scale_spec(count: int, image: str) -> dict:
+    """`count` small Redis services: the first built and published, the others by digest."""
+    # Redis writes its append-only file under /data: without a volume it needs a writable root.
+    common = {"port": 6379, "health": ["redis-cli", "ping"], "user": 10002, "memory": 32, "cpu": 0.1, "readOnly": False}
+    return {
+        "svc0": {**common, "build": "app/redis", "publish": 6379},
+        **{f"svc{index}": {**common, "image": image} for index in range(1, count)},
+    }
+
+
+def bench_scale(b: Bench) -> None:
+    """Section 5: preview and up of fresh stacks with 1, 10 and 50 services."""
+    image = ensure_images(b)["redis"]
+    for count in SCALES:
+        stack = b.stack("dev", f"scale{count}", config={
+            "services": json.dumps(scale_spec(count, image)), "portOffset": str(free_port() - 6379),
+        })
+        for _ in range(b.runs):
+            preview = b.figures.time(f"scale{count}.preview", stack.preview)
+            assert set(preview.change_summary) == {"create"}, preview.change_summary
+            b.timed(f"scale{count}.up", stack.up)
+            stack.destroy()
+
+
+def machine_info() -> dict:
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine())
+
+    def version(*command: str) -> str:
+        return run(command, check=False).strip()
+
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_mib": int(meminfo["MemTotal"].split()[0]) // 1024,
+        "kernel": platform.release(),
+        "docker": version("docker", "version", "--format", "{{.Server.Version}}"),
+        "docker_compose": version("docker-compose", "version", "--short"),
+        "pulumi": version("pulumi", "version"),
+        "kubernetes": json.loads(version("kubectl", "version", "-o", "json") or "{}").get("serverVersion", {}).get("gitVersion"),
+    }
+
+
+def render_table(results: dict) -> str:
+    machine = results["machine"]
+    lines = [
+        f"Run of {machine['date']} ({results['runs']} runs each): {machine['nproc']} cores ({machine['cpu']}), "
+        f"{machine['memory_mib']} MiB, Linux {machine['kernel']}, Docker {machine['docker']}, "
+        f"docker-compose {machine['docker_compose']}, Pulumi {machine['pulumi']}, Kubernetes {machine['kubernetes']}.",
+        "",
+        "| figure | what it measures | runs (s) | min (s) | median (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for key, description in DESCRIPTIONS.items():
+        figure = results["figures"].get(key)
+        if figure:
+            runs = ", ".join(f"{seconds:.2f}" for seconds in figure["runs"])
+            lines.append(f"| `{key}` | {description} | {runs} | {figure['min']:.2f} | {figure['median']:.2f} |")
+    lines += ["", "| ratio | median | min |", "|---|---|---|"]
+    for key, ratio in results["ratios"].items():
+        lines.append(f"| {key} | {ratio['median']:.2f}x | {ratio['min']:.2f}x |")
+    return "\n".join(lines)
+
+
+def write_results(results: dict) -> None:
+    (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    readme = BENCH_DIR / "README.md"
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    text = readme.read_text()
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    readme.write_text(f"{head}{begin}\n{render_table(results)}\n{end}{tail}")
+
+
+SECTION_FUNCTIONS = {
+    "unit": bench_unit, "cold": bench_cold, "steady": bench_steady, "kubernetes": bench_kubernetes, "scale": bench_scale,
+}
+assert tuple(SECTION_FUNCTIONS) == SECTIONS
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of every figure (default 3)")
+    parser.add_argument("--quick", action="store_true", help="one run of each: a smoke check")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ", ".join(SECTIONS))
+    parser.add_argument("--no-write", action="store_true", help="print the results, leave results.json and README alone")
+    args = parser.parse_args(argv)
+    sections = [section.strip() for section in args.sections.split(",") if section.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    runs = 1 if args.quick else args.runs
+
+    workdir = Path(tempfile.mkdtemp(prefix="cloudservice-bench-"))
+    bench = Bench(runs, workdir)
+    log(f"bench {bench.id}: {runs} run(s) of {', '.join(sections)} in {workdir}")
+    try:
+        for section, measure in SECTION_FUNCTIONS.items():  # in order: later ones reuse what `cold` pushed
+            if section in sections:
+                measure(bench)
+    finally:
+        log("cleaning up")
+        bench.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    figures = bench.figures
+    for key, (numerator, denominator) in RATIOS.items():
+        if numerator in figures.figures and denominator in figures.figures:
+            figures.ratio(key, numerator, denominator)
+    results = {"runs": runs, "machine": machine_info(), "figures": figures.figures, "ratios": figures.ratios}
+    print(render_table(results))
+    if not args.no_write:
+        write_results(results)
+
+
+if __name__ == "__main__":
+    main()

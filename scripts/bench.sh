@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Benchmarks the stack against the raw docker CLI, docker-compose and kubectl, side by side
+# (bench/README.md). Needs `make platform` first. Arguments go to bench/run.py: --runs N, --quick.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+# The Compose side runs Debian's docker-compose (v1, the one that talks to a 20.10 engine).
+if ! command -v docker-compose >/dev/null; then
+  log "installing docker-compose (apt)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null
+fi
+"$ROOT_DIR/scripts/python-env.sh"
+source "$ROOT_DIR/scripts/env.sh"
+cd "$ROOT_DIR"
+exec venv/bin/python -m bench.run "$@"
