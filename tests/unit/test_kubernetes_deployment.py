@@ -171,15 +171,14 @@ def test_volume_is_a_claim_mounted_by_the_pod(mocks):
     assert not any("persistentVolumeClaim" in v for v in pod(deployments["web"])["volumes"])
 
 
-def test_links_point_at_the_linked_service(mocks):
+def test_links_point_at_the_linked_service_by_its_dns_name(mocks):
     _, deployments = deploy(mocks)
     redis_service = mocks.get(SERVICE, "redis")
     env = container(deployments["web"])["env"]
-    assert env == [
-        {"name": "REDIS_HOST", "value": redis_service.outputs["spec"]["clusterIP"]},
-        {"name": "REDIS_PORT", "value": "6379"},
-    ]
-    assert redis_service.urn in deployments["web"].dependencies
+    assert env == [{"name": "REDIS_HOST", "value": "redis"}, {"name": "REDIS_PORT", "value": "6379"}]
+    assert redis_service.inputs["metadata"]["name"] == "redis"
+    # The web rollout does not wait for the redis Service: both start side by side.
+    assert redis_service.urn not in deployments["web"].dependencies
     assert container(deployments["redis"])["env"] == []
 
 
