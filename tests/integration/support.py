@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
@@ -63,6 +64,13 @@ def http(method: str, url: str, body: Optional[bytes] = None, auth: Optional[tup
 def get_json(url: str, method: str = "GET", body: Optional[bytes] = None) -> tuple[int, Any]:
     status, payload, _ = http(method, url, body)
     return status, json.loads(payload) if payload else None
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a stack's published port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def wait_for(condition, timeout: float, interval: float = 1.0, what: str = "condition"):

@@ -4,21 +4,15 @@ One stack made from the committed Pulumi.dev.yaml walks through the whole lifecy
 run in order and each builds on the state the previous one left.
 """
 
-import socket
 from collections import Counter
 
 import pytest
 from pulumi import automation as auto
 
 from .support import (
-    STACK_LABEL, changed_resources, edit_app_version, get_json, registry_manifest_status, step_events, wait_for,
+    STACK_LABEL, changed_resources, edit_app_version, free_port, get_json, registry_manifest_status, step_events,
+    wait_for,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def planned_steps(events) -> Counter:

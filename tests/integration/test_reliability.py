@@ -13,7 +13,7 @@ import yaml
 from pulumi import automation as auto
 
 from .support import (
-    ROOT, STACK_LABEL, STATE_DIR, edit_app_version, get_json, http, wait_for,
+    ROOT, STACK_LABEL, STATE_DIR, edit_app_version, free_port, get_json, wait_for,
 )
 
 APP_SECRET = "app-secret-7f3c9a51e2"
@@ -22,13 +22,6 @@ RECORDS = 60
 
 def default_services() -> dict:
     return yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["services"]["value"]
-
-
-def free_offset() -> str:
-    import socket
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1] - 8080)
 
 
 def labelled(docker_client, stack_name):
@@ -43,7 +36,7 @@ def app(project, registry, docker_client):
     services = default_services()
     services["web"]["secretEnv"] = {"APP_SECRET": "appSecret"}
     stack = project.stack(
-        "dev", config={"portOffset": free_offset(), "services": json.dumps(services)},
+        "dev", config={"portOffset": str(free_port() - 8080), "services": json.dumps(services)},
         secrets={"registryPassword": registry.password, "appSecret": APP_SECRET},
     )
     logs: list[str] = []
