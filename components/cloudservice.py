@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from .config import StackConfig
 from .docker_deployment import DockerDeployment, DockerDeploymentArgs
-from .image import ContainerImage, ContainerImageArgs
+from .image import ContainerImage, ContainerImageArgs, digest_of
 from .kubernetes_deployment import KubernetesDeployment, KubernetesDeploymentArgs
 from .network import AppNetwork, AppNetworkArgs
 
@@ -80,7 +80,7 @@ class CloudService(pulumi.ComponentResource):
             reference = references[service.name]
             if reference is not None and not on_docker:  # the cluster pulls it: nothing to build or pull here
                 deploy_refs[service.name] = exported[service.name] = reference
-                digests[service.name] = pulumi.Output.from_input(reference).apply(lambda ref: ref.partition("@")[2] or None)
+                digests[service.name] = digest_of(reference)
                 continue
             image = ContainerImage(
                 service.name,

@@ -45,6 +45,11 @@ def content_tag(build: BuildSpec) -> str:
     return "c-" + digest.hexdigest()[:16]
 
 
+def digest_of(reference: pulumi.Input[str]) -> pulumi.Output[Optional[str]]:
+    """The sha256:... part of repo@sha256:..., or None for a reference by tag."""
+    return pulumi.Output.from_input(reference).apply(lambda ref: ref.partition("@")[2] or None)
+
+
 @dataclass
 class ContainerImageArgs:
     """What to build (or which existing image to use) and where it goes."""
@@ -86,7 +91,7 @@ class ContainerImage(pulumi.ComponentResource):
         if args.reference is not None:
             local = docker.RemoteImage(name, name=args.reference, keep_locally=True, opts=child) if args.pull else None
             self.reference = pulumi.Output.from_input(args.reference)
-            self.digest = self.reference.apply(lambda ref: ref.partition("@")[2] or None)
+            self.digest = digest_of(self.reference)
             self.registry_ref = self.reference
         else:
             local = docker.RemoteImage(
