@@ -54,7 +54,7 @@ class DockerDeployment(pulumi.ComponentResource):
 
             env = {
                 **service.env,
-                **link_env(service, host_of=lambda link: link, port_of=lambda link: config.service(link).port),
+                **link_env(config, service),
                 **{var: config.secrets[key] for var, key in service.secret_env.items()},
             }
             ports = []

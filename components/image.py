@@ -62,7 +62,6 @@ class ContainerImageArgs:
     push: bool = False
     pull: bool = True
     """Keep a copy in the local engine (the docker target runs containers from it)."""
-    legacy_builder: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -103,7 +102,6 @@ class ContainerImage(pulumi.ComponentResource):
                     target=args.build.target,
                     build_args=dict(args.build.args),
                     labels=dict(args.labels),
-                    use_legacy_builder=args.legacy_builder or None,
                 ),
                 # Built images stay in the engine's cache after destroy, like `docker build` leaves them.
                 keep_locally=True,

@@ -116,9 +116,9 @@ class KubernetesDeployment(pulumi.ComponentResource):
                 {"name": var, "value": value}
                 for var, value in sorted({
                     **service.env,
-                    # By Service name, resolved by cluster DNS: no wait on the linked Service, so
-                    # the services start side by side and readiness gates the traffic.
-                    **link_env(service, host_of=lambda link: link, port_of=lambda link: config.service(link).port),
+                    # By name (cluster DNS), not by ClusterIP: no wait on the linked Service, so the
+                    # services start side by side and readiness gates the traffic.
+                    **link_env(config, service),
                 }.items())
             ] + [
                 {"name": var, "valueFrom": {"secretKeyRef": {"name": APP_SECRETS, "key": key}}}

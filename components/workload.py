@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Mapping
 
-import pulumi
-
-from .config import ServiceSpec
+from .config import ServiceSpec, StackConfig
 
 SERVICE_LABEL = "app.kubernetes.io/name"
 
@@ -15,13 +13,14 @@ def service_labels(stack_labels: Mapping[str, str], service: ServiceSpec) -> dic
     return {**stack_labels, SERVICE_LABEL: service.name}
 
 
-def link_env(service: ServiceSpec, host_of: Callable[[str], pulumi.Input[str]], port_of: Callable[[str], int]) -> dict:
-    """`links: [redis]` gives REDIS_HOST and REDIS_PORT, pointing at wherever the target runs redis."""
+def link_env(config: StackConfig, service: ServiceSpec) -> dict[str, str]:
+    """`links: [redis]` gives REDIS_HOST and REDIS_PORT. The host is the service name on both
+    targets: a network alias on Docker, a Service resolved by cluster DNS on Kubernetes."""
     env = {}
     for link in service.links:
         prefix = link.upper().replace("-", "_")
-        env[f"{prefix}_HOST"] = host_of(link)
-        env[f"{prefix}_PORT"] = str(port_of(link))
+        env[f"{prefix}_HOST"] = link
+        env[f"{prefix}_PORT"] = str(config.service(link).port)
     return env
 
 
