@@ -1,0 +1,292 @@
+"""RolloutCheck and JobCheck: `pulumi up` waits for each rollout and job, and fails fast and clearly.
+
+The providers' own waits say little: the Docker provider "container failed to be in healthy state",
+the Kubernetes provider a timeout after ten minutes. These Pulumi dynamic resources take that wait
+over. Each watches one workload the stack has just created or changed (a container, a Deployment,
+a Job) until it is ready or has completed, and fails `pulumi up` as soon as it crash-loops or cannot
+start, or once `timeout` seconds have passed, with the service name, the exit reason and the last
+log lines. A check re-runs whenever its `revision` changes (the container's ID, the Deployment's
+generation, the Job's UID), so on every rollout; what depends on a JobCheck starts only after the
+job succeeded. Components turn the providers' own waits off (docker `wait`, Kubernetes
+`pulumi.com/skipAwait`) so that these checks are the ones that report.
+
+The checks run in Pulumi's dynamic provider process, which imports this module. Their inputs are
+kept in the state: they name things (container, namespace, kubeconfig path) and never carry
+credentials; the Docker and Kubernetes clients find those as the providers do (environment,
+kubeconfig).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Protocol, Union
+
+import pulumi
+from pulumi import dynamic
+
+from .workload_status import (
+    FAILED, READY, Observation, docker_job_status, docker_service_status, failed, failure_message, job_status,
+    newest_replica_set, pending, rollout_status,
+)
+
+DEFAULT_READY_TIMEOUT = 60
+"""Seconds a service may take to become ready (stack key `readyTimeout`)."""
+DEFAULT_JOB_TIMEOUT = 300
+"""Seconds a job may run (`jobs.<name>.timeout`)."""
+UNPROBED_SETTLE_SECONDS = 5
+"""How long a service without a health check must keep running to count as started."""
+POLL_SECONDS = 1
+LOG_LINES = 20
+EVENTS = 3
+
+
+class ReadinessError(Exception):
+    """A workload failed or was not ready in time; the message is what `pulumi up` shows."""
+
+
+class Workload(Protocol):
+    def observe(self) -> Observation: ...
+
+    def logs(self, observation: Observation) -> list[str]:
+        """The last log lines of what `observation` is about."""
+
+    def events(self, observation: Observation) -> list[str]:
+        """Recent warnings about it (Kubernetes events), oldest first."""
+
+
+def await_workload(workload: Workload, kind: str, name: str, timeout: float,
+                   clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Observation:
+    """Polls `workload` until it is ready; raises ReadinessError when it fails or `timeout` passes."""
+    deadline = clock() + timeout
+    ready_since = None
+    while True:
+        try:
+            observation = workload.observe()
+        except Exception as error:  # noqa: BLE001 - an engine or API server blip: retry until the deadline
+            observation = pending(f"cannot read its status ({error})")
+        now = clock()
+        if observation.state == FAILED:
+            raise ReadinessError(_explain(workload, kind, name, observation, None))
+        if observation.state == READY:
+            ready_since = now if ready_since is None else ready_since
+            if observation.probed or now - ready_since >= UNPROBED_SETTLE_SECONDS:
+                return observation
+        else:
+            ready_since = None
+            if now >= deadline:
+                raise ReadinessError(_explain(workload, kind, name, observation, timeout))
+        sleep(POLL_SECONDS)
+
+
+def _explain(workload: Workload, kind: str, name: str, observation: Observation, timeout: Optional[float]) -> str:
+    def best_effort(read: Callable[[Observation], list[str]]) -> list[str]:
+        try:
+            return read(observation)
+        except Exception as error:  # noqa: BLE001 - the failure itself matters more than its logs
+            return [f"(unavailable: {error})"]
+
+    return failure_message(kind, name, observation, timeout, best_effort(workload.logs), best_effort(workload.events))
+
+
+# -- the workloads, observed live -----------------------------------------------------------------
+
+
+class DockerContainer:
+    """A container on a Docker engine (the Docker SDK, as `docker inspect` and `docker logs`)."""
+
+    def __init__(self, host: Optional[str], container: str, status: Callable[[dict], Observation]):
+        import docker  # only the provider process talks to the engine
+
+        self.errors = docker.errors
+        self.api = docker.APIClient(base_url=host, use_ssh_client=host.startswith("ssh://")) if host \
+            else docker.from_env().api
+        self.container = container
+        self.status = status
+
+    def observe(self) -> Observation:
+        try:
+            return self.status(self.api.inspect_container(self.container))
+        except self.errors.NotFound:
+            return failed(f"container {self.container} does not exist")
+
+    def logs(self, observation: Observation) -> list[str]:
+        return self.api.logs(self.container, tail=LOG_LINES).decode(errors="replace").splitlines()
+
+    def events(self, observation: Observation) -> list[str]:
+        return []
+
+
+class KubernetesCluster:
+    """The API server the kubeconfig points at (the `kubernetes` client; objects read as plain JSON)."""
+
+    def __init__(self, kubeconfig: Optional[str], context: Optional[str]):
+        from kubernetes import client, config  # only the provider process talks to the cluster
+
+        api = config.new_client_from_config(config_file=kubeconfig, context=context)
+        self.missing = client.exceptions.ApiException
+        self.core, self.apps, self.batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
+
+    @staticmethod
+    def read(call: Callable, *args, **kwargs) -> Any:
+        return json.loads(call(*args, _preload_content=False, **kwargs).data)
+
+    def pods(self, namespace: str, labels: dict[str, str]) -> list[dict]:
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        items = self.read(self.core.list_namespaced_pod, namespace, label_selector=selector)["items"]
+        return [pod for pod in items if not pod["metadata"].get("deletionTimestamp")]
+
+    def logs(self, namespace: str, observation: Observation) -> list[str]:
+        if not observation.subject:
+            return []
+        text = self.core.read_namespaced_pod_log(
+            observation.subject, namespace, container=observation.container, previous=observation.previous,
+            tail_lines=LOG_LINES,
+        )
+        return text.splitlines()
+
+    def events(self, namespace: str, observation: Observation) -> list[str]:
+        if not observation.subject:
+            return []
+        items = self.read(self.core.list_namespaced_event, namespace,
+                          field_selector=f"involvedObject.name={observation.subject},type=Warning")["items"]
+        items.sort(key=lambda event: event.get("lastTimestamp") or event.get("eventTime") or "")
+        return [f"{event.get('reason')}: {event.get('message', '').strip()}" for event in items[-EVENTS:]]
+
+
+class KubernetesDeployment:
+    """A Deployment's rollout, as `kubectl rollout status` follows it, plus its new pods' state."""
+
+    def __init__(self, cluster: KubernetesCluster, namespace: str, name: str):
+        self.cluster, self.namespace, self.name = cluster, namespace, name
+
+    def observe(self) -> Observation:
+        cluster = self.cluster
+        try:
+            deployment = cluster.read(cluster.apps.read_namespaced_deployment, self.name, self.namespace)
+        except cluster.missing as error:
+            if error.status == 404:
+                return failed(f"Deployment {self.namespace}/{self.name} does not exist")
+            raise
+        labels = deployment["spec"]["selector"].get("matchLabels", {})
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        replica_sets = cluster.read(cluster.apps.list_namespaced_replica_set, self.namespace, label_selector=selector)
+        newest = newest_replica_set(deployment, replica_sets["items"])
+        pods = []
+        if newest is not None:
+            template_hash = newest["metadata"]["labels"]["pod-template-hash"]
+            pods = cluster.pods(self.namespace, {**labels, "pod-template-hash": template_hash})
+        return rollout_status(deployment, pods)
+
+    def logs(self, observation: Observation) -> list[str]:
+        return self.cluster.logs(self.namespace, observation)
+
+    def events(self, observation: Observation) -> list[str]:
+        return self.cluster.events(self.namespace, observation)
+
+
+class KubernetesJob(KubernetesDeployment):
+    """A Job and its pods."""
+
+    def observe(self) -> Observation:
+        cluster = self.cluster
+        try:
+            job = cluster.read(cluster.batch.read_namespaced_job, self.name, self.namespace)
+        except cluster.missing as error:
+            if error.status == 404:
+                return failed(f"Job {self.namespace}/{self.name} does not exist")
+            raise
+        return job_status(job, cluster.pods(self.namespace, job["spec"]["selector"].get("matchLabels", {})))
+
+
+# -- the dynamic resources ------------------------------------------------------------------------
+
+
+@dataclass
+class DockerWorkload:
+    """A container, by name, on the engine at `host` (default: the local one, DOCKER_HOST)."""
+
+    container: pulumi.Input[str]
+    host: Optional[str] = None
+
+
+@dataclass
+class KubernetesWorkload:
+    """A Deployment (RolloutCheck) or Job (JobCheck) in a namespace of the cluster the kubeconfig
+    (default: KUBECONFIG or ~/.kube/config) and context point at."""
+
+    namespace: pulumi.Input[str]
+    name: pulumi.Input[str]
+    kubeconfig: Optional[str] = None
+    context: Optional[str] = None
+
+
+@dataclass
+class CheckArgs:
+    name: str
+    """The service or job as the app spec names it (in error messages)."""
+    workload: Union[DockerWorkload, KubernetesWorkload]
+    revision: pulumi.Input[Any]
+    """Changes with every rollout: the container's ID, the Deployment's generation, the Job's UID."""
+    timeout: float = DEFAULT_READY_TIMEOUT
+
+
+# Inputs whose change means another rollout to watch (a changed timeout alone re-checks nothing).
+_WATCHED = ("name", "target", "dockerHost", "container", "kubeconfig", "context", "namespace", "workload", "revision")
+
+
+def _inputs(args: CheckArgs) -> dict[str, Any]:
+    workload = args.workload
+    common = {"name": args.name, "revision": pulumi.Output.from_input(args.revision).apply(str), "timeout": args.timeout}
+    if isinstance(workload, DockerWorkload):
+        return {**common, "target": "docker", "dockerHost": workload.host, "container": workload.container}
+    return {
+        **common, "target": "kubernetes", "kubeconfig": workload.kubeconfig, "context": workload.context,
+        "namespace": workload.namespace, "workload": workload.name,
+    }
+
+
+def _workload(kind: str, props: dict[str, Any]) -> Workload:
+    if props["target"] == "docker":
+        status = docker_service_status if kind == "service" else docker_job_status
+        return DockerContainer(props.get("dockerHost"), props["container"], status)
+    cluster = KubernetesCluster(props.get("kubeconfig"), props.get("context"))
+    return (KubernetesDeployment if kind == "service" else KubernetesJob)(cluster, props["namespace"], props["workload"])
+
+
+class _CheckProvider(dynamic.ResourceProvider):
+    """Creating or updating a check waits for its workload; deleting it deletes nothing."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        return dynamic.DiffResult(changes=any(olds.get(key) != news.get(key) for key in _WATCHED))
+
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        await_workload(_workload(self.kind, props), self.kind, props["name"], float(props["timeout"]))
+        return dynamic.CreateResult(id_=uuid.uuid4().hex, outs=props)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        await_workload(_workload(self.kind, news), self.kind, news["name"], float(news["timeout"]))
+        return dynamic.UpdateResult(outs=news)
+
+
+class RolloutCheck(dynamic.Resource, module="cloudservice", name="RolloutCheck"):
+    """Done when the service's new container is running (and healthy) or its Deployment's new
+    ReplicaSet is fully available; fails on a crash loop, an image that cannot be pulled, or after
+    `timeout` seconds."""
+
+    def __init__(self, resource_name: str, args: CheckArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(_CheckProvider("service"), resource_name, _inputs(args), opts)
+
+
+class JobCheck(dynamic.Resource, module="cloudservice", name="JobCheck"):
+    """Done when the job's container exited 0 or its Job completed; fails with the exit code and
+    last log lines otherwise, or after `timeout` seconds."""
+
+    def __init__(self, resource_name: str, args: CheckArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(_CheckProvider("job"), resource_name, _inputs(args), opts)

@@ -1,0 +1,274 @@
+"""Readiness checks: how container, pod, Deployment and Job states read (on objects captured from a
+real Docker engine and cluster), the error `pulumi up` shows, the waiting loop, and the check
+resources as the engine receives them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+
+import dill
+import pulumi
+import pytest
+
+from components import readiness
+from components.readiness import (
+    CheckArgs, DockerWorkload, JobCheck, KubernetesWorkload, ReadinessError, RolloutCheck, await_workload,
+)
+from components.workload_status import (
+    FAILED, PENDING, READY, Observation, docker_job_status, docker_service_status, failed, failure_message,
+)
+from harness import run, unwrap_secrets
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def fixture(name: str) -> dict:
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+DOCKER = fixture("docker_inspect.json")
+
+
+# -- Docker ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("captured,state,probed,detail", [
+    ("service_started", READY, False, "running (no health check)"),
+    ("service_running_no_healthcheck", READY, False, "running (no health check)"),
+    # One crash is forgiven: a dependency may still have been starting.
+    ("service_running_after_one_crash", READY, False, "running (no health check)"),
+    ("service_crash_looping", FAILED, True, "crash-looping: exited with code 3 (2 crashes)"),
+    ("service_health_starting", PENDING, True, "health check starting"),
+    ("service_healthy", READY, True, "healthy"),
+    ("service_unhealthy", PENDING, True, "health check unhealthy: connection refused on 8080"),
+    ("job_exit4", FAILED, True, "stopped: exited with code 4"),
+])
+def test_docker_service_status(captured, state, probed, detail):
+    observation = docker_service_status(DOCKER[captured])
+    assert (observation.state, observation.probed, observation.detail) == (state, probed, detail)
+
+
+def test_a_container_the_engine_cannot_start_fails_with_the_engine_error():
+    observation = docker_service_status(DOCKER["service_cannot_start"])
+    assert observation.state == FAILED
+    assert observation.detail.startswith("cannot start: failed to create shim task")
+    assert 'exec: "/no/such/binary"' in observation.detail
+    assert observation.subject == "cap-noexec"
+
+
+@pytest.mark.parametrize("captured,state,detail", [
+    ("job_exit0", READY, "completed"),
+    ("job_exit4", FAILED, "exited with code 4"),
+    ("job_oom", FAILED, "was killed for running out of memory (exit code 137)"),
+    ("job_running", PENDING, "running"),
+])
+def test_docker_job_status(captured, state, detail):
+    observation = docker_job_status(DOCKER[captured])
+    assert (observation.state, observation.detail) == (state, detail)
+
+
+def test_a_job_container_that_cannot_start_fails():
+    observation = docker_job_status(DOCKER["service_cannot_start"])
+    assert observation.state == FAILED and "/no/such/binary" in observation.detail
+
+
+# -- the error message ---------------------------------------------------------------------------
+
+
+def test_failure_message_names_the_service_the_reason_and_the_logs():
+    observation = failed("crash-looping: exited with code 1 (2 crashes)", subject="web-5d9f-x2k", container="web",
+                         previous=True)
+    message = failure_message("service", "web", observation, None, ["starting", "PermissionError: port 80"])
+    assert message.splitlines() == [
+        "service web failed: crash-looping: exited with code 1 (2 crashes)",
+        "last log lines (web-5d9f-x2k, container web, previous run):",
+        "    starting",
+        "    PermissionError: port 80",
+    ]
+
+
+def test_timeout_message_says_how_long_and_what_it_was_doing():
+    observation = Observation(PENDING, "pod api-1 running, not ready (readiness probe failing)", subject="api-1")
+    message = failure_message("service", "api", observation, 60, [], ["Unhealthy: Readiness probe failed: 503"])
+    assert message.splitlines() == [
+        "service api did not become ready within 60s: pod api-1 running, not ready (readiness probe failing)",
+        "recent events:",
+        "    Unhealthy: Readiness probe failed: 503",
+        "no log output (api-1)",
+    ]
+
+
+def test_job_timeout_message():
+    message = failure_message("job", "migrate", Observation(PENDING, "running", subject="app-migrate"), 300, ["step 3/9"])
+    assert message.splitlines()[0] == "job migrate did not complete within 300s: running"
+    assert message.splitlines()[1:] == ["last log lines (app-migrate):", "    step 3/9"]
+
+
+# -- the waiting loop ------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class ScriptedWorkload:
+    """Replays what a workload reported, one observation per poll (the last one repeats)."""
+
+    def __init__(self, *observations, logs=("a log line",)):
+        self.observations = list(observations)
+        self.log_lines = logs
+
+    def observe(self) -> Observation:
+        current = self.observations[0]
+        if len(self.observations) > 1:
+            self.observations.pop(0)
+        if isinstance(current, Exception):
+            raise current
+        return current
+
+    def logs(self, observation):
+        if isinstance(self.log_lines, Exception):
+            raise self.log_lines
+        return list(self.log_lines)
+
+    def events(self, observation):
+        return []
+
+
+def service(captured: str) -> Observation:
+    return docker_service_status(DOCKER[captured])
+
+
+def test_a_healthy_service_is_done_at_once():
+    clock = Clock()
+    result = await_workload(ScriptedWorkload(service("service_health_starting"), service("service_healthy")),
+                            "service", "web", 60, clock=clock, sleep=clock.sleep)
+    assert result.detail == "healthy" and clock.now == readiness.POLL_SECONDS
+
+
+def test_a_service_without_health_check_must_keep_running_a_while():
+    clock = Clock()
+    await_workload(ScriptedWorkload(service("service_started")), "service", "worker", 60, clock=clock, sleep=clock.sleep)
+    assert clock.now == readiness.UNPROBED_SETTLE_SECONDS
+
+
+def test_a_crash_while_settling_fails_with_the_logs():
+    clock = Clock()
+    workload = ScriptedWorkload(service("service_started"), service("service_started"), service("service_crash_looping"),
+                                logs=["boom"])
+    with pytest.raises(ReadinessError) as error:
+        await_workload(workload, "service", "worker", 60, clock=clock, sleep=clock.sleep)
+    assert str(error.value).splitlines() == [
+        "service worker failed: crash-looping: exited with code 3 (2 crashes)",
+        "last log lines (cap-crash):",
+        "    boom",
+    ]
+    assert clock.now == 2 * readiness.POLL_SECONDS
+
+
+def test_a_service_never_healthy_fails_at_the_timeout():
+    clock = Clock()
+    with pytest.raises(ReadinessError) as error:
+        await_workload(ScriptedWorkload(service("service_unhealthy")), "service", "web", 10, clock=clock, sleep=clock.sleep)
+    assert str(error.value).startswith(
+        "service web did not become ready within 10s: health check unhealthy: connection refused on 8080")
+    assert clock.now == 10
+
+
+def test_readiness_broken_by_a_restart_starts_the_settle_time_again():
+    clock = Clock()
+    workload = ScriptedWorkload(service("service_started"), service("service_started"), service("service_health_starting"),
+                                service("service_started"))
+    await_workload(workload, "service", "worker", 60, clock=clock, sleep=clock.sleep)
+    assert clock.now == 3 * readiness.POLL_SECONDS + readiness.UNPROBED_SETTLE_SECONDS
+
+
+def test_status_read_errors_are_retried_until_the_timeout():
+    clock = Clock()
+    workload = ScriptedWorkload(ConnectionError("engine restarting"), service("service_healthy"))
+    assert await_workload(workload, "service", "web", 60, clock=clock, sleep=clock.sleep).state == READY
+    with pytest.raises(ReadinessError, match=r"within 3s: cannot read its status \(engine restarting\)"):
+        await_workload(ScriptedWorkload(ConnectionError("engine restarting")), "service", "web", 3, clock=clock,
+                       sleep=clock.sleep)
+
+
+def test_logs_that_cannot_be_read_do_not_hide_the_failure():
+    workload = ScriptedWorkload(service("service_crash_looping"), logs=ConnectionError("no route"))
+    with pytest.raises(ReadinessError) as error:
+        await_workload(workload, "service", "web", 60, sleep=lambda _: None)
+    assert str(error.value).splitlines()[0].startswith("service web failed: crash-looping")
+    assert "    (unavailable: no route)" in str(error.value).splitlines()
+
+
+# -- the resources -----------------------------------------------------------------------------------
+
+ROLLOUT_CHECK = "pulumi-python:dynamic/cloudservice:RolloutCheck"
+JOB_CHECK = "pulumi-python:dynamic/cloudservice:JobCheck"
+
+
+def provider_of(inputs: dict):
+    """The provider the dynamic provider process would unpickle from the check's inputs."""
+    return dill.loads(base64.b64decode(unwrap_secrets(inputs["__provider"])))
+
+
+def test_rollout_check_on_docker_names_the_container_and_its_revision(mocks):
+    def program():
+        RolloutCheck("web-ready", CheckArgs(
+            name="web", workload=DockerWorkload(container="app-dev-web", host="unix:///run/docker.sock"),
+            revision=pulumi.Output.from_input("c0ffee"), timeout=45,
+        ))
+
+    run(program)
+    check = mocks.get(ROLLOUT_CHECK, "web-ready")
+    inputs = {key: value for key, value in check.inputs.items() if key != "__provider"}
+    assert inputs == {"name": "web", "target": "docker", "dockerHost": "unix:///run/docker.sock",
+                      "container": "app-dev-web", "revision": "c0ffee", "timeout": 45}
+    provider = provider_of(check.inputs)
+    assert type(provider).__module__ == "components.readiness" and provider.kind == "service"
+
+
+def test_job_check_on_kubernetes_names_the_job_and_stringifies_the_revision(mocks):
+    def program():
+        JobCheck("migrate-done", CheckArgs(
+            name="migrate", workload=KubernetesWorkload(namespace="app-staging", name="migrate-x1", context="ci"),
+            revision=7, timeout=300,
+        ))
+
+    run(program)
+    check = mocks.get(JOB_CHECK, "migrate-done")
+    inputs = {key: value for key, value in check.inputs.items() if key != "__provider"}
+    assert inputs == {"name": "migrate", "target": "kubernetes", "context": "ci", "namespace": "app-staging",
+                      "workload": "migrate-x1", "revision": "7", "timeout": 300}
+    assert provider_of(check.inputs).kind == "job"
+
+
+def test_the_provider_is_pickled_by_reference_not_by_value(mocks):
+    """The state keeps a reference to components.readiness (a few bytes), not a copy of its code:
+    fixes to the checks apply to stacks already deployed."""
+    run(lambda: RolloutCheck("web-ready", CheckArgs(name="web", workload=DockerWorkload(container="web"), revision="1")))
+    serialized = base64.b64decode(unwrap_secrets(mocks.get(ROLLOUT_CHECK, "web-ready").inputs["__provider"]))
+    assert b"components.readiness" in serialized and len(serialized) < 300
+
+
+@pytest.mark.parametrize("change,rechecks", [
+    ({}, False),
+    ({"timeout": 120}, False),
+    ({"revision": "2"}, True),
+    ({"container": "app-dev-api"}, True),
+    ({"namespace": "other"}, True),
+])
+def test_a_check_runs_again_only_for_another_rollout(change, rechecks):
+    olds = {"name": "web", "target": "docker", "container": "app-dev-web", "revision": "1", "timeout": 60,
+            "__provider": "same"}
+    diff = readiness._CheckProvider("service").diff("id", olds, {**olds, **change})
+    assert diff.changes is rechecks
