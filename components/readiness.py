@@ -22,6 +22,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Protocol, Union
 
 import pulumi
@@ -95,22 +96,36 @@ def _explain(workload: Workload, kind: str, name: str, observation: Observation,
 
 
 class DockerContainer:
-    """A container on a Docker engine (the Docker SDK, as `docker inspect` and `docker logs`)."""
+    """A container on a Docker engine (the Docker SDK, as `docker inspect`, `docker events` and
+    `docker logs`)."""
 
-    def __init__(self, host: Optional[str], container: str, status: Callable[[dict], Observation]):
+    def __init__(self, host: Optional[str], container: str, job: bool):
         import docker  # only the provider process talks to the engine
 
         self.errors = docker.errors
         self.api = docker.APIClient(base_url=host, use_ssh_client=host.startswith("ssh://")) if host \
             else docker.from_env().api
         self.container = container
-        self.status = status
+        self.job = job
 
     def observe(self) -> Observation:
         try:
-            return self.status(self.api.inspect_container(self.container))
+            inspect = self.api.inspect_container(self.container)
         except self.errors.NotFound:
             return failed(f"container {self.container} does not exist")
+        if self.job:
+            return docker_job_status(inspect)
+        restarted_and_running = inspect["State"].get("Running") and inspect.get("RestartCount")
+        return docker_service_status(inspect, self._last_exit_code(inspect) if restarted_and_running else None)
+
+    def _last_exit_code(self, inspect: dict) -> Optional[int]:
+        """The exit code of the container's latest `die` event."""
+        deaths = self.api.events(
+            since=datetime.fromisoformat(inspect["Created"]), until=datetime.now(timezone.utc),
+            filters={"container": inspect["Id"], "event": "die"}, decode=True,
+        )
+        codes = [event["Actor"]["Attributes"].get("exitCode") for event in deaths]
+        return int(codes[-1]) if codes and codes[-1] is not None else None
 
     def logs(self, observation: Observation) -> list[str]:
         return self.api.logs(self.container, tail=LOG_LINES).decode(errors="replace").splitlines()
@@ -250,8 +265,7 @@ def _inputs(args: CheckArgs) -> dict[str, Any]:
 
 def _workload(kind: str, props: dict[str, Any]) -> Workload:
     if props["target"] == "docker":
-        status = docker_service_status if kind == "service" else docker_job_status
-        return DockerContainer(props.get("dockerHost"), props["container"], status)
+        return DockerContainer(props.get("dockerHost"), props["container"], job=kind == "job")
     cluster = KubernetesCluster(props.get("kubeconfig"), props.get("context"))
     return (KubernetesDeployment if kind == "service" else KubernetesJob)(cluster, props["namespace"], props["workload"])
 

@@ -68,8 +68,9 @@ def _docker_exit(state: dict) -> str:
     return f"{text}: {state['Error']}" if state.get("Error") else text
 
 
-def docker_service_status(inspect: dict) -> Observation:
-    """A service's container (restart policy unless-stopped), from `docker inspect`."""
+def docker_service_status(inspect: dict, last_exit_code: Optional[int] = None) -> Observation:
+    """A service's container (restart policy unless-stopped), from `docker inspect`; a running
+    container that has restarted no longer shows how it exited last: `last_exit_code` does."""
     name = inspect.get("Name", "").lstrip("/")
     state = inspect.get("State", {})
     status = state.get("Status")
@@ -87,7 +88,8 @@ def docker_service_status(inspect: dict) -> Observation:
     if status != "running":
         return pending(f"container is {status}", **where)
     if crashes >= CRASHES_TO_FAIL:
-        return failed(f"crash-looping: restarted {crashes} times", **where)
+        exit_text = f"exited with code {last_exit_code}" if last_exit_code is not None else "keeps exiting"
+        return failed(f"crash-looping: {exit_text} ({crashes} crashes)", **where)
     if health is None:
         return ready("running (no health check)", probed=False)
     if health.get("Status") == "healthy":

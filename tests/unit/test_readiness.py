@@ -51,6 +51,12 @@ def test_docker_service_status(captured, state, probed, detail):
     assert (observation.state, observation.probed, observation.detail) == (state, probed, detail)
 
 
+def test_a_running_container_that_crashed_twice_is_crash_looping_with_its_last_exit_code():
+    restarted = DOCKER["service_running_after_two_crashes"]
+    assert docker_service_status(restarted, last_exit_code=3).detail == "crash-looping: exited with code 3 (2 crashes)"
+    assert docker_service_status(restarted).detail == "crash-looping: keeps exiting (2 crashes)"
+
+
 def test_a_container_the_engine_cannot_start_fails_with_the_engine_error():
     observation = docker_service_status(DOCKER["service_cannot_start"])
     assert observation.state == FAILED
