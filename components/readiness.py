@@ -167,6 +167,8 @@ class KubernetesCluster:
             return []
         items = self.read(self.core.list_namespaced_event, namespace,
                           field_selector=f"involvedObject.name={observation.subject},type=Warning")["items"]
+        # "Back-off restarting failed container" repeats what the failure already says.
+        items = [event for event in items if event.get("reason") != "BackOff"]
         items.sort(key=lambda event: event.get("lastTimestamp") or event.get("eventTime") or "")
         return [f"{event.get('reason')}: {event.get('message', '').strip()}" for event in items[-EVENTS:]]
 

@@ -22,8 +22,7 @@ READY, PENDING, FAILED = "ready", "pending", "failed"
 CRASHES_TO_FAIL = 2
 """Crashes after which a service counts as crash-looping rather than waiting for a dependency."""
 
-# Container waiting reasons that only a change of the spec (or of the registry) fixes; a
-# CrashLoopBackOff counts once the container crashed CRASHES_TO_FAIL times.
+# Container waiting reasons that only a change of the spec (or of the registry) fixes.
 FATAL_WAITING_REASONS = frozenset({
     "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
     "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
@@ -125,28 +124,33 @@ def _termination(terminated: dict) -> str:
     return f"{text}: {message}" if message else text
 
 
-def _container_problem(pod_name: str, status: dict, crash_loop_fails: bool) -> Optional[Observation]:
-    """A container status that fails the pod, or None."""
+def _container_problem(pod_name: str, status: dict, service: bool, init: bool = False) -> Optional[Observation]:
+    """A container status that fails its pod, or None. A service's container that stops counts as a
+    crash (an init container only when it fails); so does each restart."""
     state, last = status.get("state", {}), status.get("lastState", {})
     waiting = state.get("waiting") or {}
     reason = waiting.get("reason")
-    terminated = state.get("terminated") or last.get("terminated")
-    where = {"subject": pod_name, "container": status.get("name"), "previous": bool(waiting and last.get("terminated"))}
-    if reason == "CrashLoopBackOff":
-        crashes = status.get("restartCount", 0) + 1
-        if not crash_loop_fails or crashes < CRASHES_TO_FAIL:
-            return None
-        exit_text = _termination(terminated) if terminated else "keeps exiting"
-        return failed(f"crash-looping: {exit_text} ({crashes} crashes)", **where)
+    stopped = state.get("terminated")
+    if init and stopped and stopped.get("exitCode") == 0:
+        stopped = None
+    where = {"subject": pod_name, "container": status.get("name")}
     if reason in FATAL_WAITING_REASONS:
         message = (waiting.get("message") or "").strip()
         return failed(f"{reason}" + (f": {message}" if message else ""), **where)
+    crashes = status.get("restartCount", 0) + (1 if stopped or reason == "CrashLoopBackOff" else 0)
+    if service and crashes >= CRASHES_TO_FAIL:
+        exit_state = stopped or last.get("terminated")
+        exit_text = _termination(exit_state) if exit_state else "keeps exiting"
+        # The logs that explain it are those of the run that ended, unless it is still the current one.
+        return failed(f"crash-looping: {exit_text} ({crashes} crashes)", **where, previous=not stopped)
     return None
 
 
-def _statuses(pod: dict) -> list[dict]:
+def _statuses(pod: dict) -> list[tuple[dict, bool]]:
+    """(container status, is an init container) of every container of the pod."""
     status = pod.get("status", {})
-    return (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    return [(container, True) for container in status.get("initContainerStatuses") or []] + \
+        [(container, False) for container in status.get("containerStatuses") or []]
 
 
 def pod_status(pod: dict) -> Observation:
@@ -155,8 +159,8 @@ def pod_status(pod: dict) -> Observation:
     status = pod.get("status", {})
     if status.get("phase") == "Failed":  # evicted, or rejected by the node
         return failed(f"pod {name} failed: {status.get('reason')}: {status.get('message')}", subject=name)
-    for container in _statuses(pod):
-        problem = _container_problem(name, container, crash_loop_fails=True)
+    for container, init in _statuses(pod):
+        problem = _container_problem(name, container, service=True, init=init)
         if problem:
             return problem
     conditions = {c["type"]: c for c in status.get("conditions") or []}
@@ -165,7 +169,7 @@ def pod_status(pod: dict) -> Observation:
     scheduled = conditions.get("PodScheduled", {})
     if scheduled.get("status") == "False":
         return pending(f"pod {name} not scheduled: {scheduled.get('message')}", subject=name)
-    for container in _statuses(pod):
+    for container in status.get("containerStatuses") or []:
         state = container.get("state", {})
         where = {"subject": name, "container": container.get("name")}
         if "waiting" in state:
@@ -232,7 +236,7 @@ def job_status(job: dict, pods: list[dict]) -> Observation:
     if "Failed" in conditions:
         condition = conditions["Failed"]
         for pod in newest_first:
-            for container in _statuses(pod):
+            for container, _ in _statuses(pod):
                 terminated = container.get("state", {}).get("terminated") or container.get("lastState", {}).get("terminated")
                 if terminated and terminated.get("exitCode", 0) != 0:
                     return failed(f"{_termination(terminated)} ({condition.get('reason')})",
@@ -240,8 +244,8 @@ def job_status(job: dict, pods: list[dict]) -> Observation:
         return failed(f"{condition.get('reason')}: {condition.get('message')}",
                       subject=newest_first[0]["metadata"]["name"] if newest_first else None)
     for pod in newest_first:
-        for container in _statuses(pod):
-            problem = _container_problem(pod["metadata"]["name"], container, crash_loop_fails=False)
+        for container, init in _statuses(pod):
+            problem = _container_problem(pod["metadata"]["name"], container, service=False, init=init)
             if problem:
                 return problem
     if newest_first:

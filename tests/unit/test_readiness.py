@@ -17,7 +17,8 @@ from components.readiness import (
     CheckArgs, DockerWorkload, JobCheck, KubernetesWorkload, ReadinessError, RolloutCheck, await_workload,
 )
 from components.workload_status import (
-    FAILED, PENDING, READY, Observation, docker_job_status, docker_service_status, failed, failure_message,
+    FAILED, PENDING, READY, Observation, docker_job_status, docker_service_status, failed, failure_message, job_status,
+    newest_replica_set, pod_status, rollout_status,
 )
 from harness import run, unwrap_secrets
 
@@ -30,6 +31,7 @@ def fixture(name: str) -> dict:
 
 
 DOCKER = fixture("docker_inspect.json")
+KUBERNETES = fixture("kubernetes_objects.json")
 
 
 # -- Docker ------------------------------------------------------------------------------------
@@ -79,6 +81,99 @@ def test_docker_job_status(captured, state, detail):
 def test_a_job_container_that_cannot_start_fails():
     observation = docker_job_status(DOCKER["service_cannot_start"])
     assert observation.state == FAILED and "/no/such/binary" in observation.detail
+
+
+# -- Kubernetes --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("captured,state,detail", [
+    # A service's first crash is forgiven (a dependency may still be starting); the second is a crash loop,
+    # whether the kubelet shows it as terminated or as CrashLoopBackOff.
+    ("pod_crashed_once", PENDING, "container crash exited with code 1"),
+    ("pod_crashed_twice", FAILED, "crash-looping: exited with code 1 (2 crashes)"),
+    ("pod_crash_loop_backoff", FAILED, "crash-looping: exited with code 1 (3 crashes)"),
+    ("pod_err_image_pull", FAILED, "ErrImagePull: rpc error: code = NotFound desc = failed to pull and unpack image"),
+    ("pod_image_pull_backoff", FAILED, 'ImagePullBackOff: Back-off pulling image "localhost:5000/cloudservice/does-not-exist:1"'),
+    ("pod_running_not_ready", PENDING, "running, not ready (readiness probe failing)"),
+    ("pod_unschedulable", PENDING, "not scheduled: 0/1 nodes are available: 1 Insufficient cpu"),
+])
+def test_pod_status(captured, state, detail):
+    observation = pod_status(KUBERNETES[captured])
+    assert observation.state == state and detail in observation.detail, observation
+
+
+def test_a_ready_pod_is_ready():
+    assert pod_status(KUBERNETES["pod_ready"]).state == READY
+
+
+def test_the_logs_of_a_crash_loop_are_those_of_the_run_that_ended():
+    terminated, backing_off = pod_status(KUBERNETES["pod_crashed_twice"]), pod_status(KUBERNETES["pod_crash_loop_backoff"])
+    assert (terminated.container, terminated.previous) == ("crash", False)
+    assert (backing_off.container, backing_off.previous) == ("crash", True)
+    assert backing_off.subject == KUBERNETES["pod_crash_loop_backoff"]["metadata"]["name"]
+
+
+def rollout(captured: str) -> Observation:
+    """What the check sees: the Deployment and the live pods of its newest ReplicaSet."""
+    objects = KUBERNETES[captured]
+    newest = newest_replica_set(objects["deployment"], objects["replicaSets"])
+    template_hash = newest["metadata"]["labels"]["pod-template-hash"]
+    pods = [pod for pod in objects["pods"] if pod["metadata"]["labels"]["pod-template-hash"] == template_hash
+            and not pod["metadata"].get("deletionTimestamp")]
+    return rollout_status(objects["deployment"], pods)
+
+
+def test_the_newest_replica_set_is_the_one_of_the_deployments_revision():
+    objects = KUBERNETES["rollout_old_replica_terminating"]
+    newest = newest_replica_set(objects["deployment"], objects["replicaSets"])
+    revisions = {rs["metadata"]["name"]: rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                 for rs in objects["replicaSets"]}
+    assert sorted(revisions.values()) == ["1", "2"] and revisions[newest["metadata"]["name"]] == "2"
+
+
+@pytest.mark.parametrize("captured,state,detail", [
+    ("rollout_complete", READY, "1 of 1 replicas available"),
+    ("rollout_old_replica_terminating", PENDING, "1 of 1 new replicas available, 1 old replicas terminating"),
+    ("rollout_crash_looping", FAILED, "crash-looping: exited with code 1 (3 crashes)"),
+    ("rollout_not_ready", PENDING, "0 of 1 new replicas available; pod notready-"),
+    ("rollout_unschedulable", PENDING, "not scheduled: 0/1 nodes are available: 1 Insufficient cpu"),
+])
+def test_rollout_status(captured, state, detail):
+    observation = rollout(captured)
+    assert observation.state == state and detail in observation.detail, observation
+
+
+def test_a_rollout_is_probed_only_when_its_pods_have_a_readiness_probe():
+    assert rollout("rollout_complete").probed is True
+    unprobed = json.loads(json.dumps(KUBERNETES["rollout_complete"]))
+    del unprobed["deployment"]["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    assert rollout_status(unprobed["deployment"], unprobed["pods"]).probed is False
+
+
+def test_a_spec_the_controller_has_not_seen_yet_is_not_judged_by_the_old_pods():
+    """Right after `apply` the status still describes the previous generation (here, derived from a
+    crash-looping rollout by raising the generation)."""
+    objects = json.loads(json.dumps(KUBERNETES["rollout_crash_looping"]))
+    objects["deployment"]["metadata"]["generation"] += 1
+    observation = rollout_status(objects["deployment"], objects["pods"])
+    assert (observation.state, observation.detail) == (PENDING, "waiting for the Deployment controller to see the new spec")
+
+
+@pytest.mark.parametrize("captured,state,detail", [
+    ("job_complete", READY, "completed"),
+    ("job_failed", FAILED, "exited with code 3 (BackoffLimitExceeded)"),
+    ("job_running", PENDING, "running (pod works-"),
+])
+def test_job_status(captured, state, detail):
+    objects = KUBERNETES[captured]
+    observation = job_status(objects["job"], objects["pods"])
+    assert observation.state == state and detail in observation.detail, observation
+
+
+def test_a_failed_job_points_at_its_failed_pod_for_the_logs():
+    objects = KUBERNETES["job_failed"]
+    observation = job_status(objects["job"], objects["pods"])
+    assert (observation.subject, observation.container) == (objects["pods"][0]["metadata"]["name"], "fails")
 
 
 # -- the error message ---------------------------------------------------------------------------
