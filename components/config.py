@@ -20,6 +20,7 @@ from .spec import (
     DEFAULT_USER, MAIN_PORT, AppSpec, BuildSpec, DockerSettings, FileSpec, HealthSpec, ImageSources, JobSpec,
     KubernetesSettings, PortSpec, Registry, SecretFileSpec, ServiceSpec, VolumeSpec, WorkloadSpec,
 )
+from .workload import SECRETS_DIR
 
 TARGETS = ("docker", "kubernetes")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -391,6 +392,9 @@ class _WorkloadReader:
             for path, secret_key in self._paths(f"{key}.secretFiles", spec.get("secretFiles", {})).items()
             if r.text(f"{key}.secretFiles.{path}", secret_key, _CONFIG_KEY, "the name of a secret config key such as dbPassword")
         ]
+        for file in secret_files:
+            if os.path.dirname(file.path) != SECRETS_DIR or file.path == f"{SECRETS_DIR}/":
+                r.fail(f"{key}.secretFiles.{file.path}", f"a file directly in {SECRETS_DIR}/, where both targets mount secrets (as Compose does)", file.path)
         files = [
             file for path, source in self._paths(f"{key}.files", spec.get("files", {})).items()
             if (file := self._file(f"{key}.files.{path}", path, source)) is not None

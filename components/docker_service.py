@@ -17,7 +17,7 @@ import pulumi_docker as docker
 
 from .network import docker_labels
 from .spec import JobSpec, ServiceSpec, WorkloadSpec
-from .workload import Endpoint, first_release_alias, http_check_command, link_env, workload_labels
+from .workload import FILES_HASH, SECRETS_DIR, Endpoint, files_hash, first_release_alias, http_check_command, link_env, workload_labels
 
 FIRST_RELEASE_PARENT = ("docker", "cloudservice:index:DockerDeployment")
 
@@ -48,12 +48,27 @@ class DockerJobArgs(DockerWorkloadArgs):
     spec: JobSpec
 
 
+def _secrets_volume(parent: pulumi.Resource, name: str, spec: WorkloadSpec, labels: Mapping[str, str]) -> list:
+    """A read-only root file system takes no uploads, but a volume does: secret files go to one at
+    /run/secrets, written when the container is created (and again with it, when a secret changes)."""
+    if not spec.secret_files:
+        return []
+    volume = docker.Volume(
+        f"{name}-secrets", name=f"{name}-secrets", labels=docker_labels(workload_labels(labels, spec), docker.VolumeLabelArgs),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return [docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR)]
+
+
 def _container_args(name: str, spec: WorkloadSpec, args: DockerWorkloadArgs) -> dict:
-    """What a service's and a job's container have in common: `docker run` minus ports and restarts."""
+    """What a service's and a job's container have in common: `docker run` minus ports, volumes and restarts."""
     env = {**spec.env, **link_env(args.links), **{var: args.secrets[key] for var, key in spec.secret_env.items()}}
-    uploads = [docker.ContainerUploadArgs(file=f.path, content=f.content) for f in spec.files] + [
-        docker.ContainerUploadArgs(file=f.path, content=args.secrets[f.key]) for f in spec.secret_files
-    ]
+    # Secret files are readable by the container's user only (by anyone when it runs as the image's user).
+    owner = {"owner": str(spec.user[0]), "group": str(spec.user[1]), "permissions": "0400"} if spec.user else {"permissions": "0444"}
+    uploads = [docker.ContainerUploadArgs(file=f.path, content=args.secrets[f.key], **owner) for f in spec.secret_files]
+    labels = workload_labels(args.labels, spec)
+    if spec.files:  # a bind mount does not change when the file does: the label rolls the container
+        labels[FILES_HASH] = files_hash(spec)
     return dict(
         name=name,
         image=args.image,
@@ -62,7 +77,9 @@ def _container_args(name: str, spec: WorkloadSpec, args: DockerWorkloadArgs) -> 
         entrypoints=list(spec.command) if spec.command is not None else None,
         command=list(spec.args) if spec.args is not None else None,
         envs=[pulumi.Output.concat(k, "=", v) for k, v in sorted(env.items())],
-        labels=docker_labels(workload_labels(args.labels, spec), docker.ContainerLabelArgs),
+        labels=docker_labels(labels, docker.ContainerLabelArgs),
+        # Project files mounted read-only, as Compose mounts `configs` (the engine must see the project).
+        mounts=[docker.ContainerMountArgs(target=f.path, source=f.source, type="bind", read_only=True) for f in spec.files] or None,
         uploads=uploads or None,
         user=f"{spec.user[0]}:{spec.user[1]}" if spec.user else None,
         read_only=spec.read_only,
@@ -92,7 +109,7 @@ class DockerService(pulumi.ComponentResource):
             aliases = [first_release_alias(parent, *FIRST_RELEASE_PARENT, first_release_name)] if parent else []
             return pulumi.ResourceOptions(parent=self, aliases=aliases, depends_on=list(depends_on), **extra)
 
-        volumes = []
+        volumes = _secrets_volume(self, name, spec, args.labels)
         if spec.volume is not None:
             volume = docker.Volume(
                 f"{name}-data",
@@ -147,6 +164,7 @@ class DockerJob(pulumi.ComponentResource):
         container = docker.Container(
             name,
             **_container_args(name, args.spec, args),
+            volumes=_secrets_volume(self, name, args.spec, args.labels),
             restart="no",
             # Run to the end (attach) instead of returning once it started.
             must_run=False,

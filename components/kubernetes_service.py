@@ -26,12 +26,11 @@ from pulumi_kubernetes.core.v1 import (
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from .spec import JobSpec, KubernetesSettings, ServiceSpec, WorkloadSpec
-from .workload import SERVICE_LABEL, Endpoint, files_hash, first_release_alias, link_env, workload_labels
+from .workload import FILES_HASH, SERVICE_LABEL, Endpoint, files_hash, first_release_alias, link_env, workload_labels
 
 FIRST_RELEASE_PARENT = ("kubernetes", "cloudservice:index:KubernetesDeployment")
 APP_SECRETS = "app-secrets"
 PULL_SECRET = "registry-credentials"
-FILES_HASH = "cloudservice.dev/files-hash"
 # Kubernetes, unlike Docker, keeps ports below 1024 for root: this namespaced sysctl (one of the
 # "safe" ones every cluster allows) lets the non-root user bind them, as on Docker.
 UNPRIVILEGED_PORTS = SysctlArgs(name="net.ipv4.ip_unprivileged_port_start", value="0")

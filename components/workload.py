@@ -12,6 +12,9 @@ import pulumi
 from .spec import MAIN_PORT, HealthSpec, ServiceSpec, WorkloadSpec
 
 SERVICE_LABEL = "app.kubernetes.io/name"
+FILES_HASH = "cloudservice.dev/files-hash"
+SECRETS_DIR = "/run/secrets"
+"""Where secret files go on both targets (as Compose and Swarm mount them)."""
 
 
 @dataclass(frozen=True)
