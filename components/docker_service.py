@@ -17,7 +17,7 @@ import pulumi_docker as docker
 
 from .network import docker_labels
 from .spec import JobSpec, ServiceSpec, WorkloadSpec
-from .workload import FILES_HASH, SECRETS_DIR, Endpoint, files_hash, first_release_alias, http_check_command, link_env, workload_labels
+from .workload import FILES_HASH, SECRETS_DIR, SECRETS_REVISION, Endpoint, files_hash, first_release_alias, http_check_command, link_env, workload_labels
 
 FIRST_RELEASE_PARENT = ("docker", "cloudservice:index:DockerDeployment")
 
@@ -48,25 +48,37 @@ class DockerJobArgs(DockerWorkloadArgs):
     spec: JobSpec
 
 
-def _secrets_volume(parent: pulumi.Resource, name: str, spec: WorkloadSpec, labels: Mapping[str, str]) -> list:
-    """A read-only root file system takes no uploads, but a volume does: secret files go to one at
-    /run/secrets, written when the container is created (and again with it, when a secret changes)."""
+def _secret_files(parent: pulumi.Resource, name: str, spec: WorkloadSpec, args: DockerWorkloadArgs) -> tuple[list, dict]:
+    """Secret files live in a volume at /run/secrets. A read-only root file system takes no uploads
+    (the engine writes them through the root), so a container that is created but never started
+    carries them into the volume; the workload is replaced with it whenever a secret changes.
+    Returns the workload's volume mount and labels."""
     if not spec.secret_files:
-        return []
-    volume = docker.Volume(
-        f"{name}-secrets", name=f"{name}-secrets", labels=docker_labels(workload_labels(labels, spec), docker.VolumeLabelArgs),
-        opts=pulumi.ResourceOptions(parent=parent),
+        return [], {}
+    labels = docker_labels(workload_labels(args.labels, spec), docker.VolumeLabelArgs)
+    volume = docker.Volume(f"{name}-secrets", name=f"{name}-secrets", labels=labels, opts=pulumi.ResourceOptions(parent=parent))
+    mount = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR)
+    # Readable by the workload's user only (by anyone when it runs as the image's own user).
+    owner = {"owner": str(spec.user[0]), "group": str(spec.user[1]), "permissions": "0400"} if spec.user else {"permissions": "0444"}
+    carrier = docker.Container(
+        f"{name}-secrets",
+        name=f"{name}-secrets",
+        image=args.image,
+        start=False,
+        must_run=False,
+        network_mode="none",
+        volumes=[mount],
+        uploads=[docker.ContainerUploadArgs(file=f.path, content=args.secrets[f.key], **owner) for f in spec.secret_files],
+        labels=docker_labels(workload_labels(args.labels, spec), docker.ContainerLabelArgs),
+        opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
     )
-    return [docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR)]
+    return [docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR, read_only=True)], {SECRETS_REVISION: carrier.id}
 
 
-def _container_args(name: str, spec: WorkloadSpec, args: DockerWorkloadArgs) -> dict:
+def _container_args(name: str, spec: WorkloadSpec, args: DockerWorkloadArgs, extra_labels: Mapping[str, pulumi.Input[str]]) -> dict:
     """What a service's and a job's container have in common: `docker run` minus ports, volumes and restarts."""
     env = {**spec.env, **link_env(args.links), **{var: args.secrets[key] for var, key in spec.secret_env.items()}}
-    # Secret files are readable by the container's user only (by anyone when it runs as the image's user).
-    owner = {"owner": str(spec.user[0]), "group": str(spec.user[1]), "permissions": "0400"} if spec.user else {"permissions": "0444"}
-    uploads = [docker.ContainerUploadArgs(file=f.path, content=args.secrets[f.key], **owner) for f in spec.secret_files]
-    labels = workload_labels(args.labels, spec)
+    labels = {**workload_labels(args.labels, spec), **extra_labels}
     if spec.files:  # a bind mount does not change when the file does: the label rolls the container
         labels[FILES_HASH] = files_hash(spec)
     return dict(
@@ -80,7 +92,6 @@ def _container_args(name: str, spec: WorkloadSpec, args: DockerWorkloadArgs) -> 
         labels=docker_labels(labels, docker.ContainerLabelArgs),
         # Project files mounted read-only, as Compose mounts `configs` (the engine must see the project).
         mounts=[docker.ContainerMountArgs(target=f.path, source=f.source, type="bind", read_only=True) for f in spec.files] or None,
-        uploads=uploads or None,
         user=f"{spec.user[0]}:{spec.user[1]}" if spec.user else None,
         read_only=spec.read_only,
         tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"} if spec.read_only else None,
@@ -109,7 +120,7 @@ class DockerService(pulumi.ComponentResource):
             aliases = [first_release_alias(parent, *FIRST_RELEASE_PARENT, first_release_name)] if parent else []
             return pulumi.ResourceOptions(parent=self, aliases=aliases, depends_on=list(depends_on), **extra)
 
-        volumes = _secrets_volume(self, name, spec, args.labels)
+        volumes, secret_labels = _secret_files(self, name, spec, args)
         if spec.volume is not None:
             volume = docker.Volume(
                 f"{name}-data",
@@ -137,7 +148,7 @@ class DockerService(pulumi.ComponentResource):
 
         docker.Container(
             name,
-            **_container_args(name, spec, args),
+            **_container_args(name, spec, args, secret_labels),
             ports=ports,
             volumes=volumes,
             restart="unless-stopped",
@@ -161,10 +172,11 @@ class DockerJob(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DockerJobArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:DockerJob", name, None, opts)
+        volumes, secret_labels = _secret_files(self, name, args.spec, args)
         container = docker.Container(
             name,
-            **_container_args(name, args.spec, args),
-            volumes=_secrets_volume(self, name, args.spec, args.labels),
+            **_container_args(name, args.spec, args, secret_labels),
+            volumes=volumes,
             restart="no",
             # Run to the end (attach) instead of returning once it started.
             must_run=False,
