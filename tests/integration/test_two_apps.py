@@ -35,7 +35,9 @@ for name, target in targets.items():
 
 
 @pytest.mark.parametrize("template", ["dev", "staging"], ids=["docker", "kubernetes"])
-def test_two_apps_in_one_stack(project, registry, docker_client, cluster, template):
+def test_two_apps_in_one_stack(project, registry, template, docker_client, request):
+    if template == "staging":
+        request.getfixturevalue("cluster")
     (project.directory / "__main__.py").write_text(PROGRAM)
     config = {"portOffset": str(free_port() - 8080)} if template == "dev" else {"replicas": "1"}
     stack = project.stack(template, config=config, secrets={"registryPassword": registry.password})

@@ -37,8 +37,10 @@ def notes(url: str) -> list:
     ("dev", lambda: {"portOffset": str(free_port() - 8080)}),
     ("staging", lambda: {"replicas": "1"}),
 ], ids=["docker", "kubernetes"])
-def test_upgrade_from_the_previous_release_keeps_data_and_addresses(tmp_path, registry, docker_client, cluster,
-                                                                    pulumi_cli, template, config):
+def test_upgrade_from_the_previous_release_keeps_data_and_addresses(tmp_path, registry, docker_client, pulumi_cli,
+                                                                    template, config, request):
+    if template == "staging":
+        request.getfixturevalue("cluster")
     project = ProjectCopy(tmp_path, revision=previous_release())
     stack = project.stack(template, config=config(), secrets={"registryPassword": registry.password})
     try:
