@@ -57,6 +57,9 @@ class Workload(Protocol):
     def events(self, observation: Observation) -> list[str]:
         """Recent warnings about it (Kubernetes events), oldest first."""
 
+    def timed_out(self) -> None:
+        """Called once the timeout has passed."""
+
 
 def await_workload(workload: Workload, kind: str, name: str, timeout: float,
                    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Observation:
@@ -78,6 +81,7 @@ def await_workload(workload: Workload, kind: str, name: str, timeout: float,
         else:
             ready_since = None
             if now >= deadline:
+                workload.timed_out()
                 raise ReadinessError(_explain(workload, kind, name, observation, timeout))
         sleep(POLL_SECONDS)
 
@@ -132,6 +136,11 @@ class DockerContainer:
 
     def events(self, observation: Observation) -> list[str]:
         return []
+
+    def timed_out(self) -> None:
+        """A job's container is stopped, as Kubernetes stops a Job at its activeDeadlineSeconds."""
+        if self.job:
+            self.api.stop(self.container, timeout=10)
 
 
 class KubernetesCluster:
@@ -202,6 +211,9 @@ class KubernetesDeployment:
 
     def events(self, observation: Observation) -> list[str]:
         return self.cluster.events(self.namespace, observation)
+
+    def timed_out(self) -> None:
+        """The cluster stops a Job itself (activeDeadlineSeconds); a rollout stays as it is."""
 
 
 class KubernetesJob(KubernetesDeployment):

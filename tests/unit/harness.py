@@ -3,7 +3,8 @@
 `RecordingMocks.new_resource` records every registration (type, name, inputs, provider) and, via
 `RecordingMonitor`, the parent, dependencies and options the SDK sent with it, keyed by URN. Outputs
 are deterministic: a RemoteImage gets `imageId` "sha256:<hex of its name>", a RegistryImage
-`sha256Digest` "sha256:<64 hex>", a Service a cluster IP and node ports, a StackReference the
+`sha256Digest` "sha256:<64 hex>", a Service a cluster IP and node ports, a Deployment or Job a
+UID, a generation and (unless given) a name, a StackReference the
 outputs the test gave it, so assertions can compute the values they expect.
 """
 
@@ -39,6 +40,7 @@ SECRET = "kubernetes:core/v1:Secret"
 SERVICE = "kubernetes:core/v1:Service"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+JOB = "kubernetes:batch/v1:Job"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 
@@ -50,6 +52,11 @@ def image_id(name: str) -> str:
 def registry_digest(name: str) -> str:
     """The registry digest the mocked registry returns for a push of `name`."""
     return "sha256:" + hashlib.sha256(f"registry:{name}".encode()).hexdigest()
+
+
+def uid(name: str) -> str:
+    """The UID the mocked API server gives the object registered as `name`."""
+    return hashlib.sha256(f"uid:{name}".encode()).hexdigest()[:32]
 
 
 def fake_digest(seed: str) -> str:
@@ -70,6 +77,7 @@ class Recorded:
     dependencies: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
 
     @property
     def provider_urn(self) -> Optional[str]:
@@ -92,7 +100,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             inputs=args.inputs, outputs=state, custom=bool(args.custom) or bool(args.resource_id),
             provider=args.provider or None, parent=request.get("parent") or None,
             dependencies=request.get("dependencies", []), delete_before_replace=request.get("delete_before_replace", False),
-            ignore_changes=request.get("ignore_changes", []),
+            ignore_changes=request.get("ignore_changes", []), replace_on_changes=request.get("replace_on_changes", []),
         ))
         resource_id = args.resource_id or f"{args.name}-id"
         return (resource_id if (args.custom or args.resource_id) else None), state
@@ -116,6 +124,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["spec"] = spec
             if spec.get("type") == "LoadBalancer":
                 state["status"] = {"loadBalancer": {"ingress": [{"ip": f"192.0.2.{self._services}"}]}}
+        elif typ in (DEPLOYMENT, JOB):  # what the provider (auto-naming) and the API server add
+            metadata = inputs.get("metadata", {})
+            state["metadata"] = {**metadata, "name": metadata.get("name") or f"{name}-{uid(name)[:8]}", "uid": uid(name),
+                                 "generation": 1}
         elif typ == STACK_REFERENCE:
             state["outputs"] = self.stack_outputs.get(inputs["name"], {})
             state["secretOutputNames"] = []
@@ -168,6 +180,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "dependencies": list(getattr(request, "dependencies", [])),
             "delete_before_replace": bool(getattr(request, "deleteBeforeReplace", False)),
             "ignore_changes": list(getattr(request, "ignoreChanges", [])),
+            "replace_on_changes": list(getattr(request, "replaceOnChanges", [])),
         }
         try:
             return call(request)

@@ -13,6 +13,7 @@ import pulumi
 import pytest
 
 from components import readiness
+from components.cloudservice import CloudService, CloudServiceArgs
 from components.readiness import (
     CheckArgs, DockerWorkload, JobCheck, KubernetesWorkload, ReadinessError, RolloutCheck, await_workload,
 )
@@ -20,7 +21,7 @@ from components.workload_status import (
     FAILED, PENDING, READY, Observation, docker_job_status, docker_service_status, failed, failure_message, job_status,
     newest_replica_set, pod_status, rollout_status,
 )
-from harness import run, unwrap_secrets
+from harness import CONTAINER, DEPLOYMENT, JOB, SERVICE, docker_config, kubernetes_config, run, uid, unwrap_secrets
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
@@ -228,6 +229,7 @@ class ScriptedWorkload:
     def __init__(self, *observations, logs=("a log line",)):
         self.observations = list(observations)
         self.log_lines = logs
+        self.gave_up = False
 
     def observe(self) -> Observation:
         current = self.observations[0]
@@ -244,6 +246,9 @@ class ScriptedWorkload:
 
     def events(self, observation):
         return []
+
+    def timed_out(self):
+        self.gave_up = True
 
 
 def service(captured: str) -> Observation:
@@ -274,16 +279,17 @@ def test_a_crash_while_settling_fails_with_the_logs():
         "last log lines (cap-crash):",
         "    boom",
     ]
-    assert clock.now == 2 * readiness.POLL_SECONDS
+    assert clock.now == 2 * readiness.POLL_SECONDS and not workload.gave_up
 
 
 def test_a_service_never_healthy_fails_at_the_timeout():
     clock = Clock()
+    workload = ScriptedWorkload(service("service_unhealthy"))
     with pytest.raises(ReadinessError) as error:
-        await_workload(ScriptedWorkload(service("service_unhealthy")), "service", "web", 10, clock=clock, sleep=clock.sleep)
+        await_workload(workload, "service", "web", 10, clock=clock, sleep=clock.sleep)
     assert str(error.value).startswith(
         "service web did not become ready within 10s: health check unhealthy: connection refused on 8080")
-    assert clock.now == 10
+    assert clock.now == 10 and workload.gave_up
 
 
 def test_readiness_broken_by_a_restart_starts_the_settle_time_again():
@@ -373,3 +379,107 @@ def test_a_check_runs_again_only_for_another_rollout(change, rechecks):
             "__provider": "same"}
     diff = readiness._CheckProvider("service").diff("id", olds, {**olds, **change})
     assert diff.changes is rechecks
+
+
+# -- wired into the app's components ---------------------------------------------------------------
+
+IMAGE = "localhost:5000/cloudservice/app@sha256:" + "a" * 64
+
+# A migration job, an API that waits for it, and a worker without ports or health check.
+APP = {
+    "services": {
+        "api": {"image": IMAGE, "port": 8080, "publish": 8080, "health": "/healthz", "dependsOn": {"migrate": "completed"}},
+        "worker": {"image": IMAGE, "command": ["python3", "worker.py"]},
+    },
+    "jobs": {"migrate": {"image": IMAGE, "command": ["python3", "migrate.py"], "timeout": 120}},
+    "readyTimeout": 45,
+}
+
+
+def deploy(config) -> None:
+    def program():
+        CloudService(config.name_prefix, CloudServiceArgs(
+            app=config.app, images=config.images, target=config.target_settings, labels=config.labels,
+            secrets=config.secrets, ready_timeout=config.ready_timeout,
+        ))
+
+    run(program)
+
+
+def check_inputs(check) -> dict:
+    return {key: value for key, value in check.inputs.items() if key != "__provider"}
+
+
+def test_docker_services_and_jobs_are_watched_by_their_checks(mocks):
+    config = docker_config(**APP, dockerHost="unix:///run/user/docker.sock")
+    deploy(config)
+    prefix = config.name_prefix
+    for service in ("api", "worker"):
+        container = mocks.get(CONTAINER, f"{prefix}-{service}")
+        check = mocks.get(ROLLOUT_CHECK, f"{prefix}-{service}-ready")
+        assert check_inputs(check) == {
+            "name": service, "target": "docker", "dockerHost": "unix:///run/user/docker.sock",
+            "container": container.inputs["name"], "revision": f"{prefix}-{service}-id", "timeout": 45,
+        }
+        assert mocks.parent_of(check) is mocks.parent_of(container)
+        # The check reports instead of the provider's wait (which has neither the crash loop nor the logs).
+        assert "wait" not in container.inputs
+    job = mocks.get(CONTAINER, f"{prefix}-migrate")
+    assert job.inputs["mustRun"] is False and job.inputs["restart"] == "no" and "attach" not in job.inputs
+    assert check_inputs(mocks.get(JOB_CHECK, f"{prefix}-migrate-completed")) == {
+        "name": "migrate", "target": "docker", "dockerHost": "unix:///run/user/docker.sock",
+        "container": job.inputs["name"], "revision": f"{prefix}-migrate-id", "timeout": 120,
+    }
+
+
+def test_a_changed_health_check_replaces_the_docker_container(mocks):
+    """The provider would plan it as an update it never applies, and nothing would be re-checked."""
+    config = docker_config(**APP)
+    deploy(config)
+    assert mocks.get(CONTAINER, f"{config.name_prefix}-api").replace_on_changes == ["healthcheck"]
+
+
+def test_a_dependant_starts_only_after_the_jobs_check(mocks):
+    for config, workload_type in ((docker_config(**APP), CONTAINER), (kubernetes_config(**APP), DEPLOYMENT)):
+        mocks.resources.clear()
+        deploy(config)
+        prefix = config.name_prefix
+        job_check = mocks.get(JOB_CHECK, f"{prefix}-migrate-completed")
+        assert job_check.urn in mocks.get(workload_type, f"{prefix}-api").dependencies
+        assert job_check.urn not in mocks.get(workload_type, f"{prefix}-worker").dependencies
+
+
+def test_kubernetes_rollouts_and_jobs_are_watched_by_their_checks(mocks, tmp_path):
+    kubeconfig = tmp_path / "staging.kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    config = kubernetes_config(**APP, kubernetes={"context": "staging", "kubeconfig": str(kubeconfig)})
+    deploy(config)
+    prefix = config.name_prefix
+    cluster = {"target": "kubernetes", "context": "staging", "kubeconfig": str(kubeconfig),
+               "namespace": config.kubernetes.namespace}
+    for service in ("api", "worker"):
+        deployment = mocks.get(DEPLOYMENT, f"{prefix}-{service}")
+        assert deployment.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+        check = mocks.get(ROLLOUT_CHECK, f"{prefix}-{service}-ready")
+        # Re-checked on every rollout: a new generation of the Deployment, or a new Deployment.
+        assert check_inputs(check) == {**cluster, "name": service, "workload": service, "timeout": 45,
+                                       "revision": f"{uid(f'{prefix}-{service}')}/1"}
+        assert mocks.parent_of(check) is mocks.parent_of(deployment)
+    job = mocks.get(JOB, f"{prefix}-migrate")
+    assert job.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert check_inputs(mocks.get(JOB_CHECK, f"{prefix}-migrate-completed")) == {
+        **cluster, "name": "migrate", "workload": job.outputs["metadata"]["name"], "revision": uid(f"{prefix}-migrate"),
+        "timeout": 120,
+    }
+
+
+@pytest.mark.parametrize("service_type,annotations", [
+    ("NodePort", {"pulumi.com/skipAwait": "true"}),
+    ("ClusterIP", {"pulumi.com/skipAwait": "true"}),
+    # The URL needs the load balancer's address: wait for it, no longer than readyTimeout.
+    ("LoadBalancer", {"pulumi.com/timeoutSeconds": "45"}),
+])
+def test_a_new_service_does_not_wait_for_endpoints_beyond_the_rollout_check(mocks, service_type, annotations):
+    config = kubernetes_config(**APP, kubernetes={"serviceType": service_type})
+    deploy(config)
+    assert mocks.get(SERVICE, f"{config.name_prefix}-api").inputs["metadata"]["annotations"] == annotations
