@@ -19,7 +19,7 @@ import docker
 import pytest
 from pulumi import automation as auto
 
-from .support import ProjectCopy, kubectl_json
+from .support import ProjectCopy, free_port, kubectl_json
 
 PROGRAM = Path(__file__).parent / "programs" / "readiness"
 BASE_IMAGE = "cloudservice/base:bookworm"
@@ -133,20 +133,21 @@ def test_docker_job_runs_to_completion_before_its_dependant_starts(new_stack, do
 
 
 @pytest.fixture(scope="module")
-def cluster_image(docker_client, registry, cluster) -> str:
-    """The base image in the local registry, where the cluster pulls it from (with a pull secret)."""
+def registry_image(docker_client, registry) -> str:
+    """The base image in the local registry, by digest: the cluster pulls it from there (with a
+    pull secret), as does a Docker stack."""
     repository = f"{registry.server}/cloudservice/readiness-test"
     docker_client.images.get(BASE_IMAGE).tag(repository, "bookworm")
     for line in docker_client.images.push(repository, "bookworm", stream=True, decode=True,
                                           auth_config={"username": registry.username, "password": registry.password}):
         assert "error" not in line, line
-    return f"{repository}:bookworm"
+    return next(d for d in docker_client.images.get(f"{repository}:bookworm").attrs["RepoDigests"] if d.startswith(repository))
 
 
 @pytest.fixture
-def cluster_stack(new_stack, cluster_image, registry):
+def cluster_stack(new_stack, registry_image, registry, cluster):
     def make(**config) -> auto.Stack:
-        return new_stack(target="kubernetes", image=cluster_image, registryServer=registry.server,
+        return new_stack(target="kubernetes", image=registry_image, registryServer=registry.server,
                          registryUsername=registry.username, secrets={"registryPassword": registry.password}, **config)
 
     return make
@@ -180,3 +181,22 @@ def test_kubernetes_job_completes_before_its_dependant_rolls_out(cluster_stack):
     assert job["status"]["succeeded"] == 1
     assert timestamp(deployment["metadata"]["creationTimestamp"]) >= timestamp(job["status"]["completionTime"])
     assert deployment["status"]["availableReplicas"] == 1
+
+
+# -- the app's stack -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", ["dev", "staging"])
+def test_the_stack_fails_fast_on_a_crash_looping_service(project, registry, registry_image, cluster, template):
+    """Issue #10: a crash-looping service fails `up` within 90 s, with its log line in the error
+    (the stack's components on the dev stack's Docker engine and the staging stack's cluster)."""
+    services = {"web": {"image": registry_image, "command": CRASHING, "port": 8080, "publish": free_port()}}
+    stack = project.stack(template, config={"services": json.dumps(services)}, secrets={"registryPassword": registry.password})
+    try:
+        output, seconds = up_fails(stack)
+    finally:
+        stack.destroy()
+        stack.workspace.remove_stack(stack.name)
+    assert seconds < FAILS_WITHIN, f"up took {seconds:.0f}s to fail"
+    assert "service web failed: crash-looping: exited with code 1" in output
+    assert "fatal: cannot bind to port 80" in output
