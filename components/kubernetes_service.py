@@ -317,7 +317,7 @@ class KubernetesService(pulumi.ComponentResource):
         # an image that cannot be pulled fails `up` at once, a service never ready after ready_timeout.
         RolloutCheck(f"{name}-ready", CheckArgs(
             name=spec.name, workload=_check_target(args, deployment.metadata.name), timeout=args.ready_timeout,
-            revision=pulumi.Output.concat(deployment.metadata.uid, "/", deployment.metadata.generation.apply(str)),
+            revision=pulumi.Output.format("{0}/{1}", deployment.metadata.uid, deployment.metadata.generation),
         ), opts=child())
 
         self.service_name, urls = None, {}

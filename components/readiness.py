@@ -6,7 +6,7 @@ over. Each watches one workload the stack has just created or changed (a contain
 a Job) until it is ready or has completed, and fails `pulumi up` as soon as it crash-loops or cannot
 start, or once `timeout` seconds have passed, with the service name, the exit reason and the last
 log lines. A check re-runs whenever its `revision` changes (the container's ID, the Deployment's
-generation, the Job's UID), so on every rollout; what depends on a JobCheck starts only after the
+UID and generation, the Job's UID), so on every rollout; what depends on a JobCheck starts only after the
 job succeeded. Components turn the providers' own waits off (docker `wait`, Kubernetes
 `pulumi.com/skipAwait`) so that these checks are the ones that report.
 
@@ -35,8 +35,6 @@ from .workload_status import (
 
 DEFAULT_READY_TIMEOUT = 60
 """Seconds a service may take to become ready (stack key `readyTimeout`)."""
-DEFAULT_JOB_TIMEOUT = 300
-"""Seconds a job may run (`jobs.<name>.timeout`)."""
 UNPROBED_SETTLE_SECONDS = 5
 """How long a service without a health check must keep running to count as started."""
 POLL_SECONDS = 1
@@ -140,7 +138,14 @@ class DockerContainer:
     def timed_out(self) -> None:
         """A job's container is stopped, as Kubernetes stops a Job at its activeDeadlineSeconds."""
         if self.job:
-            self.api.stop(self.container, timeout=10)
+            try:
+                self.api.stop(self.container, timeout=10)
+            except self.errors.APIError:  # it just exited, or was removed: nothing left to stop
+                pass
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
 class KubernetesCluster:
@@ -158,8 +163,8 @@ class KubernetesCluster:
         return json.loads(call(*args, _preload_content=False, **kwargs).data)
 
     def pods(self, namespace: str, labels: dict[str, str]) -> list[dict]:
-        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-        items = self.read(self.core.list_namespaced_pod, namespace, label_selector=selector)["items"]
+        """The pods with these labels, except those being deleted."""
+        items = self.read(self.core.list_namespaced_pod, namespace, label_selector=_selector(labels))["items"]
         return [pod for pod in items if not pod["metadata"].get("deletionTimestamp")]
 
     def logs(self, namespace: str, observation: Observation) -> list[str]:
@@ -197,8 +202,7 @@ class KubernetesDeployment:
                 return failed(f"Deployment {self.namespace}/{self.name} does not exist")
             raise
         labels = deployment["spec"]["selector"].get("matchLabels", {})
-        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-        replica_sets = cluster.read(cluster.apps.list_namespaced_replica_set, self.namespace, label_selector=selector)
+        replica_sets = cluster.read(cluster.apps.list_namespaced_replica_set, self.namespace, label_selector=_selector(labels))
         newest = newest_replica_set(deployment, replica_sets["items"])
         pods = []
         if newest is not None:
