@@ -155,12 +155,21 @@ class KubernetesCluster:
         from kubernetes import client, config  # only the provider process talks to the cluster
 
         api = config.new_client_from_config(config_file=kubeconfig, context=context)
-        self.missing = client.exceptions.ApiException
+        self.api_error = client.exceptions.ApiException
         self.core, self.apps, self.batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
 
     @staticmethod
     def read(call: Callable, *args, **kwargs) -> Any:
         return json.loads(call(*args, _preload_content=False, **kwargs).data)
+
+    def get(self, call: Callable, name: str, namespace: str) -> Optional[dict]:
+        """One object, or None when it does not exist."""
+        try:
+            return self.read(call, name, namespace)
+        except self.api_error as error:
+            if error.status == 404:
+                return None
+            raise
 
     def pods(self, namespace: str, labels: dict[str, str]) -> list[dict]:
         """The pods with these labels, except those being deleted."""
@@ -195,12 +204,9 @@ class KubernetesDeployment:
 
     def observe(self) -> Observation:
         cluster = self.cluster
-        try:
-            deployment = cluster.read(cluster.apps.read_namespaced_deployment, self.name, self.namespace)
-        except cluster.missing as error:
-            if error.status == 404:
-                return failed(f"Deployment {self.namespace}/{self.name} does not exist")
-            raise
+        deployment = cluster.get(cluster.apps.read_namespaced_deployment, self.name, self.namespace)
+        if deployment is None:
+            return failed(f"Deployment {self.namespace}/{self.name} does not exist")
         labels = deployment["spec"]["selector"].get("matchLabels", {})
         replica_sets = cluster.read(cluster.apps.list_namespaced_replica_set, self.namespace, label_selector=_selector(labels))
         newest = newest_replica_set(deployment, replica_sets["items"])
@@ -225,12 +231,9 @@ class KubernetesJob(KubernetesDeployment):
 
     def observe(self) -> Observation:
         cluster = self.cluster
-        try:
-            job = cluster.read(cluster.batch.read_namespaced_job, self.name, self.namespace)
-        except cluster.missing as error:
-            if error.status == 404:
-                return failed(f"Job {self.namespace}/{self.name} does not exist")
-            raise
+        job = cluster.get(cluster.batch.read_namespaced_job, self.name, self.namespace)
+        if job is None:
+            return failed(f"Job {self.namespace}/{self.name} does not exist")
         return job_status(job, cluster.pods(self.namespace, job["spec"]["selector"].get("matchLabels", {})))
 
 
