@@ -557,16 +557,17 @@ def _dependencies_first(r: _Reader, workloads: list[WorkloadSpec]) -> list[Workl
     ordered: list[WorkloadSpec] = []
     visiting: set[str] = set()
 
-    def visit(workload: WorkloadSpec) -> None:
+    def visit(workload: WorkloadSpec, referenced_by: str = "") -> None:
         if workload in ordered:
             return
-        if workload.name in visiting:
-            r.fail(f"{_key(workload)}.dependsOn", "links and dependencies without a cycle")
+        if workload.name in visiting:  # the reference that closes the cycle is named: links or dependsOn
+            r.fail(referenced_by, "links and dependencies without a cycle", workload.name)
             return
         visiting.add(workload.name)
-        for name in (*workload.links, *workload.depends_on):
-            if name in by_name:
-                visit(by_name[name])
+        for key, names in (("links", workload.links), ("dependsOn", workload.depends_on)):
+            for name in names:
+                if name in by_name:
+                    visit(by_name[name], f"{_key(workload)}.{key}")
         visiting.discard(workload.name)
         if workload not in ordered:
             ordered.append(workload)
