@@ -504,7 +504,8 @@ class _WorkloadReader:
 
     def _file(self, key: str, path: str, source: Any) -> Optional[FileSpec]:
         """A text file inside the project, read now: its content is what gets mounted."""
-        if self.r.text(key, source, expected="a file path relative to the project") is None:
+        # A NUL byte would make the path functions raise instead of the file being reported missing.
+        if self.r.text(key, source, re.compile(r"^[^\0]+$"), "a file path relative to the project") is None:
             return None
         project = os.path.realpath(self.base_dir)
         resolved = os.path.realpath(os.path.join(project, source))
