@@ -316,6 +316,9 @@ class _WorkloadReader:
 
     def __init__(self, r: _Reader, base_dir: str, build_args: Mapping[str, str], replicas_override: Optional[int]):
         self.r, self.base_dir, self.build_args, self.replicas_override = r, base_dir, build_args, replicas_override
+        # Names of workloads with problems of their own: references to them are not problems too.
+        self.declared: set[str] = set()
+        self.invalid: set[str] = set()
 
     def app(self, raw_services: Any, raw_jobs: Any) -> AppSpec:
         r = self.r
@@ -323,6 +326,7 @@ class _WorkloadReader:
         if not services and not r.problems:
             r.fail("services", "at least one service")
         jobs = self._each("jobs", raw_jobs, self.job)
+        self.invalid = self.declared - {w.name for w in (*services, *jobs)}
         by_name: dict[str, WorkloadSpec] = {}
         for workload in (*services, *jobs):
             if workload.name in by_name:
@@ -338,6 +342,7 @@ class _WorkloadReader:
             key = f"{section}.{name}"
             if self.r.text(f"{key} (name)", name, _DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
                 continue
+            self.declared.add(name)
             before = len(self.r.problems)
             workload = read(key, name, self.r.mapping(key, spec))
             if len(self.r.problems) == before:
@@ -536,12 +541,16 @@ class _WorkloadReader:
         services = sorted(n for n, w in by_name.items() if isinstance(w, ServiceSpec) and n != workload.name)
         for link in workload.links:
             target = by_name.get(link)
+            if link in self.invalid:
+                continue
             if not isinstance(target, ServiceSpec) or link == workload.name:
                 r.fail(f"{key}.links", "names of other services: " + ", ".join(services), link)
             elif not target.ports:
                 r.fail(f"{key}.links", f"a service with a port (services.{link} has none)", link)
         for name, condition in workload.depends_on.items():
             target = by_name.get(name)
+            if name in self.invalid:
+                continue
             if target is None or name == workload.name:
                 r.fail(f"{key}.dependsOn.{name}", "the name of another service or job: " + ", ".join(sorted(set(by_name) - {workload.name})))
             elif isinstance(target, JobSpec) and condition != "completed":
