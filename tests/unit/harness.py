@@ -4,8 +4,9 @@
 `RecordingMonitor`, the parent, dependencies, options and aliases the SDK sent with it, under the URN
 the engine would give it (`aliases_of` resolves aliases to URNs by the engine's rules too). Outputs
 are deterministic: a RemoteImage gets `imageId` "sha256:<hex of its name>", a RegistryImage
-`sha256Digest` "sha256:<64 hex>", a Service a cluster IP and node ports, a StackReference the
-outputs the test gave it, so assertions can compute the values they expect.
+`sha256Digest` "sha256:<64 hex>", an attached Container `exitCode` 0, a Service a cluster IP and
+node ports, a StackReference the outputs the test gave it, so assertions can compute the values
+they expect.
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if typ == REMOTE_IMAGE:
             state["imageId"] = image_id(inputs["name"])
             state["repoDigest"] = inputs["name"].split(":")[0] + "@" + registry_digest(inputs["name"])
+        elif typ == CONTAINER and inputs.get("attach"):
+            state["exitCode"] = 0  # run to its exit, successfully
         elif typ == REGISTRY_IMAGE:
             state["sha256Digest"] = registry_digest(inputs["name"])
         elif typ == SERVICE:
