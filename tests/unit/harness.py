@@ -96,7 +96,8 @@ class Recorded:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, stack_outputs: Optional[dict[str, dict]] = None) -> None:
+    def __init__(self, stack: str, stack_outputs: Optional[dict[str, dict]] = None) -> None:
+        self.stack = stack
         self.resources: list[Recorded] = []
         self.stack_outputs = stack_outputs or {}
         self._request = threading.local()
@@ -185,29 +186,27 @@ class RecordingMocks(pulumi.runtime.Mocks):
             for typ, name in names:
                 if name.startswith(parent.name):
                     name = parent_alias.rsplit("::", 1)[1] + name[len(parent.name):]
-                inherited.add(engine_urn(parent_alias, typ, name))
+                inherited.add(self.urn(parent_alias, typ, name))
         return own | inherited
 
-    @staticmethod
-    def _collapse(resource: Recorded, alias: alias_pb2.Alias) -> str:
+    def urn(self, parent: str, typ: str, name: str) -> str:
+        """The URN the engine gives `name` of `typ` under `parent` (a URN, or "" for none): the
+        parent's qualified type, except the root stack's, prefixes the type."""
+        if parent and urn_type(parent) != ROOT_STACK:
+            typ = f"{urn_type(parent)}${typ}"
+        return f"urn:pulumi:{self.stack}::{PROJECT}::{typ}::{name}"
+
+    def _collapse(self, resource: Recorded, alias: alias_pb2.Alias) -> str:
         if alias.WhichOneof("alias") == "urn":
             return alias.urn
         spec = alias.spec
         parent = "" if spec.noParent else spec.parentUrn or resource.parent or ""
-        return engine_urn(parent, spec.type or resource.type, spec.name or resource.name)
+        return self.urn(parent, spec.type or resource.type, spec.name or resource.name)
 
 
 def urn_type(urn: str) -> str:
     """The qualified type of a URN: `Parent$Child` types joined by `$`."""
     return urn.split("::")[2]
-
-
-def engine_urn(parent: str, typ: str, name: str) -> str:
-    """The URN the engine gives `name` of `typ` under `parent` (a URN, or "" for none): the parent's
-    qualified type, except the root stack's, prefixes the type."""
-    if parent and urn_type(parent) != ROOT_STACK:
-        typ = f"{urn_type(parent)}${typ}"
-    return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{typ}::{name}"
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -220,7 +219,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.recording = mocks
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
-        return engine_urn(parent, type_, name)
+        return self.recording.urn(parent, type_, name)
 
     def _with_request(self, request, call):
         self.recording._request.value = {
@@ -244,7 +243,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 
 def install_mocks(stack: str = "dev", stack_outputs: Optional[dict] = None) -> RecordingMocks:
-    mocks = RecordingMocks(stack_outputs)
+    mocks = RecordingMocks(stack, stack_outputs)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
     return mocks
 
@@ -347,6 +346,23 @@ REGISTRY = {
     "registryPassword": "s3cr3t-registry-pw",
     "imageRepository": "localhost:5000/cloudservice",
 }
+
+
+DB_PASSWORD = "s3cr3t-db-pw"
+"""The value of the `dbPassword` secret the specs of the component tests reference."""
+STACK_LABELS = {
+    "app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/managed-by": "pulumi", "cloudservice.dev/stack": "dev",
+}
+
+
+def spec_of(name: str = "web", *, target: str = "docker", jobs: Optional[dict] = None, **changes: Any):
+    """The parsed spec of workload `name`: a service of the project's app with `changes` (None
+    removes a key), or a job of `jobs`. `dbPassword` is set, for secretEnv/secretFiles."""
+    services = default_services()
+    if name in services:
+        services[name] = {k: v for k, v in {**services[name], **changes}.items() if v is not None}
+    config = make_config(target=target, **REGISTRY, services=services, jobs=jobs, dbPassword=DB_PASSWORD)
+    return next(w for w in config.app.workloads if w.name == name)
 
 
 def docker_config(**values: Any) -> StackConfig:

@@ -11,31 +11,15 @@ import pytest
 from components.docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
 from components.workload import Endpoint
 from harness import (
-    CONTAINER, DOCKER_JOB, DOCKER_SERVICE, ROOT, VOLUME, default_services, docker_config, plaintext_occurrences, resolve,
-    run,
+    CONTAINER, DB_PASSWORD, DOCKER_JOB, DOCKER_SERVICE, ROOT, STACK_LABELS, VOLUME, docker_config, plaintext_occurrences,
+    resolve, run, spec_of,
 )
 from pulumi.runtime import rpc
 
 IMAGE = "sha256:" + "1" * 64
 NETWORK = "cloudservice-dev"
-STACK_LABELS = {
-    "app.kubernetes.io/part-of": "cloudservice", "app.kubernetes.io/managed-by": "pulumi",
-    "cloudservice.dev/stack": "dev",
-}
 REDIS = {"redis": Endpoint(host="redis", ports={"main": 6379})}
 CONFIG_FILE = "app/redis/redis.conf"
-DB_PASSWORD = "s3cr3t-db-pw"
-
-
-def spec_of(name: str = "web", *, jobs=None, **changes):
-    """The parsed spec of service `name` of the project's app with `changes` to it (None removes a key),
-    or of job `name` when `jobs` are given."""
-    services = default_services()
-    if name in services:
-        services[name].update(changes)
-        services[name] = {k: v for k, v in services[name].items() if v is not None}
-    config = docker_config(services=services, jobs=jobs, dbPassword=DB_PASSWORD)
-    return next(w for w in config.app.workloads if w.name == name)
 
 
 def secrets_for(spec) -> dict:
