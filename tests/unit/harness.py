@@ -365,6 +365,17 @@ def spec_of(name: str = "web", *, target: str = "docker", jobs: Optional[dict] =
     return next(w for w in config.app.workloads if w.name == name)
 
 
+def file_versions(project_dir, target: str, contents: list[str]):
+    """The spec of a service `app` that mounts the project file app.yaml, once for each of `contents`
+    written to that file in turn (the project lives in `project_dir`)."""
+    (project_dir / "app").mkdir(exist_ok=True)
+    (project_dir / "app" / "Dockerfile").write_text("FROM scratch\n")
+    for content in contents:
+        (project_dir / "app.yaml").write_text(content)
+        services = {"app": {"build": "app", "files": {"/etc/app.yaml": "app.yaml"}}}
+        yield make_config(target=target, **REGISTRY, services=services, base_dir=str(project_dir)).app.service("app")
+
+
 def docker_config(**values: Any) -> StackConfig:
     return make_config(**{"target": "docker", **REGISTRY, **values})
 

@@ -11,7 +11,7 @@ import pytest
 from components.docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
 from components.workload import Endpoint
 from harness import (
-    CONTAINER, DB_PASSWORD, DOCKER_JOB, DOCKER_SERVICE, ROOT, STACK_LABELS, VOLUME, docker_config, plaintext_occurrences,
+    CONTAINER, DB_PASSWORD, DOCKER_JOB, DOCKER_SERVICE, ROOT, STACK_LABELS, VOLUME, file_versions, plaintext_occurrences,
     resolve, run, spec_of,
 )
 from pulumi.runtime import rpc
@@ -218,13 +218,9 @@ def test_files_are_read_only_bind_mounts_rolled_by_their_content(mocks, tmp_path
     ]
     first = as_dict(container.inputs["labels"])["cloudservice.dev/files-hash"]
 
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
     hashes = []
-    for content in ("level: info\n", "level: debug\n", "level: info\n"):
-        (tmp_path / "app.yaml").write_text(content)
-        config = docker_config(services={"app": {"build": "app", "files": {"/etc/app.yaml": "app.yaml"}}}, base_dir=str(tmp_path))
-        _, changed = deploy(mocks, config.app.service("app"))
+    for spec in file_versions(tmp_path, "docker", ["level: info\n", "level: debug\n", "level: info\n"]):
+        _, changed = deploy(mocks, spec)
         hashes.append(as_dict(changed.inputs["labels"])["cloudservice.dev/files-hash"])
         mocks.resources.clear()
     assert hashes[0] != hashes[1], "a changed file changes the container (it is replaced: the new content is mounted)"

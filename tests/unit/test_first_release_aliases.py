@@ -24,13 +24,9 @@ APP = "urn:pulumi:dev::cloudservice::cloudservice:index:CloudService"
 DOCKER_DEPLOYMENT = f"{APP}$cloudservice:index:DockerDeployment"
 KUBERNETES_DEPLOYMENT = f"{APP}$cloudservice:index:KubernetesDeployment"
 IMAGES = {
-    (CONTAINER_IMAGE, f"cloudservice-dev-{s}"): f"{APP}$cloudservice:index:ContainerImage::{s}" for s in ("web", "redis")
-} | {
-    (REMOTE_IMAGE, f"cloudservice-dev-{s}"): f"{APP}$cloudservice:index:ContainerImage$docker:index/remoteImage:RemoteImage::{s}"
-    for s in ("web", "redis")
-} | {
-    (REGISTRY_IMAGE, f"cloudservice-dev-{s}"): f"{APP}$cloudservice:index:ContainerImage$docker:index/registryImage:RegistryImage::{s}"
-    for s in ("web", "redis")
+    (typ, f"cloudservice-dev-{service}"): f"{APP}$cloudservice:index:ContainerImage{child}::{service}"
+    for service in ("web", "redis")
+    for typ, child in ((CONTAINER_IMAGE, ""), (REMOTE_IMAGE, f"${REMOTE_IMAGE}"), (REGISTRY_IMAGE, f"${REGISTRY_IMAGE}"))
 }
 FIRST_RELEASE = {
     "docker": {

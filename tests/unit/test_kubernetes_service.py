@@ -19,7 +19,7 @@ from components.spec import KubernetesSettings
 from components.workload import Endpoint
 from harness import (
     APP_NAMESPACE, CONFIG_MAP, DB_PASSWORD, DEPLOYMENT, JOB, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE, PVC, SECRET,
-    ROOT, SERVICE, STACK_LABELS, fake_digest, kubernetes_config, plaintext_occurrences, resolve, run, spec_of,
+    ROOT, SERVICE, STACK_LABELS, fake_digest, file_versions, plaintext_occurrences, resolve, run, spec_of,
 )
 from pulumi.runtime import rpc
 
@@ -394,13 +394,9 @@ def test_files_are_a_config_map_mounted_file_by_file(mocks):
 def test_a_changed_file_rolls_the_pods(mocks, tmp_path):
     """subPath mounts never see a ConfigMap update: the template's files-hash annotation changes
     instead, which rolls the Deployment."""
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
     hashes = []
-    for content in ("level: info\n", "level: debug\n", "level: info\n"):
-        (tmp_path / "app.yaml").write_text(content)
-        config = kubernetes_config(services={"app": {"build": "app", "files": {"/etc/app.yaml": "app.yaml"}}}, base_dir=str(tmp_path))
-        _, deployment = deploy(mocks, config.app.service("app"))
+    for spec in file_versions(tmp_path, "kubernetes", ["level: info\n", "level: debug\n", "level: info\n"]):
+        _, deployment = deploy(mocks, spec)
         hashes.append(deployment.inputs["spec"]["template"]["metadata"]["annotations"]["cloudservice.dev/files-hash"])
         mocks.resources.clear()
     assert hashes[0] != hashes[1] and hashes[0] == hashes[2]
