@@ -178,26 +178,6 @@ def _decode_json(value: Any) -> Any:
     return value
 
 
-def _as_int(value: Any) -> Optional[int]:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,9}", value.strip()):
-        return int(value)
-    return None
-
-
-def _decode_json(value: Any) -> Any:
-    """Structured config reaches the program as JSON text; plain YAML values come decoded."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def is_image_reference(value: str) -> bool:
     """True for `repository[:tag]` or `repository@sha256:<64 hex>`, as `docker pull` accepts."""
     name, _, digest = value.partition("@")

@@ -477,3 +477,22 @@ def test_two_apps_in_one_stack_share_nothing(mocks, target):
         assert image.inputs["keepLocally"] is True
     for image in mocks.of_type(REGISTRY_IMAGE):
         assert image.inputs["keepRemotely"] is True
+
+
+@pytest.mark.parametrize("target", ["docker", "kubernetes"])
+def test_only_the_first_release_app_claims_the_old_urns(mocks, target):
+    """A URN holds its parents' types, not their names: were both apps to alias the first release's
+    URNs, an upgraded stack could hand one app's volume to the other. Only `<project>-<stack>` does."""
+    config = with_job(target)
+    second = DockerSettings(port_offset=1000) if target == "docker" else dataclasses.replace(config.kubernetes, namespace="shop")
+    two_apps(config, second)
+    claimed: dict[str, str] = {}
+    for resource in mocks.resources:
+        aliases = mocks.aliases_of(resource)
+        if _app_of(mocks, resource) == "shop":  # (the Kubernetes SDK's own aliases keep the name: old API versions)
+            renamed = {alias for alias in aliases if alias.rsplit("::", 1)[1] != resource.name}
+            assert renamed == set(), f"{resource.type} {resource.name} of the second app claims {renamed}"
+        for alias in aliases:
+            assert alias not in claimed, f"{resource.name} and {claimed[alias]} both claim {alias}"
+            claimed[alias] = resource.name
+    assert claimed, "the first release's app keeps its old URNs"

@@ -91,12 +91,13 @@ def _stacks():
 
 def _v2_config(target: str):
     """The app with what spec v2 adds, none of it an opt-out: a worker, named ports (one below 1024),
-    command/args, a config file, a secret env var, a job the web service waits for."""
+    command/args, a config file, a secret env var and file, a job the web service waits for."""
     services = default_services()
     del services["web"]["port"], services["web"]["publish"]
     services["web"].update(ports={"http": {"port": 80, "publish": 8080}, "metrics": {"port": 9100}},
                            args=["--port", "80"], files={"/etc/web/redis.conf": "app/redis/redis.conf"},
-                           secretEnv={"DB_PASSWORD": "dbPassword"}, dependsOn={"migrate": "completed"})
+                           secretEnv={"DB_PASSWORD": "dbPassword"}, secretFiles={"/run/secrets/db": "dbPassword"},
+                           dependsOn={"migrate": "completed"})
     services["worker"] = {"build": "app/web", "command": ["python3", "-m", "worker"], "links": ["redis"]}
     jobs = {"migrate": {"build": "app/web", "args": ["migrate"], "dependsOn": {"redis": "healthy"}}}
     return make_config(target=target, services=services, jobs=jobs, dbPassword="db-pw", **REGISTRY)
@@ -108,12 +109,20 @@ def test_components_pass_every_rule(mocks, stack):
     types = {typ for typ, _, _ in resources}
     if stack.endswith("-v2"):
         assert types == ({CONTAINER} if stack.startswith("docker") else {DEPLOYMENT, JOB})
-        assert {name for _, name, _ in resources} == {"web", "redis", "worker", "migrate"}
+        # On Docker the secret file comes with its carrier: created, never started, out of the rules' scope.
+        carrier = {"web-secrets"} if stack.startswith("docker") else set()
+        assert {name for _, name, _ in resources} == {"web", "redis", "worker", "migrate"} | carrier
     else:
         assert types == ({CONTAINER} if stack.startswith("docker") else {DEPLOYMENT})
         assert len(resources) == 2
     for typ, name, props in resources:
         assert rules.violations(typ, props) == {}, f"{typ} {name}"
+
+
+def test_a_container_that_never_starts_is_out_of_scope(docker_props):
+    carrier = {"image": "busybox:latest", "start": False, "mustRun": False}
+    assert rules.violations(CONTAINER, carrier) == {}
+    assert rules.violations(CONTAINER, {**carrier, "start": True}) != {}, "a started one is checked like any other"
 
 
 # -- each rule fires on a violation (and only that rule) ------------------------------------------
