@@ -47,6 +47,8 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 JOB = "kubernetes:batch/v1:Job"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
+ROLLOUT_CHECK = "pulumi-python:dynamic/cloudservice:RolloutCheck"
+JOB_CHECK = "pulumi-python:dynamic/cloudservice:JobCheck"
 ROOT_STACK = "pulumi:pulumi:Stack"
 
 CLOUD_SERVICE = "cloudservice:index:CloudService"

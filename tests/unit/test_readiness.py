@@ -13,7 +13,6 @@ import pulumi
 import pytest
 
 from components import readiness
-from components.cloudservice import CloudService, CloudServiceArgs
 from components.readiness import (
     CheckArgs, DockerWorkload, JobCheck, KubernetesWorkload, ReadinessError, RolloutCheck, await_workload,
 )
@@ -21,7 +20,10 @@ from components.workload_status import (
     FAILED, PENDING, READY, Observation, docker_job_status, docker_service_status, failed, failure_message, job_status,
     newest_replica_set, pod_status, rollout_status,
 )
-from harness import CONTAINER, DEPLOYMENT, JOB, SERVICE, docker_config, kubernetes_config, run, uid, unwrap_secrets
+from harness import (
+    CONTAINER, DEPLOYMENT, JOB, JOB_CHECK, ROLLOUT_CHECK, SERVICE, deploy, docker_config, kubernetes_config, run, uid,
+    unwrap_secrets,
+)
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
@@ -319,8 +321,6 @@ def test_logs_that_cannot_be_read_do_not_hide_the_failure():
 
 # -- the resources -----------------------------------------------------------------------------------
 
-ROLLOUT_CHECK = "pulumi-python:dynamic/cloudservice:RolloutCheck"
-JOB_CHECK = "pulumi-python:dynamic/cloudservice:JobCheck"
 
 
 def provider_of(inputs: dict):
@@ -394,16 +394,6 @@ APP = {
     "jobs": {"migrate": {"image": IMAGE, "command": ["python3", "migrate.py"], "timeout": 120}},
     "readyTimeout": 45,
 }
-
-
-def deploy(config) -> None:
-    def program():
-        CloudService(config.name_prefix, CloudServiceArgs(
-            app=config.app, images=config.images, target=config.target_settings, labels=config.labels,
-            secrets=config.secrets, ready_timeout=config.ready_timeout,
-        ))
-
-    run(program)
 
 
 def check_inputs(check) -> dict:
