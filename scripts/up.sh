@@ -2,12 +2,12 @@
 # Brings up a stack (default: dev) from nothing: toolchain, platform, Python environment, then
 # `pulumi up`, and prints the app's URL. Usage: scripts/up.sh [STACK]
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../platform/lib.sh"
 
 stack=${1:-dev}
-"$ROOT_DIR/scripts/toolchain.sh"
-"$ROOT_DIR/scripts/platform.sh"
-[ "$stack" = dev ] || "$ROOT_DIR/scripts/cluster.sh"
+"$ROOT_DIR/toolchain/build.sh"
+"$ROOT_DIR/platform/up.sh"
+[ "$stack" = dev ] || "$ROOT_DIR/platform/cluster/up.sh"
 "$ROOT_DIR/scripts/python-env.sh"
 source "$ROOT_DIR/scripts/env.sh"
 cd "$ROOT_DIR"

@@ -139,7 +139,7 @@ def test_data_survives_faults_updates_and_reruns(app, project, registry, docker_
         assert not stack.export_stack().deployment.get("pending_operations")
         assert notes() == expected  # the running app was not touched
     finally:
-        subprocess.run([str(ROOT / "scripts" / "platform.sh")], check=True, capture_output=True)
+        subprocess.run([str(ROOT / "platform" / "up.sh")], check=True, capture_output=True)
     # ...and once it is back, up converges.
     stack.up()
     stack.preview(expect_no_changes=True)

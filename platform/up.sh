@@ -2,7 +2,7 @@
 # Starts the local platform: the Docker engine, an authenticated registry on 127.0.0.1:$REGISTRY_PORT,
 # and the images every stack builds on, made here and never pulled: the Debian base (debootstrap) and
 # the Kubernetes pause image (FROM scratch). Idempotent: a warm run takes seconds.
-# scripts/platform-down.sh stops what this starts (pid files under $STATE_DIR).
+# platform/down.sh stops what this starts (pid files under $STATE_DIR).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -18,7 +18,7 @@ REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
 # The cached rootfs is keyed by everything that goes into it; bump recipe= when build_rootfs changes.
 BASE_KEY=$(printf '%s\n' "suite=$DEBIAN_SUITE" variant=minbase "include=$BASE_PACKAGES" recipe=1 | sha256sum | cut -c1-12)
 BASE_TAR=$CACHE_DIR/base/rootfs-$DEBIAN_SUITE-$BASE_KEY.tar
-PAUSE_SRC=$ROOT_DIR/scripts/pause
+PAUSE_SRC=$ROOT_DIR/platform/images/pause
 PAUSE_KEY=$(cat "$PAUSE_SRC/pause.c" "$PAUSE_SRC/Dockerfile" | sha256sum | cut -c1-12)
 
 # running PIDFILE NAME: true when PIDFILE holds the pid of a live process named NAME.
@@ -212,7 +212,7 @@ build_pause_image() {
     log "Pause image $PAUSE_IMAGE is up to date"
     return
   fi
-  log "Building $PAUSE_IMAGE from scripts/pause (static C, FROM scratch)"
+  log "Building $PAUSE_IMAGE from platform/images/pause (static C, FROM scratch)"
   local context
   context=$(mktemp -d)
   cp "$PAUSE_SRC/Dockerfile" "$context/"

@@ -2,7 +2,7 @@
 # Builds the Pulumi CLI, the Python language host and the docker/kubernetes resource plugins from Go
 # modules (no Pulumi downloads), caches them by version and installs the plugins into Pulumi's cache.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../platform/lib.sh"
 
 command -v go >/dev/null || die "Go is required to build the Pulumi toolchain offline (https://go.dev/dl)"
 
@@ -68,7 +68,7 @@ with_progress "Pulumi CLI v$PULUMI_VERSION" build_pulumi_cli
 install_language_host
 with_progress "kubernetes resource plugin v$PULUMI_KUBERNETES_VERSION" build_kubernetes_provider
 
-docker_plugin=$("$ROOT_DIR/scripts/build-docker-provider.sh")
+docker_plugin=$("$ROOT_DIR/toolchain/docker-provider/build.sh")
 
 source "$ROOT_DIR/scripts/env.sh"
 install_plugin docker "$PULUMI_DOCKER_VERSION" "$docker_plugin"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops what scripts/platform.sh started, and only that: the registry and dockerd named by its pid
+# Stops what platform/up.sh started, and only that: the registry and dockerd named by its pid
 # files under $STATE_DIR. Images, registry data, credentials and caches stay for the next start.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
