@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the local platform: the Docker engine, an authenticated registry on 127.0.0.1:$REGISTRY_PORT,
-# and the images every stack builds on, made here and never pulled: the Debian base (debootstrap) and
-# the Kubernetes pause image (FROM scratch). Idempotent: a warm run takes seconds.
+# the images every stack builds on, made here and never pulled: the Debian base (debootstrap) and
+# the Kubernetes pause image (FROM scratch), and PostgreSQL for shared Pulumi state (database.sh).
+# Idempotent: a warm run takes seconds.
 # platform/down.sh stops what this starts (pid files under $STATE_DIR).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -224,5 +225,6 @@ build_base_image
 push_image "$BASE_IMAGE" "$REGISTRY/$BASE_IMAGE"
 build_pause_image
 push_image "$PAUSE_IMAGE" "$PAUSE_IMAGE"
+"$ROOT_DIR/platform/database.sh" start
 log "Platform ready: Docker engine on the default socket, registry $REGISTRY (credentials: $CREDENTIALS),"
-log "  images $BASE_IMAGE, $REGISTRY/$BASE_IMAGE, $PAUSE_IMAGE"
+log "  images $BASE_IMAGE, $REGISTRY/$BASE_IMAGE, $PAUSE_IMAGE; PostgreSQL on 127.0.0.1:$POSTGRES_PORT"
