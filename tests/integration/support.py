@@ -17,8 +17,9 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 from pulumi import automation as auto
+
+from support.stack_files import stack_file, sync, team_settings, write_stack_file
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "app", "policy")
@@ -132,7 +133,8 @@ class ProjectCopy:
         self.env = {"PULUMI_BACKEND_URL": f"file://{self.backend}"}
 
     def copy_current_files(self) -> None:
-        """Puts the working tree's project files in place (over those of another revision)."""
+        """Puts the working tree's project files in place (over those of another revision), and the
+        stack files where they now live, as `make up` does after an upgrade."""
         for name in PROJECT_FILES:
             source, target = ROOT / name, self.directory / name
             if source.is_dir():
@@ -140,17 +142,15 @@ class ProjectCopy:
                 shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(source, target)
+        for path in self.directory.glob("Pulumi.*.yaml"):
+            sync(self.directory, path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
 
     def stack(self, template: str, name: Optional[str] = None, config: Optional[dict] = None,
               secrets: Optional[dict] = None) -> auto.Stack:
         """Creates stack `name` (default: a unique one) from the committed Pulumi.<template>.yaml."""
         name = name or f"it-{template}-{uuid.uuid4().hex[:6]}"
         # The committed settings only: secrets a user set locally are encrypted for their stack.
-        settings = yaml.safe_load(self.read_file(f"Pulumi.{template}.yaml"))
-        settings.pop("encryptionsalt", None)
-        settings["config"] = {k: v for k, v in settings.get("config", {}).items()
-                              if not (isinstance(v, dict) and "secure" in v)}
-        (self.directory / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(settings))
+        write_stack_file(self.stack_file(name), team_settings(self.read_file(f"Pulumi.{template}.yaml")))
         stack = auto.create_stack(
             name, work_dir=str(self.directory),
             opts=auto.LocalWorkspaceOptions(work_dir=str(self.directory), env_vars=self.env),
@@ -167,6 +167,10 @@ class ProjectCopy:
             return subprocess.run(["git", "-C", str(ROOT), "show", f"{self.revision}:{name}"],
                                   capture_output=True, text=True, check=True).stdout
         return (ROOT / name).read_text()
+
+    def stack_file(self, stack_name: str) -> Path:
+        """The stack's settings file, where this copy's Pulumi.yaml has Pulumi look for it."""
+        return stack_file(self.directory, stack_name)
 
     def state_file(self, stack_name: str) -> Path:
         return self.backend / ".pulumi" / "stacks" / "cloudservice" / f"{stack_name}.json"

@@ -83,7 +83,7 @@ def test_secrets_never_appear_in_plaintext(app, project, registry, docker_client
     # The state file as stored (the Automation API's export decrypts secrets on purpose).
     state = project.state_file(stack.name).read_text()
     outputs = json.dumps({k: (v.value if not v.secret else "[secret]") for k, v in stack.outputs().items()})
-    config_file = (project.directory / f"Pulumi.{stack.name}.yaml").read_text()
+    config_file = project.stack_file(stack.name).read_text()
     for secret in (registry.password, APP_SECRET):  # ...and nowhere else in plaintext
         for where, text in {"state file": state, "outputs": outputs,
                             "stack config": config_file, "logs": "\n".join(logs)}.items():
