@@ -10,8 +10,8 @@ STACK ?= dev
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-up: ## Bring up STACK (default dev) from nothing and print its URL
-	@scripts/up.sh $(STACK)
+up: ## Bring up STACK (default dev; FROM=dev for a personal copy of a stack) and print its URL
+	@scripts/up.sh $(STACK) $(FROM)
 
 test: ## Run the whole test suite (unit + integration) on the real platform
 	@scripts/test.sh
