@@ -9,11 +9,12 @@ source "$(dirname "$0")/../platform/lib.sh"
 stack=${1:-dev}
 template=${2:-$stack}
 
-# The stack's secrets must open with the current passphrase. Stacks made before the project generated
-# one used an empty passphrase: their secrets are re-encrypted under the current one, once.
+# The stack's secrets (in its settings and its state) must open with the current passphrase. Stacks
+# made before the project generated one used the empty passphrase: they are re-encrypted, once.
+secrets_open() { pulumi config --show-secrets >/dev/null 2>&1 && pulumi stack export --show-secrets >/dev/null 2>&1; }
 adopt_passphrase() {
-  pulumi stack export --show-secrets >/dev/null 2>&1 && return
-  PULUMI_CONFIG_PASSPHRASE= pulumi stack export --show-secrets >/dev/null 2>&1 ||
+  secrets_open && return
+  PULUMI_CONFIG_PASSPHRASE= secrets_open ||
     die "the secrets of stack $stack do not open with your passphrase (${PULUMI_CONFIG_PASSPHRASE_FILE:-PULUMI_CONFIG_PASSPHRASE}): set the one it was made with"
   [ -n "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ] || die "stack $stack uses the empty passphrase: set PULUMI_CONFIG_PASSPHRASE_FILE to move it to a real one"
   log "Stack $stack was encrypted with the empty passphrase: re-encrypting it with $PULUMI_CONFIG_PASSPHRASE_FILE"

@@ -36,6 +36,17 @@ def team_settings(text: Optional[str]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if not (isinstance(value, dict) and "secure" in value)}
 
 
+def _comparable(value: Any) -> Any:
+    """A config value as Pulumi keeps it once it rewrites a stack file: scalars as their text."""
+    if isinstance(value, dict):
+        return {key: _comparable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_comparable(item) for item in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if value is None else str(value)
+
+
 def write_stack_file(path: Path, config: dict[str, Any], base: Optional[dict[str, Any]] = None) -> None:
     """Writes a stack file with `config`, keeping the other top-level keys of `base`."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +71,7 @@ def sync(project_dir: Path, stack: str, template: Optional[str] = None) -> list[
     personal = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
     config = dict(personal.get("config") or {})
     team = team_settings(text)
-    changed = sorted(key for key, value in team.items() if config.get(key) != value)
+    changed = sorted(key for key, value in team.items() if _comparable(config.get(key)) != _comparable(value))
     if changed or not path.is_file():
         config.update(team)
         write_stack_file(path, config, personal)
