@@ -51,8 +51,16 @@ build_kubernetes_provider() {
 }
 
 # Pulumi's Go language host for Python is not served by the Go module proxy: install ours beside
-# the CLI, where the CLI looks for language hosts first.
+# the CLI, where the CLI looks for language hosts first, with a virtualenv of its own (the Pulumi
+# SDK at the CLI's version, for the protocol), so it serves a project before it has a virtualenv.
 install_language_host() {
+  local venv=$TOOLCHAIN_DIR/pulumi-v$PULUMI_VERSION/python-language-host
+  if [ "$(cat "$venv/.pulumi-version" 2>/dev/null)" != "$PULUMI_VERSION" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "pulumi==$PULUMI_VERSION"
+    echo "$PULUMI_VERSION" >"$venv/.pulumi-version"
+  fi
   install -m 0755 "$ROOT_DIR"/toolchain/python-language-host/* "$BIN_DIR/"
 }
 
@@ -65,7 +73,7 @@ install_plugin() {
 }
 
 with_progress "Pulumi CLI v$PULUMI_VERSION" build_pulumi_cli
-install_language_host
+with_progress "Python language host (virtualenv with the Pulumi SDK v$PULUMI_VERSION)" install_language_host
 with_progress "kubernetes resource plugin v$PULUMI_KUBERNETES_VERSION" build_kubernetes_provider
 
 docker_plugin=$("$ROOT_DIR/toolchain/docker-provider/build.sh")
