@@ -117,8 +117,9 @@ class ProjectCopy:
     """A private copy of the project (same code, same stack files) with its own file backend, so
     tests never touch the user's stacks, and stack names that cannot clash with theirs."""
 
-    def __init__(self, directory: Path, revision: Optional[str] = None):
-        """`revision`: a git commit of this repository to take the project files from instead."""
+    def __init__(self, directory: Path, revision: Optional[str] = None, env: Optional[dict] = None):
+        """`revision`: a git commit of this repository to take the project files from instead;
+        `env`: environment for its Pulumi commands (e.g. another backend or Pulumi home)."""
         self.directory = directory
         self.revision = revision
         if revision:
@@ -130,7 +131,7 @@ class ProjectCopy:
         (directory / "venv").symlink_to(ROOT / "venv")
         self.backend = directory / ".state"
         self.backend.mkdir()
-        self.env = {"PULUMI_BACKEND_URL": f"file://{self.backend}"}
+        self.env = {"PULUMI_BACKEND_URL": f"file://{self.backend}", **(env or {})}
 
     def copy_current_files(self) -> None:
         """Puts the working tree's project files in place (over those of another revision), and the
@@ -147,11 +148,12 @@ class ProjectCopy:
 
     def stack(self, template: str, name: Optional[str] = None, config: Optional[dict] = None,
               secrets: Optional[dict] = None) -> auto.Stack:
-        """Creates stack `name` (default: a unique one) from the committed Pulumi.<template>.yaml."""
+        """Stack `name` (default: a unique one) with this copy's own settings file made from the
+        committed Pulumi.<template>.yaml; created, or selected when the backend has it already."""
         name = name or f"it-{template}-{uuid.uuid4().hex[:6]}"
         # The committed settings only: secrets a user set locally are encrypted for their stack.
         write_stack_file(self.stack_file(name), team_settings(self.read_file(f"Pulumi.{template}.yaml")))
-        stack = auto.create_stack(
+        stack = auto.create_or_select_stack(
             name, work_dir=str(self.directory),
             opts=auto.LocalWorkspaceOptions(work_dir=str(self.directory), env_vars=self.env),
         )
