@@ -16,7 +16,7 @@ from pulumi.runtime.proto import language_pb2, language_pb2_grpc
 
 from support.stack_files import write_stack_file
 
-from .support import ROOT, free_port, http, wait_for
+from support.testing import ROOT, free_port, http, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from .support import (
+from support.testing import (
     ROOT, STACK_LABEL, STATE_DIR, edit_app_version, free_port, get_json, wait_for,
 )
 

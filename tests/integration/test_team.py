@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from pulumi import automation as auto
 
-from .support import ROOT, STATE_DIR, ProjectCopy, edit_app_version, free_port, http, read_env_file, wait_for
+from support.testing import ROOT, STATE_DIR, ProjectCopy, edit_app_version, free_port, http, read_env_file, wait_for
 
 
 @dataclass(frozen=True)

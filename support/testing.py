@@ -1,4 +1,5 @@
-"""Helpers for the integration tests: the real engine, registry, cluster and Pulumi, no mocks."""
+"""What the integration tests and the bench share: a private copy of the project (ProjectCopy), the
+platform's credentials, HTTP and polling helpers. The real engine, registry, cluster and Pulumi, no mocks."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from typing import Any, Optional
 
 from pulumi import automation as auto
 
-from support.stack_files import stack_file, sync, team_settings, write_stack_file
+from .stack_files import stack_file, sync, team_settings, write_stack_file
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "app", "policy")
 STATE_DIR = Path(os.environ.get("CLOUDSERVICE_STATE", Path.home() / ".local/state/cloudservice"))
 STACK_LABEL = "cloudservice.dev/stack"
