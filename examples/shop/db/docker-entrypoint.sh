@@ -1,6 +1,11 @@
 #!/bin/sh
-# Creates the database cluster on the first start (empty $PGDATA), then runs the command.
+# Creates the database cluster on the first start (empty $PGDATA), then runs the command, as the
+# postgres user: started as root, it hands over first (PostgreSQL refuses to run as root).
 set -eu
+
+if [ "$(id -u)" = 0 ]; then
+  exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+fi
 
 if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "initialising $PGDATA for user $PGUSER, database $PGDATABASE"
