@@ -4,15 +4,19 @@ refused with a ConfigError naming the service and key; arbitrary input never cra
 from __future__ import annotations
 
 import copy
+import json
+import os
+import runpy
 
+import pulumi
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.compose import ComposeApp, compose_to_spec, load_compose
-from components.config import ConfigError
-from harness import ROOT
+from components.config import ConfigError, JobSpec, load_stack_config, parse_stack_config
+from harness import PROJECT, REGISTRY, ROOT, as_pulumi_config, is_secret, resolve, run, stack_values
 
 SOURCE = "app/compose.yaml"
 
@@ -295,7 +299,7 @@ _documents = st.recursive(_scalars, lambda children: st.one_of(
     st.lists(children, max_size=4), st.dictionaries(_keys, children, max_size=5)), max_leaves=30)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(document=_documents)
 def test_arbitrary_documents_map_or_fail_with_a_config_error(document, project):
     try:
@@ -304,3 +308,89 @@ def test_arbitrary_documents_map_or_fail_with_a_config_error(document, project):
         assert error.problems and all(isinstance(p, str) and p.startswith(f"{SOURCE}: ") for p in error.problems)
     else:
         assert isinstance(app, ComposeApp) and app.services
+
+
+# -- through the stack config: `cloudservice:compose` ---------------------------------------------
+
+EXAMPLE_STACKS = ["walkthrough-docker", "walkthrough-k8s", "shop-docker", "shop-k8s"]
+
+
+def set_stack_config(values: dict, secrets: tuple[str, ...] = ("registryPassword",)) -> None:
+    """The config as the CLI hands it to the program: strings, JSON for objects, secret keys marked."""
+    pulumi.runtime.set_all_config({f"{PROJECT}:{k}": as_pulumi_config(v) for k, v in values.items()},
+                                  [f"{PROJECT}:{key}" for key in secrets])
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_each_example_stack_file_parses(mocks, stack):
+    """Pulumi.yaml's values (its default app among them) overlaid with Pulumi.<stack>.yaml: the
+    Compose file replaces the default app."""
+    set_stack_config({**stack_values(stack), "registryPassword": "from-make-up"})
+    config = load_stack_config(base_dir=ROOT)
+    names = {w.name for w in config.app.workloads}
+    if stack.startswith("shop"):
+        assert names == {"proxy", "api", "worker", "migrate", "db"}
+        assert [w.name for w in config.app.workloads if isinstance(w, JobSpec)] == ["migrate"]
+        assert set(config.secrets) == {"db_password"} and is_secret(config.secrets["db_password"])
+        assert resolve(config.secrets["db_password"]) == "shop-dev-password\n"
+    else:
+        assert names == {"docs"}
+    assert config.target == ("docker" if stack.endswith("docker") else "kubernetes")
+    for workload in config.app.workloads:
+        assert workload.build.args["BASE_IMAGE"] == "cloudservice/base:bookworm"
+        assert workload.build.context.startswith(os.path.join(ROOT, "examples"))
+
+
+def shop_values(**extra) -> dict:
+    return {"target": "docker", "compose": "examples/shop/compose.yaml", **REGISTRY, **extra}
+
+
+def test_a_stack_secret_replaces_the_compose_file_secret():
+    config = parse_stack_config(shop_values(db_password="from-the-stack"), project=PROJECT, stack="shop",
+                                base_dir=ROOT)
+    assert resolve(config.secrets["db_password"]) == "from-the-stack" and is_secret(config.secrets["db_password"])
+
+
+def test_stack_config_overrides_the_compose_file():
+    digest = "sha256:" + "a" * 64
+    config = parse_stack_config(
+        shop_values(target="kubernetes", replicas=3, images={"api": f"localhost:5000/shop/api@{digest}"}),
+        project=PROJECT, stack="shop", base_dir=ROOT,
+    )
+    by_name = {w.name: w for w in config.app.workloads}
+    assert by_name["api"].replicas == 3 and by_name["db"].replicas == 1, "replicas: every stateless service"
+    assert config.images.pinned["api"].endswith(digest)
+
+
+def test_compose_and_services_together_are_refused():
+    with pytest.raises(ConfigError) as error:
+        parse_stack_config(shop_values(services={"web": {"image": "nginx"}}), project=PROJECT, stack="shop", base_dir=ROOT)
+    assert any(p.startswith("services:") and "compose" in p for p in error.value.problems)
+
+
+def test_compose_problems_come_with_the_other_problems(tmp_path):
+    (tmp_path / "compose.yaml").write_text(yaml.safe_dump(_service(network_mode="host")))
+    with pytest.raises(ConfigError) as error:
+        parse_stack_config({**shop_values(compose=str(tmp_path / "compose.yaml")), "target": "nomad"},
+                           project=PROJECT, stack="shop", base_dir=ROOT)
+    keys = [problem.split(": ")[0] for problem in error.value.problems]
+    assert "target" in keys and f"{tmp_path}/compose.yaml" in keys
+    assert "services" not in keys, "no `at least one service` noise on top"
+
+
+@pytest.mark.parametrize("document,key", [case[1:] for case in REFUSED], ids=[case[0] for case in REFUSED])
+def test_the_program_refuses_a_bad_compose_file_before_any_resource(document, key, tmp_path, mocks):
+    """The real program (__main__.py) under mocks: the ConfigError comes before any registration."""
+    (tmp_path / "compose.yaml").write_text(json.dumps(document))
+    set_stack_config({"target": "docker", "compose": str(tmp_path / "compose.yaml"), **REGISTRY})
+    with pytest.raises(ConfigError) as error:
+        run(lambda: runpy.run_path(os.path.join(ROOT, "__main__.py")))
+    assert f"{key}:" in str(error.value)
+    assert mocks.resources == []
+
+
+def test_the_program_deploys_a_good_compose_file(mocks):
+    """The counterpart of the test above: the same program declares the example's resources."""
+    set_stack_config({"target": "docker", "compose": "examples/walkthrough/compose.yaml", **REGISTRY})
+    run(lambda: runpy.run_path(os.path.join(ROOT, "__main__.py")))
+    assert [r.name for r in mocks.resources if r.type == "docker:index/container:Container"] == ["cloudservice-dev-docs"]
