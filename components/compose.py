@@ -34,6 +34,12 @@ import yaml
 from .config import ConfigError
 
 TOP_LEVEL_KEYS = ("version", "name", "services", "volumes", "secrets", "configs")
+# The Compose service keys the stack maps, each by a `_ServiceMapper.key_<name>` method.
+SERVICE_KEYS = (
+    "build", "image", "command", "entrypoint", "ports", "expose", "environment", "env_file", "volumes",
+    "depends_on", "healthcheck", "secrets", "configs", "user", "read_only", "deploy", "restart",
+    "cap_add", "cap_drop", "links",
+)
 CONDITIONS = {
     "service_started": "started",
     "service_healthy": "healthy",
@@ -47,8 +53,8 @@ _PORT = re.compile(
     r"^(?:(?P<ip>\[[^\]]*\]|[^:\[\]]+):(?=[^:]*:))?(?:(?P<published>[^:/]*):)?"
     r"(?P<target>[^:/]+)(?:/(?P<protocol>[a-z]+))?$"
 )
-_DURATION = re.compile(r"^(?:([0-9.]+)(h|ms|m|s|us|ns))+$")
-_DURATION_PART = re.compile(r"([0-9.]+)(h|ms|m|s|us|ns)")
+_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:h|ms|m|s|us|ns))+$")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|ns)")
 _SECONDS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 _BYTES = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmg]?)b?$", re.IGNORECASE)
 _INTERPOLATION = re.compile(r"\$(\{|[A-Za-z_])")
@@ -110,7 +116,7 @@ def _without_extensions(value: Mapping) -> dict:
 def _seconds(text: Any) -> Optional[int]:
     """A Compose duration (`1m30s`, `500ms`) in whole seconds, at least 1."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return max(1, math.ceil(text))
+        return max(1, math.ceil(text)) if math.isfinite(text) else None
     if not isinstance(text, str) or not _DURATION.match(text):
         return None
     total = sum(float(number) * _SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
@@ -203,8 +209,9 @@ class _ComposeMapper:
         if isinstance(depends_on, list):
             return {name: "started" for name in depends_on if isinstance(name, str)}
         if isinstance(depends_on, Mapping):
-            return {name: CONDITIONS.get((spec or {}).get("condition", "service_started"), "")
-                    for name, spec in depends_on.items() if isinstance(spec, (Mapping, type(None)))}
+            conditions = {name: (spec or {}).get("condition", "service_started")
+                          for name, spec in depends_on.items() if isinstance(spec, (Mapping, type(None)))}
+            return {name: CONDITIONS.get(c, "") if isinstance(c, str) else "" for name, c in conditions.items()}
         return {}
 
     def top_level_volumes(self, raw: Any) -> set[str]:
@@ -282,13 +289,7 @@ class _ComposeMapper:
 
 
 class _ServiceMapper:
-    """One Compose service onto one raw spec entry; each supported key has a method `key_<name>`."""
-
-    SUPPORTED = (
-        "build", "image", "command", "entrypoint", "ports", "expose", "environment", "env_file", "volumes",
-        "depends_on", "healthcheck", "secrets", "configs", "user", "read_only", "deploy", "restart",
-        "cap_add", "cap_drop", "links",
-    )
+    """One Compose service onto one raw spec entry."""
 
     def __init__(self, document: _ComposeMapper, key: str, name: str, is_job: bool, services: Mapping,
                  volumes: set[str], secrets: Mapping[str, dict], configs: Mapping[str, dict]) -> None:
@@ -300,8 +301,15 @@ class _ServiceMapper:
     def fail(self, key: str, message: str) -> None:
         self.document.fail(f"{self.key}.{key}", message)
 
+    def entries(self, name: str, raw: Any) -> list[tuple[str, Any]]:
+        """(`name[i]`, entry) for each entry of the Compose list `name`; anything else is reported."""
+        if not isinstance(raw, list):
+            self.fail(name, f"expected a list (got {raw!r})")
+            return []
+        return [(f"{name}[{index}]", entry) for index, entry in enumerate(raw)]
+
     def map(self, compose: Mapping) -> dict:
-        self.document.unsupported(self.key, compose, self.SUPPORTED)
+        self.document.unsupported(self.key, compose, SERVICE_KEYS)
         if "build" not in compose and "image" not in compose:
             self.document.fail(self.key, "expected `build` or `image`")
         env: dict[str, str] = {}
@@ -311,7 +319,7 @@ class _ServiceMapper:
             env.update(self.environment(compose["environment"]))
         if env:
             self.spec["env"] = env
-        for name in self.SUPPORTED:
+        for name in SERVICE_KEYS:
             if name in compose and name not in ("environment", "env_file"):
                 getattr(self, f"key_{name}")(compose[name])
         if "ports" in self.spec and not self.spec["ports"]:
@@ -475,12 +483,8 @@ class _ServiceMapper:
         return None
 
     def key_ports(self, raw: Any) -> None:
-        if not isinstance(raw, list):
-            self.fail("ports", f"expected a list (got {raw!r})")
-            return
         self.spec.setdefault("ports", {})
-        for index, entry in enumerate(raw):
-            key = f"ports[{index}]"
+        for key, entry in self.entries("ports", raw):
             if isinstance(entry, Mapping):
                 entry = _without_extensions(entry)
                 self.document.unsupported(f"{self.key}.{key}", entry, ("target", "published", "host_ip", "protocol", "name"))
@@ -507,11 +511,7 @@ class _ServiceMapper:
                 self.add_port(key, target_port, published_port, name)
 
     def key_expose(self, raw: Any) -> None:
-        if not isinstance(raw, list):
-            self.fail("expose", f"expected a list of ports (got {raw!r})")
-            return
-        for index, entry in enumerate(raw):
-            key = f"expose[{index}]"
+        for key, entry in self.entries("expose", raw):
             port, _, protocol = str(entry).partition("/")
             if protocol not in ("", "tcp"):
                 self.fail(key, f"expected a tcp port (got {entry!r})")
@@ -541,7 +541,7 @@ class _ServiceMapper:
             if spec.get("required", True) is not True:
                 self.fail(f"{key}.required", "expected true: every dependency is deployed with the stack")
             condition = spec.get("condition", "service_started")
-            if condition not in CONDITIONS:
+            if not isinstance(condition, str) or condition not in CONDITIONS:
                 self.fail(f"{key}.condition", "expected one of " + ", ".join(CONDITIONS) + f" (got {condition!r})")
             else:
                 depends_on[target] = CONDITIONS[condition]
@@ -613,11 +613,7 @@ class _ServiceMapper:
     # -- storage and files ----------------------------------------------------------------------
 
     def key_volumes(self, raw: Any) -> None:
-        if not isinstance(raw, list):
-            self.fail("volumes", f"expected a list (got {raw!r})")
-            return
-        for index, entry in enumerate(raw):
-            key = f"volumes[{index}]"
+        for key, entry in self.entries("volumes", raw):
             if isinstance(entry, str):
                 source, _, rest = entry.partition(":") if ":" in entry else ("", "", entry)
                 target, _, mode = rest.partition(":")
@@ -655,16 +651,12 @@ class _ServiceMapper:
     def file_references(self, kind: str, raw: Any, default_target: Callable[[str], str]) -> dict[str, str]:
         """Service-level `secrets:`/`configs:`: {path in the container: top-level name}."""
         definitions = self.secrets if kind == "secrets" else self.configs
-        if not isinstance(raw, list):
-            self.fail(kind, f"expected a list (got {raw!r})")
-            return {}
         mounts = {}
-        for index, entry in enumerate(raw):
-            key = f"{kind}[{index}]"
+        for key, entry in self.entries(kind, raw):
             reference = {"source": entry} if isinstance(entry, str) else self.document.mapping(f"{self.key}.{key}", entry, "a name or a mapping")
             self.document.unsupported(f"{self.key}.{key}", reference, ("source", "target"))
             source = reference.get("source")
-            if source not in definitions:
+            if not isinstance(source, str) or source not in definitions:
                 self.fail(key, f"expected one of the top-level {kind}: " + ", ".join(sorted(definitions)) + f" (got {source!r})")
                 continue
             target = str(reference.get("target") or default_target(source))

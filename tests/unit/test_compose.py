@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.compose import ComposeApp, compose_to_spec, load_compose
+from components.compose import SERVICE_KEYS, ComposeApp, compose_to_spec, load_compose
 from components.config import ConfigError, JobSpec, load_stack_config, parse_stack_config
 from harness import PROJECT, REGISTRY, ROOT, as_pulumi_config, is_secret, resolve, run, stack_values
 
@@ -294,7 +294,8 @@ _scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.floats
                      st.text(max_size=12), st.sampled_from(["80:80", "data:/data", "./x:/x", "${X}", "1m", "CMD"]))
 _keys = st.sampled_from([*"abc", "services", "volumes", "secrets", "configs", "build", "image", "ports", "volumes",
                          "depends_on", "healthcheck", "deploy", "resources", "limits", "test", "condition",
-                         "environment", "env_file", "command", "user", "x-ext"])
+                         "environment", "env_file", "command", "user", "x-ext", "source", "file", "external",
+                         "interval", "memory", "cpus", "replicas", "required", "published", "type"])
 _documents = st.recursive(_scalars, lambda children: st.one_of(
     st.lists(children, max_size=4), st.dictionaries(_keys, children, max_size=5)), max_leaves=30)
 
@@ -309,6 +310,16 @@ def test_arbitrary_documents_map_or_fail_with_a_config_error(document, project):
     else:
         assert isinstance(app, ComposeApp) and app.services
 
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(SERVICE_KEYS), value=_documents)
+def test_any_value_of_a_supported_key_maps_or_fails_with_a_config_error(key, value, project):
+    document = {**FULL, "services": {**FULL["services"], "web": {"image": "nginx", key: value}}}
+    try:
+        to_spec(document, project, given_secrets={"api_token"})
+    except ConfigError as error:
+        assert error.problems and all(p.startswith(f"{SOURCE}: ") for p in error.problems)
 
 # -- through the stack config: `cloudservice:compose` ---------------------------------------------
 
