@@ -28,7 +28,7 @@ import yaml
 from pulumi import automation as auto
 
 from components.config import parse_stack_config
-from tests.integration.support import (
+from support.testing import (
     ROOT, ProjectCopy, RegistryCredentials, changed_resources, get_json, http, wait_for,
 )
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 import pulumi
+import yaml
 
 from .spec import (
     DEFAULT_USER, MAIN_PORT, AppSpec, BuildSpec, DockerSettings, FileSpec, HealthSpec, ImageSources, JobSpec,
@@ -191,7 +192,7 @@ def is_image_reference(value: str) -> bool:
 STACK_KEYS = (
     "target", "services", "jobs", "imageRepository", "push", "registryServer", "registryUsername",
     "registryPassword", "images", "imagesFrom", "replicas", "portOffset", "dockerHost",
-    "kubernetes", "buildArgs", "readyTimeout",
+    "kubernetes", "buildArgs", "readyTimeout", "compose",
 )
 WORKLOAD_KEYS = (
     "build", "image", "command", "args", "env", "secretEnv", "secretFiles", "files", "links", "dependsOn",
@@ -218,6 +219,8 @@ def parse_stack_config(
     dbPassword ...`), which services reference by name.
     """
     r = _Reader()
+    if "compose" in values:
+        values, is_secret = _with_compose(r, values, is_secret, base_dir)
     for key in values:
         if key not in STACK_KEYS and not is_secret(key):
             r.problems.append(
@@ -267,6 +270,27 @@ def parse_stack_config(
         docker=DockerSettings(host=docker_host, port_offset=port_offset), kubernetes=kubernetes,
         secrets=secrets, ready_timeout=ready_timeout,
     )
+
+
+def _with_compose(r: _Reader, values: Mapping[str, Any], is_secret: Callable[[str], bool], base_dir: str):
+    """`compose` provides `services` and `jobs`, and the content of its secret files as the values
+    of the secrets the stack does not set itself (secret like those)."""
+    from .compose import load_compose  # here, not at the top: compose.py raises this module's ConfigError
+
+    for key in ("services", "jobs"):
+        if key in values:
+            r.fail(key, "no value when `compose` gives the app (set one or the other)")
+    path = r.text("compose", values["compose"], expected="the path of a Compose file, relative to the project")
+    if path is None:
+        return values, is_secret
+    try:
+        app = load_compose(path, base_dir, given_secrets={key for key in values if is_secret(key)})
+    except ConfigError as error:
+        r.problems.extend(error.problems)
+        return {**values, "services": {}}, is_secret
+    from_file = {key: value for key, value in app.secrets.items() if key not in values}
+    return ({**values, "services": app.services, "jobs": app.jobs, **from_file},
+            lambda key: key in from_file or is_secret(key))
 
 
 def _key(workload: WorkloadSpec) -> str:
@@ -716,7 +740,19 @@ def load_stack_config(base_dir: str = ".") -> StackConfig:
     # Config reaches the program either in-process (language host, Automation API) or by environment.
     everything = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     values = {key[len(prefix):]: value for key, value in everything.items() if key.startswith(prefix)}
+    if "compose" in values:
+        # Pulumi hands the program Pulumi.yaml's default app like a stack's own: `compose` replaces it.
+        defaults = _project_values(base_dir)
+        values = {key: value for key, value in values.items()
+                  if not (key in ("services", "jobs") and key in defaults and _decode_json(value) == defaults[key])}
     return parse_stack_config(
         values, project=project, stack=stack, base_dir=base_dir,
         is_secret=lambda key: pulumi.runtime.is_config_secret(prefix + key),
     )
+
+
+def _project_values(base_dir: str) -> dict[str, Any]:
+    """The config values Pulumi.yaml itself sets (`value:`), which every stack inherits."""
+    with open(os.path.join(base_dir, "Pulumi.yaml"), encoding="utf-8") as handle:
+        config = (yaml.safe_load(handle) or {}).get("config") or {}
+    return {key: spec["value"] for key, spec in config.items() if isinstance(spec, dict) and "value" in spec}

@@ -19,7 +19,7 @@ import docker
 import pytest
 from pulumi import automation as auto
 
-from .support import ProjectCopy, free_port, kubectl_json
+from support.testing import ProjectCopy, free_port, kubectl_json
 
 PROGRAM = Path(__file__).parent / "programs" / "readiness"
 BASE_IMAGE = "cloudservice/base:bookworm"
