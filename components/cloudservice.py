@@ -158,7 +158,7 @@ class CloudService(pulumi.ComponentResource):
         self.network = network.name
         for workload in self._args.app.workloads:
             common = dict(
-                **self._common(workload, links_wait=True), network=network.name,
+                **self._common(workload, links_wait=True), network=network.name, host=settings.host,
                 secrets={key: self._args.secrets[key] for key in workload.secret_keys},
             )
             name = f"{self._name}-{workload.name}"
@@ -203,7 +203,7 @@ class CloudService(pulumi.ComponentResource):
             # Links resolve by DNS name, not by ClusterIP: no reason to wait for the linked service,
             # so services start side by side and readiness gates the traffic. Only dependsOn waits.
             common = dict(
-                **self._common(workload, links_wait=False), namespace=namespace.name,
+                **self._common(workload, links_wait=False), namespace=namespace.name, settings=settings,
                 pull_secrets=namespace.pull_secrets, secrets_name=namespace.secrets_name if workload.secret_keys else None,
             )
             name = f"{self._name}-{workload.name}"
@@ -211,7 +211,7 @@ class CloudService(pulumi.ComponentResource):
                 self._workloads[workload.name] = KubernetesJob(name, KubernetesJobArgs(spec=workload, **common), opts=in_cluster)
             else:
                 service = KubernetesService(name, KubernetesServiceArgs(
-                    spec=workload, settings=settings, ready_timeout=args.ready_timeout, **common,
+                    spec=workload, ready_timeout=args.ready_timeout, **common,
                 ), opts=in_cluster)
                 self._workloads[workload.name] = service
                 if service.service_name is not None:

@@ -4,7 +4,8 @@ A service is one container on the app network, reachable by its name (a DNS alia
 (non-root, read-only root, all capabilities dropped unless some are added back, no-new-privileges,
 CPU and memory limits), restarted by the engine and health-checked; a volume keeps its state across
 container replacements. A job is a container run once to its exit, again whenever its image or
-spec changes.
+spec changes. `up` waits for each: a readiness check (components/readiness.py) follows the service
+until it runs (and is healthy) and the job until it exited 0, and fails fast and clearly otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pulumi
 import pulumi_docker as docker
 
 from .network import docker_labels
+from .readiness import CheckArgs, DockerWorkload, JobCheck, RolloutCheck
 from .spec import JobSpec, ServiceSpec, WorkloadSpec
 from .workload import FILES_HASH, SECRETS_DIR, SECRETS_REVISION, Endpoint, files_hash, first_release_alias, http_check_command, link_env, workload_labels
 
@@ -34,6 +36,8 @@ class DockerWorkloadArgs:
     """Secret config key -> value, for the keys the workload uses."""
     after: Sequence[pulumi.Resource] = ()
     """What must be done before the container (re)starts: the image's push, the workloads it depends on."""
+    host: Optional[str] = None
+    """The Docker host the container runs on (the provider's), which its readiness check reads."""
     first_release_app: Optional[pulumi.Resource] = None
     """The app whose resources the first release declared in one DockerDeployment: they keep their URNs."""
 
@@ -149,19 +153,23 @@ class DockerService(pulumi.ComponentResource):
                 start_period=f"{health.start_period}s",
             )
 
-        docker.Container(
+        container = docker.Container(
             name,
             **_container_args(name, spec, args, secret_labels),
             ports=ports,
             volumes=volumes,
             restart="unless-stopped",
             healthcheck=healthcheck,
-            # `up` returns once the service reports healthy, like `docker run` + waiting by hand.
-            wait=healthcheck is not None,
-            wait_timeout=args.ready_timeout,
-            # A fixed container name and host port cannot exist twice: replace in place.
-            opts=child(spec.name, args.after, delete_before_replace=True),
+            # A fixed container name and host port cannot exist twice: replace in place. The provider
+            # plans a changed health check as an update it never applies to the container: replace.
+            opts=child(spec.name, args.after, delete_before_replace=True, replace_on_changes=["healthcheck"]),
         )
+        # `up` returns once the service runs (and reports healthy), like `docker run` + waiting by
+        # hand; the provider's own `wait` would report neither a crash loop nor the logs.
+        RolloutCheck(f"{name}-ready", CheckArgs(
+            name=spec.name, workload=DockerWorkload(container=container.name, host=args.host), revision=container.id,
+            timeout=args.ready_timeout,
+        ), opts=pulumi.ResourceOptions(parent=self))
 
         self.urls = pulumi.Output.from_input(urls)
         self.url = pulumi.Output.from_input(next(iter(urls.values()), None))
@@ -169,9 +177,7 @@ class DockerService(pulumi.ComponentResource):
 
 
 class DockerJob(pulumi.ComponentResource):
-    """One task as a container run to its exit. Output: `exit_code`."""
-
-    exit_code: pulumi.Output[Optional[int]]
+    """One task as a container run to its exit; depending on the job means waiting until it exited 0."""
 
     def __init__(self, name: str, args: DockerJobArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:DockerJob", name, None, opts)
@@ -181,10 +187,13 @@ class DockerJob(pulumi.ComponentResource):
             **_container_args(name, args.spec, args, secret_labels),
             volumes=volumes,
             restart="no",
-            # Run to the end (attach) instead of returning once it started.
+            # Started, not kept running: the job's check waits for its exit (and enforces its
+            # timeout), rather than the provider attaching to it with no time limit.
             must_run=False,
-            attach=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after), delete_before_replace=True),
         )
-        self.exit_code = container.exit_code
-        self.register_outputs({"exit_code": self.exit_code})
+        JobCheck(f"{name}-completed", CheckArgs(
+            name=args.spec.name, workload=DockerWorkload(container=container.name, host=args.host), revision=container.id,
+            timeout=args.spec.timeout,
+        ), opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
@@ -25,6 +26,7 @@ from pulumi_kubernetes.core.v1 import (
 )
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from .readiness import CheckArgs, JobCheck, KubernetesWorkload, RolloutCheck
 from .spec import JobSpec, KubernetesSettings, ServiceSpec, WorkloadSpec
 from .workload import FILES_HASH, SERVICE_LABEL, Endpoint, files_hash, first_release_alias, link_env, workload_labels
 
@@ -34,6 +36,9 @@ PULL_SECRET = "registry-credentials"
 # Kubernetes, unlike Docker, keeps ports below 1024 for root: this namespaced sysctl (one of the
 # "safe" ones every cluster allows) lets the non-root user bind them, as on Docker.
 UNPRIVILEGED_PORTS = SysctlArgs(name="net.ipv4.ip_unprivileged_port_start", value="0")
+# The provider's own wait would report a crash loop only after its timeout, without logs, and keep
+# `up` running meanwhile: the workloads' readiness checks (components/readiness.py) wait instead.
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 
 def _dockerconfigjson(server: str, username: str, password: str) -> str:
@@ -125,12 +130,12 @@ class KubernetesWorkloadArgs:
     """What must be done before the workload rolls: its image's push, the jobs it waits for."""
     first_release_app: Optional[pulumi.Resource] = None
     """The app whose resources the first release declared in one KubernetesDeployment: they keep their URNs."""
+    settings: KubernetesSettings
 
 
 @dataclass(kw_only=True)
 class KubernetesServiceArgs(KubernetesWorkloadArgs):
     spec: ServiceSpec
-    settings: KubernetesSettings
     ready_timeout: int = 60
 
 
@@ -213,6 +218,15 @@ class _PodBuilder:
         )
 
 
+def _check_target(args: KubernetesWorkloadArgs, name: pulumi.Input[str]) -> KubernetesWorkload:
+    """Where the readiness check finds the workload: the cluster the provider deploys to."""
+    settings = args.settings
+    return KubernetesWorkload(
+        namespace=args.namespace, name=name, context=settings.context,
+        kubeconfig=os.path.expanduser(settings.kubeconfig) if settings.kubeconfig else None,
+    )
+
+
 def _files_config_map(name: str, spec: WorkloadSpec, args: KubernetesWorkloadArgs, labels, opts) -> Optional[pulumi.Output[str]]:
     if not spec.files:
         return None
@@ -283,13 +297,9 @@ class KubernetesService(pulumi.ComponentResource):
             lifecycle=LifecycleArgs(pre_stop=LifecycleHandlerArgs(sleep=SleepActionArgs(seconds=5))) if main else None,
         )
         template_annotations = {FILES_HASH: files_hash(spec)} if spec.files else None
-        k8s.apps.v1.Deployment(
+        deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=ObjectMetaArgs(
-                name=spec.name, namespace=args.namespace, labels=labels,
-                # A service that never becomes ready fails `up` after this, not the provider's 10 minutes.
-                annotations={"pulumi.com/timeoutSeconds": str(args.ready_timeout)},
-            ),
+            metadata=ObjectMetaArgs(name=spec.name, namespace=args.namespace, labels=labels, annotations=SKIP_AWAIT),
             spec={
                 "replicas": spec.replicas,
                 "selector": {"matchLabels": selector},
@@ -307,13 +317,23 @@ class KubernetesService(pulumi.ComponentResource):
             # then create) the Deployment instead of rolling it.
             opts=child(spec.name, depends_on=list(args.after), ignore_changes=["spec.selector"]),
         )
+        # Every rollout (a new generation) is followed until its new pods are ready; a crash loop or
+        # an image that cannot be pulled fails `up` at once, a service never ready after ready_timeout.
+        RolloutCheck(f"{name}-ready", CheckArgs(
+            name=spec.name, workload=_check_target(args, deployment.metadata.name), timeout=args.ready_timeout,
+            revision=pulumi.Output.format("{0}/{1}", deployment.metadata.uid, deployment.metadata.generation),
+        ), opts=child())
 
         self.service_name, urls = None, {}
         if spec.ports:
             published = spec.published
+            # A new Service waits for ready endpoints, which the rollout check covers; only a load
+            # balancer's address (the URL) is worth the provider's wait, bounded by ready_timeout.
+            service_annotations = {"pulumi.com/timeoutSeconds": str(args.ready_timeout)} \
+                if settings.service_type == "LoadBalancer" and published else SKIP_AWAIT
             service = k8s.core.v1.Service(
                 name,
-                metadata=ObjectMetaArgs(name=spec.name, namespace=args.namespace, labels=labels),
+                metadata=ObjectMetaArgs(name=spec.name, namespace=args.namespace, labels=labels, annotations=service_annotations),
                 spec={
                     "type": settings.service_type if published else "ClusterIP",
                     "selector": selector,
@@ -343,7 +363,7 @@ def _url(service: k8s.core.v1.Service, index: int, settings: KubernetesSettings)
 
 
 class KubernetesJob(pulumi.ComponentResource):
-    """One task as a Job; its dependants wait until it has completed. Output: `job_name`."""
+    """One task as a Job; depending on the job means waiting until it completed. Output: `job_name`."""
 
     job_name: pulumi.Output[str]
 
@@ -358,7 +378,7 @@ class KubernetesJob(pulumi.ComponentResource):
             name,
             # No fixed name: a changed job is a new Job (its pod template is immutable), created
             # before the old one is deleted.
-            metadata=ObjectMetaArgs(namespace=args.namespace, labels=labels),
+            metadata=ObjectMetaArgs(namespace=args.namespace, labels=labels, annotations=SKIP_AWAIT),
             spec={
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": spec.timeout,
@@ -369,5 +389,8 @@ class KubernetesJob(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
+        JobCheck(f"{name}-completed", CheckArgs(
+            name=spec.name, workload=_check_target(args, job.metadata.name), revision=job.metadata.uid, timeout=spec.timeout,
+        ), opts=child)
         self.job_name = job.metadata.name
         self.register_outputs({"job_name": self.job_name})

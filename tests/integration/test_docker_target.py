@@ -106,10 +106,12 @@ def test_changed_source_rebuilds_and_replaces_only_the_web_service(dev, project,
     events = []
     result = dev.stack.up(on_event=events.append)
     changed = changed_resources(events)
+    web = f"cloudservice-{dev.stack.name}-web"
     assert changed == {
-        ("docker:index/remoteImage:RemoteImage", f"cloudservice-{dev.stack.name}-web"),
-        ("docker:index/registryImage:RegistryImage", f"cloudservice-{dev.stack.name}-web"),
-        ("docker:index/container:Container", f"cloudservice-{dev.stack.name}-web"),
+        ("docker:index/remoteImage:RemoteImage", web),
+        ("docker:index/registryImage:RegistryImage", web),
+        ("docker:index/container:Container", web),
+        ("pulumi-python:dynamic/cloudservice:RolloutCheck", f"{web}-ready"),  # the new container is waited for
     }, changed
     images = result.outputs["images"].value
     assert images["web"] != dev.first_images["web"] and images["redis"] == dev.first_images["redis"]

@@ -110,10 +110,12 @@ def test_image_update_rolls_out_with_zero_failed_requests(staging, project):
           f"versions {dict(prober.versions)}")
     assert prober.failures == 0, prober.statuses
     assert prober.versions["1"] > 0 and prober.versions["2"] > 0
+    web = f"cloudservice-{staging.stack.name}-web"
     assert changed_resources(events) == {
-        ("docker:index/remoteImage:RemoteImage", f"cloudservice-{staging.stack.name}-web"),
-        ("docker:index/registryImage:RegistryImage", f"cloudservice-{staging.stack.name}-web"),
-        ("kubernetes:apps/v1:Deployment", f"cloudservice-{staging.stack.name}-web"),
+        ("docker:index/remoteImage:RemoteImage", web),
+        ("docker:index/registryImage:RegistryImage", web),
+        ("kubernetes:apps/v1:Deployment", web),
+        ("pulumi-python:dynamic/cloudservice:RolloutCheck", f"{web}-ready"),  # the rollout is waited for
     }
     assert result.outputs["images"].value["redis"] == staging.first_images["redis"]
     assert notes(staging.url) == ["alpha", "beta", "gamma"]

@@ -1,8 +1,11 @@
 """The offline platform: the toolchain built from Go modules, the engine, the authenticated registry."""
 
+import json
+import os
 import subprocess
 import textwrap
 import uuid
+from pathlib import Path
 
 import pytest
 from pulumi import automation as auto
@@ -47,6 +50,46 @@ def test_a_program_creates_and_destroys_a_docker_network(tmp_path, docker_client
     finally:
         stack.destroy()
         stack.workspace.remove_stack("check")
+
+
+def test_python_dynamic_resources_run_in_the_programs_virtualenv_through_the_cli(tmp_path, pulumi_cli):
+    """The dynamic provider host beside the CLI (pulumi-resource-pulumi-python): `pulumi up` on the
+    command line creates a `pulumi.dynamic` resource, whose provider runs with the program's venv."""
+    (tmp_path / "Pulumi.yaml").write_text("name: dynamic-check\nruntime: {name: python, options: {virtualenv: venv}}\n")
+    (tmp_path / "__main__.py").write_text(textwrap.dedent("""
+        import sys
+        import pulumi
+        from pulumi import dynamic
+
+        class Where(dynamic.ResourceProvider):
+            def create(self, props):
+                import sys
+                return dynamic.CreateResult("where", {"python": sys.prefix})
+
+        class Probe(dynamic.Resource):
+            python: pulumi.Output[str]
+
+            def __init__(self, name):
+                super().__init__(Where(), name, {"python": None})
+
+        pulumi.export("provider", Probe("probe").python)
+        pulumi.export("program", sys.prefix)
+    """))
+    (tmp_path / "venv").symlink_to(ROOT / "venv")
+    env = {**os.environ, "PULUMI_BACKEND_URL": f"file://{tmp_path}"}
+
+    def pulumi(*args: str) -> str:
+        result = subprocess.run(["pulumi", *args, "--stack", "check", "--non-interactive"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    subprocess.run(["pulumi", "stack", "init", "check"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    pulumi("up", "--yes", "--skip-preview")
+    outputs = json.loads(pulumi("stack", "output", "--json"))
+    venv = (tmp_path / "venv").resolve()
+    assert Path(outputs["provider"]).resolve() == Path(outputs["program"]).resolve() == venv
+    pulumi("destroy", "--yes")
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@
 `RecordingMonitor`, the parent, dependencies, options and aliases the SDK sent with it, under the URN
 the engine would give it (`aliases_of` resolves aliases to URNs by the engine's rules too). Outputs
 are deterministic: a RemoteImage gets `imageId` "sha256:<hex of its name>", a RegistryImage
-`sha256Digest` "sha256:<64 hex>", an attached Container `exitCode` 0, a Service a cluster IP and
-node ports, a StackReference the outputs the test gave it, so assertions can compute the values
-they expect.
+`sha256Digest` "sha256:<64 hex>", a Service a cluster IP and node ports, a Deployment or Job a
+UID, a generation and (unless given) a name, a StackReference the outputs the test gave it, so
+assertions can compute the values they expect.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 JOB = "kubernetes:batch/v1:Job"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
+ROLLOUT_CHECK = "pulumi-python:dynamic/cloudservice:RolloutCheck"
+JOB_CHECK = "pulumi-python:dynamic/cloudservice:JobCheck"
 ROOT_STACK = "pulumi:pulumi:Stack"
 
 CLOUD_SERVICE = "cloudservice:index:CloudService"
@@ -69,6 +71,11 @@ def registry_digest(name: str) -> str:
     return "sha256:" + hashlib.sha256(f"registry:{name}".encode()).hexdigest()
 
 
+def uid(name: str) -> str:
+    """The UID the mocked API server gives the object registered as `name`."""
+    return hashlib.sha256(f"uid:{name}".encode()).hexdigest()[:32]
+
+
 def fake_digest(seed: str) -> str:
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
 
@@ -87,6 +94,7 @@ class Recorded:
     dependencies: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
     aliases: list[alias_pb2.Alias] = field(default_factory=list)
     """The aliases as sent: each a URN or a spec (name, type, parentUrn, noParent...)."""
 
@@ -112,7 +120,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             inputs=args.inputs, outputs=state, custom=bool(args.custom) or bool(args.resource_id),
             provider=args.provider or None, parent=request.get("parent") or None,
             dependencies=request.get("dependencies", []), delete_before_replace=request.get("delete_before_replace", False),
-            ignore_changes=request.get("ignore_changes", []), aliases=request.get("aliases", []),
+            ignore_changes=request.get("ignore_changes", []), replace_on_changes=request.get("replace_on_changes", []),
+            aliases=request.get("aliases", []),
         ))
         resource_id = args.resource_id or f"{args.name}-id"
         return (resource_id if (args.custom or args.resource_id) else None), state
@@ -125,8 +134,6 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if typ == REMOTE_IMAGE:
             state["imageId"] = image_id(inputs["name"])
             state["repoDigest"] = inputs["name"].split(":")[0] + "@" + registry_digest(inputs["name"])
-        elif typ == CONTAINER and inputs.get("attach"):
-            state["exitCode"] = 0  # run to its exit, successfully
         elif typ == REGISTRY_IMAGE:
             state["sha256Digest"] = registry_digest(inputs["name"])
         elif typ == SERVICE:
@@ -138,6 +145,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["spec"] = spec
             if spec.get("type") == "LoadBalancer":
                 state["status"] = {"loadBalancer": {"ingress": [{"ip": f"192.0.2.{self._services}"}]}}
+        elif typ in (DEPLOYMENT, JOB):  # what the provider (auto-naming) and the API server add
+            metadata = inputs.get("metadata", {})
+            state["metadata"] = {**metadata, "name": metadata.get("name") or f"{name}-{uid(name)[:8]}", "uid": uid(name),
+                                 "generation": 1}
         elif typ == STACK_REFERENCE:
             state["outputs"] = self.stack_outputs.get(inputs["name"], {})
             state["secretOutputNames"] = []
@@ -228,6 +239,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "dependencies": list(getattr(request, "dependencies", [])),
             "delete_before_replace": bool(getattr(request, "deleteBeforeReplace", False)),
             "ignore_changes": list(getattr(request, "ignoreChanges", [])),
+            "replace_on_changes": list(getattr(request, "replaceOnChanges", [])),
             "aliases": list(getattr(request, "aliases", [])),
         }
         try:

@@ -15,8 +15,9 @@ from components.image import content_tag
 from components.spec import DockerSettings
 from harness import (
     APP_NAMESPACE, APP_NETWORK, CLOUD_SERVICE, CONFIG_MAP, CONTAINER, CONTAINER_IMAGE, DB_PASSWORD, DEPLOYMENT,
-    DOCKER_JOB, DOCKER_PROVIDER, DOCKER_SERVICE, JOB, K8S_PROVIDER, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE, NETWORK,
-    PVC, REGISTRY, REGISTRY_IMAGE, REMOTE_IMAGE, SECRET, SERVICE, STACK_REFERENCE, VOLUME, app_args, default_services,
+    DOCKER_JOB, DOCKER_PROVIDER, DOCKER_SERVICE, JOB, JOB_CHECK, K8S_PROVIDER, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE,
+    NETWORK, PVC, REGISTRY, REGISTRY_IMAGE, REMOTE_IMAGE, ROLLOUT_CHECK, SECRET, SERVICE, STACK_REFERENCE, VOLUME, app_args,
+    default_services,
     deploy, docker_config, fake_digest, image_id, install_mocks, is_secret, kubernetes_config, make_config,
     plaintext_occurrences, registry_digest, resolve, run, stack_values,
 )
@@ -148,7 +149,8 @@ def test_docker_port_offset_and_ready_timeout_reach_the_containers(mocks):
     app = deploy(docker_config(portOffset=100, readyTimeout=45))
     web = mocks.get(CONTAINER, f"{APP}-web")
     assert web.inputs["ports"] == [{"internal": 8080, "external": 8180, "ip": "127.0.0.1"}]
-    assert web.inputs["waitTimeout"] == 45 and mocks.get(CONTAINER, f"{APP}-redis").inputs["waitTimeout"] == 45
+    for name in ("web", "redis"):
+        assert mocks.get(ROLLOUT_CHECK, f"{APP}-{name}-ready").inputs["timeout"] == 45
     assert resolve(app.url) == "http://127.0.0.1:8180"
 
 
@@ -164,7 +166,7 @@ def test_docker_worker_without_ports(mocks):
     services = with_services(worker={"build": "app/web", "args": ["worker"], "links": ["redis"]})
     app = deploy(docker_config(services=services))
     worker = mocks.get(CONTAINER, f"{APP}-worker")
-    assert worker.inputs["ports"] == [] and "healthcheck" not in worker.inputs and worker.inputs["wait"] is False
+    assert worker.inputs["ports"] == [] and "healthcheck" not in worker.inputs
     assert mocks.get(CONTAINER, f"{APP}-redis").urn in worker.dependencies
     assert set(resolve(app.urls)) == {"web"}
 
@@ -174,12 +176,12 @@ def test_docker_job_runs_before_its_dependants(mocks):
     deploy(config)
     job = mocks.get(CONTAINER, f"{APP}-migrate")
     assert mocks.parent_of(job) is mocks.get(DOCKER_JOB, f"{APP}-migrate")
-    assert (job.inputs["mustRun"], job.inputs["attach"], job.inputs["restart"]) == (False, True, "no")
+    assert (job.inputs["mustRun"], job.inputs["restart"]) == (False, "no") and "attach" not in job.inputs
     assert job.inputs["image"] == image_id(tag_of(config, "migrate")), "the job's image is built like a service's"
     assert mocks.get(REGISTRY_IMAGE, f"{APP}-migrate").urn in job.dependencies
     assert mocks.get(CONTAINER, f"{APP}-redis").urn in job.dependencies, "the job runs once redis is healthy"
     web = mocks.get(CONTAINER, f"{APP}-web")
-    assert job.urn in web.dependencies, "web (re)starts only after the job completed"
+    assert mocks.get(JOB_CHECK, f"{APP}-migrate-completed").urn in web.dependencies, "web (re)starts only after the job completed"
     assert job.urn not in mocks.get(CONTAINER, f"{APP}-redis").dependencies
 
 
@@ -259,7 +261,8 @@ def test_kubernetes_ready_timeout_and_namespace(mocks):
     assert mocks.get(NAMESPACE, f"{APP}-namespace").inputs["metadata"]["name"] == "team-a"
     for name in ("web", "redis"):
         deployment = mocks.get(DEPLOYMENT, f"{APP}-{name}")
-        assert deployment.inputs["metadata"]["annotations"] == {"pulumi.com/timeoutSeconds": "90"}
+        assert deployment.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+        assert mocks.get(ROLLOUT_CHECK, f"{APP}-{name}-ready").inputs["timeout"] == 90
         assert deployment.inputs["metadata"]["namespace"] == "team-a"
 
 

@@ -11,8 +11,8 @@ import pytest
 from components.docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
 from components.workload import Endpoint
 from harness import (
-    CONTAINER, DB_PASSWORD, DOCKER_JOB, DOCKER_SERVICE, ROOT, STACK_LABELS, VOLUME, file_versions, plaintext_occurrences,
-    resolve, run, spec_of,
+    CONTAINER, DB_PASSWORD, DOCKER_JOB, DOCKER_SERVICE, ROLLOUT_CHECK, ROOT, STACK_LABELS, VOLUME, file_versions,
+    plaintext_occurrences, resolve, run, spec_of,
 )
 from pulumi.runtime import rpc
 
@@ -50,7 +50,7 @@ def test_one_container_named_after_the_component(mocks):
     assert inputs["networksAdvanced"] == [{"name": NETWORK, "aliases": ["web"]}]
     assert as_dict(inputs["labels"]) == {**STACK_LABELS, "app.kubernetes.io/name": "web"}
     assert container.delete_before_replace, "a fixed name and host port cannot exist twice"
-    assert [r.type for r in mocks.children_of(component)] == [CONTAINER]
+    assert [r.type for r in mocks.children_of(component)] == [CONTAINER, ROLLOUT_CHECK]
 
 
 @pytest.mark.parametrize("name,user,memory", [("web", "10001:10001", 96), ("redis", "10002:10002", 128)])
@@ -130,7 +130,6 @@ def test_health_checks_gate_the_rollout(mocks):
     assert web.inputs["healthcheck"]["tests"][0] == "CMD-SHELL"
     assert "http://127.0.0.1:8080/healthz" in web.inputs["healthcheck"]["tests"][1]
     for container in (web, redis):
-        assert container.inputs["wait"] is True and container.inputs["waitTimeout"] == 60
         assert {k: container.inputs["healthcheck"][k] for k in ("interval", "timeout", "retries", "startPeriod")} == {
             "interval": "2s", "timeout": "3s", "retries": 3, "startPeriod": "2s",
         }
@@ -142,20 +141,20 @@ def test_health_timings_and_ready_timeout(mocks):
     healthcheck = container.inputs["healthcheck"]
     assert (healthcheck["interval"], healthcheck["timeout"], healthcheck["retries"], healthcheck["startPeriod"]) == ("5s", "4s", 6, "30s")
     assert "http://127.0.0.1:8080/ready" in healthcheck["tests"][1]
-    assert container.inputs["waitTimeout"] == 120, "readyTimeout bounds the wait for healthy"
+    check = mocks.get(ROLLOUT_CHECK, "cloudservice-dev-web-ready")
+    assert check.inputs["timeout"] == 120, "readyTimeout bounds the wait for healthy"
 
 
-def test_service_without_health_does_not_wait(mocks):
+def test_service_without_health_has_no_health_check(mocks):
     _, container = deploy(mocks, spec_of(health=None))
     assert "healthcheck" not in container.inputs
-    assert container.inputs["wait"] is False
 
 
 def test_worker_without_ports(mocks):
     spec = spec_of(port=None, publish=None, health=None, args=["worker"])
     service, container = deploy(mocks, spec, links=REDIS)
     assert container.inputs["ports"] == []
-    assert "healthcheck" not in container.inputs and container.inputs["wait"] is False
+    assert "healthcheck" not in container.inputs
     assert container.inputs["restart"] == "unless-stopped", "the engine restarts a worker that exits"
     assert container.inputs["networksAdvanced"] == [{"name": NETWORK, "aliases": ["web"]}]
     assert resolve(service.urls) == {} and resolve(service.url) is None
@@ -310,7 +309,7 @@ def test_job_is_a_container_run_to_its_exit(mocks):
     inputs = container.inputs
     assert inputs["restart"] == "no"
     assert inputs["mustRun"] is False, "a finished job is not restarted on the next update"
-    assert inputs["attach"] is True, "up waits for the exit"
+    assert "attach" not in inputs, "its check waits for the exit, within the job's timeout"
     assert inputs["name"] == "cloudservice-dev-migrate" and inputs["image"] == IMAGE
     assert inputs["entrypoints"] == ["python3", "-m", "migrate"] and inputs["command"] == ["--to", "head"]
     assert "ports" not in inputs and "healthcheck" not in inputs and not inputs.get("wait")
@@ -346,14 +345,13 @@ def test_job_files_and_secret_files(mocks):
     assert rpc.unwrap_rpc_secret(carrier.inputs["uploads"])[0]["content"] == DB_PASSWORD
 
 
-def test_job_runs_after_what_it_comes_after_and_exports_its_exit_code(mocks):
+def test_job_runs_after_what_it_comes_after(mocks):
     def program():
         before = pulumi.CustomResource("test:index:Thing", "db")
         spec = spec_of("migrate", jobs=MIGRATE)
         return DockerJob("cloudservice-dev-migrate", DockerJobArgs(
             spec=spec, image=IMAGE, network=NETWORK, labels=STACK_LABELS, secrets=secrets_for(spec), after=[before]))
 
-    job = run(program)
+    run(program)
     container = mocks.get(CONTAINER, "cloudservice-dev-migrate")
     assert mocks.get("test:index:Thing", "db").urn in container.dependencies
-    assert resolve(job.exit_code) == 0

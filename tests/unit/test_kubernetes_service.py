@@ -18,8 +18,8 @@ from components.kubernetes_service import (
 from components.spec import KubernetesSettings
 from components.workload import Endpoint
 from harness import (
-    APP_NAMESPACE, CONFIG_MAP, DB_PASSWORD, DEPLOYMENT, JOB, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE, PVC, SECRET,
-    ROOT, SERVICE, STACK_LABELS, fake_digest, file_versions, plaintext_occurrences, resolve, run, spec_of,
+    APP_NAMESPACE, CONFIG_MAP, DB_PASSWORD, DEPLOYMENT, JOB, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE, PVC,
+    ROLLOUT_CHECK, ROOT, SECRET, SERVICE, STACK_LABELS, fake_digest, file_versions, plaintext_occurrences, resolve, run, spec_of,
 )
 from pulumi.runtime import rpc
 
@@ -46,10 +46,10 @@ def namespace_for(specs, registry: Optional[PullCredentials] = REGISTRY, namespa
     ))
 
 
-def workload_args(spec, namespace: AppNamespace, **args) -> dict:
+def workload_args(spec, namespace: AppNamespace, settings: KubernetesSettings = SETTINGS, **args) -> dict:
     return dict(
         image=image_of(spec.name), namespace=namespace.name, labels=STACK_LABELS, pull_secrets=namespace.pull_secrets,
-        secrets_name=namespace.secrets_name if spec.secret_keys else None, **args,
+        secrets_name=namespace.secrets_name if spec.secret_keys else None, settings=settings, **args,
     )
 
 
@@ -61,7 +61,7 @@ def deploy(mocks, spec=None, *, settings: KubernetesSettings = SETTINGS, registr
     def program():
         namespace = namespace_for([spec], registry, settings.namespace)
         return KubernetesService(f"cloudservice-dev-{spec.name}", KubernetesServiceArgs(
-            spec=spec, settings=settings, ready_timeout=ready_timeout, **workload_args(spec, namespace, **args)))
+            spec=spec, ready_timeout=ready_timeout, **workload_args(spec, namespace, settings, **args)))
 
     return run(program), mocks.get(DEPLOYMENT, f"cloudservice-dev-{spec.name}")
 
@@ -132,7 +132,7 @@ def test_deployment_and_service_are_named_from_the_component(mocks):
         assert resource.inputs["metadata"]["name"] == "web", "the cluster objects keep the service's name (its DNS name)"
         assert resource.inputs["metadata"]["namespace"] == "cloudservice-dev"
         assert namespace.urn in resource.dependencies, f"{resource.type} waits for its namespace"
-    assert {r.type for r in mocks.children_of(component)} == {DEPLOYMENT, SERVICE}
+    assert {r.type for r in mocks.children_of(component)} == {DEPLOYMENT, SERVICE, ROLLOUT_CHECK}
 
 
 def test_selectors_match_the_pod_template_labels(mocks):
@@ -300,7 +300,9 @@ def test_without_health_no_readiness_probe_but_liveness(mocks):
 @pytest.mark.parametrize("ready_timeout", [60, 300])
 def test_ready_timeout_bounds_the_wait_for_the_rollout(mocks, ready_timeout):
     _, deployment = deploy(mocks, ready_timeout=ready_timeout)
-    assert deployment.inputs["metadata"]["annotations"] == {"pulumi.com/timeoutSeconds": str(ready_timeout)}
+    # The rollout check waits (and reports a crash loop at once), not the provider.
+    assert deployment.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert mocks.get(ROLLOUT_CHECK, "cloudservice-dev-web-ready").inputs["timeout"] == ready_timeout
 
 
 def test_command_and_args(mocks):
@@ -442,7 +444,7 @@ def test_the_deployment_waits_for_what_it_comes_after(mocks):
         spec = k8s_spec()
         namespace = namespace_for([spec])
         return KubernetesService("cloudservice-dev-web", KubernetesServiceArgs(
-            spec=spec, settings=SETTINGS, **workload_args(spec, namespace, after=[before])))
+            spec=spec, **workload_args(spec, namespace, after=[before])))
 
     run(program)
     assert mocks.get("test:index:Thing", "migrated").urn in mocks.get(DEPLOYMENT, "cloudservice-dev-web").dependencies

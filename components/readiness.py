@@ -1,0 +1,327 @@
+"""RolloutCheck and JobCheck: `pulumi up` waits for each rollout and job, and fails fast and clearly.
+
+The providers' own waits say little: the Docker provider "container failed to be in healthy state",
+the Kubernetes provider a timeout after ten minutes. These Pulumi dynamic resources take that wait
+over. Each watches one workload the stack has just created or changed (a container, a Deployment,
+a Job) until it is ready or has completed, and fails `pulumi up` as soon as it crash-loops or cannot
+start, or once `timeout` seconds have passed, with the service name, the exit reason and the last
+log lines. A check re-runs whenever its `revision` changes (the container's ID, the Deployment's
+UID and generation, the Job's UID), so on every rollout; what depends on a JobCheck starts only after the
+job succeeded. Components turn the providers' own waits off (docker `wait`, Kubernetes
+`pulumi.com/skipAwait`) so that these checks are the ones that report.
+
+The checks run in Pulumi's dynamic provider process, which imports this module. Their inputs are
+kept in the state: they name things (container, namespace, kubeconfig path) and never carry
+credentials; the Docker and Kubernetes clients find those as the providers do (environment,
+kubeconfig).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional, Protocol, Union
+
+import pulumi
+from pulumi import dynamic
+
+from .workload_status import (
+    FAILED, READY, Observation, docker_job_status, docker_service_status, failed, failure_message, job_status,
+    newest_replica_set, pending, rollout_status,
+)
+
+DEFAULT_READY_TIMEOUT = 60
+"""Seconds a service may take to become ready (stack key `readyTimeout`)."""
+UNPROBED_SETTLE_SECONDS = 5
+"""How long a service without a health check must keep running to count as started."""
+POLL_SECONDS = 1
+LOG_LINES = 20
+EVENTS = 3
+
+
+class ReadinessError(Exception):
+    """A workload failed or was not ready in time; the message is what `pulumi up` shows."""
+
+
+class Workload(Protocol):
+    def observe(self) -> Observation: ...
+
+    def logs(self, observation: Observation) -> list[str]:
+        """The last log lines of what `observation` is about."""
+
+    def events(self, observation: Observation) -> list[str]:
+        """Recent warnings about it (Kubernetes events), oldest first."""
+
+    def timed_out(self) -> None:
+        """Called once the timeout has passed."""
+
+
+def await_workload(workload: Workload, kind: str, name: str, timeout: float,
+                   clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Observation:
+    """Polls `workload` until it is ready; raises ReadinessError when it fails or `timeout` passes."""
+    deadline = clock() + timeout
+    ready_since = None
+    while True:
+        try:
+            observation = workload.observe()
+        except Exception as error:  # noqa: BLE001 - an engine or API server blip: retry until the deadline
+            observation = pending(f"cannot read its status ({error})")
+        now = clock()
+        if observation.state == FAILED:
+            raise ReadinessError(_explain(workload, kind, name, observation, None))
+        if observation.state == READY:
+            ready_since = now if ready_since is None else ready_since
+            if observation.probed or now - ready_since >= UNPROBED_SETTLE_SECONDS:
+                return observation
+        else:
+            ready_since = None
+            if now >= deadline:
+                workload.timed_out()
+                raise ReadinessError(_explain(workload, kind, name, observation, timeout))
+        sleep(POLL_SECONDS)
+
+
+def _explain(workload: Workload, kind: str, name: str, observation: Observation, timeout: Optional[float]) -> str:
+    def best_effort(read: Callable[[Observation], list[str]]) -> list[str]:
+        try:
+            return read(observation)
+        except Exception as error:  # noqa: BLE001 - the failure itself matters more than its logs
+            return [f"(unavailable: {error})"]
+
+    return failure_message(kind, name, observation, timeout, best_effort(workload.logs), best_effort(workload.events))
+
+
+# -- the workloads, observed live -----------------------------------------------------------------
+
+
+class DockerContainer:
+    """A container on a Docker engine (the Docker SDK, as `docker inspect`, `docker events` and
+    `docker logs`)."""
+
+    def __init__(self, host: Optional[str], container: str, job: bool):
+        import docker  # only the provider process talks to the engine
+
+        self.errors = docker.errors
+        self.api = docker.APIClient(base_url=host, use_ssh_client=host.startswith("ssh://")) if host \
+            else docker.from_env().api
+        self.container = container
+        self.job = job
+
+    def observe(self) -> Observation:
+        try:
+            inspect = self.api.inspect_container(self.container)
+        except self.errors.NotFound:
+            return failed(f"container {self.container} does not exist")
+        if self.job:
+            return docker_job_status(inspect)
+        restarted_and_running = inspect["State"].get("Running") and inspect.get("RestartCount")
+        return docker_service_status(inspect, self._last_exit_code(inspect) if restarted_and_running else None)
+
+    def _last_exit_code(self, inspect: dict) -> Optional[int]:
+        """The exit code of the container's latest `die` event."""
+        deaths = self.api.events(
+            since=datetime.fromisoformat(inspect["Created"]), until=datetime.now(timezone.utc),
+            filters={"container": inspect["Id"], "event": "die"}, decode=True,
+        )
+        codes = [event["Actor"]["Attributes"].get("exitCode") for event in deaths]
+        return int(codes[-1]) if codes and codes[-1] is not None else None
+
+    def logs(self, observation: Observation) -> list[str]:
+        return self.api.logs(self.container, tail=LOG_LINES).decode(errors="replace").splitlines()
+
+    def events(self, observation: Observation) -> list[str]:
+        return []
+
+    def timed_out(self) -> None:
+        """A job's container is stopped, as Kubernetes stops a Job at its activeDeadlineSeconds."""
+        if self.job:
+            try:
+                self.api.stop(self.container, timeout=10)
+            except self.errors.APIError:  # it just exited, or was removed: nothing left to stop
+                pass
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+class KubernetesCluster:
+    """The API server the kubeconfig points at (the `kubernetes` client; objects read as plain JSON)."""
+
+    def __init__(self, kubeconfig: Optional[str], context: Optional[str]):
+        from kubernetes import client, config  # only the provider process talks to the cluster
+
+        api = config.new_client_from_config(config_file=kubeconfig, context=context)
+        self.api_error = client.exceptions.ApiException
+        self.core, self.apps, self.batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
+
+    @staticmethod
+    def read(call: Callable, *args, **kwargs) -> Any:
+        return json.loads(call(*args, _preload_content=False, **kwargs).data)
+
+    def get(self, call: Callable, name: str, namespace: str) -> Optional[dict]:
+        """One object, or None when it does not exist."""
+        try:
+            return self.read(call, name, namespace)
+        except self.api_error as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def pods(self, namespace: str, labels: dict[str, str]) -> list[dict]:
+        """The pods with these labels, except those being deleted."""
+        items = self.read(self.core.list_namespaced_pod, namespace, label_selector=_selector(labels))["items"]
+        return [pod for pod in items if not pod["metadata"].get("deletionTimestamp")]
+
+    def logs(self, namespace: str, observation: Observation) -> list[str]:
+        if not observation.subject:
+            return []
+        text = self.core.read_namespaced_pod_log(
+            observation.subject, namespace, container=observation.container, previous=observation.previous,
+            tail_lines=LOG_LINES,
+        )
+        return text.splitlines()
+
+    def events(self, namespace: str, observation: Observation) -> list[str]:
+        if not observation.subject:
+            return []
+        items = self.read(self.core.list_namespaced_event, namespace,
+                          field_selector=f"involvedObject.name={observation.subject},type=Warning")["items"]
+        # "Back-off restarting failed container" repeats what the failure already says.
+        items = [event for event in items if event.get("reason") != "BackOff"]
+        items.sort(key=lambda event: event.get("lastTimestamp") or event.get("eventTime") or "")
+        return [f"{event.get('reason')}: {event.get('message', '').strip()}" for event in items[-EVENTS:]]
+
+
+class KubernetesDeployment:
+    """A Deployment's rollout, as `kubectl rollout status` follows it, plus its new pods' state."""
+
+    def __init__(self, cluster: KubernetesCluster, namespace: str, name: str):
+        self.cluster, self.namespace, self.name = cluster, namespace, name
+
+    def observe(self) -> Observation:
+        cluster = self.cluster
+        deployment = cluster.get(cluster.apps.read_namespaced_deployment, self.name, self.namespace)
+        if deployment is None:
+            return failed(f"Deployment {self.namespace}/{self.name} does not exist")
+        labels = deployment["spec"]["selector"].get("matchLabels", {})
+        replica_sets = cluster.read(cluster.apps.list_namespaced_replica_set, self.namespace, label_selector=_selector(labels))
+        newest = newest_replica_set(deployment, replica_sets["items"])
+        pods = []
+        if newest is not None:
+            template_hash = newest["metadata"]["labels"]["pod-template-hash"]
+            pods = cluster.pods(self.namespace, {**labels, "pod-template-hash": template_hash})
+        return rollout_status(deployment, pods)
+
+    def logs(self, observation: Observation) -> list[str]:
+        return self.cluster.logs(self.namespace, observation)
+
+    def events(self, observation: Observation) -> list[str]:
+        return self.cluster.events(self.namespace, observation)
+
+    def timed_out(self) -> None:
+        """The cluster stops a Job itself (activeDeadlineSeconds); a rollout stays as it is."""
+
+
+class KubernetesJob(KubernetesDeployment):
+    """A Job and its pods."""
+
+    def observe(self) -> Observation:
+        cluster = self.cluster
+        job = cluster.get(cluster.batch.read_namespaced_job, self.name, self.namespace)
+        if job is None:
+            return failed(f"Job {self.namespace}/{self.name} does not exist")
+        return job_status(job, cluster.pods(self.namespace, job["spec"]["selector"].get("matchLabels", {})))
+
+
+# -- the dynamic resources ------------------------------------------------------------------------
+
+
+@dataclass
+class DockerWorkload:
+    """A container, by name, on the engine at `host` (default: the local one, DOCKER_HOST)."""
+
+    container: pulumi.Input[str]
+    host: Optional[str] = None
+
+
+@dataclass
+class KubernetesWorkload:
+    """A Deployment (RolloutCheck) or Job (JobCheck) in a namespace of the cluster the kubeconfig
+    (default: KUBECONFIG or ~/.kube/config) and context point at."""
+
+    namespace: pulumi.Input[str]
+    name: pulumi.Input[str]
+    kubeconfig: Optional[str] = None
+    context: Optional[str] = None
+
+
+@dataclass
+class CheckArgs:
+    name: str
+    """The service or job as the app spec names it (in error messages)."""
+    workload: Union[DockerWorkload, KubernetesWorkload]
+    revision: pulumi.Input[Any]
+    """Changes with every rollout: the container's ID, the Deployment's generation, the Job's UID."""
+    timeout: float = DEFAULT_READY_TIMEOUT
+
+
+# Inputs whose change means another rollout to watch (a changed timeout alone re-checks nothing).
+_WATCHED = ("name", "target", "dockerHost", "container", "kubeconfig", "context", "namespace", "workload", "revision")
+
+
+def _inputs(args: CheckArgs) -> dict[str, Any]:
+    workload = args.workload
+    common = {"name": args.name, "revision": pulumi.Output.from_input(args.revision).apply(str), "timeout": args.timeout}
+    if isinstance(workload, DockerWorkload):
+        return {**common, "target": "docker", "dockerHost": workload.host, "container": workload.container}
+    return {
+        **common, "target": "kubernetes", "kubeconfig": workload.kubeconfig, "context": workload.context,
+        "namespace": workload.namespace, "workload": workload.name,
+    }
+
+
+def _workload(kind: str, props: dict[str, Any]) -> Workload:
+    if props["target"] == "docker":
+        return DockerContainer(props.get("dockerHost"), props["container"], job=kind == "job")
+    cluster = KubernetesCluster(props.get("kubeconfig"), props.get("context"))
+    return (KubernetesDeployment if kind == "service" else KubernetesJob)(cluster, props["namespace"], props["workload"])
+
+
+class _CheckProvider(dynamic.ResourceProvider):
+    """Creating or updating a check waits for its workload; deleting it deletes nothing."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        return dynamic.DiffResult(changes=any(olds.get(key) != news.get(key) for key in _WATCHED))
+
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        await_workload(_workload(self.kind, props), self.kind, props["name"], float(props["timeout"]))
+        return dynamic.CreateResult(id_=uuid.uuid4().hex, outs=props)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        await_workload(_workload(self.kind, news), self.kind, news["name"], float(news["timeout"]))
+        return dynamic.UpdateResult(outs=news)
+
+
+class RolloutCheck(dynamic.Resource, module="cloudservice", name="RolloutCheck"):
+    """Done when the service's new container is running (and healthy) or its Deployment's new
+    ReplicaSet is fully available; fails on a crash loop, an image that cannot be pulled, or after
+    `timeout` seconds."""
+
+    def __init__(self, resource_name: str, args: CheckArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(_CheckProvider("service"), resource_name, _inputs(args), opts)
+
+
+class JobCheck(dynamic.Resource, module="cloudservice", name="JobCheck"):
+    """Done when the job's container exited 0 or its Job completed; fails with the exit code and
+    last log lines otherwise, or after `timeout` seconds."""
+
+    def __init__(self, resource_name: str, args: CheckArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(_CheckProvider("job"), resource_name, _inputs(args), opts)
