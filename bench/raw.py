@@ -8,10 +8,12 @@ images, flags, limits, hardening and health checks, and the same "wait until hea
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
 from string import Template
 from typing import Iterable, Mapping, Sequence
@@ -27,8 +29,8 @@ HEALTH_TIMEOUT = 90  # the stack's wait_timeout
 
 
 def run(command: Sequence[str], env: Mapping[str, str] | None = None, stdin: str | None = None,
-        check: bool = True) -> str:
-    result = subprocess.run(list(command), env=env, input=stdin, capture_output=True, text=True, timeout=600)
+        check: bool = True, cwd: Path | None = None) -> str:
+    result = subprocess.run(list(command), env=env, input=stdin, capture_output=True, text=True, timeout=900, cwd=cwd)
     if check and result.returncode != 0:
         raise RuntimeError(f"{shlex.join(command)} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
     return result.stdout
@@ -73,6 +75,7 @@ class RawDockerApp:
                  port_offset: int):
         self.cli, self.name, self.services, self.repository = cli, name, services, repository
         self.port_offset = port_offset
+        self.steps: dict[str, float] = {}
         self.labels = {"app.kubernetes.io/part-of": "cloudservice", STACK_LABEL: name}
 
     def container(self, service: ServiceSpec) -> str:
@@ -82,11 +85,20 @@ class RawDockerApp:
         local, remote = f"{self.name}/{service.name}:{tag}", f"{self.repository}/{service.name}:{tag}"
         build_args = [arg for key, value in sorted(service.build.args.items()) for arg in ("--build-arg", f"{key}={value}")]
         labels = [arg for key, value in sorted(self.labels.items()) for arg in ("--label", f"{key}={value}")]
-        self.cli("build", "-q", "-t", local, "-f", os.path.join(service.build.context, service.build.dockerfile),
-                 *build_args, *labels, service.build.context)
-        self.cli("tag", local, remote)
-        self.cli("push", "-q", remote)
+        with self.step("build"):
+            self.cli("build", "-q", "-t", local, "-f", os.path.join(service.build.context, service.build.dockerfile),
+                     *build_args, *labels, service.build.context)
+        with self.step("tag and push"):
+            self.cli("tag", local, remote)
+            self.cli("push", "-q", remote)
         return remote
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        """Times one step of the sequence into `steps` (the phases section reads them)."""
+        start = time.perf_counter()
+        yield
+        self.steps[name] = time.perf_counter() - start
 
     def run_args(self, service: ServiceSpec, image: str) -> list[str]:
         """`docker run` with the flags components/docker_deployment.py gives the container."""
@@ -113,25 +125,36 @@ class RawDockerApp:
                      "--health-retries", "3", "--health-start-period", "2s"]
         return [*args, image]
 
-    def start(self, service: ServiceSpec, image: str) -> None:
-        self.cli(*self.run_args(service, image))
-        self.cli.wait_healthy([self.container(service)])
-
     def up(self, tag: str) -> None:
-        images = {service.name: self.build_and_push(service, tag) for service in self.services}
+        """Builds and pushes what has a build, then runs the services one after another, as a script
+        would: a service waits for the services it links to to be healthy (the stack's depends_on +
+        wait), the rest start without waiting; then every container is waited for until healthy."""
+        images = {service.name: service.image or self.build_and_push(service, tag) for service in self.services}
         self.cli("network", "create", "--driver", "bridge", "--label", f"{STACK_LABEL}={self.name}", self.name)
         for service in self.services:
             if service.volume is not None:
                 self.cli("volume", "create", "--label", f"{STACK_LABEL}={self.name}", f"{self.container(service)}-data")
-        # Linked services first, each healthy before the next starts: the stack's depends_on + wait.
-        for service in self.services:
-            self.start(service, images[service.name])
+        healthy: set[str] = set()
+        for service in self.services:  # linked services come first
+            waits = [link for link in service.links if link not in healthy]
+            self.cli.wait_healthy(f"{self.name}-{link}" for link in waits)
+            healthy.update(waits)
+            self.cli(*self.run_args(service, images[service.name]))
+        self.cli.wait_healthy(self.container(service) for service in self.services if service.name not in healthy)
 
-    def redeploy(self, service: ServiceSpec, tag: str) -> None:
-        """A source change: build && push && rm -f && run, then wait until healthy."""
+    def url(self, service: ServiceSpec) -> str:
+        return f"http://127.0.0.1:{service.publish + self.port_offset}"
+
+    def redeploy(self, service: ServiceSpec, tag: str, wait: bool = True) -> None:
+        """A source change: build && push && rm -f && run, then (`wait`) wait until healthy."""
         image = self.build_and_push(service, tag)
-        self.cli("rm", "-f", self.container(service))
-        self.start(service, image)
+        with self.step("rm -f"):
+            self.cli("rm", "-f", self.container(service))
+        with self.step("run"):
+            self.cli(*self.run_args(service, image))
+        if wait:
+            with self.step("health wait (0.1 s poll)"):
+                self.cli.wait_healthy([self.container(service)])
 
     def down(self) -> None:
         self.cli("rm", "-f", *(self.container(service) for service in self.services), check=False)
@@ -148,6 +171,7 @@ class ComposeApp:
         self.cli, self.project = cli, project
         self.env = {**cli.env, "APP_DIR": str(app_dir), "WEB_PORT": str(web_port), "BASE_IMAGE": base_image,
                     "BENCH_STACK": project}
+        self.url = f"http://127.0.0.1:{web_port}"
 
     def compose(self, *args: str, check: bool = True) -> str:
         return run(["docker-compose", "-p", self.project, "-f", str(BENCH_DIR / "compose.yaml"), *args],
@@ -157,6 +181,10 @@ class ComposeApp:
         # depends_on (service_healthy) makes up wait for redis; web's health is waited for here.
         self.compose("up", "-d", "--build")
         self.cli.wait_healthy(self.compose("ps", "-q").split())
+
+    def rebuild(self, service: str) -> None:
+        """What a Compose user runs after a change: rebuild and recreate that one service."""
+        self.compose("up", "-d", "--build", service)
 
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", check=False)
