@@ -32,7 +32,8 @@ def run(command: Sequence[str], env: Mapping[str, str] | None = None, stdin: str
         check: bool = True, cwd: Path | None = None) -> str:
     result = subprocess.run(list(command), env=env, input=stdin, capture_output=True, text=True, timeout=900, cwd=cwd)
     if check and result.returncode != 0:
-        raise RuntimeError(f"{shlex.join(command)} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+        output = (result.stderr.strip() or result.stdout.strip())[-2000:]  # pulumi reports errors on stdout
+        raise RuntimeError(f"{shlex.join(command)} failed ({result.returncode}): {output}")
     return result.stdout
 
 
