@@ -15,7 +15,7 @@ import pulumi
 import pulumi_docker as docker
 from docker.utils.build import exclude_paths
 
-from .config import BuildSpec
+from .spec import BuildSpec
 
 
 def _ignore_patterns(context: str) -> list[str]:

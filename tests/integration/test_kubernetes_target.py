@@ -111,9 +111,9 @@ def test_image_update_rolls_out_with_zero_failed_requests(staging, project):
     assert prober.failures == 0, prober.statuses
     assert prober.versions["1"] > 0 and prober.versions["2"] > 0
     assert changed_resources(events) == {
-        ("docker:index/remoteImage:RemoteImage", "web"),
-        ("docker:index/registryImage:RegistryImage", "web"),
-        ("kubernetes:apps/v1:Deployment", "web"),
+        ("docker:index/remoteImage:RemoteImage", f"cloudservice-{staging.stack.name}-web"),
+        ("docker:index/registryImage:RegistryImage", f"cloudservice-{staging.stack.name}-web"),
+        ("kubernetes:apps/v1:Deployment", f"cloudservice-{staging.stack.name}-web"),
     }
     assert result.outputs["images"].value["redis"] == staging.first_images["redis"]
     assert notes(staging.url) == ["alpha", "beta", "gamma"]
