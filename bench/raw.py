@@ -20,8 +20,8 @@ from typing import Iterable, Mapping, Sequence
 
 import docker
 
-from components.config import ServiceSpec
-from components.workload import SERVICE_LABEL, http_check_command
+from components.spec import ServiceSpec
+from components.workload import SERVICE_LABEL, endpoint, http_check_command, link_env
 from tests.integration.support import STACK_LABEL, RegistryCredentials, wait_for
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -102,28 +102,33 @@ class RawDockerApp:
         self.steps[name] = time.perf_counter() - start
 
     def run_args(self, service: ServiceSpec, image: str) -> list[str]:
-        """`docker run` with the flags components/docker_deployment.py gives the container."""
+        """`docker run` with the flags components/docker_service.py gives the container."""
         args = [
             "run", "-d", "--name", self.container(service), "--hostname", service.name,
             "--network", self.name, "--network-alias", service.name, "--restart", "unless-stopped",
-            "--user", f"{service.user}:{service.user}", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+            "--cap-drop", "ALL", *(f"--cap-add={cap}" for cap in service.capabilities),
+            "--security-opt", "no-new-privileges:true",
             "--memory", f"{service.memory_mb}m", "--memory-swap", f"{service.memory_mb}m", "--cpus", str(service.cpu),
             "--label", f"{SERVICE_LABEL}={service.name}", *(f"--label={k}={v}" for k, v in self.labels.items()),
         ]
+        if service.user is not None:
+            args += ["--user", "{}:{}".format(*service.user)]
         if service.read_only:
             args += ["--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m"]
         if service.volume is not None:
             args += ["-v", f"{self.container(service)}-data:{service.volume.path}"]
-        if service.publish is not None:
-            args += ["-p", f"127.0.0.1:{service.publish + self.port_offset}:{service.port}"]
-        for link in service.links:
-            port = next(s.port for s in self.services if s.name == link)
-            args += ["-e", f"{link.upper()}_HOST={link}", "-e", f"{link.upper()}_PORT={port}"]
-        if service.health_path or service.health_command:
+        for port in service.published:
+            args += ["-p", f"127.0.0.1:{port.publish + self.port_offset}:{port.port}"]
+        services = {other.name: other for other in self.services}
+        env = {**service.env, **link_env({link: endpoint(services[link]) for link in service.links})}
+        args += [arg for name, value in sorted(env.items()) for arg in ("-e", f"{name}={value}")]
+        health = service.health
+        if health is not None:
             # The CLI takes the shell form only (the stack's command check is exec form: one sh less).
-            check = http_check_command(service)[1] if service.health_path else shlex.join(service.health_command)
-            args += ["--health-cmd", check, "--health-interval", "2s", "--health-timeout", "3s",
-                     "--health-retries", "3", "--health-start-period", "2s"]
+            check = http_check_command(health)[1] if health.path else shlex.join(health.command)
+            args += ["--health-cmd", check, "--health-interval", f"{health.interval}s", "--health-timeout",
+                     f"{health.timeout}s", "--health-retries", str(health.retries),
+                     "--health-start-period", f"{health.start_period}s"]
         return [*args, image]
 
     def up(self, tag: str) -> None:
@@ -144,7 +149,7 @@ class RawDockerApp:
         self.cli.wait_healthy(self.container(service) for service in self.services if service.name not in healthy)
 
     def url(self, service: ServiceSpec) -> str:
-        return f"http://127.0.0.1:{service.publish + self.port_offset}"
+        return f"http://127.0.0.1:{service.main_port.publish + self.port_offset}"
 
     def redeploy(self, service: ServiceSpec, tag: str, wait: bool = True) -> None:
         """A source change: build && push && rm -f && run, then (`wait`) wait until healthy."""

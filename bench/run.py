@@ -131,7 +131,7 @@ class Bench:
         return parse_stack_config(
             {"services": spec, "buildArgs": self.build_args}, project="cloudservice", stack="bench",
             base_dir=str(self.project.directory),
-        ).services
+        ).app.services
 
     def name(self, what: str) -> str:
         return f"bench-{self.id}-{what}"
@@ -148,7 +148,7 @@ class Bench:
 
     def raw_app(self, what: str = "raw", services=None) -> RawDockerApp:
         services = services or self.services
-        published = next(service.publish for service in services if service.publish is not None)
+        published = next(service.published[0].publish for service in services if service.published)
         app = RawDockerApp(self.cli, self.name(what), services, self.repository, free_port() - published)
         self.cleanups.append(app.down)
         self.built_labels.append(app.name)

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Optional, TextIO
 
-from components.image import BuildSpec, content_tag
+from components.image import content_tag
+from components.spec import BuildSpec
 
 from .stack import ImageBuild, Stack, StackError, service_of
 
