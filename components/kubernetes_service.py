@@ -311,11 +311,16 @@ class KubernetesService(pulumi.ComponentResource):
         self.service_name, urls = None, {}
         if spec.ports:
             published = spec.published
+            service_type = settings.service_type if published else "ClusterIP"
+            # pulumi-kubernetes waits 10 s after every endpoints change for them to "settle" (its
+            # await/service.go) although the Deployment's rollout already waited for readiness: only
+            # a LoadBalancer's URL needs the Service's status.
+            awaited = {} if service_type == "LoadBalancer" else {"pulumi.com/skipAwait": "true"}
             service = k8s.core.v1.Service(
                 name,
-                metadata=ObjectMetaArgs(name=spec.name, namespace=args.namespace, labels=labels),
+                metadata=ObjectMetaArgs(name=spec.name, namespace=args.namespace, labels=labels, annotations=awaited),
                 spec={
-                    "type": settings.service_type if published else "ClusterIP",
+                    "type": service_type,
                     "selector": selector,
                     "ports": [{"name": p.name, "port": p.publish or p.port, "targetPort": p.port} for p in spec.ports],
                 },
