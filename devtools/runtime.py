@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 import docker
+from docker.errors import ImageNotFound
 
 from .stack import PROJECT_LABEL, STACK_LABEL, Stack, StackError, repository_of
 
@@ -67,7 +68,7 @@ class DockerRuntime:
             repository = repository_of(self.images[service]) if self.images.get(service) else None
             try:
                 digest = _pick_digest(self.client.images.get(image_id).attrs.get("RepoDigests") or [], repository)
-            except docker.errors.ImageNotFound:
+            except ImageNotFound:
                 digest = None
             rows.append(Workload(service, status, (digest or image_id,)))
         return sorted(rows, key=lambda row: row.service)
