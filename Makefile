@@ -1,4 +1,5 @@
-# Entry points; each target is a small script under scripts/ (run `make help`).
+# Entry points (run `make help`): scripts/ for the project's workflows, platform/ for the local
+# platform (engine, registry, images, database, cluster), toolchain/ for the offline Pulumi build.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -9,8 +10,8 @@ STACK ?= dev
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-up: ## Bring up STACK (default dev) from nothing and print its URL
-	@scripts/up.sh $(STACK)
+up: ## Bring up STACK (default dev; FROM=dev for a personal copy of a stack) and print its URL
+	@scripts/up.sh $(STACK) $(FROM)
 
 dev: ## Follow the sources: a save rebuilds and rolls its service of STACK, then prints its URL
 	@scripts/devtools.sh dev $(STACK)
@@ -25,21 +26,21 @@ test: ## Run the whole test suite (unit + integration) on the real platform
 	@scripts/test.sh
 
 toolchain: ## Build the Pulumi CLI, language host and plugins from Go modules (cached)
-	@scripts/toolchain.sh
+	@toolchain/build.sh
 
 platform: ## Start the Docker engine, the authenticated registry and the cluster
-	@scripts/platform.sh
-	@scripts/cluster.sh
+	@platform/up.sh
+	@platform/cluster/up.sh
 
 platform-down: ## Stop what `make platform` started
-	@scripts/cluster-down.sh
-	@scripts/platform-down.sh
+	@platform/cluster/down.sh
+	@platform/down.sh
 
 cluster: ## Start the single-node Kubernetes cluster (built from Go modules, cached)
-	@scripts/cluster.sh
+	@platform/cluster/up.sh
 
 cluster-down: ## Stop the cluster
-	@scripts/cluster-down.sh
+	@platform/cluster/down.sh
 
 venv: ## Create the Python virtualenv from requirements.txt
 	@scripts/python-env.sh

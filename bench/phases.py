@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from components.image import content_tag
-from tests.integration.support import ROOT
+from support.testing import ROOT
 
 from .timing import log
 

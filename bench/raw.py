@@ -22,7 +22,7 @@ import docker
 
 from components.spec import ServiceSpec
 from components.workload import SERVICE_LABEL, endpoint, http_check_command, link_env
-from tests.integration.support import STACK_LABEL, RegistryCredentials, wait_for
+from support.testing import STACK_LABEL, RegistryCredentials, wait_for
 
 BENCH_DIR = Path(__file__).resolve().parent
 HEALTH_TIMEOUT = 90  # the stack's wait_timeout

@@ -29,8 +29,8 @@ from pulumi import automation as auto
 
 from components.config import parse_stack_config
 from components.workload import SERVICE_LABEL
-from tests.integration.processes import OutputWatcher
-from tests.integration.support import (
+from support.processes import OutputWatcher
+from support.testing import (
     ROOT, STACK_LABEL, ProjectCopy, RegistryCredentials, edit_app_version, get_json, http, wait_for,
 )
 

@@ -60,8 +60,9 @@ def _secret_files(parent: pulumi.Resource, name: str, spec: WorkloadSpec, args: 
     labels = docker_labels(workload_labels(args.labels, spec), docker.VolumeLabelArgs)
     volume = docker.Volume(f"{name}-secrets", name=f"{name}-secrets", labels=labels, opts=pulumi.ResourceOptions(parent=parent))
     mount = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR)
-    # Readable by the workload's user only (by anyone when it runs as the image's own user).
-    owner = {"owner": str(spec.user[0]), "group": str(spec.user[1]), "permissions": "0400"} if spec.user else {"permissions": "0444"}
+    # Readable, not writable. No owner: the engine would resolve one by name in the image's passwd
+    # (`docker cp -a`), which a numeric user of the spec is not in.
+    readable = {"permissions": "0444"}
     carrier = docker.Container(
         f"{name}-secrets",
         name=f"{name}-secrets",
@@ -70,7 +71,7 @@ def _secret_files(parent: pulumi.Resource, name: str, spec: WorkloadSpec, args: 
         must_run=False,
         network_mode="none",
         volumes=[mount],
-        uploads=[docker.ContainerUploadArgs(file=f.path, content=args.secrets[f.key], **owner) for f in spec.secret_files],
+        uploads=[docker.ContainerUploadArgs(file=f.path, content=args.secrets[f.key], **readable) for f in spec.secret_files],
         labels=docker_labels(workload_labels(args.labels, spec), docker.ContainerLabelArgs),
         opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
     )

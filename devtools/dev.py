@@ -53,8 +53,9 @@ def answering(url: str) -> bool:
 class DevLoop:
     def __init__(self, stack: Stack, out: TextIO = sys.stdout):
         self.stack, self.out = stack, out
-        self.program_files = [stack.project_dir / name for name in
-                              ("Pulumi.yaml", f"Pulumi.{stack.name}.yaml", "__main__.py", "components")]
+        self.program_files = [stack.project_dir / name for name in (
+            "Pulumi.yaml", f"Pulumi.{stack.name}.yaml", f".stacks/Pulumi.{stack.name}.yaml", "__main__.py", "components",
+        )]  # the stack's config: the team's file and your own (stackConfigDir)
         self.builds: dict[str, ImageBuild] = {}
         self.outputs: dict = {}
         self.program = self.program_hash()

@@ -2,7 +2,7 @@
 # Benchmarks the stack against the raw docker CLI, docker-compose and kubectl, side by side
 # (bench/README.md). Needs `make platform` first. Arguments go to bench/run.py: --runs N, --quick.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../platform/lib.sh"
 
 # The Compose side runs Debian's docker-compose (v1, the one that talks to a 20.10 engine).
 if ! command -v docker-compose >/dev/null; then

@@ -2,7 +2,7 @@
 # The inner loop around a running stack (devtools/): `make dev`, `make logs`, `make status`.
 # Usage: scripts/devtools.sh {dev|logs|status} STACK [SERVICE]
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../platform/lib.sh"
 
 command=$1 stack=${2:?"usage: scripts/devtools.sh dev|logs|status STACK [SERVICE]"} service=${3:-}
 "$ROOT_DIR/scripts/python-env.sh"

@@ -2,7 +2,7 @@
 # Creates the project's virtualenv (venv/, the one Pulumi.yaml names) and installs requirements.txt,
 # again only when requirements.txt changes.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../platform/lib.sh"
 
 venv=$ROOT_DIR/venv
 stamp=$venv/.requirements.sha256

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (unit and integration) against the real platform, which it provisions
-# first: toolchain, Docker engine, registry and cluster. Extra arguments go to pytest.
+# first: toolchain, Docker engine, registry, database and cluster. Extra arguments go to pytest.
+# The suite must leave the working tree as it found it (`git status`): it fails otherwise.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../platform/lib.sh"
 
-"$ROOT_DIR/scripts/toolchain.sh"
-"$ROOT_DIR/scripts/platform.sh"
-"$ROOT_DIR/scripts/cluster.sh"
+"$ROOT_DIR/toolchain/build.sh"
+"$ROOT_DIR/platform/up.sh"
+"$ROOT_DIR/platform/cluster/up.sh"
 "$ROOT_DIR/scripts/python-env.sh"
 source "$ROOT_DIR/scripts/env.sh"
 cd "$ROOT_DIR"
-exec venv/bin/pytest tests "$@"
+
+tree_state() { git status --porcelain --untracked-files=all 2>/dev/null || true; }
+before=$(tree_state)
+rc=0
+venv/bin/pytest tests "$@" || rc=$?
+if [ "$(tree_state)" != "$before" ]; then
+  log "the test suite changed the working tree (git status before and after):"
+  diff <(echo "$before") <(tree_state) >&2 || true
+  rc=1
+fi
+exit "$rc"

@@ -7,7 +7,7 @@ import subprocess
 import docker
 import pytest
 
-from .support import ProjectCopy, RegistryCredentials, STATE_DIR, http, kubectl
+from support.testing import ProjectCopy, RegistryCredentials, STATE_DIR, http, kubectl
 
 
 @pytest.fixture(scope="session")

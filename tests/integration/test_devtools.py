@@ -14,11 +14,11 @@ import uuid
 
 import pytest
 
-from .processes import OutputWatcher
-from .support import ROOT, STACK_LABEL, ProjectCopy, edit_app_version, free_port, get_json, kubectl_json
+from support.processes import OutputWatcher
+from support.testing import ROOT, STACK_LABEL, ProjectCopy, edit_app_version, free_port, get_json, kubectl_json
 
 # What `make dev/logs/status` need beside the project itself.
-MAKE_FILES = ("Makefile", "versions.env", "scripts/lib.sh", "scripts/env.sh", "scripts/python-env.sh",
+MAKE_FILES = ("Makefile", "versions.env", "platform/lib.sh", "scripts/env.sh", "scripts/python-env.sh",
               "scripts/devtools.sh", "devtools")
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from pulumi import automation as auto
 
-from .support import (
+from support.testing import (
     STACK_LABEL, changed_resources, edit_app_version, get_json, http, kubectl, kubectl_json, step_events, wait_for,
 )
 

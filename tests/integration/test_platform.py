@@ -7,7 +7,7 @@ import uuid
 import pytest
 from pulumi import automation as auto
 
-from .support import ROOT, http, read_env_file, registry_manifest_status
+from support.testing import ROOT, http, read_env_file, registry_manifest_status
 
 VERSIONS = read_env_file(ROOT / "versions.env")
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from .support import (
+from support.testing import (
     ROOT, STACK_LABEL, STATE_DIR, edit_app_version, free_port, get_json, wait_for,
 )
 
@@ -83,7 +83,7 @@ def test_secrets_never_appear_in_plaintext(app, project, registry, docker_client
     # The state file as stored (the Automation API's export decrypts secrets on purpose).
     state = project.state_file(stack.name).read_text()
     outputs = json.dumps({k: (v.value if not v.secret else "[secret]") for k, v in stack.outputs().items()})
-    config_file = (project.directory / f"Pulumi.{stack.name}.yaml").read_text()
+    config_file = project.stack_file(stack.name).read_text()
     for secret in (registry.password, APP_SECRET):  # ...and nowhere else in plaintext
         for where, text in {"state file": state, "outputs": outputs,
                             "stack config": config_file, "logs": "\n".join(logs)}.items():
@@ -139,7 +139,7 @@ def test_data_survives_faults_updates_and_reruns(app, project, registry, docker_
         assert not stack.export_stack().deployment.get("pending_operations")
         assert notes() == expected  # the running app was not touched
     finally:
-        subprocess.run([str(ROOT / "scripts" / "platform.sh")], check=True, capture_output=True)
+        subprocess.run([str(ROOT / "platform" / "up.sh")], check=True, capture_output=True)
     # ...and once it is back, up converges.
     stack.up()
     stack.preview(expect_no_changes=True)

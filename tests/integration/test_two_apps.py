@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pulumi import automation as auto
 
-from .support import STACK_LABEL, free_port, get_json, http, kubectl_json
+from support.testing import STACK_LABEL, free_port, get_json, http, kubectl_json
 
 PROGRAM = '''
 """Two instances of the demo app in one stack."""

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from .support import ROOT, ProjectCopy, free_port, get_json, http, step_events
+from support.testing import ROOT, ProjectCopy, free_port, get_json, http, step_events
 
 KEPT = ("docker:index/volume:Volume", "kubernetes:core/v1:PersistentVolumeClaim", "kubernetes:core/v1:Service",
         "kubernetes:core/v1:Namespace", "docker:index/network:Network")

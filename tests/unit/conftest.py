@@ -1,17 +1,12 @@
 """Fixtures of the unit suite: fresh Pulumi mocks for every test, config reset after it."""
 
 import os
-import sys
 
 import hypothesis
 import pulumi
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-from harness import install_mocks  # noqa: E402
+from harness import install_mocks
 
 # hypothesis is imported here, at collection, on purpose: its pytest plugin otherwise imports it
 # (through pytest's assertion rewriter) in the terminal summary, and on CPython 3.11 that compile()

@@ -247,7 +247,8 @@ def test_secret_files_are_carried_into_a_volume_and_stay_secret(mocks):
     assert rpc.is_rpc_secret(carrier.inputs["uploads"]), "the secret file's content is sent encrypted"
     (upload,) = rpc.unwrap_rpc_secret(carrier.inputs["uploads"])
     assert upload["content"] == DB_PASSWORD
-    assert (upload["file"], upload["owner"], upload["group"], upload["permissions"]) == ("/run/secrets/db", "10001", "10001", "0400")
+    assert (upload["file"], upload["permissions"]) == ("/run/secrets/db", "0444")
+    assert "owner" not in upload and "group" not in upload, "an owner makes the engine look a user name up in the image"
     assert {"volumeName": "cloudservice-dev-web-secrets", "containerPath": "/run/secrets", "readOnly": True} in container.inputs["volumes"]
     assert as_dict(container.inputs["labels"])["cloudservice.dev/secrets-revision"] == "cloudservice-dev-web-secrets-id", \
         "the carrier's ID: a changed secret replaces the carrier, and so the service"
@@ -256,8 +257,9 @@ def test_secret_files_are_carried_into_a_volume_and_stay_secret(mocks):
         assert plaintext_occurrences(resource.inputs, DB_PASSWORD) == [], f"{resource.type} {resource.name}"
 
 
-def test_secret_files_of_an_image_user_are_readable_by_it(mocks):
-    deploy(mocks, spec_of(user="image", secretFiles={"/run/secrets/db": "dbPassword"}))
+@pytest.mark.parametrize("user", ["image", "10001:10001"])
+def test_secret_files_are_readable_by_any_user_of_the_image(mocks, user):
+    deploy(mocks, spec_of(user=user, secretFiles={"/run/secrets/db": "dbPassword"}))
     (upload,) = rpc.unwrap_rpc_secret(mocks.get(CONTAINER, "cloudservice-dev-web-secrets").inputs["uploads"])
     assert upload["permissions"] == "0444" and "owner" not in upload
 

@@ -13,7 +13,12 @@ import sys
 import pytest
 import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime import proto
+from pulumi.runtime.proto import analyzer_pb2_grpc
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.policy import _PolicyAnalyzerServicer
 
+import rules  # policy/rules.py (pytest.ini: pythonpath)
 from components.cloudservice import CloudService
 from harness import (
     CONTAINER, DEPLOYMENT, JOB, REGISTRY, ROOT, app_args, default_services, docker_config, fake_digest, install_mocks,
@@ -21,14 +26,6 @@ from harness import (
 )
 
 POLICY_DIR = os.path.join(ROOT, "policy")
-if POLICY_DIR not in sys.path:
-    sys.path.insert(0, POLICY_DIR)
-
-import rules  # noqa: E402  (policy/rules.py)
-from pulumi.runtime import proto  # noqa: E402
-from pulumi.runtime.proto import analyzer_pb2_grpc  # noqa: E402
-from pulumi_policy import EnforcementLevel  # noqa: E402
-from pulumi_policy.policy import _PolicyAnalyzerServicer  # noqa: E402
 
 PACK = runpy.run_path(os.path.join(POLICY_DIR, "__main__.py"), run_name="cloudservice_policy_pack")
 RULE_NAMES = [rule.name for rule in rules.RULES]

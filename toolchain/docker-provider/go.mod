@@ -1,6 +1,6 @@
 // Bridges the kreuzwerker Terraform Docker provider into a Pulumi resource plugin
 // (pulumi-resource-docker), mapped like pulumi-docker so the PyPI `pulumi-docker` SDK works against it.
-// Built by scripts/build-docker-provider.sh; only published modules are used (no pulumi-docker module).
+// Built by toolchain/docker-provider/build.sh; only published modules are used (no pulumi-docker module).
 //
 // The module path sits under the upstream provider's path on purpose: the provider lives in
 // .../terraform-provider-docker/internal/provider, and Go only lets packages whose import path is

@@ -3,15 +3,15 @@
 # any image from the internet: etcd (Debian), the control plane, kubelet and kube-proxy built from the
 # k8s.io/kubernetes Go module (cached by version), a second containerd (Debian) for the CRI, Debian's
 # CNI plugins, CoreDNS on the host for cluster DNS and a default StorageClass of host directories.
-# Pods pull from the local registry made by scripts/platform.sh. Idempotent: what already runs is
-# left alone, so a warm run takes seconds. scripts/cluster-down.sh stops it.
+# Pods pull from the local registry made by platform/up.sh. Idempotent: what already runs is
+# left alone, so a warm run takes seconds. platform/cluster/down.sh stops it.
 # Admin kubeconfig: $STATE_DIR/cluster/admin.kubeconfig.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
-source "$ROOT_DIR/scripts/cluster/common.sh"
-source "$ROOT_DIR/scripts/cluster/build.sh"
-source "$ROOT_DIR/scripts/cluster/pki.sh"
-source "$ROOT_DIR/scripts/cluster/config.sh"
+source "$(dirname "$0")/../lib.sh"
+source "$ROOT_DIR/platform/cluster/common.sh"
+source "$ROOT_DIR/platform/cluster/build.sh"
+source "$ROOT_DIR/platform/cluster/pki.sh"
+source "$ROOT_DIR/platform/cluster/config.sh"
 
 APT_PACKAGES=(containerd runc etcd-server containernetworking-plugins conntrack iptables nftables kmod openssl curl)
 CREDENTIALS=$STATE_DIR/registry/credentials.env
@@ -32,12 +32,12 @@ detect_node() {
   [ -n "$NODE_IP" ] || die "no IPv4 address for the node (no default route?)"
 }
 
-# The registry credentials and the pause image come from scripts/platform.sh (`make platform`).
+# The registry credentials and the pause image come from platform/up.sh (`make platform`).
 load_registry_credentials() {
   local i
   for ((i = 0; i < 60; i++)); do
     [ -s "$CREDENTIALS" ] && break
-    ((i % 10)) || log "Waiting for $CREDENTIALS (made by scripts/platform.sh) ..."
+    ((i % 10)) || log "Waiting for $CREDENTIALS (made by platform/up.sh) ..."
     sleep 2
   done
   [ -s "$CREDENTIALS" ] || die "no registry credentials in $CREDENTIALS: run \`make platform\` first"
@@ -123,7 +123,7 @@ start_cluster() {
     --container-runtime-endpoint="unix://$CONTAINERD_SOCK" --pod-infra-container-image="$PAUSE_IMAGE" \
     --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --containerd="$CONTAINERD_SOCK"
   start_daemon kube-proxy "$K8S_BIN_DIR/kube-proxy" --config="$CLUSTER_DIR/kube-proxy.yaml"
-  kubectl apply -f "$ROOT_DIR/scripts/cluster/addons.yaml" >/dev/null
+  kubectl apply -f "$ROOT_DIR/platform/cluster/addons.yaml" >/dev/null
   start_daemon coredns "$COREDNS_BIN" -conf "$CLUSTER_DIR/Corefile"
   start_daemon local-volumes "$K8S_BIN_DIR/local-volumes" "$CLUSTER_DIR/local-volumes.kubeconfig" "$CLUSTER_DIR/volumes"
 

@@ -3,7 +3,7 @@
 # modules and `pulumi watch`'s helper from crates.io (no Pulumi downloads), caches them by version and
 # installs the plugins into Pulumi's cache.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../platform/lib.sh"
 
 command -v go >/dev/null || die "Go is required to build the Pulumi toolchain offline (https://go.dev/dl)"
 
@@ -52,8 +52,16 @@ build_kubernetes_provider() {
 }
 
 # Pulumi's Go language host for Python is not served by the Go module proxy: install ours beside
-# the CLI, where the CLI looks for language hosts first.
+# the CLI, where the CLI looks for language hosts first, with a virtualenv of its own (the Pulumi
+# SDK at the CLI's version, for the protocol), so it serves a project before it has a virtualenv.
 install_language_host() {
+  local venv=$TOOLCHAIN_DIR/pulumi-v$PULUMI_VERSION/python-language-host
+  if [ "$(cat "$venv/.pulumi-version" 2>/dev/null)" != "$PULUMI_VERSION" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "pulumi==$PULUMI_VERSION"
+    echo "$PULUMI_VERSION" >"$venv/.pulumi-version"
+  fi
   install -m 0755 "$ROOT_DIR"/toolchain/python-language-host/* "$BIN_DIR/"
 }
 
@@ -80,11 +88,11 @@ install_plugin() {
 }
 
 with_progress "Pulumi CLI v$PULUMI_VERSION" build_pulumi_cli
-install_language_host
+with_progress "Python language host (virtualenv with the Pulumi SDK v$PULUMI_VERSION)" install_language_host
 with_progress "pulumi-watch v$PULUMI_WATCH_VERSION (for \`pulumi watch\`)" build_pulumi_watch
 with_progress "kubernetes resource plugin v$PULUMI_KUBERNETES_VERSION" build_kubernetes_provider
 
-docker_plugin=$("$ROOT_DIR/scripts/build-docker-provider.sh")
+docker_plugin=$("$ROOT_DIR/toolchain/docker-provider/build.sh")
 
 source "$ROOT_DIR/scripts/env.sh"
 install_plugin docker "$PULUMI_DOCKER_VERSION" "$docker_plugin"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Stops the cluster that scripts/cluster.sh started: exactly the daemons in its pid files, in reverse
+# Stops the cluster that platform/cluster/up.sh started: exactly the daemons in its pid files, in reverse
 # order. The pods' sandboxes are removed first (their networks and mounts with them) so that nothing
 # blocks the next start; the cluster's state (etcd data, images, certificates) is kept, so the next
 # `make cluster` is warm and the kubelet recreates the pods.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
-source "$ROOT_DIR/scripts/cluster/common.sh"
+source "$(dirname "$0")/../lib.sh"
+source "$ROOT_DIR/platform/cluster/common.sh"
 
 # Removes every pod sandbox through the CRI while containerd still runs, after the kubelet is gone
 # (else it would restart them at once).

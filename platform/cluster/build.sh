@@ -3,10 +3,10 @@
 
 # kubectl rides along (a few extra packages): the same version as the cluster, for scripts and tests.
 K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
-# The cluster's own small helpers (scripts/cluster/cmd), built in the same wrapper module with the
+# The cluster's own small helpers (platform/cluster/cmd), built in the same wrapper module with the
 # client libraries of this Kubernetes version: see each main.go.
 K8S_HELPERS=(cri-reset local-volumes)
-HELPERS_KEY=$(cat "$ROOT_DIR"/scripts/cluster/cmd/*/*.go | sha256sum | cut -c1-12)
+HELPERS_KEY=$(cat "$ROOT_DIR"/platform/cluster/cmd/*/*.go | sha256sum | cut -c1-12)
 
 # k8s.io/kubernetes points its ~31 staging modules (k8s.io/api, k8s.io/client-go, ...) at local
 # ./staging paths, which Go ignores in a dependency. A wrapper module re-points each of them at the
@@ -39,7 +39,7 @@ build_kubernetes() {
   mkdir -p "$build_dir" && rm -rf "${build_dir:?}/bin" "$build_dir/cmd"
   printf 'module cloudservice.local/kubernetes\n\ngo 1.24\n' >"$build_dir/go.mod"
   write_wrapper_go_mod "$build_dir"
-  cp -r "$ROOT_DIR/scripts/cluster/cmd" "$build_dir/"
+  cp -r "$ROOT_DIR/platform/cluster/cmd" "$build_dir/"
   # One `go build` for all of them, so they share the compilation of the common packages.
   (cd "$build_dir" && go get "${packages[@]}" &&
     CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$build_dir/bin/" "${packages[@]%@*}" \
@@ -59,12 +59,12 @@ kubernetes_built() {
 
 COREDNS_BIN=$CACHE_DIR/coredns/v$COREDNS_VERSION/bin/coredns
 
-# CoreDNS from a wrapper module whose main (scripts/cluster/coredns/main.go) links only the plugins
+# CoreDNS from a wrapper module whose main (platform/cluster/coredns/main.go) links only the plugins
 # the Corefile uses.
 build_coredns() {
   local build_dir=$CACHE_DIR/coredns/v$COREDNS_VERSION/build
   mkdir -p "$build_dir"
-  cp "$ROOT_DIR/scripts/cluster/coredns/main.go" "$build_dir/"
+  cp "$ROOT_DIR/platform/cluster/coredns/main.go" "$build_dir/"
   printf 'module cloudservice.local/coredns\n\ngo 1.24\n\nrequire github.com/coredns/coredns v%s\n' \
     "$COREDNS_VERSION" >"$build_dir/go.mod"
   (cd "$build_dir" && go mod tidy &&

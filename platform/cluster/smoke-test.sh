@@ -6,7 +6,7 @@
 # are contacted.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
-source "$ROOT_DIR/scripts/cluster/common.sh"
+source "$ROOT_DIR/platform/cluster/common.sh"
 # shellcheck source=/dev/null
 source "$STATE_DIR/registry/credentials.env"
 

@@ -1,4 +1,5 @@
-"""Helpers for the integration tests: the real engine, registry, cluster and Pulumi, no mocks."""
+"""What the integration tests and the bench share: a private copy of the project (ProjectCopy), the
+platform's credentials, HTTP and polling helpers. The real engine, registry, cluster and Pulumi, no mocks."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 from pulumi import automation as auto
 
-ROOT = Path(__file__).resolve().parents[2]
+from .stack_files import stack_file, sync, team_settings, write_stack_file
+
+ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "app", "policy")
 STATE_DIR = Path(os.environ.get("CLOUDSERVICE_STATE", Path.home() / ".local/state/cloudservice"))
 STACK_LABEL = "cloudservice.dev/stack"
@@ -116,8 +118,9 @@ class ProjectCopy:
     """A private copy of the project (same code, same stack files) with its own file backend, so
     tests never touch the user's stacks, and stack names that cannot clash with theirs."""
 
-    def __init__(self, directory: Path, revision: Optional[str] = None):
-        """`revision`: a git commit of this repository to take the project files from instead."""
+    def __init__(self, directory: Path, revision: Optional[str] = None, env: Optional[dict] = None):
+        """`revision`: a git commit of this repository to take the project files from instead;
+        `env`: environment for its Pulumi commands (e.g. another backend or Pulumi home)."""
         self.directory = directory
         self.revision = revision
         if revision:
@@ -129,10 +132,11 @@ class ProjectCopy:
         (directory / "venv").symlink_to(ROOT / "venv")
         self.backend = directory / ".state"
         self.backend.mkdir()
-        self.env = {"PULUMI_BACKEND_URL": f"file://{self.backend}"}
+        self.env = {"PULUMI_BACKEND_URL": f"file://{self.backend}", **(env or {})}
 
     def copy_current_files(self) -> None:
-        """Puts the working tree's project files in place (over those of another revision)."""
+        """Puts the working tree's project files in place (over those of another revision), and the
+        stack files where they now live, as `make up` does after an upgrade."""
         for name in PROJECT_FILES:
             source, target = ROOT / name, self.directory / name
             if source.is_dir():
@@ -140,18 +144,17 @@ class ProjectCopy:
                 shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(source, target)
+        for path in self.directory.glob("Pulumi.*.yaml"):
+            sync(self.directory, path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
 
     def stack(self, template: str, name: Optional[str] = None, config: Optional[dict] = None,
               secrets: Optional[dict] = None) -> auto.Stack:
-        """Creates stack `name` (default: a unique one) from the committed Pulumi.<template>.yaml."""
+        """Stack `name` (default: a unique one) with this copy's own settings file made from the
+        committed Pulumi.<template>.yaml; created, or selected when the backend has it already."""
         name = name or f"it-{template}-{uuid.uuid4().hex[:6]}"
         # The committed settings only: secrets a user set locally are encrypted for their stack.
-        settings = yaml.safe_load(self.read_file(f"Pulumi.{template}.yaml"))
-        settings.pop("encryptionsalt", None)
-        settings["config"] = {k: v for k, v in settings.get("config", {}).items()
-                              if not (isinstance(v, dict) and "secure" in v)}
-        (self.directory / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(settings))
-        stack = auto.create_stack(
+        write_stack_file(self.stack_file(name), team_settings(self.read_file(f"Pulumi.{template}.yaml")))
+        stack = auto.create_or_select_stack(
             name, work_dir=str(self.directory),
             opts=auto.LocalWorkspaceOptions(work_dir=str(self.directory), env_vars=self.env),
         )
@@ -167,6 +170,10 @@ class ProjectCopy:
             return subprocess.run(["git", "-C", str(ROOT), "show", f"{self.revision}:{name}"],
                                   capture_output=True, text=True, check=True).stdout
         return (ROOT / name).read_text()
+
+    def stack_file(self, stack_name: str) -> Path:
+        """The stack's settings file, where this copy's Pulumi.yaml has Pulumi look for it."""
+        return stack_file(self.directory, stack_name)
 
     def state_file(self, stack_name: str) -> Path:
         return self.backend / ".pulumi" / "stacks" / "cloudservice" / f"{stack_name}.json"

@@ -4,10 +4,10 @@
 # pulumi-docker so the PyPI `pulumi-docker` SDK works against it. pulumi-docker's own Go module is not
 # available, hence this build. Cached by version; a warm run only checks that the binary is there.
 #
-# Usage: scripts/build-docker-provider.sh   (prints the plugin's path on stdout)
+# Usage: toolchain/docker-provider/build.sh   (prints the plugin's path on stdout)
 # Install it for Pulumi with: pulumi plugin install resource docker "$VERSION" --file <path>
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../../platform/lib.sh"
 
 # The plugin must report the version of the PyPI SDK: the SDK asks the engine for exactly that plugin.
 VERSION=$PULUMI_DOCKER_VERSION

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts the local platform: the Docker engine, an authenticated registry on 127.0.0.1:$REGISTRY_PORT,
-# and the images every stack builds on, made here and never pulled: the Debian base (debootstrap) and
-# the Kubernetes pause image (FROM scratch). Idempotent: a warm run takes seconds.
-# scripts/platform-down.sh stops what this starts (pid files under $STATE_DIR).
+# the images every stack builds on, made here and never pulled: the Debian base (debootstrap) and
+# the Kubernetes pause image (FROM scratch), and PostgreSQL for shared Pulumi state (database.sh).
+# Idempotent: a warm run takes seconds.
+# platform/down.sh stops what this starts (pid files under $STATE_DIR).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -15,58 +16,45 @@ REGISTRY_DIR=$STATE_DIR/registry
 CREDENTIALS=$REGISTRY_DIR/credentials.env
 REGISTRY=localhost:$REGISTRY_PORT
 REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
+DAEMON_EXES[registry]=docker-registry
 # The cached rootfs is keyed by everything that goes into it; bump recipe= when build_rootfs changes.
 BASE_KEY=$(printf '%s\n' "suite=$DEBIAN_SUITE" variant=minbase "include=$BASE_PACKAGES" recipe=1 | sha256sum | cut -c1-12)
 BASE_TAR=$CACHE_DIR/base/rootfs-$DEBIAN_SUITE-$BASE_KEY.tar
-PAUSE_SRC=$ROOT_DIR/scripts/pause
+PAUSE_SRC=$ROOT_DIR/platform/images/pause
 PAUSE_KEY=$(cat "$PAUSE_SRC/pause.c" "$PAUSE_SRC/Dockerfile" | sha256sum | cut -c1-12)
-
-# running PIDFILE NAME: true when PIDFILE holds the pid of a live process named NAME.
-running() {
-  local pid
-  pid=$(cat "$1" 2>/dev/null) && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
-}
-
-# wait_for SECONDS PID COMMAND...: polls COMMAND every second; fails on timeout or when PID exits.
-wait_for() {
-  local timeout=$1 pid=$2 i
-  shift 2
-  for ((i = 0; i < timeout; i++)); do
-    "$@" && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 1
-  done
-  return 1
-}
 
 # image_label IMAGE LABEL: prints LABEL of the local IMAGE (nothing when the image is missing).
 image_label() {
   docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
 }
 
+# dockerd writes its own pid file (--pidfile), so it is started here rather than by start_daemon.
 start_docker() {
-  local pidfile=$DOCKER_DIR/dockerd.pid
+  local RUN_DIR=$DOCKER_DIR LOG_DIR=$DOCKER_DIR pid
   if docker info >/dev/null 2>&1; then
-    if running "$pidfile" dockerd; then
-      log "Docker engine already running (pid $(cat "$pidfile"))"
+    if pid=$(pid_of dockerd); then
+      log "Docker engine already running (pid $pid)"
     else
-      log "Using the Docker engine that was already running (platform-down.sh will leave it alone)"
+      log "Using the Docker engine that was already running (platform/down.sh will leave it alone)"
     fi
     return
   fi
-  running "$pidfile" dockerd && die "dockerd (pid $(cat "$pidfile")) is running but does not answer; see $DOCKER_DIR/dockerd.log"
-  rm -f "$pidfile"
+  pid_of dockerd >/dev/null && die "dockerd (pid $(pid_of dockerd)) is running but does not answer; see $DOCKER_DIR/dockerd.log"
+  rm -f "$DOCKER_DIR/dockerd.pid"
   log "Starting dockerd (log: $DOCKER_DIR/dockerd.log)"
-  setsid dockerd --pidfile "$pidfile" </dev/null >>"$DOCKER_DIR/dockerd.log" 2>&1 &
-  wait_for 60 $! docker info >/dev/null 2>&1 ||
-    die "dockerd did not answer within 60s; last lines of $DOCKER_DIR/dockerd.log:
+  setsid dockerd --pidfile "$DOCKER_DIR/dockerd.pid" </dev/null >>"$DOCKER_DIR/dockerd.log" 2>&1 &
+  pid=$!
+  until [ -s "$DOCKER_DIR/dockerd.pid" ]; do
+    kill -0 "$pid" 2>/dev/null || die "dockerd exited; last lines of $DOCKER_DIR/dockerd.log:
 $(tail -n 15 "$DOCKER_DIR/dockerd.log")"
-  log "Docker engine $(docker version --format '{{.Server.Version}}') is up (pid $(cat "$pidfile"))"
+    sleep 0.2
+  done
+  wait_healthy dockerd 60 docker info
+  log "Docker engine $(docker version --format '{{.Server.Version}}') is up (pid $(pid_of dockerd))"
 }
 
-# Creates the registry credentials once, and the htpasswd file and config that match them;
-# sets REGISTRY_CHANGED when a running registry must be restarted to pick them up.
-REGISTRY_CHANGED=
+# Creates the registry credentials once, and the htpasswd file and config that match them; a running
+# registry is stopped when they change, to be started again with them.
 configure_registry() {
   mkdir -p "$REGISTRY_DIR/data"
   if [ ! -s "$CREDENTIALS" ]; then
@@ -81,9 +69,9 @@ configure_registry() {
   if ! htpasswd -iv "$htpasswd" "$REGISTRY_USERNAME" <<<"$REGISTRY_PASSWORD" >/dev/null 2>&1; then
     htpasswd -iBc "$htpasswd" "$REGISTRY_USERNAME" <<<"$REGISTRY_PASSWORD" 2>/dev/null
     chmod 600 "$htpasswd"
-    REGISTRY_CHANGED=1
+    stop_daemon registry
   fi
-  cat >"$config.new" <<EOF
+  put_file "$config" registry <<EOF
 # Written by scripts/platform.sh: the project's local registry, loopback only, password protected.
 version: 0.1
 log:
@@ -103,7 +91,6 @@ auth:
     realm: cloudservice-registry
     path: $htpasswd
 EOF
-  if cmp -s "$config.new" "$config"; then rm "$config.new"; else mv "$config.new" "$config" && REGISTRY_CHANGED=1; fi
 }
 
 # registry_status [CURL-ARGS...]: HTTP status of the catalog (000 when nothing listens).
@@ -111,21 +98,13 @@ registry_status() { curl -s -o /dev/null -w '%{http_code}' "$@" "$REGISTRY_URL/v
 registry_up() { [ "$(registry_status)" = 401 ]; }
 
 start_registry() {
-  local pidfile=$REGISTRY_DIR/registry.pid i
+  local RUN_DIR=$REGISTRY_DIR LOG_DIR=$REGISTRY_DIR
   configure_registry
-  if running "$pidfile" docker-registry; then
-    [ -z "$REGISTRY_CHANGED" ] && { log "Registry already running on $REGISTRY (pid $(cat "$pidfile"))"; return; }
-    log "Registry settings changed: restarting it"
-    kill "$(cat "$pidfile")"
-    for ((i = 0; i < 50; i++)); do running "$pidfile" docker-registry || break; sleep 0.2; done
+  if ! pid_of registry >/dev/null; then
+    [ "$(registry_status)" = 000 ] || die "something else already listens on 127.0.0.1:$REGISTRY_PORT"
   fi
-  [ "$(registry_status)" = 000 ] || die "something else already listens on 127.0.0.1:$REGISTRY_PORT"
-  log "Starting the registry on $REGISTRY (log: $REGISTRY_DIR/registry.log)"
-  setsid docker-registry serve "$REGISTRY_DIR/config.yml" </dev/null >>"$REGISTRY_DIR/registry.log" 2>&1 &
-  echo $! >"$pidfile"
-  wait_for 20 $! registry_up ||
-    die "the registry did not answer within 20s; last lines of $REGISTRY_DIR/registry.log:
-$(tail -n 15 "$REGISTRY_DIR/registry.log")"
+  start_daemon registry docker-registry serve "$REGISTRY_DIR/config.yml"
+  wait_healthy registry 20 registry_up
 }
 
 check_registry() {
@@ -212,7 +191,7 @@ build_pause_image() {
     log "Pause image $PAUSE_IMAGE is up to date"
     return
   fi
-  log "Building $PAUSE_IMAGE from scripts/pause (static C, FROM scratch)"
+  log "Building $PAUSE_IMAGE from platform/images/pause (static C, FROM scratch)"
   local context
   context=$(mktemp -d)
   cp "$PAUSE_SRC/Dockerfile" "$context/"
@@ -246,5 +225,6 @@ build_base_image
 push_image "$BASE_IMAGE" "$REGISTRY/$BASE_IMAGE"
 build_pause_image
 push_image "$PAUSE_IMAGE" "$PAUSE_IMAGE"
+"$ROOT_DIR/platform/database.sh" start
 log "Platform ready: Docker engine on the default socket, registry $REGISTRY (credentials: $CREDENTIALS),"
-log "  images $BASE_IMAGE, $REGISTRY/$BASE_IMAGE, $PAUSE_IMAGE"
+log "  images $BASE_IMAGE, $REGISTRY/$BASE_IMAGE, $PAUSE_IMAGE; PostgreSQL on 127.0.0.1:$POSTGRES_PORT"

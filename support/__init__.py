@@ -1,0 +1,1 @@
+"""The project's own Python tooling, shared by scripts/, the tests and the bench (never by the program)."""

@@ -1,0 +1,63 @@
+"""What the language host asks of a program's Python environment, answered from inside it: in the
+host's own process when it runs there, else as `python python_environment.py QUERY [ARG]` (JSON on
+stdout). Standard library only: it runs in any virtualenv."""
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import re
+import sys
+
+
+def _name(dist) -> str:
+    return dist.metadata["Name"]
+
+
+def packages() -> list:
+    """Every distribution, with the pulumi-plugin.json of its top-level package when it has one
+    (the file Pulumi packages ship to name their plugin)."""
+    found = []
+    for dist in importlib.metadata.distributions():
+        try:
+            spec = importlib.util.find_spec(_name(dist).replace("-", "_").lower())
+        except (ImportError, ValueError):
+            spec = None
+        plugin = None
+        for location in (spec and spec.submodule_search_locations) or []:
+            path = os.path.join(location, "pulumi-plugin.json")
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8") as handle:
+                    plugin = json.load(handle)
+        found.append({"name": _name(dist), "version": dist.version, "plugin": plugin})
+    return found
+
+
+def dependencies(transitive: bool) -> list:
+    """The installed distributions, as `pip list` shows them (without --not-required: only those that
+    no other one requires)."""
+    dists = list(importlib.metadata.distributions())
+    required = set()
+    if not transitive:
+        for dist in dists:
+            for requirement in dist.requires or []:
+                if "extra ==" not in requirement:
+                    required.add(re.split(r"[^A-Za-z0-9._-]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-"))
+    return sorted(({"name": _name(d), "version": d.version} for d in dists
+                   if _name(d).lower().replace("_", "-") not in required), key=lambda d: d["name"].lower())
+
+
+def about() -> dict:
+    try:
+        pip = importlib.metadata.version("pip")
+    except importlib.metadata.PackageNotFoundError:
+        pip = ""
+    return {"executable": sys.executable, "version": platform.python_version(), "pip": pip}
+
+
+QUERIES = {"packages": packages, "dependencies": lambda transitive="true": dependencies(transitive == "true"),
+           "about": about}
+
+if __name__ == "__main__":
+    print(json.dumps(QUERIES[sys.argv[1]](*sys.argv[2:])))
