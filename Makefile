@@ -5,13 +5,22 @@ SHELL := /bin/bash
 
 STACK ?= dev
 
-.PHONY: help up test toolchain platform platform-down cluster cluster-down venv bench
+.PHONY: help up dev logs status test toolchain platform platform-down cluster cluster-down venv bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 up: ## Bring up STACK (default dev; FROM=dev for a personal copy of a stack) and print its URL
 	@scripts/up.sh $(STACK) $(FROM)
+
+dev: ## Follow the sources: a save rebuilds and rolls its service of STACK, then prints its URL
+	@scripts/devtools.sh dev $(STACK)
+
+logs: ## Follow the logs of STACK's services (SERVICE=name for one)
+	@scripts/devtools.sh logs $(STACK) $(SERVICE)
+
+status: ## STACK's services: running image digest, health or readiness, URL
+	@scripts/devtools.sh status $(STACK)
 
 test: ## Run the whole test suite (unit + integration) on the real platform
 	@scripts/test.sh

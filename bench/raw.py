@@ -8,18 +8,20 @@ images, flags, limits, hardening and health checks, and the same "wait until hea
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
 from string import Template
 from typing import Iterable, Mapping, Sequence
 
 import docker
 
-from components.config import ServiceSpec
-from components.workload import SERVICE_LABEL, http_check_command
+from components.spec import ServiceSpec
+from components.workload import SERVICE_LABEL, endpoint, http_check_command, link_env
 from support.testing import STACK_LABEL, RegistryCredentials, wait_for
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -27,10 +29,11 @@ HEALTH_TIMEOUT = 90  # the stack's wait_timeout
 
 
 def run(command: Sequence[str], env: Mapping[str, str] | None = None, stdin: str | None = None,
-        check: bool = True) -> str:
-    result = subprocess.run(list(command), env=env, input=stdin, capture_output=True, text=True, timeout=600)
+        check: bool = True, cwd: Path | None = None) -> str:
+    result = subprocess.run(list(command), env=env, input=stdin, capture_output=True, text=True, timeout=900, cwd=cwd)
     if check and result.returncode != 0:
-        raise RuntimeError(f"{shlex.join(command)} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+        output = (result.stderr.strip() or result.stdout.strip())[-2000:]  # pulumi reports errors on stdout
+        raise RuntimeError(f"{shlex.join(command)} failed ({result.returncode}): {output}")
     return result.stdout
 
 
@@ -73,6 +76,7 @@ class RawDockerApp:
                  port_offset: int):
         self.cli, self.name, self.services, self.repository = cli, name, services, repository
         self.port_offset = port_offset
+        self.steps: dict[str, float] = {}
         self.labels = {"app.kubernetes.io/part-of": "cloudservice", STACK_LABEL: name}
 
     def container(self, service: ServiceSpec) -> str:
@@ -82,56 +86,81 @@ class RawDockerApp:
         local, remote = f"{self.name}/{service.name}:{tag}", f"{self.repository}/{service.name}:{tag}"
         build_args = [arg for key, value in sorted(service.build.args.items()) for arg in ("--build-arg", f"{key}={value}")]
         labels = [arg for key, value in sorted(self.labels.items()) for arg in ("--label", f"{key}={value}")]
-        self.cli("build", "-q", "-t", local, "-f", os.path.join(service.build.context, service.build.dockerfile),
-                 *build_args, *labels, service.build.context)
-        self.cli("tag", local, remote)
-        self.cli("push", "-q", remote)
+        with self.step("build"):
+            self.cli("build", "-q", "-t", local, "-f", os.path.join(service.build.context, service.build.dockerfile),
+                     *build_args, *labels, service.build.context)
+        with self.step("tag and push"):
+            self.cli("tag", local, remote)
+            self.cli("push", "-q", remote)
         return remote
 
+    @contextlib.contextmanager
+    def step(self, name: str):
+        """Times one step of the sequence into `steps` (the phases section reads them)."""
+        start = time.perf_counter()
+        yield
+        self.steps[name] = time.perf_counter() - start
+
     def run_args(self, service: ServiceSpec, image: str) -> list[str]:
-        """`docker run` with the flags components/docker_deployment.py gives the container."""
+        """`docker run` with the flags components/docker_service.py gives the container."""
         args = [
             "run", "-d", "--name", self.container(service), "--hostname", service.name,
             "--network", self.name, "--network-alias", service.name, "--restart", "unless-stopped",
-            "--user", f"{service.user}:{service.user}", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+            "--cap-drop", "ALL", *(f"--cap-add={cap}" for cap in service.capabilities),
+            "--security-opt", "no-new-privileges:true",
             "--memory", f"{service.memory_mb}m", "--memory-swap", f"{service.memory_mb}m", "--cpus", str(service.cpu),
             "--label", f"{SERVICE_LABEL}={service.name}", *(f"--label={k}={v}" for k, v in self.labels.items()),
         ]
+        if service.user is not None:
+            args += ["--user", "{}:{}".format(*service.user)]
         if service.read_only:
             args += ["--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m"]
         if service.volume is not None:
             args += ["-v", f"{self.container(service)}-data:{service.volume.path}"]
-        if service.publish is not None:
-            args += ["-p", f"127.0.0.1:{service.publish + self.port_offset}:{service.port}"]
-        for link in service.links:
-            port = next(s.port for s in self.services if s.name == link)
-            args += ["-e", f"{link.upper()}_HOST={link}", "-e", f"{link.upper()}_PORT={port}"]
-        if service.health_path or service.health_command:
+        for port in service.published:
+            args += ["-p", f"127.0.0.1:{port.publish + self.port_offset}:{port.port}"]
+        services = {other.name: other for other in self.services}
+        env = {**service.env, **link_env({link: endpoint(services[link]) for link in service.links})}
+        args += [arg for name, value in sorted(env.items()) for arg in ("-e", f"{name}={value}")]
+        health = service.health
+        if health is not None:
             # The CLI takes the shell form only (the stack's command check is exec form: one sh less).
-            check = http_check_command(service)[1] if service.health_path else shlex.join(service.health_command)
-            args += ["--health-cmd", check, "--health-interval", "2s", "--health-timeout", "3s",
-                     "--health-retries", "3", "--health-start-period", "2s"]
+            check = http_check_command(health)[1] if health.path else shlex.join(health.command)
+            args += ["--health-cmd", check, "--health-interval", f"{health.interval}s", "--health-timeout",
+                     f"{health.timeout}s", "--health-retries", str(health.retries),
+                     "--health-start-period", f"{health.start_period}s"]
         return [*args, image]
 
-    def start(self, service: ServiceSpec, image: str) -> None:
-        self.cli(*self.run_args(service, image))
-        self.cli.wait_healthy([self.container(service)])
-
     def up(self, tag: str) -> None:
-        images = {service.name: self.build_and_push(service, tag) for service in self.services}
+        """Builds and pushes what has a build, then runs the services one after another, as a script
+        would: a service waits for the services it links to to be healthy (the stack's depends_on +
+        wait), the rest start without waiting; then every container is waited for until healthy."""
+        images = {service.name: service.image or self.build_and_push(service, tag) for service in self.services}
         self.cli("network", "create", "--driver", "bridge", "--label", f"{STACK_LABEL}={self.name}", self.name)
         for service in self.services:
             if service.volume is not None:
                 self.cli("volume", "create", "--label", f"{STACK_LABEL}={self.name}", f"{self.container(service)}-data")
-        # Linked services first, each healthy before the next starts: the stack's depends_on + wait.
-        for service in self.services:
-            self.start(service, images[service.name])
+        healthy: set[str] = set()
+        for service in self.services:  # linked services come first
+            waits = [link for link in service.links if link not in healthy]
+            self.cli.wait_healthy(f"{self.name}-{link}" for link in waits)
+            healthy.update(waits)
+            self.cli(*self.run_args(service, images[service.name]))
+        self.cli.wait_healthy(self.container(service) for service in self.services if service.name not in healthy)
 
-    def redeploy(self, service: ServiceSpec, tag: str) -> None:
-        """A source change: build && push && rm -f && run, then wait until healthy."""
+    def url(self, service: ServiceSpec) -> str:
+        return f"http://127.0.0.1:{service.main_port.publish + self.port_offset}"
+
+    def redeploy(self, service: ServiceSpec, tag: str, wait: bool = True) -> None:
+        """A source change: build && push && rm -f && run, then (`wait`) wait until healthy."""
         image = self.build_and_push(service, tag)
-        self.cli("rm", "-f", self.container(service))
-        self.start(service, image)
+        with self.step("rm -f"):
+            self.cli("rm", "-f", self.container(service))
+        with self.step("run"):
+            self.cli(*self.run_args(service, image))
+        if wait:
+            with self.step("health wait (0.1 s poll)"):
+                self.cli.wait_healthy([self.container(service)])
 
     def down(self) -> None:
         self.cli("rm", "-f", *(self.container(service) for service in self.services), check=False)
@@ -148,6 +177,7 @@ class ComposeApp:
         self.cli, self.project = cli, project
         self.env = {**cli.env, "APP_DIR": str(app_dir), "WEB_PORT": str(web_port), "BASE_IMAGE": base_image,
                     "BENCH_STACK": project}
+        self.url = f"http://127.0.0.1:{web_port}"
 
     def compose(self, *args: str, check: bool = True) -> str:
         return run(["docker-compose", "-p", self.project, "-f", str(BENCH_DIR / "compose.yaml"), *args],
@@ -157,6 +187,10 @@ class ComposeApp:
         # depends_on (service_healthy) makes up wait for redis; web's health is waited for here.
         self.compose("up", "-d", "--build")
         self.cli.wait_healthy(self.compose("ps", "-q").split())
+
+    def rebuild(self, service: str) -> None:
+        """What a Compose user runs after a change: rebuild and recreate that one service."""
+        self.compose("up", "-d", "--build", service)
 
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", check=False)

@@ -28,41 +28,63 @@ import yaml
 from pulumi import automation as auto
 
 from components.config import parse_stack_config
+from components.workload import SERVICE_LABEL
+from support.processes import OutputWatcher
 from support.testing import (
-    ROOT, ProjectCopy, RegistryCredentials, changed_resources, get_json, http, wait_for,
+    ROOT, STACK_LABEL, ProjectCopy, RegistryCredentials, edit_app_version, get_json, http, wait_for,
 )
 
+from .cli import PulumiCli
+from .phases import bench_phases
 from .raw import BENCH_DIR, ComposeApp, DockerCli, KubectlApp, RawDockerApp, run
 from .timing import Figures, log
 
-SECTIONS = ("unit", "cold", "steady", "kubernetes", "scale")
+SECTIONS = ("unit", "cold", "steady", "kubernetes", "scale", "dev", "phases")
 SCALES = (1, 10, 50)
+RAW_SCALES = (10, 50)
 STAMP = "# bench: "
+UP = "`pulumi up --yes --skip-preview`"
 
-# What each figure measures (the README table's first column), in table order.
+# What each figure measures (the README table's first column), in table order. Every `pulumi` figure
+# is the CLI as a user types it; `.automation` ones drive the same through the Automation API.
 DESCRIPTIONS = {
     "unit": "`pytest tests/unit -q` (the unit suite, wall time)",
-    "cold.pulumi": "cold `pulumi up` of a fresh dev stack: build x2, push x2, network, volume, 2 containers healthy",
+    "cold.pulumi": f"cold {UP} of a fresh dev stack: build x2, push x2, network, volume, 2 containers healthy",
     "cold.raw": "the same with the docker CLI: build x2, tag, push x2, network/volume create, run x2, wait healthy",
     "cold.compose": "the same under `docker-compose up -d --build` + wait healthy (builds, no push)",
     "noop.preview": "no-op `pulumi preview` of the dev stack (all resources `same`)",
-    "noop.up": "no-op `pulumi up` of the dev stack (all `same`, nothing rebuilt)",
+    "noop.up": f"no-op {UP} of the dev stack (all `same`, nothing rebuilt)",
+    "noop.up.automation": "the same no-op up through the Automation API (`stack.up()`)",
     "empty.preview": "`pulumi preview` of an empty Python program: Pulumi's floor",
-    "edit.pulumi": "app/web/server.py changed: `pulumi up` (rebuild, push, replace web, healthy)",
+    "edit.pulumi": f"app/web/server.py changed: {UP} (rebuild, push, replace web, healthy)",
     "edit.raw": "the same by hand: docker build && push && rm -f && run + wait healthy",
-    "k8s.pulumi": "`pulumi up` of a fresh staging stack (by digest) until the rollout completes",
+    "k8s.pulumi": f"{UP} of a fresh staging stack (by digest) until the rollout completes",
     "k8s.kubectl": "`kubectl apply` of equivalent manifests + `kubectl rollout status`",
     **{f"scale{n}.{op}": f"`pulumi {op}` of a fresh dev stack with {n} service(s)" for n in SCALES for op in ("preview", "up")},
+    **{f"scale{n}.raw": f"the same {n} services by hand: build+push the first, `docker run` one after another, wait healthy"
+       for n in RAW_SCALES},
+    "dev.pulumi": "`make dev` running: web's version changed in server.py -> the new version answers on its URL",
+    "dev.raw": "the same by hand: docker build && push && rm -f && run -> the new version answers",
+    "dev.compose": "the same under Compose: `docker-compose up -d --build web` -> the new version answers",
 }
 RATIOS = {
     "cold pulumi/raw": ("cold.pulumi", "cold.raw"),
     "cold pulumi/compose": ("cold.pulumi", "cold.compose"),
+    "edit pulumi/raw": ("edit.pulumi", "edit.raw"),
     "no-op preview/empty preview": ("noop.preview", "empty.preview"),
     "no-op up/empty preview": ("noop.up", "empty.preview"),
-    "edit pulumi/raw": ("edit.pulumi", "edit.raw"),
+    "no-op up automation/CLI": ("noop.up.automation", "noop.up"),
     "kubernetes pulumi/kubectl": ("k8s.pulumi", "k8s.kubectl"),
-    "scale 50/1 up": ("scale50.up", "scale1.up"),
-    "scale 50/1 preview": ("scale50.preview", "scale1.preview"),
+    "scale10 pulumi/raw": ("scale10.up", "scale10.raw"),
+    "scale50 pulumi/raw": ("scale50.up", "scale50.raw"),
+    "dev save-to-live/raw": ("dev.pulumi", "dev.raw"),
+    "dev save-to-live/compose": ("dev.pulumi", "dev.compose"),
+}
+# The goals of issue #14, as upper bounds of the median ratios.
+GOALS = {
+    "cold pulumi/raw": 1.3, "edit pulumi/raw": 1.3, "no-op preview/empty preview": 1.3,
+    "kubernetes pulumi/kubectl": 1.3, "scale10 pulumi/raw": 1.0, "scale50 pulumi/raw": 1.0,
+    "dev save-to-live/raw": 1.3,
 }
 
 
@@ -95,16 +117,21 @@ class Bench:
         self.cleanups: list[Callable[[], None]] = []
         self.built_labels: list[str] = []  # stack labels of every image built, removed at the end
         self.images: Optional[dict] = None  # repo@sha256 of web and redis, once a dev stack pushed them
+        self.phases: dict[str, dict[str, float]] = {}  # the `phases` section's breakdown
 
         # The raw side runs the app spec the stacks run: Pulumi.yaml's services, the dev build args.
         dev = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
         spec = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["services"]["value"]
         self.repository = dev["cloudservice:imageRepository"]
         self.build_args = dev["cloudservice:buildArgs"]
-        self.services = parse_stack_config(
+        self.services = self.parse_services(spec)
+
+    def parse_services(self, spec: dict):
+        """The ServiceSpecs a stack with this `services` config and the dev build args runs."""
+        return parse_stack_config(
             {"services": spec, "buildArgs": self.build_args}, project="cloudservice", stack="bench",
             base_dir=str(self.project.directory),
-        ).services
+        ).app.services
 
     def name(self, what: str) -> str:
         return f"bench-{self.id}-{what}"
@@ -119,8 +146,10 @@ class Bench:
     def dev_stack(self, what: str) -> auto.Stack:
         return self.stack("dev", what, config={"portOffset": str(free_port() - 8080)})
 
-    def raw_app(self) -> RawDockerApp:
-        app = RawDockerApp(self.cli, self.name("raw"), self.services, self.repository, free_port() - 8080)
+    def raw_app(self, what: str = "raw", services=None) -> RawDockerApp:
+        services = services or self.services
+        published = next(service.published[0].publish for service in services if service.published)
+        app = RawDockerApp(self.cli, self.name(what), services, self.repository, free_port() - published)
         self.cleanups.append(app.down)
         self.built_labels.append(app.name)
         return app
@@ -149,10 +178,14 @@ class Bench:
         for service in services:
             stamp(files[service], f"{self.id}-{nonce}")
 
-    def seed_images(self, stack: auto.Stack, result: auto.UpResult) -> None:
-        self.images = result.outputs["images"].value
-        url = result.outputs["url"].value
-        assert get_json(url + "/")[0] == 200, f"{stack.name} does not serve {url}"
+    def pulumi(self, stack: auto.Stack) -> PulumiCli:
+        return PulumiCli(self.project.directory, self.project.env, stack.name)
+
+    def seed_images(self, cli: PulumiCli) -> None:
+        """Keeps the digests a dev stack pushed (later sections deploy them), once it serves."""
+        outputs = cli.outputs()
+        self.images = outputs["images"]
+        assert get_json(outputs["url"] + "/")[0] == 200, f"{cli.stack} does not serve {outputs['url']}"
 
     def close(self) -> None:
         """Removes everything the bench made; each step on its own, so one failure skips nothing."""
@@ -177,12 +210,12 @@ def bench_unit(b: Bench) -> None:
 def bench_cold(b: Bench) -> None:
     """Section 1: from nothing to healthy, each side building the same sources from the same cache
     state: every run stamps both build contexts anew, so the COPY layer and all after it rebuild."""
-    dev, raw = b.dev_stack("dev"), b.raw_app()
+    dev, raw = b.pulumi(b.dev_stack("dev")), b.raw_app()
     compose = ComposeApp(b.cli, b.name("compose"), b.app_dir, free_port(), b.build_args["BASE_IMAGE"])
     b.cleanups.append(compose.down)
     b.built_labels.append(compose.project)
     sides = {
-        "pulumi": (lambda: b.seed_images(dev, dev.up()), dev.destroy),
+        "pulumi": (dev.up, dev.destroy),
         "raw": (lambda: raw.up(tag=b.name(f"cold-{run_index}")), raw.down),
         "compose": (compose.up, compose.down),
     }
@@ -190,10 +223,12 @@ def bench_cold(b: Bench) -> None:
         for side, (up, down) in sides.items():
             b.stamp_app(f"cold-{side}-{run_index}")
             b.timed(f"cold.{side}", up, reset=down)
+            if side == "pulumi":
+                b.seed_images(dev)
             down()
 
 
-def empty_stack(b: Bench) -> auto.Stack:
+def empty_stack(b: Bench) -> PulumiCli:
     """A project whose program declares nothing, on the same language host and venv."""
     directory = b.workdir / "empty"
     (directory / ".state").mkdir(parents=True)
@@ -201,21 +236,32 @@ def empty_stack(b: Bench) -> auto.Stack:
         "name: bench-empty\nruntime:\n  name: python\n  options: {toolchain: pip, virtualenv: venv}\n")
     (directory / "__main__.py").write_text('"""Declares nothing: what remains is Pulumi\'s own cost."""\n')
     (directory / "venv").symlink_to(ROOT / "venv")
-    return auto.create_stack(b.name("empty"), work_dir=str(directory), opts=auto.LocalWorkspaceOptions(
-        work_dir=str(directory), env_vars={"PULUMI_BACKEND_URL": f"file://{directory / '.state'}"}))
+    env = {"PULUMI_BACKEND_URL": f"file://{directory / '.state'}"}
+    auto.create_stack(b.name("empty"), work_dir=str(directory),
+                      opts=auto.LocalWorkspaceOptions(work_dir=str(directory), env_vars=env))
+    return PulumiCli(directory, env, b.name("empty"))
+
+
+def container_ids(b: Bench, stack: str) -> dict[str, str]:
+    """Service -> ID of the container the engine runs for it, for one stack."""
+    containers = b.cli.client.containers.list(all=True, filters={"label": f"{STACK_LABEL}={stack}"})
+    return {container.labels[SERVICE_LABEL]: container.id for container in containers}
 
 
 def bench_steady(b: Bench) -> None:
     """Sections 2 and 3: no-op preview/up against Pulumi's floor, then one changed source file."""
-    dev, raw = b.dev_stack("steady"), b.raw_app()
+    stack = b.dev_stack("steady")
+    dev, raw = b.pulumi(stack), b.raw_app()
     b.stamp_app("steady")
-    b.seed_images(dev, dev.up())
+    dev.up()
+    b.seed_images(dev)
     raw.up(tag=b.name("steady"))
 
     for _ in range(b.runs):
-        preview = b.figures.time("noop.preview", lambda: dev.preview(expect_no_changes=True))
-        assert set(preview.change_summary) == {"same"}, preview.change_summary
-        result = b.figures.time("noop.up", dev.up)
+        b.figures.time("noop.preview", lambda: dev.preview("--expect-no-changes"))
+        b.figures.time("noop.up", lambda: dev.up())
+        assert set(dev.last_changes()) == {"same"}, dev.last_changes()
+        result = b.figures.time("noop.up.automation", stack.up)
         assert set(result.summary.resource_changes) == {"same"}, result.summary.resource_changes
     empty = empty_stack(b)
     for _ in range(b.runs):
@@ -223,11 +269,11 @@ def bench_steady(b: Bench) -> None:
 
     web = next(service for service in b.services if service.name == "web")
     for run_index in range(b.runs):
+        before = container_ids(b, stack.name)
         b.stamp_app(f"edit-pulumi-{run_index}", services=("web",))
-        events: list = []
-        b.timed("edit.pulumi", lambda: dev.up(on_event=events.append), reset=events.clear)
-        changed = {kind.rsplit(":", 1)[1] for kind, name in changed_resources(events) if name == "web"}
-        assert changed == {"RemoteImage", "RegistryImage", "Container"}, changed_resources(events)
+        b.timed("edit.pulumi", dev.up)
+        after = container_ids(b, stack.name)
+        assert after["redis"] == before["redis"] and after["web"] != before["web"], (before, after)
         b.stamp_app(f"edit-raw-{run_index}", services=("web",))
         b.timed("edit.raw", lambda: raw.redeploy(web, tag=b.name(f"edit-{run_index}")))
     dev.destroy()
@@ -237,9 +283,10 @@ def bench_steady(b: Bench) -> None:
 def ensure_images(b: Bench) -> dict:
     """The digests a dev stack pushed (the cold section leaves them; a partial run makes them)."""
     if b.images is None:
-        seed = b.dev_stack("seed")
+        seed = b.pulumi(b.dev_stack("seed"))
         b.stamp_app("seed")
-        b.seed_images(seed, seed.up())
+        seed.up()
+        b.seed_images(seed)
         seed.destroy()
     return b.images
 
@@ -247,10 +294,10 @@ def ensure_images(b: Bench) -> dict:
 def bench_kubernetes(b: Bench) -> None:
     """Section 4: the same digests on the cluster; distinct namespaces, fresh each run."""
     images = ensure_images(b)
-    staging = b.stack("staging", "staging", config={
+    staging = b.pulumi(b.stack("staging", "staging", config={
         "images": json.dumps(images),  # no build: the images the dev stack pushed, like the manifests
         "kubernetes": json.dumps({"namespace": b.name("k8s-pulumi"), "serviceType": "NodePort"}),
-    })
+    }))
 
     def kubectl_app(what: str) -> KubectlApp:
         app = KubectlApp(b.name(what), images, b.registry, replicas=2)
@@ -280,17 +327,79 @@ def scale_spec(count: int, image: str) -> dict:
 
 
 def bench_scale(b: Bench) -> None:
-    """Section 5: preview and up of fresh stacks with 1, 10 and 50 services."""
+    """Section 5: preview and up of fresh stacks with 1, 10 and 50 services; the same services by
+    hand at 10 and 50."""
     image = ensure_images(b)["redis"]
     for count in SCALES:
-        stack = b.stack("dev", f"scale{count}", config={
-            "services": json.dumps(scale_spec(count, image)), "portOffset": str(free_port() - 6379),
-        })
-        for _ in range(b.runs):
-            preview = b.figures.time(f"scale{count}.preview", stack.preview)
-            assert set(preview.change_summary) == {"create"}, preview.change_summary
-            b.timed(f"scale{count}.up", stack.up)
+        spec = scale_spec(count, image)
+        stack = b.pulumi(b.stack("dev", f"scale{count}", config={
+            "services": json.dumps(spec), "portOffset": str(free_port() - 6379),
+        }))
+        raw = b.raw_app(f"scale{count}", b.parse_services(spec)) if count in RAW_SCALES else None
+        for run_index in range(b.runs):
+            b.figures.time(f"scale{count}.preview", stack.preview)
+            b.timed(f"scale{count}.up", stack.up, reset=stack.destroy)
+            assert set(stack.last_changes()) == {"create"}, stack.last_changes()
             stack.destroy()
+            if raw is not None:
+                b.timed(f"scale{count}.raw", lambda: raw.up(tag=b.name(f"scale-{run_index}")), reset=raw.down)
+                raw.down()
+
+
+def set_version(b: Bench, version: str) -> str:
+    """Changes the version web reports (one line of server.py), as a developer's edit would."""
+    edit_app_version(b.project, version)
+    return version
+
+
+def wait_for_version(url: str, version: str) -> None:
+    """Until the service at `url` answers with `version` (polled every 0.05 s)."""
+    def answers() -> bool:
+        status, document = get_json(url + "/")
+        return status == 200 and document.get("version") == version
+    wait_for(answers, timeout=180, interval=0.05, what=f"version {version} at {url}")
+
+
+def bench_dev(b: Bench) -> None:
+    """Section 6: save -> the new version answering. `make dev`'s loop (devtools) on a dev stack,
+    then the same edit by hand (build, push, replace) and under Compose (rebuild one service)."""
+    stack = b.dev_stack("devloop")
+    cli = b.pulumi(stack)
+    b.stamp_app("devloop")
+    loop = OutputWatcher([str(ROOT / "venv/bin/python"), "-m", "devtools", "dev", "--stack", stack.name],
+                         cwd=b.project.directory, env={**b.project.env, "PYTHONPATH": str(ROOT)})
+    b.cleanups.append(loop.stop)
+    loop.wait_for("[dev] watching", timeout=600)
+    url = cli.outputs()["url"]
+    for run_index in range(b.runs):
+        version = f"{b.id}-dev-{run_index}"
+        before, mark = container_ids(b, stack.name), loop.mark()
+        b.figures.time("dev.pulumi", lambda: wait_for_version(url, set_version(b, version)))
+        loop.wait_for("[dev] web is live", timeout=60, since=mark)
+        after = container_ids(b, stack.name)
+        assert after["redis"] == before["redis"] and after["web"] != before["web"], (before, after)
+    loop.stop()  # before the other sides edit the same files
+    cli.destroy()
+
+    raw = b.raw_app()
+    raw.up(tag=b.name("dev-raw"))
+    web = next(service for service in b.services if service.name == "web")
+    for run_index in range(b.runs):
+        version = f"{b.id}-raw-{run_index}"
+        b.figures.time("dev.raw", lambda: (
+            set_version(b, version), raw.redeploy(web, tag=b.name(f"dev-{run_index}"), wait=False),
+            wait_for_version(raw.url(web), version)))
+    raw.down()
+
+    compose = ComposeApp(b.cli, b.name("compose-dev"), b.app_dir, free_port(), b.build_args["BASE_IMAGE"])
+    b.cleanups.append(compose.down)
+    b.built_labels.append(compose.project)
+    compose.up()
+    for run_index in range(b.runs):
+        version = f"{b.id}-compose-{run_index}"
+        b.figures.time("dev.compose", lambda: (
+            set_version(b, version), compose.rebuild("web"), wait_for_version(compose.url, version)))
+    compose.down()
 
 
 def machine_info() -> dict:
@@ -329,9 +438,14 @@ def render_table(results: dict) -> str:
         if figure:
             runs = ", ".join(f"{seconds:.2f}" for seconds in figure["runs"])
             lines.append(f"| `{key}` | {description} | {runs} | {figure['min']:.2f} | {figure['median']:.2f} |")
-    lines += ["", "| ratio | median | min |", "|---|---|---|"]
+    lines += ["", "| ratio | median | min | goal |", "|---|---|---|---|"]
     for key, ratio in results["ratios"].items():
-        lines.append(f"| {key} | {ratio['median']:.2f}x | {ratio['min']:.2f}x |")
+        goal = GOALS.get(key)
+        verdict = "" if goal is None else f"<= {goal:.1f}x: {'met' if ratio['median'] <= goal else 'not met'}"
+        lines.append(f"| {key} | {ratio['median']:.2f}x | {ratio['min']:.2f}x | {verdict} |")
+    for group, phases in results.get("phases", {}).items():
+        lines += ["", f"| {group} | median (s) |", "|---|---|"]
+        lines += [f"| {phase} | {seconds:.2f} |" for phase, seconds in phases.items()]
     return "\n".join(lines)
 
 
@@ -346,7 +460,8 @@ def write_results(results: dict) -> None:
 
 
 SECTION_FUNCTIONS = {
-    "unit": bench_unit, "cold": bench_cold, "steady": bench_steady, "kubernetes": bench_kubernetes, "scale": bench_scale,
+    "unit": bench_unit, "cold": bench_cold, "steady": bench_steady, "kubernetes": bench_kubernetes,
+    "scale": bench_scale, "dev": bench_dev, "phases": bench_phases,
 }
 assert tuple(SECTION_FUNCTIONS) == SECTIONS
 
@@ -380,7 +495,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     for key, (numerator, denominator) in RATIOS.items():
         if numerator in figures.figures and denominator in figures.figures:
             figures.ratio(key, numerator, denominator)
-    results = {"runs": runs, "machine": machine_info(), "figures": figures.figures, "ratios": figures.ratios}
+    results = {"runs": runs, "machine": machine_info(), "figures": figures.figures, "ratios": figures.ratios,
+               "phases": bench.phases}
     print(render_table(results))
     if not args.no_write:
         write_results(results)

@@ -327,15 +327,17 @@ class KubernetesService(pulumi.ComponentResource):
         self.service_name, urls = None, {}
         if spec.ports:
             published = spec.published
-            # A new Service waits for ready endpoints, which the rollout check covers; only a load
-            # balancer's address (the URL) is worth the provider's wait, bounded by ready_timeout.
+            service_type = settings.service_type if published else "ClusterIP"
+            # pulumi-kubernetes waits for ready endpoints and then 10 s for them to "settle" (its
+            # await/service.go), which the rollout check already covers: only a load balancer's
+            # address (the URL) is worth the provider's wait, bounded by ready_timeout.
             service_annotations = {"pulumi.com/timeoutSeconds": str(args.ready_timeout)} \
-                if settings.service_type == "LoadBalancer" and published else SKIP_AWAIT
+                if service_type == "LoadBalancer" else SKIP_AWAIT
             service = k8s.core.v1.Service(
                 name,
                 metadata=ObjectMetaArgs(name=spec.name, namespace=args.namespace, labels=labels, annotations=service_annotations),
                 spec={
-                    "type": settings.service_type if published else "ClusterIP",
+                    "type": service_type,
                     "selector": selector,
                     "ports": [{"name": p.name, "port": p.publish or p.port, "targetPort": p.port} for p in spec.ports],
                 },

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Pulumi CLI, the Python language host and the docker/kubernetes resource plugins from Go
-# modules (no Pulumi downloads), caches them by version and installs the plugins into Pulumi's cache.
+# modules and `pulumi watch`'s helper from crates.io (no Pulumi downloads), caches them by version and
+# installs the plugins into Pulumi's cache.
 set -euo pipefail
 source "$(dirname "$0")/../platform/lib.sh"
 
@@ -64,6 +65,20 @@ install_language_host() {
   install -m 0755 "$ROOT_DIR"/toolchain/python-language-host/* "$BIN_DIR/"
 }
 
+# `pulumi watch` runs its file watcher, pulumi-watch, from beside the CLI. Pulumi only publishes it
+# prebuilt: build its source (toolchain/pulumi-watch, Rust) with cargo and crates.io, cached by version.
+build_pulumi_watch() {
+  local output=$TOOLCHAIN_DIR/pulumi-watch-v$PULUMI_WATCH_VERSION/pulumi-watch
+  if [ ! -x "$output" ]; then
+    command -v cargo >/dev/null || PATH=$HOME/.cargo/bin:$PATH  # rustup's default place
+    command -v cargo >/dev/null || die "cargo (Rust) is required to build pulumi-watch offline (https://rustup.rs)"
+    CARGO_TARGET_DIR=$TOOLCHAIN_DIR/build/pulumi-watch \
+      cargo build --release --locked --quiet --manifest-path "$ROOT_DIR/toolchain/pulumi-watch/Cargo.toml"
+    install -D -m 0755 "$TOOLCHAIN_DIR/build/pulumi-watch/release/pulumi-watch" "$output"
+  fi
+  install -m 0755 "$output" "$BIN_DIR/pulumi-watch"
+}
+
 # Puts a plugin binary into Pulumi's plugin cache (PULUMI_HOME, set by env.sh) at the exact version
 # the Python SDK asks for, so the engine never tries to download it.
 install_plugin() {
@@ -74,6 +89,7 @@ install_plugin() {
 
 with_progress "Pulumi CLI v$PULUMI_VERSION" build_pulumi_cli
 with_progress "Python language host (virtualenv with the Pulumi SDK v$PULUMI_VERSION)" install_language_host
+with_progress "pulumi-watch v$PULUMI_WATCH_VERSION (for \`pulumi watch\`)" build_pulumi_watch
 with_progress "kubernetes resource plugin v$PULUMI_KUBERNETES_VERSION" build_kubernetes_provider
 
 docker_plugin=$("$ROOT_DIR/toolchain/docker-provider/build.sh")

@@ -424,6 +424,16 @@ def test_urls_follow_the_service_type(mocks, service_type):
     assert resolve(web.urls) == {"main": expected}
 
 
+@pytest.mark.parametrize("service_type,awaited", [("ClusterIP", False), ("NodePort", False), ("LoadBalancer", True)])
+def test_only_a_load_balancer_service_is_awaited(mocks, service_type, awaited):
+    """The rollout check already waits for readiness; the provider's Service await adds a 10 s settle
+    time and is only needed for a load balancer's address (the URL), bounded by readyTimeout."""
+    deploy(mocks, settings=KubernetesSettings(namespace="cloudservice-dev", service_type=service_type))
+    annotations = mocks.get(SERVICE, "cloudservice-dev-web").inputs["metadata"].get("annotations") or {}
+    expected = {"pulumi.com/timeoutSeconds": "60"} if awaited else {"pulumi.com/skipAwait": "true"}
+    assert annotations == expected
+
+
 def test_custom_namespace(mocks):
     deploy(mocks, settings=KubernetesSettings(namespace="team-a"))
     assert mocks.get(NAMESPACE, "cloudservice-dev-namespace").inputs["metadata"]["name"] == "team-a"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from importlib import metadata
 
 import pytest
@@ -62,3 +63,13 @@ def test_virtualenv_matches_the_pins(package):
     except metadata.PackageNotFoundError:
         pytest.fail(f"{package} is pinned in requirements.txt but not installed: venv/bin/pip install -r requirements.txt")
     assert installed == read_requirements()[package], f"{package} {installed} is installed, requirements.txt pins {read_requirements()[package]}"
+
+
+def test_pulumi_watch_source_is_the_pinned_version():
+    """scripts/toolchain.sh caches the pulumi-watch build under versions.env's version: the shipped
+    source must be that version, or a changed source would never be rebuilt."""
+    with open(os.path.join(ROOT, "toolchain", "pulumi-watch", "Cargo.toml"), "rb") as handle:
+        package = tomllib.load(handle)["package"]
+    assert package["version"] == read_versions_env()["PULUMI_WATCH_VERSION"], (
+        f"toolchain/pulumi-watch is version {package['version']}: set PULUMI_WATCH_VERSION in versions.env to it"
+    )

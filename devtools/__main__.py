@@ -1,0 +1,46 @@
+"""python -m devtools {dev,logs,status} --stack NAME: see devtools/__init__.py."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .stack import Stack, StackError
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="devtools", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("dev", "watch the sources: a save rebuilds and rolls its service, then prints its URL"),
+        ("logs", "follow the logs of the stack's services"),
+        ("status", "each service's running image digest, health or readiness, and URL"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--stack", required=True)
+        if name == "logs":
+            command.add_argument("--service", default="", help="comma-separated services (default: all)")
+            command.add_argument("--tail", type=int, default=20, help="earlier lines to show first (default 20)")
+    args = parser.parse_args(argv)
+    stack = Stack(args.stack, Path.cwd())  # the project directory, as for `pulumi`
+    try:
+        if args.command == "status":
+            from .status import status
+            print(status(stack))
+        elif args.command == "logs":
+            from .logs import follow
+            follow(stack, [s for s in args.service.split(",") if s], tail=args.tail)
+        else:
+            from .dev import dev  # imports the components (content tags) only here
+            dev(stack)
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

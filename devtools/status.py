@@ -1,0 +1,31 @@
+"""`make status`: per service what really runs (image digest), whether it is healthy or ready, its URL."""
+
+from __future__ import annotations
+
+from .runtime import Workload, runtime_for
+from .stack import Stack
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def status(stack: Stack) -> str:
+    outputs = stack.outputs()
+    runtime = runtime_for(stack, outputs)
+    workloads = {row.service: row for row in runtime.workloads()}
+    declared = outputs.get("digests") or {}
+    urls = outputs.get("urls") or {}
+    services = sorted({*workloads, *(outputs.get("images") or {})})
+    where = outputs.get("network") or outputs.get("namespace")
+    rows = [["SERVICE", "STATE", "IMAGE DIGEST", "URL"]]
+    notes = []
+    for service in services:
+        row = workloads.get(service, Workload(service, "not running", ()))
+        rows.append([service, row.state, ", ".join(row.digests) or "-", urls.get(service) or "-"])
+        wanted = declared.get(service)
+        if wanted and row.digests and set(row.digests) != {wanted}:
+            notes.append(f"note: {service} runs {', '.join(row.digests)} but the stack declares {wanted}: run `make up`")
+    header = f"stack {stack.name} on {outputs['target']} ({where}), {len(services)} services"
+    return "\n".join([header, table(rows), *notes])
