@@ -109,9 +109,10 @@ def container(docker_client, example: Example, service: str):
 
 
 def changed_services(example: Example, events) -> set[str]:
-    """The resource names (without the stack's prefix) that an operation created, updated, replaced or deleted."""
+    """The services whose resources an operation created, updated, replaced or deleted (a service's
+    rollout check, `<service>-ready`, runs again with it)."""
     prefix = f"cloudservice-{example.stack.name}-"
-    return {name.removeprefix(prefix) for _, name in changed_resources(events)}
+    return {name.removeprefix(prefix).removesuffix("-ready") for _, name in changed_resources(events)}
 
 
 def resources_in_state(stack: auto.Stack) -> list[str]:
