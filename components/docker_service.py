@@ -19,27 +19,18 @@ import pulumi_docker as docker
 from .network import docker_labels
 from .readiness import CheckArgs, DockerWorkload, JobCheck, RolloutCheck
 from .spec import JobSpec, ServiceSpec, WorkloadSpec
-from .workload import FILES_HASH, SECRETS_DIR, SECRETS_REVISION, Endpoint, files_hash, first_release_alias, http_check_command, link_env, workload_labels
+from .workload import FILES_HASH, SECRETS_DIR, SECRETS_REVISION, WorkloadArgs, files_hash, first_release_alias, http_check_command, link_env, workload_labels
 
 FIRST_RELEASE_PARENT = ("docker", "cloudservice:index:DockerDeployment")
 
 
 @dataclass(kw_only=True)
-class DockerWorkloadArgs:
-    image: pulumi.Input[str]
-    """The image to run (a local image ID or an immutable reference)."""
+class DockerWorkloadArgs(WorkloadArgs):
     network: pulumi.Input[str]
-    labels: Mapping[str, str]
-    """The stack's labels; the workload adds its own name."""
-    links: Mapping[str, Endpoint] = field(default_factory=dict)
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Secret config key -> value, for the keys the workload uses."""
-    after: Sequence[pulumi.Resource] = ()
-    """What must be done before the container (re)starts: the image's push, the workloads it depends on."""
     host: Optional[str] = None
     """The Docker host the container runs on (the provider's), which its readiness check reads."""
-    first_release_app: Optional[pulumi.Resource] = None
-    """The app whose resources the first release declared in one DockerDeployment: they keep their URNs."""
 
 
 @dataclass(kw_only=True)

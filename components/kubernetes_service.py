@@ -28,7 +28,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from .readiness import CheckArgs, JobCheck, KubernetesWorkload, RolloutCheck
 from .spec import JobSpec, KubernetesSettings, ServiceSpec, WorkloadSpec
-from .workload import FILES_HASH, SERVICE_LABEL, Endpoint, files_hash, first_release_alias, link_env, workload_labels
+from .workload import FILES_HASH, SERVICE_LABEL, WorkloadArgs, files_hash, first_release_alias, link_env, workload_labels
 
 FIRST_RELEASE_PARENT = ("kubernetes", "cloudservice:index:KubernetesDeployment")
 APP_SECRETS = "app-secrets"
@@ -116,20 +116,11 @@ class AppNamespace(pulumi.ComponentResource):
 
 
 @dataclass(kw_only=True)
-class KubernetesWorkloadArgs:
-    image: pulumi.Input[str]
-    """An immutable image reference (repo@sha256:...)."""
+class KubernetesWorkloadArgs(WorkloadArgs):
     namespace: pulumi.Input[str]
-    labels: Mapping[str, str]
-    """The stack's labels; the workload adds its own name."""
-    links: Mapping[str, Endpoint] = field(default_factory=dict)
     pull_secrets: Sequence[pulumi.Input[str]] = ()
     secrets_name: Optional[pulumi.Input[str]] = None
     """The Secret holding the secret config values the workload uses."""
-    after: Sequence[pulumi.Resource] = ()
-    """What must be done before the workload rolls: its image's push, the jobs it waits for."""
-    first_release_app: Optional[pulumi.Resource] = None
-    """The app whose resources the first release declared in one KubernetesDeployment: they keep their URNs."""
     settings: KubernetesSettings
 
 

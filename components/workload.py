@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 
@@ -24,6 +24,21 @@ class Endpoint:
 
     host: str
     ports: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class WorkloadArgs:
+    """What a workload's component gets on either target, besides its spec and the target's own values."""
+
+    image: pulumi.Input[str]
+    """The image to run: a local image ID on Docker, an immutable reference (repo@sha256:...) on a cluster."""
+    labels: Mapping[str, str]
+    """The stack's labels; the workload adds its own name."""
+    links: Mapping[str, Endpoint] = field(default_factory=dict)
+    after: Sequence[pulumi.Resource] = ()
+    """What must be done before the workload (re)starts: its image's push, the workloads it depends on."""
+    first_release_app: Optional[pulumi.Resource] = None
+    """The app whose resources the first release declared in one component per target: they keep their URNs."""
 
 
 def endpoint(service: ServiceSpec) -> Endpoint:
