@@ -189,6 +189,11 @@ class _PodBuilder:
             **extra,
         )
 
+    def template(self, labels: Mapping[str, str], pod: PodSpecArgs) -> PodTemplateSpecArgs:
+        """The pod template; its files' hash rolls the pods whenever a mounted file changes."""
+        annotations = {FILES_HASH: files_hash(self.spec)} if self.spec.files else None
+        return PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=labels, annotations=annotations), spec=pod)
+
     def pod(self, container: ContainerArgs, low_ports: bool = False, **extra) -> PodSpecArgs:
         user = self.spec.user
         security = PodSecurityContextArgs(
@@ -287,7 +292,6 @@ class KubernetesService(pulumi.ComponentResource):
             # Let endpoints drop the pod before it stops taking requests.
             lifecycle=LifecycleArgs(pre_stop=LifecycleHandlerArgs(sleep=SleepActionArgs(seconds=5))) if main else None,
         )
-        template_annotations = {FILES_HASH: files_hash(spec)} if spec.files else None
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=ObjectMetaArgs(name=spec.name, namespace=args.namespace, labels=labels, annotations=SKIP_AWAIT),
@@ -298,10 +302,7 @@ class KubernetesService(pulumi.ComponentResource):
                 "strategy": {"type": "Recreate"} if spec.stateful else {
                     "type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
                 },
-                "template": PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=labels, annotations=template_annotations),
-                    spec=pod.pod(container, low_ports=any(p.port < 1024 for p in spec.ports)),
-                ),
+                "template": pod.template(labels, pod.pod(container, low_ports=any(p.port < 1024 for p in spec.ports))),
             },
             # The selector is immutable and derived from names that never change, yet the provider
             # reports it as changed whenever the pod template does, which would replace (delete,
@@ -366,7 +367,6 @@ class KubernetesJob(pulumi.ComponentResource):
         labels = workload_labels(args.labels, spec)
         child = pulumi.ResourceOptions(parent=self)
         pod = _PodBuilder(spec, args, _files_config_map(name, spec, args, labels, child))
-        template_annotations = {FILES_HASH: files_hash(spec)} if spec.files else None
         job = k8s.batch.v1.Job(
             name,
             # No fixed name: a changed job is a new Job (its pod template is immutable), created
@@ -375,10 +375,7 @@ class KubernetesJob(pulumi.ComponentResource):
             spec={
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": spec.timeout,
-                "template": PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=labels, annotations=template_annotations),
-                    spec=pod.pod(pod.container(), restart_policy="Never"),
-                ),
+                "template": pod.template(labels, pod.pod(pod.container(), restart_policy="Never")),
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
