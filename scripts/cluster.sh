@@ -117,6 +117,7 @@ start_cluster() {
     --authorization-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig"
 
   wait_healthy containerd 60 ctr --address "$CONTAINERD_SOCK" version
+  import_pause_image
   mkdir -p "$CLUSTER_DIR/kubelet" "$CLUSTER_DIR/pod-logs"
   start_daemon kubelet "$K8S_BIN_DIR/kubelet" --config="$CLUSTER_DIR/kubelet.yaml" \
     --kubeconfig="$CLUSTER_DIR/kubelet.kubeconfig" --root-dir="$CLUSTER_DIR/kubelet" \
