@@ -61,8 +61,8 @@ def http(method: str, url: str, body: Optional[bytes] = None, auth: Optional[tup
         return error.code, error.read(), error.headers
 
 
-def get_json(url: str, method: str = "GET", body: Optional[bytes] = None) -> tuple[int, Any]:
-    status, payload, _ = http(method, url, body)
+def get_json(url: str, method: str = "GET", body: Optional[bytes] = None, timeout: float = 5) -> tuple[int, Any]:
+    status, payload, _ = http(method, url, body, timeout=timeout)
     return status, json.loads(payload) if payload else None
 
 
