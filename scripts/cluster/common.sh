@@ -55,6 +55,10 @@ start_daemon() {
   printf '\n--- %s: %s\n' "$(date -Is)" "$*" >>"$LOG_DIR/$name.log"
   setsid "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
   echo $! >"$RUN_DIR/$name.pid"
+  # The background shell becomes the daemon only once setsid has exec'd it; until then pid_of sees
+  # a shell. Wait for that (briefly), so a loaded machine never reports a starting daemon as exited.
+  local tries=50
+  until pid_of "$name" >/dev/null || ((--tries == 0)); do sleep 0.1; done
 }
 
 # wait_healthy NAME SECONDS COMMAND...: polls COMMAND until it succeeds; fails with the end of NAME's
