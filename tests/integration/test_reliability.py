@@ -281,7 +281,7 @@ def test_every_policy_fires_through_the_engine(tmp_path, pulumi_cli, cluster):
     try:
         message = str(failure_of(stack.preview, policy_packs=[str(ROOT / "policy")]))
         for rule in RULES:
-            for resource in ("docker:index/container:Container: violating", "kubernetes:apps/v1:Deployment: violating"):
+            for resource in ("docker:index:Container: violating", "kubernetes:apps/v1:Deployment: violating"):
                 assert re.search(rf"\[mandatory\]\s+{rule.name}\s+\({re.escape(resource)}\)", message), \
                     f"{rule.name} did not fire on {resource}:\n{message}"
     finally:
