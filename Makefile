@@ -4,13 +4,16 @@ SHELL := /bin/bash
 
 STACK ?= dev
 
-.PHONY: help up test toolchain platform platform-down cluster cluster-down venv bench
+.PHONY: help up destroy test toolchain platform platform-down cluster cluster-down venv bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 up: ## Bring up STACK (default dev) from nothing and print its URL
 	@scripts/up.sh $(STACK)
+
+destroy: ## Remove everything STACK made (pushed images stay), also after an interrupted run
+	@scripts/destroy.sh $(STACK)
 
 test: ## Run the whole test suite (unit + integration) on the real platform
 	@scripts/test.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Brings up a stack (default: dev) from nothing: toolchain, platform, Python environment, then
-# `pulumi up`, and prints the app's URL. Usage: scripts/up.sh [STACK]
+# `pulumi up`, and prints the app's URL. A stack whose last run was killed is recovered first
+# (scripts/recover.py). Usage: scripts/up.sh [STACK]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -17,6 +18,7 @@ pulumi stack select --create "$stack"
 if ! pulumi config get registryPassword >/dev/null 2>&1; then
   printf '%s' "$REGISTRY_PASSWORD" | pulumi config set --secret registryPassword
 fi
+"$ROOT_DIR/venv/bin/python" "$ROOT_DIR/scripts/recover.py" --stack "$stack"
 policy=()
 [ "$stack" = prod ] && policy=(--policy-pack "$ROOT_DIR/policy")
 pulumi up --yes "${policy[@]}"
