@@ -8,7 +8,14 @@ from components.cloudservice import CloudService, CloudServiceArgs
 from components.config import load_stack_config
 
 config = load_stack_config(base_dir=os.path.dirname(os.path.abspath(__file__)))
-app = CloudService(config.name_prefix, CloudServiceArgs(config=config))
+app = CloudService(config.name_prefix, CloudServiceArgs(
+    app=config.app,
+    images=config.images,
+    target=config.target_settings,
+    labels=config.labels,
+    secrets=config.secrets,
+    ready_timeout=config.ready_timeout,
+))
 
 pulumi.export("target", config.target)
 pulumi.export("url", app.url)

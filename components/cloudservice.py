@@ -1,30 +1,39 @@
-"""CloudService: the whole app on one target, composed from the other components.
+"""CloudService: a whole app on one target, composed of one component per workload.
 
 Images are built (and pushed) once per content change, or taken as immutable references from
 config (`images`, for rollback) or from another stack (`imagesFrom`, to promote what it built);
-then the services run on the target the stack chose: local Docker or a Kubernetes cluster.
+then each service and job runs on the target the stack chose: local Docker or a Kubernetes cluster.
+Jobs finish before the services that depend on them (re)start.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_kubernetes as k8s
 
-from .config import StackConfig
-from .docker_deployment import DockerDeployment, DockerDeploymentArgs
+from .docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
 from .image import ContainerImage, ContainerImageArgs, digest_of
-from .kubernetes_deployment import KubernetesDeployment, KubernetesDeploymentArgs
 from .network import AppNetwork, AppNetworkArgs
+from .spec import AppSpec, DockerSettings, ImageSources, JobSpec, KubernetesSettings, TargetSettings, WorkloadSpec
+from .workload import endpoint
+
+COMPONENT_TYPE = "cloudservice:index:CloudService"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CloudServiceArgs:
-    config: StackConfig
+    app: AppSpec
+    images: ImageSources
+    target: TargetSettings
+    """DockerSettings or KubernetesSettings: where the workloads run."""
+    labels: Mapping[str, str]
+    """Put on every engine and cluster object; `cloudservice.dev/stack` identifies the stack."""
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    ready_timeout: int = 60
 
 
 def _image_from_stack(stack: pulumi.StackReference, name: str, service: str) -> pulumi.Output[str]:
@@ -37,8 +46,8 @@ def _image_from_stack(stack: pulumi.StackReference, name: str, service: str) -> 
 
 
 class CloudService(pulumi.ComponentResource):
-    """Outputs: images (service to immutable reference), digests, urls, url, and per target the
-    Docker network or the Kubernetes namespace and services."""
+    """Outputs: images (workload to immutable reference), digests, urls (service to URL), url, and
+    per target the Docker network or the Kubernetes namespace and Service names."""
 
     images: pulumi.Output[dict]
     digests: pulumi.Output[dict]
@@ -49,82 +58,152 @@ class CloudService(pulumi.ComponentResource):
     services: Optional[pulumi.Output[dict]] = None
 
     def __init__(self, name: str, args: CloudServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("cloudservice:index:CloudService", name, None, opts)
-        config = args.config
-        on_docker = config.target == "docker"
-        source_stack = pulumi.StackReference(config.images_from, opts=pulumi.ResourceOptions(parent=self)) \
-            if config.images_from else None
+        super().__init__(COMPONENT_TYPE, name, None, opts)
+        self._name, self._args = name, args
+        on_docker = isinstance(args.target, DockerSettings)
+        sources = args.images
+        source_stack = pulumi.StackReference(sources.images_from, opts=pulumi.ResourceOptions(parent=self)) \
+            if sources.images_from else None
         references = {}
-        for service in config.services:
-            references[service.name] = config.pinned_images.get(service.name) or service.image
-            if references[service.name] is None and source_stack is not None:
-                references[service.name] = _image_from_stack(source_stack, config.images_from, service.name)
+        for workload in args.app.workloads:
+            references[workload.name] = sources.pinned.get(workload.name) or workload.image
+            if references[workload.name] is None and source_stack is not None:
+                references[workload.name] = _image_from_stack(source_stack, sources.images_from, workload.name)
 
         # The Docker engine is needed to build, or to run on the docker target; a cluster stack that
         # deploys images built elsewhere (prod) needs none.
-        with_docker = None
+        self._engine = None
         if on_docker or None in references.values():
             registry_auth = [
                 docker.ProviderRegistryAuthArgs(
-                    address=config.registry.url, username=config.registry.username, password=config.registry.password
+                    address=sources.registry.url, username=sources.registry.username, password=sources.registry.password
                 )
-            ] if config.registry else None
-            docker_provider = docker.Provider(
-                "docker", host=config.docker_host, registry_auth=registry_auth, opts=pulumi.ResourceOptions(parent=self)
+            ] if sources.registry else None
+            provider = docker.Provider(
+                f"{name}-docker", host=args.target.host if on_docker else None, registry_auth=registry_auth,
+                opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name="docker")]),
             )
-            with_docker = pulumi.ResourceOptions(parent=self, provider=docker_provider)
+            self._engine = pulumi.ResourceOptions(parent=self, provider=provider)
 
-        # What each service runs (deploy_refs), and the immutable references and digests exported.
-        deploy_refs, releases, exported, digests = {}, {}, {}, {}
-        for service in config.services:
-            reference = references[service.name]
+        # What each workload runs (deploy_refs) and waits for (releases); the references exported.
+        self._deploy_refs, self._releases, exported, digests = {}, {}, {}, {}
+        for workload in args.app.workloads:
+            reference = references[workload.name]
             if reference is not None and not on_docker:  # the cluster pulls it: nothing to build or pull here
-                deploy_refs[service.name] = exported[service.name] = reference
-                digests[service.name] = digest_of(reference)
+                self._deploy_refs[workload.name] = exported[workload.name] = reference
+                digests[workload.name] = digest_of(reference)
                 continue
             image = ContainerImage(
-                service.name,
+                f"{name}-{workload.name}",
                 ContainerImageArgs(
-                    repository=f"{config.image_repository}/{service.name}",
-                    build=service.build if reference is None else None,
+                    repository=f"{sources.repository}/{workload.name}",
+                    build=workload.build if reference is None else None,
                     reference=reference,
-                    push=config.push,
+                    push=sources.push,
                     pull=on_docker,
-                    labels=config.labels,
+                    labels=args.labels,
                 ),
-                opts=with_docker,
+                opts=pulumi.ResourceOptions.merge(self._engine, pulumi.ResourceOptions(aliases=[pulumi.Alias(name=workload.name)])),
             )
-            deploy_refs[service.name] = image.deploy_ref
-            releases[service.name] = image.release
-            exported[service.name] = pulumi.Output.all(image.registry_ref, image.reference).apply(lambda refs: refs[0] or refs[1])
-            digests[service.name] = image.digest
+            self._deploy_refs[workload.name] = image.deploy_ref
+            self._releases[workload.name] = image.release
+            exported[workload.name] = pulumi.Output.all(image.registry_ref, image.reference).apply(lambda refs: refs[0] or refs[1])
+            digests[workload.name] = image.digest
         self.images = pulumi.Output.from_input(exported)
         self.digests = pulumi.Output.from_input(digests)
 
+        self._workloads: dict[str, pulumi.ComponentResource] = {}
         if on_docker:
-            network = AppNetwork("network", AppNetworkArgs(name=config.name_prefix, labels=config.labels), opts=with_docker)
-            deployment = DockerDeployment(
-                "docker", DockerDeploymentArgs(config=config, network=network.name, images=deploy_refs, releases=releases), opts=with_docker
-            )
-            self.network = network.name
+            self._run_on_docker(args.target)
         else:
-            settings = config.kubernetes
-            cluster = k8s.Provider(
-                "kubernetes",
-                kubeconfig=os.path.expanduser(settings.kubeconfig) if settings.kubeconfig else None,
-                context=settings.context,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            deployment = KubernetesDeployment(
-                "kubernetes", KubernetesDeploymentArgs(config=config, images=deploy_refs),
-                opts=pulumi.ResourceOptions(parent=self, provider=cluster),
-            )
-            self.namespace = deployment.namespace
-            self.services = deployment.services
-        self.urls = deployment.urls
-        self.url = deployment.urls.apply(lambda urls: next(iter(urls.values()), None))
+            self._run_on_kubernetes(args.target)
+        services = {s.name: self._workloads[s.name] for s in args.app.services}
+        self.urls = pulumi.Output.from_input({n: s.url for n, s in services.items()}).apply(
+            lambda urls: {n: url for n, url in urls.items() if url}
+        )
+        self.url = self.urls.apply(lambda urls: next(iter(urls.values()), None))
 
         self.register_outputs({
             "images": self.images, "digests": self.digests, "urls": self.urls, "url": self.url,
             "network": self.network, "namespace": self.namespace, "services": self.services,
         })
+
+    def _common(self, workload: WorkloadSpec, links_wait: bool) -> dict:
+        """What a workload gets on either target: its image, links, and what it waits for (its image's
+        push, what it depends on, and on Docker what it links to)."""
+        app = self._args.app
+        waits_for = dict.fromkeys((*workload.depends_on, *(workload.links if links_wait else ())))
+        release = self._releases.get(workload.name)
+        return dict(
+            image=self._deploy_refs[workload.name],
+            labels=self._args.labels,
+            links={link: endpoint(app.service(link)) for link in workload.links},
+            after=[*([release] if release else []), *(self._workloads[name] for name in waits_for)],
+        )
+
+    def _run_on_docker(self, settings: DockerSettings) -> None:
+        network = AppNetwork(
+            f"{self._name}-network", AppNetworkArgs(name=self._name, labels=self._args.labels),
+            opts=pulumi.ResourceOptions.merge(self._engine, pulumi.ResourceOptions(aliases=[pulumi.Alias(name="network")])),
+        )
+        self.network = network.name
+        for workload in self._args.app.workloads:
+            common = dict(
+                **self._common(workload, links_wait=True), network=network.name,
+                secrets={key: self._args.secrets[key] for key in workload.secret_keys},
+            )
+            name = f"{self._name}-{workload.name}"
+            if isinstance(workload, JobSpec):
+                self._workloads[workload.name] = DockerJob(name, DockerJobArgs(spec=workload, **common), opts=self._engine)
+            else:
+                self._workloads[workload.name] = DockerService(name, DockerServiceArgs(
+                    spec=workload, port_offset=settings.port_offset, ready_timeout=self._args.ready_timeout, **common,
+                ), opts=self._engine)
+
+    def _run_on_kubernetes(self, settings: KubernetesSettings) -> None:
+        # Imported here: a Docker stack does not pay for loading the Kubernetes SDK.
+        import pulumi_kubernetes as k8s
+
+        from .kubernetes_service import (
+            AppNamespace, AppNamespaceArgs, KubernetesJob, KubernetesJobArgs, KubernetesService, KubernetesServiceArgs,
+            PullCredentials,
+        )
+
+        args = self._args
+        cluster = k8s.Provider(
+            f"{self._name}-kubernetes",
+            kubeconfig=os.path.expanduser(settings.kubeconfig) if settings.kubeconfig else None,
+            context=settings.context,
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name="kubernetes")]),
+        )
+        in_cluster = pulumi.ResourceOptions(parent=self, provider=cluster)
+        registry = args.images.registry
+        namespace = AppNamespace(
+            f"{self._name}-namespace",
+            AppNamespaceArgs(
+                namespace=settings.namespace, labels=args.labels, secrets=args.secrets,
+                registry=PullCredentials(server=registry.server, username=registry.username, password=registry.password)
+                if registry else None,
+            ),
+            opts=in_cluster,
+        )
+        self.namespace = namespace.name
+        service_names = {}
+        for workload in args.app.workloads:
+            # Links resolve by DNS name, not by ClusterIP: no reason to wait for the linked service,
+            # so services start side by side and readiness gates the traffic. Only dependsOn waits.
+            common = dict(
+                **self._common(workload, links_wait=False), namespace=namespace.name,
+                pull_secrets=namespace.pull_secrets, secrets_name=namespace.secrets_name if workload.secret_keys else None,
+            )
+            name = f"{self._name}-{workload.name}"
+            if isinstance(workload, JobSpec):
+                self._workloads[workload.name] = KubernetesJob(name, KubernetesJobArgs(spec=workload, **common), opts=in_cluster)
+            else:
+                service = KubernetesService(name, KubernetesServiceArgs(
+                    spec=workload, settings=settings, ready_timeout=args.ready_timeout, **common,
+                ), opts=in_cluster)
+                self._workloads[workload.name] = service
+                if service.service_name is not None:
+                    service_names[workload.name] = service.service_name
+        self.services = pulumi.Output.from_input(service_names)

@@ -1,9 +1,9 @@
-"""The stack's configuration: one typed model, parsed and validated in one place.
+"""The stack's configuration: raw config values parsed and validated in one place.
 
 `parse_stack_config` turns raw config values (as Pulumi hands them to the program: strings, or
-JSON for structured keys) into frozen dataclasses, or raises `ConfigError` naming every bad key
-and what was expected. It runs before any resource is declared, so bad input never creates
-anything. `load_stack_config` feeds it the current stack's config.
+JSON for structured keys) into the typed model of `components/spec.py`, or raises `ConfigError`
+naming every bad key and what was expected. It runs before any resource is declared, so bad input
+never creates anything. `load_stack_config` feeds it the current stack's config.
 """
 
 from __future__ import annotations
@@ -11,18 +11,35 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 import pulumi
 
+from .spec import (
+    DEFAULT_USER, MAIN_PORT, AppSpec, BuildSpec, DockerSettings, FileSpec, HealthSpec, ImageSources, JobSpec,
+    KubernetesSettings, PortSpec, Registry, SecretFileSpec, ServiceSpec, VolumeSpec, WorkloadSpec,
+)
+from .workload import SECRETS_DIR
+
 TARGETS = ("docker", "kubernetes")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
-# Keys that hold credentials: they must be set with `pulumi config set --secret`.
-SECRET_KEYS = ("registryPassword", "appSecret")
+CONDITIONS = ("started", "healthy", "completed")
+# Linux capabilities a service may add back (after dropping all), as Docker and Kubernetes name them.
+CAPABILITIES = (
+    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN",
+    "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
+    "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE", "NET_BROADCAST",
+    "NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT",
+    "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME",
+    "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+)
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+_PORT_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,13}[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONFIG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
+_ABSOLUTE_PATH = re.compile(r"^/[^\0]*$")
 _QUANTITY = re.compile(r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$")
 # registry[:port]/path, as in `docker tag`: lowercase path components, optional :tag or @digest.
 _REPOSITORY = re.compile(
@@ -31,6 +48,7 @@ _REPOSITORY = re.compile(
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
+_FILE_LIMIT = 512 * 1024  # a ConfigMap holds at most 1 MiB; config files are far smaller
 
 
 class ConfigError(pulumi.RunError, ValueError):
@@ -44,89 +62,26 @@ class ConfigError(pulumi.RunError, ValueError):
 
 
 @dataclass(frozen=True)
-class BuildSpec:
-    context: str
-    dockerfile: str = "Dockerfile"
-    target: Optional[str] = None
-    args: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class VolumeSpec:
-    path: str
-    size: str = "1Gi"
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """One service of the app; the same spec drives the Docker and the Kubernetes target."""
-
-    name: str
-    port: int
-    build: Optional[BuildSpec] = None
-    image: Optional[str] = None
-    publish: Optional[int] = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    secret_env: Mapping[str, str] = field(default_factory=dict)
-    links: tuple[str, ...] = ()
-    replicas: int = 1
-    volume: Optional[VolumeSpec] = None
-    health_path: Optional[str] = None
-    health_command: tuple[str, ...] = ()
-    user: int = 10001
-    read_only: bool = True
-    cpu: float = 0.5
-    cpu_request: float = 0.05
-    memory_mb: int = 128
-
-    @property
-    def stateful(self) -> bool:
-        return self.volume is not None
-
-
-@dataclass(frozen=True)
-class Registry:
-    server: str
-    username: str
-    password: pulumi.Input[str]
-
-    @property
-    def url(self) -> str:
-        """Docker's rule: a registry on the loopback host speaks plain HTTP, any other one HTTPS."""
-        host = self.server.rsplit(":", 1)[0] if self.server.count(":") == 1 else self.server
-        return ("http://" if host in ("localhost", "127.0.0.1") else "https://") + self.server
-
-
-@dataclass(frozen=True)
-class KubernetesSettings:
-    namespace: str
-    service_type: str = "NodePort"
-    kubeconfig: Optional[str] = None
-    context: Optional[str] = None
-    storage_class: Optional[str] = None
-    node_host: str = "127.0.0.1"
-
-
-@dataclass(frozen=True)
 class StackConfig:
     project: str
     stack: str
     target: str
-    services: tuple[ServiceSpec, ...]
-    image_repository: str
-    push: bool
-    registry: Optional[Registry]
-    pinned_images: Mapping[str, str]
-    images_from: Optional[str]
-    port_offset: int
+    app: AppSpec
+    images: ImageSources
+    docker: DockerSettings
     kubernetes: KubernetesSettings
-    docker_host: Optional[str]
     secrets: Mapping[str, pulumi.Input[str]]
+    """Secret config key -> its value (a secret Output), for every key a workload uses."""
+    ready_timeout: int = 60
 
     @property
     def name_prefix(self) -> str:
         """Prefix of every engine/cluster object, so stacks side by side never clash."""
         return f"{self.project}-{self.stack}"
+
+    @property
+    def target_settings(self) -> DockerSettings | KubernetesSettings:
+        return self.docker if self.target == "docker" else self.kubernetes
 
     @property
     def labels(self) -> dict[str, str]:
@@ -135,9 +90,6 @@ class StackConfig:
             "app.kubernetes.io/managed-by": "pulumi",
             "cloudservice.dev/stack": self.stack,
         }
-
-    def service(self, name: str) -> ServiceSpec:
-        return next(s for s in self.services if s.name == name)
 
 
 class _Reader:
@@ -226,6 +178,26 @@ def _decode_json(value: Any) -> Any:
     return value
 
 
+def _as_int(value: Any) -> Optional[int]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,9}", value.strip()):
+        return int(value)
+    return None
+
+
+def _decode_json(value: Any) -> Any:
+    """Structured config reaches the program as JSON text; plain YAML values come decoded."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def is_image_reference(value: str) -> bool:
     """True for `repository[:tag]` or `repository@sha256:<64 hex>`, as `docker pull` accepts."""
     name, _, digest = value.partition("@")
@@ -237,14 +209,17 @@ def is_image_reference(value: str) -> bool:
 
 
 STACK_KEYS = (
-    "target", "services", "imageRepository", "push", "registryServer", "registryUsername",
+    "target", "services", "jobs", "imageRepository", "push", "registryServer", "registryUsername",
     "registryPassword", "images", "imagesFrom", "replicas", "portOffset", "dockerHost",
-    "kubernetes", "appSecret", "buildArgs",
+    "kubernetes", "buildArgs", "readyTimeout",
 )
-SERVICE_KEYS = (
-    "build", "image", "port", "publish", "env", "secretEnv", "links", "replicas", "volume",
-    "health", "user", "readOnly", "cpu", "cpuRequest", "memory",
+WORKLOAD_KEYS = (
+    "build", "image", "command", "args", "env", "secretEnv", "secretFiles", "files", "links", "dependsOn",
+    "user", "readOnly", "capabilities", "cpu", "cpuRequest", "memory",
 )
+SERVICE_KEYS = WORKLOAD_KEYS + ("port", "publish", "ports", "replicas", "volume", "health")
+JOB_KEYS = WORKLOAD_KEYS + ("timeout",)
+HEALTH_KEYS = ("http", "port", "command", "interval", "timeout", "retries", "startPeriod")
 KUBERNETES_KEYS = ("namespace", "serviceType", "kubeconfig", "context", "storageClass", "nodeHost")
 
 
@@ -258,26 +233,35 @@ def parse_stack_config(
 ) -> StackConfig:
     """Validates raw config `values` (keys without the project prefix) into a StackConfig.
 
-    `is_secret(key)` tells whether a value was stored encrypted; `base_dir` resolves build contexts.
+    `is_secret(key)` tells whether a value was stored encrypted; `base_dir` resolves build contexts
+    and files. Keys other than the known ones are the user's secrets (`pulumi config set --secret
+    dbPassword ...`), which services reference by name.
     """
     r = _Reader()
-    r.unknown_keys("", values, STACK_KEYS)
+    for key in values:
+        if key not in STACK_KEYS and not is_secret(key):
+            r.problems.append(
+                f"{key}: unknown key; known keys are {', '.join(STACK_KEYS)}, or a secret set with "
+                f"`pulumi config set --secret {key}` for services' secretEnv/secretFiles"
+            )
 
     target = r.choice("target", values.get("target", "docker"), TARGETS)
     replicas_override = None
     if "replicas" in values:
         replicas_override = r.integer("replicas", values["replicas"], 0, 100)
-    secrets = _read_secrets(r, values, is_secret)
     build_args = _read_env(r, "buildArgs", values.get("buildArgs", {}))
-    services = _read_services(r, values.get("services"), base_dir, replicas_override, secrets, build_args)
+    reader = _WorkloadReader(r, base_dir, build_args, replicas_override)
+    app = reader.app(values.get("services"), values.get("jobs", {}))
+    secrets = _read_secrets(r, values, is_secret, app)
+    ready_timeout = r.integer("readyTimeout", values.get("readyTimeout", 60), 5, 3600)
 
     repository = r.text(
         "imageRepository", values.get("imageRepository", f"{project}"), _REPOSITORY,
         "a repository prefix such as localhost:5000/team or docker.io/user",
     )
     push = r.boolean("push", values.get("push", False))
-    registry = _read_registry(r, values, push, secrets, repository or "")
-    pinned = _read_pinned_images(r, values.get("images", {}), services)
+    registry = _read_registry(r, values, push, is_secret, repository or "")
+    pinned = _read_pinned_images(r, values.get("images", {}), app)
     images_from = None
     if "imagesFrom" in values:
         images_from = r.text("imagesFrom", values["imagesFrom"], _STACK_NAME, "a stack name such as organization/cloudservice/dev")
@@ -288,143 +272,339 @@ def parse_stack_config(
     kubernetes = _read_kubernetes(r, values.get("kubernetes", {}), project, stack, target)
 
     if target == "docker":
-        _check_docker_target(r, services, port_offset or 0)
+        _check_docker_target(r, app, port_offset or 0)
     elif not push and not images_from:
-        for service in services:
-            if service.build is not None and service.name not in pinned:
-                r.fail("push", f"true on the kubernetes target: the cluster pulls services.{service.name} from a "
+        for workload in app.workloads:
+            if workload.build is not None and workload.name not in pinned:
+                r.fail("push", f"true on the kubernetes target: the cluster pulls {_key(workload)} from a "
                        "registry (or pin it in images, or set imagesFrom)", push)
 
     if r.problems:
         raise ConfigError(r.problems)
     return StackConfig(
-        project=project, stack=stack, target=target, services=tuple(services),
-        image_repository=repository, push=push, registry=registry, pinned_images=pinned,
-        images_from=images_from, port_offset=port_offset, kubernetes=kubernetes,
-        docker_host=docker_host, secrets=secrets,
+        project=project, stack=stack, target=target, app=app,
+        images=ImageSources(repository=repository, push=push, registry=registry, pinned=pinned, images_from=images_from),
+        docker=DockerSettings(host=docker_host, port_offset=port_offset), kubernetes=kubernetes,
+        secrets=secrets, ready_timeout=ready_timeout,
     )
 
 
-def _read_secrets(r: _Reader, values: Mapping[str, Any], is_secret: Callable[[str], bool]) -> dict:
+def _key(workload: WorkloadSpec) -> str:
+    return f"{'jobs' if isinstance(workload, JobSpec) else 'services'}.{workload.name}"
+
+
+def _read_secrets(r: _Reader, values: Mapping[str, Any], is_secret: Callable[[str], bool], app: AppSpec) -> dict:
+    """Every secret the workloads reference must be set, and set as a secret."""
     secrets = {}
-    for key in SECRET_KEYS:
-        if key not in values:
-            continue
-        if not is_secret(key):
-            r.fail(key, f"a secret value: set it with `pulumi config set --secret {key}`")
-        elif r.text(key, values[key]) is not None:
-            secrets[key] = pulumi.Output.secret(values[key])
+    for workload in app.workloads:
+        uses = [(f"secretEnv.{var}", key) for var, key in workload.secret_env.items()]
+        uses += [(f"secretFiles.{f.path}", f.key) for f in workload.secret_files]
+        for where, key in uses:
+            if key in secrets:
+                continue
+            if key not in values:
+                r.fail(key, f"a value (used by {_key(workload)}.{where}): `pulumi config set --secret {key}`")
+            elif not is_secret(key):
+                r.fail(key, f"a secret value: set it with `pulumi config set --secret {key}`")
+            elif r.text(key, values[key]) is not None:
+                secrets[key] = pulumi.Output.secret(values[key])
     return secrets
 
 
-def _read_services(
-    r: _Reader, raw: Any, base_dir: str, replicas_override: Optional[int], secrets: Mapping[str, Any],
-    build_args: Mapping[str, str],
-) -> list[ServiceSpec]:
-    specs = r.mapping("services", raw if raw is not None else {})
-    if not specs and not r.problems:
-        r.fail("services", "at least one service")
-    services = []
-    for name, spec in specs.items():
-        key = f"services.{name}"
-        if r.text(f"{key} (name)", name, _DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
-            continue
-        service = _read_service(r, key, name, r.mapping(key, spec), base_dir, replicas_override, secrets, build_args)
-        if service:
-            services.append(service)
-    names = {s.name for s in services}
-    for service in services:
-        for link in service.links:
-            if link not in names or link == service.name:
-                r.fail(f"services.{service.name}.links", "names of other services: " + ", ".join(sorted(names - {service.name})), link)
-    return _linked_first(r, services)
+class _WorkloadReader:
+    """Reads `services` and `jobs` into the spec, checking the references between them."""
+
+    def __init__(self, r: _Reader, base_dir: str, build_args: Mapping[str, str], replicas_override: Optional[int]):
+        self.r, self.base_dir, self.build_args, self.replicas_override = r, base_dir, build_args, replicas_override
+
+    def app(self, raw_services: Any, raw_jobs: Any) -> AppSpec:
+        r = self.r
+        services = self._each("services", raw_services if raw_services is not None else {}, self.service)
+        if not services and not r.problems:
+            r.fail("services", "at least one service")
+        jobs = self._each("jobs", raw_jobs, self.job)
+        by_name: dict[str, WorkloadSpec] = {}
+        for workload in (*services, *jobs):
+            if workload.name in by_name:
+                r.fail(_key(workload), f"a name not already used by {_key(by_name[workload.name])}")
+            by_name[workload.name] = workload
+        for workload in by_name.values():
+            self._check_references(workload, by_name)
+        return AppSpec(workloads=tuple(_dependencies_first(r, list(by_name.values()))))
+
+    def _each(self, section: str, raw: Any, read: Callable) -> list:
+        result = []
+        for name, spec in self.r.mapping(section, raw).items():
+            key = f"{section}.{name}"
+            if self.r.text(f"{key} (name)", name, _DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
+                continue
+            before = len(self.r.problems)
+            workload = read(key, name, self.r.mapping(key, spec))
+            if len(self.r.problems) == before:
+                result.append(workload)
+        return result
+
+    def service(self, key: str, name: str, spec: Mapping[str, Any]) -> Optional[ServiceSpec]:
+        r = self.r
+        r.unknown_keys(f"{key}.", spec, SERVICE_KEYS)
+        common = self._workload(key, name, spec)
+        ports = self._ports(key, spec)
+        volume = self._volume(f"{key}.volume", spec["volume"]) if "volume" in spec else None
+        replicas = r.integer(f"{key}.replicas", spec.get("replicas", 1), 0, 100)
+        if volume is not None and replicas is not None and replicas > 1:
+            r.fail(f"{key}.replicas", "0 or 1 for a service with a volume (its state lives on one volume)", replicas)
+        if self.replicas_override is not None and volume is None:
+            replicas = self.replicas_override
+        health = self._health(f"{key}.health", spec.get("health"), ports)
+        if common is None or None in (ports, replicas):
+            return None
+        mounts = [f.path for f in common["files"]] + [f.path for f in common["secret_files"]]
+        if volume is not None and volume.path in mounts:
+            r.fail(f"{key}.volume.path", "a path not also used by files or secretFiles", volume.path)
+        return ServiceSpec(**common, ports=ports, replicas=replicas, volume=volume, health=health)
+
+    def job(self, key: str, name: str, spec: Mapping[str, Any]) -> Optional[JobSpec]:
+        self.r.unknown_keys(f"{key}.", spec, JOB_KEYS)
+        common = self._workload(key, name, spec)
+        timeout = self.r.integer(f"{key}.timeout", spec.get("timeout", 300), 1, 86400)
+        return JobSpec(**common, timeout=timeout) if common is not None and timeout else None
+
+    def _workload(self, key: str, name: str, spec: Mapping[str, Any]) -> Optional[dict]:
+        r = self.r
+        before = len(r.problems)
+        build, image = None, None
+        if ("build" in spec) == ("image" in spec):
+            r.fail(key, "exactly one of `build` (a Docker build) or `image` (an existing image reference)")
+        elif "build" in spec:
+            build = _read_build(r, f"{key}.build", spec["build"], self.base_dir, self.build_args)
+        else:
+            image = r.text(f"{key}.image", spec["image"], expected="an image reference such as redis:7 or repo@sha256:<digest>")
+            if image and not is_image_reference(image):
+                r.fail(f"{key}.image", "an image reference such as redis:7 or repo@sha256:<digest>", image)
+        command = _read_argv(r, f"{key}.command", spec.get("command"))
+        args = _read_argv(r, f"{key}.args", spec.get("args"))
+        env = _read_env(r, f"{key}.env", spec.get("env", {}))
+        secret_env = _read_env(r, f"{key}.secretEnv", spec.get("secretEnv", {}))
+        for var, secret_key in secret_env.items():
+            r.text(f"{key}.secretEnv.{var}", secret_key, _CONFIG_KEY, "the name of a secret config key such as dbPassword")
+        secret_files = [
+            SecretFileSpec(path=path, key=secret_key)
+            for path, secret_key in self._paths(f"{key}.secretFiles", spec.get("secretFiles", {})).items()
+            if r.text(f"{key}.secretFiles.{path}", secret_key, _CONFIG_KEY, "the name of a secret config key such as dbPassword")
+        ]
+        for file in secret_files:
+            if os.path.dirname(file.path) != SECRETS_DIR or file.path == f"{SECRETS_DIR}/":
+                r.fail(f"{key}.secretFiles.{file.path}", f"a file directly in {SECRETS_DIR}/, where both targets mount secrets (as Compose does)", file.path)
+        files = [
+            file for path, source in self._paths(f"{key}.files", spec.get("files", {})).items()
+            if (file := self._file(f"{key}.files.{path}", path, source)) is not None
+        ]
+        for path in {f.path for f in files} & {f.path for f in secret_files}:
+            r.fail(f"{key}.secretFiles.{path}", "a path not also used by files", path)
+        links = _read_names(r, f"{key}.links", spec.get("links", []))
+        depends_on = self._depends_on(f"{key}.dependsOn", spec.get("dependsOn", {}))
+        user = _read_user(r, f"{key}.user", spec.get("user", DEFAULT_USER))
+        read_only = r.boolean(f"{key}.readOnly", spec.get("readOnly", True))
+        capabilities = _read_names(r, f"{key}.capabilities", spec.get("capabilities", []))
+        for capability in capabilities:
+            if capability not in CAPABILITIES:
+                r.fail(f"{key}.capabilities", "Linux capability names such as NET_BIND_SERVICE (without CAP_)", capability)
+        cpu = r.number(f"{key}.cpu", spec.get("cpu", 0.5), 0.01, 64)
+        cpu_request = r.number(f"{key}.cpuRequest", spec.get("cpuRequest", min(0.05, cpu or 0.05)), 0.001, 64)
+        if cpu and cpu_request and cpu_request > cpu:
+            r.fail(f"{key}.cpuRequest", f"at most the cpu limit ({cpu})", cpu_request)
+        memory = r.integer(f"{key}.memory", spec.get("memory", 128), 6, 1024 * 1024)
+        if len(r.problems) > before:
+            return None
+        return dict(
+            name=name, build=build, image=image, command=command, args=args, env=env, secret_env=secret_env,
+            secret_files=tuple(secret_files), files=tuple(files), links=tuple(links), depends_on=depends_on,
+            user=user, read_only=read_only, capabilities=tuple(capabilities), cpu=cpu, cpu_request=cpu_request,
+            memory_mb=memory,
+        )
+
+    def _ports(self, key: str, spec: Mapping[str, Any]) -> Optional[tuple[PortSpec, ...]]:
+        """`port` (+ `publish`) is the one-port shorthand of `ports: {main: {port, publish}}`."""
+        r = self.r
+        if "ports" in spec and ("port" in spec or "publish" in spec):
+            r.fail(key, "either `port`/`publish` or `ports`, not both")
+            return None
+        if "ports" not in spec:
+            if "port" not in spec:
+                if "publish" in spec:
+                    r.fail(f"{key}.port", "the container port that `publish` publishes")
+                return ()
+            raw = {MAIN_PORT: {"port": spec["port"], **({"publish": spec["publish"]} if spec.get("publish") is not None else {})}}
+        else:
+            raw = r.mapping(f"{key}.ports", spec["ports"])
+        ports, before = [], len(r.problems)
+        for name, port in raw.items():
+            port_key = f"{key}.ports.{name}"
+            r.text(f"{port_key} (name)", name, _PORT_NAME, "a port name: a lowercase DNS label of at most 15 characters")
+            port = r.mapping(port_key, {"port": port} if isinstance(port, (int, str)) else port)
+            r.unknown_keys(f"{port_key}.", port, ("port", "publish"))
+            where = f"{port_key}." if "ports" in spec else f"{key}."  # errors name the keys the user wrote
+            number = r.integer(f"{where}port", port.get("port"), 1, 65535)
+            publish = r.integer(f"{where}publish", port["publish"], 1, 65535) if port.get("publish") is not None else None
+            ports.append(PortSpec(name=name, port=number, publish=publish))
+        numbers = [p.port for p in ports]
+        for port in ports:
+            if numbers.count(port.port) > 1:
+                r.fail(f"{key}.ports.{port.name}.port", "a container port not used by another port of the service", port.port)
+        return tuple(ports) if len(r.problems) == before else None
+
+    def _health(self, key: str, raw: Any, ports: Optional[tuple[PortSpec, ...]]) -> Optional[HealthSpec]:
+        """`/path` (HTTP on the main port), a command, or the long form with timings in seconds."""
+        r = self.r
+        if raw is None:
+            return None
+        if isinstance(raw, (str, list)):
+            raw = {"http": raw} if isinstance(raw, str) else {"command": raw}
+        spec = r.mapping(key, raw)
+        r.unknown_keys(f"{key}.", spec, HEALTH_KEYS)
+        path, command, port = spec.get("http"), spec.get("command"), None
+        if (path is None) == (command is None):
+            r.fail(key, "an HTTP path such as /healthz, or a command such as [redis-cli, ping]", raw)
+            return None
+        if path is not None:
+            if not isinstance(path, str) or not re.match(r"^/[!-~]*$", path):
+                r.fail(key, "an HTTP path such as /healthz, or a command such as [redis-cli, ping]", path)
+            by_name = {p.name: p.port for p in ports or ()}
+            port_name = spec.get("port", next(iter(by_name), None))
+            if ports is not None and port_name not in by_name:
+                r.fail(f"{key}.port" if "port" in spec else key,
+                       "the name of one of the service's ports (an HTTP check needs a port)", port_name)
+            port = by_name.get(port_name)
+        else:
+            command = _read_argv(r, f"{key}.command", command)
+        timings = {
+            name: r.integer(f"{key}.{name}", spec.get(name, default), low, 3600)
+            for name, default, low in (("interval", 2, 1), ("timeout", 3, 1), ("retries", 3, 1), ("startPeriod", 2, 0))
+        }
+        if None in timings.values():
+            return None
+        return HealthSpec(
+            path=path, port=port, command=tuple(command or ()), interval=timings["interval"],
+            timeout=timings["timeout"], retries=timings["retries"], start_period=timings["startPeriod"],
+        )
+
+    def _volume(self, key: str, raw: Any) -> Optional[VolumeSpec]:
+        spec = self.r.mapping(key, raw)
+        self.r.unknown_keys(f"{key}.", spec, ("path", "size"))
+        path = self.r.text(f"{key}.path", spec.get("path"), _ABSOLUTE_PATH, "an absolute path in the container")
+        size = self.r.text(f"{key}.size", spec.get("size", "1Gi"), _QUANTITY, "a size such as 512Mi or 1Gi")
+        return VolumeSpec(path=path, size=size) if path and size else None
+
+    def _paths(self, key: str, raw: Any) -> dict[str, Any]:
+        """An object whose keys are absolute container paths."""
+        entries = self.r.mapping(key, raw)
+        for path in entries:
+            self.r.text(f"{key} (path)", path, _ABSOLUTE_PATH, "absolute paths in the container as keys")
+        return {path: value for path, value in entries.items() if _ABSOLUTE_PATH.match(str(path))}
+
+    def _file(self, key: str, path: str, source: Any) -> Optional[FileSpec]:
+        """A text file inside the project, read now: its content is what gets mounted."""
+        if self.r.text(key, source, expected="a file path relative to the project") is None:
+            return None
+        project = os.path.realpath(self.base_dir)
+        resolved = os.path.realpath(os.path.join(project, source))
+        if os.path.commonpath([project, resolved]) != project or not os.path.isfile(resolved):
+            self.r.fail(key, "a file inside the project", source)
+            return None
+        if os.path.getsize(resolved) > _FILE_LIMIT:
+            self.r.fail(key, f"a file of at most {_FILE_LIMIT // 1024} KiB", source)
+            return None
+        try:
+            with open(resolved, encoding="utf-8") as handle:
+                return FileSpec(path=path, source=resolved, content=handle.read())
+        except UnicodeDecodeError:
+            self.r.fail(key, "a UTF-8 text file", source)
+            return None
+
+    def _depends_on(self, key: str, raw: Any) -> dict[str, str]:
+        """A list of names (started), or names to a condition."""
+        if isinstance(raw, list):
+            raw = {name: "started" for name in _read_names(self.r, key, raw)}
+        conditions = self.r.mapping(key, raw)
+        for name, condition in conditions.items():
+            self.r.choice(f"{key}.{name}", condition, CONDITIONS)
+        return {name: condition for name, condition in conditions.items() if condition in CONDITIONS}
+
+    def _check_references(self, workload: WorkloadSpec, by_name: Mapping[str, WorkloadSpec]) -> None:
+        r, key = self.r, _key(workload)
+        services = sorted(n for n, w in by_name.items() if isinstance(w, ServiceSpec) and n != workload.name)
+        for link in workload.links:
+            target = by_name.get(link)
+            if not isinstance(target, ServiceSpec) or link == workload.name:
+                r.fail(f"{key}.links", "names of other services: " + ", ".join(services), link)
+            elif not target.ports:
+                r.fail(f"{key}.links", f"a service with a port (services.{link} has none)", link)
+        for name, condition in workload.depends_on.items():
+            target = by_name.get(name)
+            if target is None or name == workload.name:
+                r.fail(f"{key}.dependsOn.{name}", "the name of another service or job: " + ", ".join(sorted(set(by_name) - {workload.name})))
+            elif isinstance(target, JobSpec) and condition != "completed":
+                r.fail(f"{key}.dependsOn.{name}", f"completed (jobs.{name} is a job)", condition)
+            elif isinstance(target, ServiceSpec) and condition == "completed":
+                r.fail(f"{key}.dependsOn.{name}", f"started or healthy (services.{name} is a service; jobs complete)", condition)
+            elif condition == "healthy" and target.health is None:
+                r.fail(f"{key}.dependsOn.{name}", f"started, or a health check on services.{name}", condition)
 
 
-def _linked_first(r: _Reader, services: list[ServiceSpec]) -> list[ServiceSpec]:
-    """Orders services so that each comes after the services it links to; rejects cycles."""
-    by_name = {s.name: s for s in services}
-    ordered: list[ServiceSpec] = []
+def _dependencies_first(r: _Reader, workloads: list[WorkloadSpec]) -> list[WorkloadSpec]:
+    """Orders workloads so that each comes after what it links to or depends on; rejects cycles."""
+    by_name = {w.name: w for w in workloads}
+    ordered: list[WorkloadSpec] = []
     visiting: set[str] = set()
 
-    def visit(service: ServiceSpec) -> None:
-        if service in ordered:
+    def visit(workload: WorkloadSpec) -> None:
+        if workload in ordered:
             return
-        if service.name in visiting:
-            r.fail(f"services.{service.name}.links", "links without a cycle")
+        if workload.name in visiting:
+            r.fail(f"{_key(workload)}.dependsOn", "links and dependencies without a cycle")
             return
-        visiting.add(service.name)
-        for link in service.links:
-            if link in by_name:
-                visit(by_name[link])
-        visiting.discard(service.name)
-        if service not in ordered:
-            ordered.append(service)
+        visiting.add(workload.name)
+        for name in (*workload.links, *workload.depends_on):
+            if name in by_name:
+                visit(by_name[name])
+        visiting.discard(workload.name)
+        if workload not in ordered:
+            ordered.append(workload)
 
-    for service in services:
-        visit(service)
+    for workload in workloads:
+        visit(workload)
     return ordered
 
 
-def _read_service(r, key, name, spec, base_dir, replicas_override, secrets, build_args) -> Optional[ServiceSpec]:
-    before = len(r.problems)
-    r.unknown_keys(f"{key}.", spec, SERVICE_KEYS)
-    build, image = None, None
-    if ("build" in spec) == ("image" in spec):
-        r.fail(key, "exactly one of `build` (a Docker build) or `image` (an existing image reference)")
-    elif "build" in spec:
-        build = _read_build(r, f"{key}.build", spec["build"], base_dir, build_args)
-    else:
-        image = r.text(f"{key}.image", spec["image"], expected="an image reference such as redis:7 or repo@sha256:<digest>")
-        if image and not is_image_reference(image):
-            r.fail(f"{key}.image", "an image reference such as redis:7 or repo@sha256:<digest>", image)
-    port = r.integer(f"{key}.port", spec.get("port"), 1, 65535)
-    publish = None
-    if spec.get("publish") is not None:
-        publish = r.integer(f"{key}.publish", spec["publish"], 1, 65535)
-    env = _read_env(r, f"{key}.env", spec.get("env", {}))
-    secret_env = _read_env(r, f"{key}.secretEnv", spec.get("secretEnv", {}))
-    for var, secret_key in secret_env.items():
-        if secret_key not in SECRET_KEYS:
-            r.fail(f"{key}.secretEnv.{var}", "the name of a secret config key: " + ", ".join(SECRET_KEYS), secret_key)
-        elif secret_key not in secrets:
-            r.fail(secret_key, f"a value (used by {key}.secretEnv.{var}): `pulumi config set --secret {secret_key}`")
-    links = spec.get("links", [])
-    if not isinstance(links, list) or not all(isinstance(link, str) for link in links):
-        r.fail(f"{key}.links", "a list of service names", links)
-        links = []
-    volume = _read_volume(r, f"{key}.volume", spec["volume"]) if "volume" in spec else None
-    replicas = r.integer(f"{key}.replicas", spec.get("replicas", 1), 0, 100)
-    if volume is not None and replicas is not None and replicas > 1:
-        r.fail(f"{key}.replicas", "0 or 1 for a service with a volume (its state lives on one volume)", replicas)
-    if replicas_override is not None and volume is None:
-        replicas = replicas_override
-    health_path, health_command = _read_health(r, f"{key}.health", spec.get("health"))
-    user = r.integer(f"{key}.user", spec.get("user", 10001), 1, 2**31 - 1)
-    read_only = r.boolean(f"{key}.readOnly", spec.get("readOnly", True))
-    cpu = r.number(f"{key}.cpu", spec.get("cpu", 0.5), 0.01, 64)
-    cpu_request = r.number(f"{key}.cpuRequest", spec.get("cpuRequest", min(0.05, cpu or 0.05)), 0.001, 64)
-    if cpu and cpu_request and cpu_request > cpu:
-        r.fail(f"{key}.cpuRequest", f"at most the cpu limit ({cpu})", cpu_request)
-    memory = r.integer(f"{key}.memory", spec.get("memory", 128), 6, 1024 * 1024)
-    if len(r.problems) > before:
-        return None
-    return ServiceSpec(
-        name=name, port=port, build=build, image=image, publish=publish, env=env,
-        secret_env=secret_env, links=tuple(links), replicas=replicas, volume=volume,
-        health_path=health_path, health_command=health_command, user=user, read_only=read_only, cpu=cpu, cpu_request=cpu_request, memory_mb=memory,
-    )
-
-
-def _read_health(r: _Reader, key: str, raw: Any) -> tuple[Optional[str], tuple[str, ...]]:
-    """`/path` is an HTTP check on the service port; a list is a command run in the container."""
+def _read_argv(r: _Reader, key: str, raw: Any) -> Optional[tuple[str, ...]]:
+    """A command line as a list of strings (a string is split on spaces, as Compose does)."""
     if raw is None:
-        return None, ()
-    if isinstance(raw, list) and raw and all(isinstance(arg, str) and arg for arg in raw):
-        return None, tuple(raw)
-    if isinstance(raw, str) and re.match(r"^/[!-~]*$", raw):
-        return raw, ()
-    r.fail(key, "an HTTP path such as /healthz, or a command such as [redis-cli, ping]", raw)
-    return None, ()
+        return None
+    if isinstance(raw, str) and raw.strip():
+        return tuple(raw.split())
+    if isinstance(raw, list) and raw and all(isinstance(arg, str) for arg in raw):
+        return tuple(raw)
+    r.fail(key, "a command as a list of strings such as [python3, -m, worker]", raw)
+    return None
+
+
+def _read_names(r: _Reader, key: str, raw: Any) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+        r.fail(key, "a list of names", raw)
+        return []
+    return list(raw)
+
+
+def _read_user(r: _Reader, key: str, raw: Any) -> Optional[tuple[int, int]]:
+    """A non-root uid, `uid:gid`, or `image` to keep the image's own user (a hardening opt-out)."""
+    if raw == "image":
+        return None
+    uid, _, gid = str(raw).partition(":") if isinstance(raw, str) else (raw, "", raw)
+    uid, gid = _as_int(uid), _as_int(gid if gid != "" else uid)
+    if uid is None or gid is None or not 1 <= uid < 2**31 or not 0 <= gid < 2**31:
+        r.fail(key, "a non-root numeric user such as 10001 or 10001:10001, or `image` for the image's own user", raw)
+        return None
+    return uid, gid
 
 
 def _read_build(r: _Reader, key: str, raw: Any, base_dir: str, stack_args: Mapping[str, str]) -> Optional[BuildSpec]:
@@ -462,15 +642,7 @@ def _read_env(r: _Reader, key: str, raw: Any) -> dict[str, str]:
     return {k: str(v) for k, v in env.items()}
 
 
-def _read_volume(r: _Reader, key: str, raw: Any) -> Optional[VolumeSpec]:
-    spec = r.mapping(key, raw)
-    r.unknown_keys(f"{key}.", spec, ("path", "size"))
-    path = r.text(f"{key}.path", spec.get("path"), re.compile(r"^/[^\0]*$"), "an absolute path in the container")
-    size = r.text(f"{key}.size", spec.get("size", "1Gi"), _QUANTITY, "a size such as 512Mi or 1Gi")
-    return VolumeSpec(path=path, size=size) if path and size else None
-
-
-def _read_registry(r: _Reader, values, push, secrets, repository) -> Optional[Registry]:
+def _read_registry(r: _Reader, values, push, is_secret, repository) -> Optional[Registry]:
     """The private registry: pushed to when `push`, and pulled from by the cluster (imagePullSecret)."""
     server = values.get("registryServer")
     if server is None:
@@ -480,21 +652,26 @@ def _read_registry(r: _Reader, values, push, secrets, repository) -> Optional[Re
     before = len(r.problems)
     r.text("registryServer", server, re.compile(r"^[a-zA-Z0-9.-]+(:[0-9]{1,5})?$"), "a registry host[:port]")
     username = r.text("registryUsername", values.get("registryUsername"), expected="the user name for registryServer")
-    if "registryPassword" not in secrets and "registryPassword" not in values:
+    password = values.get("registryPassword")
+    if password is None:
         r.fail("registryPassword", "a secret for registryServer: `pulumi config set --secret registryPassword`")
+    elif not is_secret("registryPassword"):
+        r.fail("registryPassword", "a secret value: set it with `pulumi config set --secret registryPassword`")
+    else:
+        r.text("registryPassword", password)
     if push and repository and not repository.startswith(f"{server}/"):
         r.fail("imageRepository", f"a repository on the push registry, i.e. starting with {server}/", repository)
-    if len(r.problems) > before or "registryPassword" not in secrets:  # a plaintext one is reported already
+    if len(r.problems) > before:
         return None
-    return Registry(server=server, username=username, password=secrets["registryPassword"])
+    return Registry(server=server, username=username, password=pulumi.Output.secret(password))
 
 
-def _read_pinned_images(r: _Reader, raw: Any, services: list[ServiceSpec]) -> dict[str, str]:
+def _read_pinned_images(r: _Reader, raw: Any, app: AppSpec) -> dict[str, str]:
     pinned = r.mapping("images", raw)
-    names = {s.name for s in services}
+    names = {w.name for w in app.workloads}
     for name, ref in pinned.items():
         if name not in names:
-            r.fail(f"images.{name}", "a service name: " + ", ".join(sorted(names)))
+            r.fail(f"images.{name}", "a service or job name: " + ", ".join(sorted(names)))
         elif not isinstance(ref, str) or "@" not in ref or not is_image_reference(ref):
             r.fail(f"images.{name}", "an immutable reference repo@sha256:<64 hex digits>", ref)
     return dict(pinned)
@@ -526,19 +703,19 @@ def _read_kubernetes(r: _Reader, raw: Any, project: str, stack: str, target: Opt
     )
 
 
-def _check_docker_target(r: _Reader, services: list[ServiceSpec], port_offset: int) -> None:
+def _check_docker_target(r: _Reader, app: AppSpec, port_offset: int) -> None:
     host_ports: dict[int, str] = {}
-    for service in services:
+    for service in app.services:
         if service.replicas > 1:
             r.fail(f"services.{service.name}.replicas", "1 on the docker target (one container per service; scale on kubernetes)", service.replicas)
-        if service.publish is None:
-            continue
-        host_port = service.publish + port_offset
-        if host_port > 65535:
-            r.fail("portOffset", f"an offset that keeps services.{service.name}.publish within 65535", port_offset)
-        elif host_port in host_ports:
-            r.fail(f"services.{service.name}.publish", f"a host port not already published by services.{host_ports[host_port]}", service.publish)
-        host_ports[host_port] = service.name
+        for port in service.published:
+            host_port = port.publish + port_offset
+            where = f"services.{service.name}.publish" if port.name == MAIN_PORT else f"services.{service.name}.ports.{port.name}.publish"
+            if host_port > 65535:
+                r.fail("portOffset", f"an offset that keeps {where} within 65535", port_offset)
+            elif host_port in host_ports:
+                r.fail(where, f"a host port not already published by {host_ports[host_port]}", port.publish)
+            host_ports[host_port] = where
 
 
 def load_stack_config(base_dir: str = ".") -> StackConfig:

@@ -20,7 +20,7 @@ from docker.utils.build import exclude_paths
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.parser import image_from
 
-from .config import BuildSpec
+from .spec import BuildSpec
 
 
 def _ignore_patterns(context: str) -> list[str]:

@@ -1,34 +1,76 @@
-"""What both targets derive the same way from a ServiceSpec: labels, environment, health checks."""
+"""What both targets derive the same way from a workload's spec: labels, environment from links,
+health-check commands, content hashes, and where resources lived in the first release."""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field
 from typing import Mapping
 
-from .config import ServiceSpec, StackConfig
+import pulumi
+
+from .spec import MAIN_PORT, HealthSpec, ServiceSpec, WorkloadSpec
 
 SERVICE_LABEL = "app.kubernetes.io/name"
+FILES_HASH = "cloudservice.dev/files-hash"
+SECRETS_DIR = "/run/secrets"
+SECRETS_REVISION = "cloudservice.dev/secrets-revision"
+"""Where secret files go on both targets (as Compose and Swarm mount them)."""
 
 
-def service_labels(stack_labels: Mapping[str, str], service: ServiceSpec) -> dict[str, str]:
-    return {**stack_labels, SERVICE_LABEL: service.name}
+@dataclass(frozen=True)
+class Endpoint:
+    """How other workloads reach a service: a host name and its named ports."""
+
+    host: str
+    ports: Mapping[str, int] = field(default_factory=dict)
 
 
-def link_env(config: StackConfig, service: ServiceSpec) -> dict[str, str]:
-    """`links: [redis]` gives REDIS_HOST and REDIS_PORT. The host is the service name on both
-    targets: a network alias on Docker, a Service resolved by cluster DNS on Kubernetes."""
+def endpoint(service: ServiceSpec) -> Endpoint:
+    """The service name is the host on both targets: a network alias on Docker, a Service resolved
+    by cluster DNS on Kubernetes."""
+    return Endpoint(host=service.name, ports={p.name: p.port for p in service.ports})
+
+
+def workload_labels(stack_labels: Mapping[str, str], workload: WorkloadSpec) -> dict[str, str]:
+    return {**stack_labels, SERVICE_LABEL: workload.name}
+
+
+def link_env(links: Mapping[str, Endpoint]) -> dict[str, str]:
+    """`links: [redis]` gives REDIS_HOST and REDIS_PORT (the main port), and REDIS_<NAME>_PORT for
+    each other named port, e.g. API_METRICS_PORT."""
     env = {}
-    for link in service.links:
-        prefix = link.upper().replace("-", "_")
-        env[f"{prefix}_HOST"] = link
-        env[f"{prefix}_PORT"] = str(config.service(link).port)
+    for name, target in links.items():
+        prefix = name.upper().replace("-", "_")
+        env[f"{prefix}_HOST"] = target.host
+        for index, (port_name, port) in enumerate(target.ports.items()):
+            if index == 0:
+                env[f"{prefix}_PORT"] = str(port)
+            if port_name != MAIN_PORT:
+                env[f"{prefix}_{port_name.upper().replace('-', '_')}_PORT"] = str(port)
     return env
 
 
-def http_check_command(service: ServiceSpec) -> list[str]:
+def http_check_command(health: HealthSpec) -> list[str]:
     """An HTTP health check run inside the container, with whichever client the image has."""
-    url = f"http://127.0.0.1:{service.port}{service.health_path}"
+    url = f"http://127.0.0.1:{health.port}{health.path}"
     return [
         "CMD-SHELL",
         f"curl -fsS {url} || wget -qO- {url} || "
         f"python3 -c 'import urllib.request; urllib.request.urlopen(\"{url}\", timeout=3)'",
     ]
+
+
+def files_hash(workload: WorkloadSpec) -> str:
+    """Changes whenever a mounted file's path or content does: the service rolls with it."""
+    digest = hashlib.sha256()
+    for file in sorted(workload.files, key=lambda f: f.path):
+        digest.update(f"{file.path}\0{file.content}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def first_release_alias(parent: pulumi.Resource, component: str, component_type: str, name: str) -> pulumi.Alias:
+    """Where a child lived in the first release, when one component held every service of a target
+    (DockerDeployment "docker", KubernetesDeployment "kubernetes") and children had bare names: the
+    alias keeps its URN, so an upgrade updates it in place instead of replacing it (and its data)."""
+    return pulumi.Alias(name=name, parent=pulumi.create_urn(component, component_type, parent=parent))

@@ -157,7 +157,8 @@ def check_resource_limits(resource_type: str, props: Mapping) -> list[str]:
 
 
 def check_health_probes(resource_type: str, props: Mapping) -> list[str]:
-    """Serving containers have readiness and liveness probes; published Docker containers a health check."""
+    """Serving containers (with ports) have readiness and liveness probes; published Docker containers a
+    health check."""
     if resource_type == DOCKER_CONTAINER:
         if not _items(props.get("ports")):
             return []
@@ -169,7 +170,7 @@ def check_health_probes(resource_type: str, props: Mapping) -> list[str]:
         return []
     problems = []
     for c in containers(pod_spec(resource_type, props)):
-        if c.init:
+        if c.init or not _items(c.spec.get("ports")):  # a worker without ports serves nothing to probe
             continue
         missing = [probe for probe in ("readinessProbe", "livenessProbe")
                    if not (isinstance(c.spec.get(probe), Mapping) and len(c.spec.get(probe)) > 0)]
@@ -234,6 +235,36 @@ def check_not_privileged(resource_type: str, props: Mapping) -> list[str]:
     return problems
 
 
+def check_read_only_root(resource_type: str, props: Mapping) -> list[str]:
+    """The root file system is read-only (Docker `readOnly`; Kubernetes readOnlyRootFilesystem)."""
+    if resource_type == DOCKER_CONTAINER:
+        return [] if _is_true(props.get("readOnly")) else ["container has a writable root file system (readOnly: true)"]
+    return [f"{c.label} has a writable root file system (securityContext.readOnlyRootFilesystem: true)"
+            for c in containers(pod_spec(resource_type, props))
+            if not _is_true(_get(c.spec, "securityContext", "readOnlyRootFilesystem"))]
+
+
+def _capability_problems(label: str, dropped: Any, added: Any) -> list[str]:
+    problems = []
+    if "ALL" not in [str(cap).upper() for cap in _items(dropped)]:
+        problems.append(f"{label} keeps the default capabilities: drop ALL")
+    if _items(added):
+        problems.append(f"{label} adds capabilities {', '.join(map(str, _items(added)))}")
+    return problems
+
+
+def check_capabilities(resource_type: str, props: Mapping) -> list[str]:
+    """Every Linux capability is dropped and none is added back."""
+    if resource_type == DOCKER_CONTAINER:
+        capabilities = props.get("capabilities")
+        return _capability_problems("container", _get(capabilities, "drops"), _get(capabilities, "adds"))
+    problems = []
+    for c in containers(pod_spec(resource_type, props)):
+        capabilities = _get(c.spec, "securityContext", "capabilities")
+        problems += _capability_problems(c.label, _get(capabilities, "drop"), _get(capabilities, "add"))
+    return problems
+
+
 class Rule(NamedTuple):
     name: str
     description: str
@@ -256,6 +287,12 @@ RULES: tuple[Rule, ...] = (
     Rule("no-privileged-containers",
          "Containers must not be privileged nor able to escalate privileges.",
          check_not_privileged),
+    Rule("read-only-root-filesystem",
+         "Containers must have a read-only root file system (writable paths are volumes or tmpfs).",
+         check_read_only_root),
+    Rule("no-added-capabilities",
+         "Containers must drop every Linux capability and add none back.",
+         check_capabilities),
 )
 
 CHECKED_TYPES = (DOCKER_CONTAINER, *POD_SPEC_PATHS)

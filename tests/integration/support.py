@@ -116,25 +116,37 @@ class ProjectCopy:
     """A private copy of the project (same code, same stack files) with its own file backend, so
     tests never touch the user's stacks, and stack names that cannot clash with theirs."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, revision: Optional[str] = None):
+        """`revision`: a git commit of this repository to take the project files from instead."""
         self.directory = directory
-        for name in PROJECT_FILES:
-            source = ROOT / name
-            if source.is_dir():
-                shutil.copytree(source, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, directory / name)
+        self.revision = revision
+        if revision:
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, *PROJECT_FILES],
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
+        else:
+            self.copy_current_files()
         (directory / "venv").symlink_to(ROOT / "venv")
         self.backend = directory / ".state"
         self.backend.mkdir()
         self.env = {"PULUMI_BACKEND_URL": f"file://{self.backend}"}
+
+    def copy_current_files(self) -> None:
+        """Puts the working tree's project files in place (over those of another revision)."""
+        for name in PROJECT_FILES:
+            source, target = ROOT / name, self.directory / name
+            if source.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, target)
 
     def stack(self, template: str, name: Optional[str] = None, config: Optional[dict] = None,
               secrets: Optional[dict] = None) -> auto.Stack:
         """Creates stack `name` (default: a unique one) from the committed Pulumi.<template>.yaml."""
         name = name or f"it-{template}-{uuid.uuid4().hex[:6]}"
         # The committed settings only: secrets a user set locally are encrypted for their stack.
-        settings = yaml.safe_load((ROOT / f"Pulumi.{template}.yaml").read_text())
+        settings = yaml.safe_load(self.read_file(f"Pulumi.{template}.yaml"))
         settings.pop("encryptionsalt", None)
         settings["config"] = {k: v for k, v in settings.get("config", {}).items()
                               if not (isinstance(v, dict) and "secure" in v)}
@@ -148,6 +160,13 @@ class ProjectCopy:
         for key, value in (secrets or {}).items():
             stack.set_config(f"cloudservice:{key}", auto.ConfigValue(value=value, secret=True))
         return stack
+
+    def read_file(self, name: str) -> str:
+        """A committed file of the project, at this copy's revision."""
+        if self.revision:
+            return subprocess.run(["git", "-C", str(ROOT), "show", f"{self.revision}:{name}"],
+                                  capture_output=True, text=True, check=True).stdout
+        return (ROOT / name).read_text()
 
     def state_file(self, stack_name: str) -> Path:
         return self.backend / ".pulumi" / "stacks" / "cloudservice" / f"{stack_name}.json"

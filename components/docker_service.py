@@ -1,0 +1,187 @@
+"""DockerService and DockerJob: `docker run` for one service or one task, declared.
+
+A service is one container on the app network, reachable by its name (a DNS alias), hardened
+(non-root, read-only root, all capabilities dropped unless some are added back, no-new-privileges,
+CPU and memory limits), restarted by the engine and health-checked; a volume keeps its state across
+container replacements. A job is a container run once to its exit, again whenever its image or
+spec changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_docker as docker
+
+from .network import docker_labels
+from .spec import JobSpec, ServiceSpec, WorkloadSpec
+from .workload import FILES_HASH, SECRETS_DIR, SECRETS_REVISION, Endpoint, files_hash, first_release_alias, http_check_command, link_env, workload_labels
+
+FIRST_RELEASE_PARENT = ("docker", "cloudservice:index:DockerDeployment")
+
+
+@dataclass(kw_only=True)
+class DockerWorkloadArgs:
+    image: pulumi.Input[str]
+    """The image to run (a local image ID or an immutable reference)."""
+    network: pulumi.Input[str]
+    labels: Mapping[str, str]
+    """The stack's labels; the workload adds its own name."""
+    links: Mapping[str, Endpoint] = field(default_factory=dict)
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Secret config key -> value, for the keys the workload uses."""
+    after: Sequence[pulumi.Resource] = ()
+    """What must be done before the container (re)starts: the image's push, the workloads it depends on."""
+
+
+@dataclass(kw_only=True)
+class DockerServiceArgs(DockerWorkloadArgs):
+    spec: ServiceSpec
+    port_offset: int = 0
+    ready_timeout: int = 60
+
+
+@dataclass(kw_only=True)
+class DockerJobArgs(DockerWorkloadArgs):
+    spec: JobSpec
+
+
+def _secret_files(parent: pulumi.Resource, name: str, spec: WorkloadSpec, args: DockerWorkloadArgs) -> tuple[list, dict]:
+    """Secret files live in a volume at /run/secrets. A read-only root file system takes no uploads
+    (the engine writes them through the root), so a container that is created but never started
+    carries them into the volume; the workload is replaced with it whenever a secret changes.
+    Returns the workload's volume mount and labels."""
+    if not spec.secret_files:
+        return [], {}
+    labels = docker_labels(workload_labels(args.labels, spec), docker.VolumeLabelArgs)
+    volume = docker.Volume(f"{name}-secrets", name=f"{name}-secrets", labels=labels, opts=pulumi.ResourceOptions(parent=parent))
+    mount = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR)
+    # Readable by the workload's user only (by anyone when it runs as the image's own user).
+    owner = {"owner": str(spec.user[0]), "group": str(spec.user[1]), "permissions": "0400"} if spec.user else {"permissions": "0444"}
+    carrier = docker.Container(
+        f"{name}-secrets",
+        name=f"{name}-secrets",
+        image=args.image,
+        start=False,
+        must_run=False,
+        network_mode="none",
+        volumes=[mount],
+        uploads=[docker.ContainerUploadArgs(file=f.path, content=args.secrets[f.key], **owner) for f in spec.secret_files],
+        labels=docker_labels(workload_labels(args.labels, spec), docker.ContainerLabelArgs),
+        opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
+    )
+    return [docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR, read_only=True)], {SECRETS_REVISION: carrier.id}
+
+
+def _container_args(name: str, spec: WorkloadSpec, args: DockerWorkloadArgs, extra_labels: Mapping[str, pulumi.Input[str]]) -> dict:
+    """What a service's and a job's container have in common: `docker run` minus ports, volumes and restarts."""
+    env = {**spec.env, **link_env(args.links), **{var: args.secrets[key] for var, key in spec.secret_env.items()}}
+    labels = {**workload_labels(args.labels, spec), **extra_labels}
+    if spec.files:  # a bind mount does not change when the file does: the label rolls the container
+        labels[FILES_HASH] = files_hash(spec)
+    return dict(
+        name=name,
+        image=args.image,
+        hostname=spec.name,
+        networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[spec.name])],
+        entrypoints=list(spec.command) if spec.command is not None else None,
+        command=list(spec.args) if spec.args is not None else None,
+        envs=[pulumi.Output.concat(k, "=", v) for k, v in sorted(env.items())],
+        labels=docker_labels(labels, docker.ContainerLabelArgs),
+        # Project files mounted read-only, as Compose mounts `configs` (the engine must see the project).
+        mounts=[docker.ContainerMountArgs(target=f.path, source=f.source, type="bind", read_only=True) for f in spec.files] or None,
+        user=f"{spec.user[0]}:{spec.user[1]}" if spec.user else None,
+        read_only=spec.read_only,
+        tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"} if spec.read_only else None,
+        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(spec.capabilities) or None),
+        security_opts=["no-new-privileges:true"],
+        memory=spec.memory_mb,
+        # Equal to memory: no swap on top of the limit (and no drift: the engine reports it).
+        memory_swap=spec.memory_mb,
+        cpus=str(spec.cpu),
+        destroy_grace_seconds=10,
+    )
+
+
+class DockerService(pulumi.ComponentResource):
+    """One service as a container. Outputs: `url` (its first published port), `urls` (port name to URL)."""
+
+    url: pulumi.Output[Optional[str]]
+    urls: pulumi.Output[dict]
+
+    def __init__(self, name: str, args: DockerServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("cloudservice:index:DockerService", name, None, opts)
+        spec = args.spec
+        parent = opts.parent if opts else None
+
+        def child(first_release_name: str, depends_on: Sequence[pulumi.Resource] = (), **extra) -> pulumi.ResourceOptions:
+            aliases = [first_release_alias(parent, *FIRST_RELEASE_PARENT, first_release_name)] if parent else []
+            return pulumi.ResourceOptions(parent=self, aliases=aliases, depends_on=list(depends_on), **extra)
+
+        volumes, secret_labels = _secret_files(self, name, spec, args)
+        if spec.volume is not None:
+            volume = docker.Volume(
+                f"{name}-data",
+                name=f"{name}-data",
+                labels=docker_labels(workload_labels(args.labels, spec), docker.VolumeLabelArgs),
+                opts=child(f"{spec.name}-data"),
+            )
+            volumes.append(docker.ContainerVolumeArgs(volume_name=volume.name, container_path=spec.volume.path))
+
+        ports, urls = [], {}
+        for port in spec.ports:
+            if port.publish is not None:
+                host_port = port.publish + args.port_offset
+                ports.append(docker.ContainerPortArgs(internal=port.port, external=host_port, ip="127.0.0.1"))
+                urls[port.name] = f"http://127.0.0.1:{host_port}"
+
+        healthcheck = None
+        if spec.health is not None:
+            health = spec.health
+            healthcheck = docker.ContainerHealthcheckArgs(
+                tests=http_check_command(health) if health.path else ["CMD", *health.command],
+                interval=f"{health.interval}s", timeout=f"{health.timeout}s", retries=health.retries,
+                start_period=f"{health.start_period}s",
+            )
+
+        docker.Container(
+            name,
+            **_container_args(name, spec, args, secret_labels),
+            ports=ports,
+            volumes=volumes,
+            restart="unless-stopped",
+            healthcheck=healthcheck,
+            # `up` returns once the service reports healthy, like `docker run` + waiting by hand.
+            wait=healthcheck is not None,
+            wait_timeout=args.ready_timeout,
+            # A fixed container name and host port cannot exist twice: replace in place.
+            opts=child(spec.name, args.after, delete_before_replace=True),
+        )
+
+        self.urls = pulumi.Output.from_input(urls)
+        self.url = pulumi.Output.from_input(next(iter(urls.values()), None))
+        self.register_outputs({"url": self.url, "urls": self.urls})
+
+
+class DockerJob(pulumi.ComponentResource):
+    """One task as a container run to its exit. Output: `exit_code`."""
+
+    exit_code: pulumi.Output[Optional[int]]
+
+    def __init__(self, name: str, args: DockerJobArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("cloudservice:index:DockerJob", name, None, opts)
+        volumes, secret_labels = _secret_files(self, name, args.spec, args)
+        container = docker.Container(
+            name,
+            **_container_args(name, args.spec, args, secret_labels),
+            volumes=volumes,
+            restart="no",
+            # Run to the end (attach) instead of returning once it started.
+            must_run=False,
+            attach=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after), delete_before_replace=True),
+        )
+        self.exit_code = container.exit_code
+        self.register_outputs({"exit_code": self.exit_code})
