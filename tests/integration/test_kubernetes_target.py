@@ -4,6 +4,7 @@ pods, secrets, destroy. The tests run in order."""
 
 import base64
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -169,9 +170,8 @@ def test_running_pods_are_hardened(staging):
         lines = report.split()
         assert lines[:2] == [uid, uid], (service, report)
         assert "read-only" in lines and "writable" not in lines and "tmp-writable" in lines, (service, report)
-        status = dict(zip(lines[lines.index("CapEff:")::2], lines[lines.index("CapEff:") + 1::2]))
-        assert status["CapEff:"] == status["CapPrm:"] == "0000000000000000", (service, report)
-        assert status["NoNewPrivs:"] == "1", (service, report)
+        status = dict(re.findall(r"^(CapEff|CapPrm|NoNewPrivs):\s+(\S+)$", report, re.MULTILINE))
+        assert status == {"CapPrm": "0000000000000000", "CapEff": "0000000000000000", "NoNewPrivs": "1"}, (service, report)
         limit = pod["spec"]["containers"][0]["resources"]["limits"]["memory"]
         assert int(lines[-1]) == int(limit.removesuffix("Mi")) * 1024 * 1024, (service, report)
 
