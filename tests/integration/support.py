@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -188,3 +189,15 @@ def edit_app_version(project: ProjectCopy, version: str) -> None:
     text = source.read_text()
     current = next(line for line in text.splitlines() if line.startswith("VERSION = "))
     source.write_text(text.replace(current, f'VERSION = "{version}"'))
+
+
+def recover(project: ProjectCopy, stack_name: str) -> str:
+    """Runs scripts/recover.py on a stack of the copy, as `make up` and `make destroy` do first;
+    returns what it reported."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "recover.py"), "--stack", stack_name],
+        cwd=project.directory, env={**os.environ, **project.env}, capture_output=True, text=True, timeout=300,
+    )
+    print(result.stderr)  # what it did, shown with a failure
+    assert result.returncode == 0, result.stderr
+    return result.stderr

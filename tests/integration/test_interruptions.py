@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Callable
 import pytest
 from pulumi import automation as auto
 
-from .support import ROOT, STACK_LABEL, edit_app_version, free_port, get_json, kubectl, wait_for
+from .support import STACK_LABEL, edit_app_version, free_port, get_json, kubectl, recover, wait_for
 
 RECORDS = [f"record {n}" for n in range(20)]
 
@@ -64,17 +63,6 @@ def step(event: dict, kind: str, type_: str, name: str) -> bool:
         and metadata.get("op") not in ("same", "read", None)
 
 
-def recover(project, stack: auto.Stack) -> str:
-    """What `make up` runs before `pulumi up`."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "recover.py"), "--stack", stack.name],
-        cwd=project.directory, env={**os.environ, **project.env}, capture_output=True, text=True, timeout=300,
-    )
-    print(result.stderr)  # what it did, shown with a failure
-    assert result.returncode == 0, result.stderr
-    return result.stderr
-
-
 def converge(stack: auto.Stack) -> auto.UpResult:
     result = stack.up()
     stack.preview(expect_no_changes=True)
@@ -113,7 +101,7 @@ def dev(project, registry, docker_client):
     stack = project.stack("dev", config={"portOffset": str(host_port - 8080)},
                           secrets={"registryPassword": registry.password})
     yield Dev(stack, host_port)
-    recover(project, stack)
+    recover(project, stack.name)
     stack.destroy()
     stack.workspace.remove_stack(stack.name)
 
@@ -130,7 +118,7 @@ def labelled(docker_client, stack_name: str) -> dict[str, list[str]]:
 def test_killed_right_after_the_network_is_created(dev, project, docker_client):
     kill_up_when(project, dev.stack, lambda e: step(e, "resOutputsEvent", "docker:index/network:Network", "network"))
     assert labelled(docker_client, dev.stack.name)["networks"], "the network was not created before the kill"
-    recover(project, dev.stack)
+    recover(project, dev.stack.name)
     assert not plugins_left(project)
     outputs = converge(dev.stack).outputs
     assert outputs["url"].value == dev.url and get_json(dev.url + "/")[0] == 200
@@ -142,7 +130,7 @@ def test_killed_right_after_the_network_is_created(dev, project, docker_client):
 def test_killed_during_the_image_push(dev, project, docker_client):
     edit_app_version(project, "after-killed-push")
     kill_up_when(project, dev.stack, lambda e: step(e, "resourcePreEvent", "docker:index/registryImage:RegistryImage", "web"))
-    recover(project, dev.stack)
+    recover(project, dev.stack.name)
     converge(dev.stack)
     assert get_json(dev.url + "/")[1]["version"] == "after-killed-push"
     assert notes(dev.url) == RECORDS
@@ -153,7 +141,7 @@ def test_killed_during_container_creation(dev, project, docker_client):
     # The new container exists and is starting (up waits for it to be healthy) when the CLI dies.
     kill_up_when(project, dev.stack, lambda e: step(e, "resourcePreEvent", "docker:index/container:Container", "web"),
                  delay=1.5)
-    recover(project, dev.stack)
+    recover(project, dev.stack.name)
     converge(dev.stack)
     assert get_json(dev.url + "/")[1]["version"] == "after-killed-create"
     assert wait_for(lambda: notes(dev.url), timeout=30, what="the notes") == RECORDS
@@ -162,7 +150,7 @@ def test_killed_during_container_creation(dev, project, docker_client):
 
 
 def test_destroy_after_the_interruptions_leaves_nothing(dev, project, docker_client):
-    recover(project, dev.stack)
+    recover(project, dev.stack.name)
     dev.stack.destroy()
     assert labelled(docker_client, dev.stack.name) == {"containers": [], "networks": [], "volumes": []}
     assert not plugins_left(project)
@@ -177,7 +165,7 @@ def test_killed_during_kubernetes_rollouts(project, registry, cluster):
     web_deployment = lambda e: step(e, "resourcePreEvent", "kubernetes:apps/v1:Deployment", "web")  # noqa: E731
     try:
         kill_up_when(project, stack, web_deployment, delay=3)
-        recover(project, stack)
+        recover(project, stack.name)
         assert not plugins_left(project)
         outputs = converge(stack).outputs
         url, namespace = outputs["url"].value, outputs["namespace"].value
@@ -186,13 +174,13 @@ def test_killed_during_kubernetes_rollouts(project, registry, cluster):
 
         edit_app_version(project, "after-killed-rollout")
         kill_up_when(project, stack, web_deployment, delay=3)
-        recover(project, stack)
+        recover(project, stack.name)
         assert not plugins_left(project)
         converge(stack)
         assert {get_json(url + "/")[1]["version"] for _ in range(10)} == {"after-killed-rollout"}
         assert notes(url) == RECORDS
     finally:
-        recover(project, stack)
+        recover(project, stack.name)
         stack.destroy()
         stack.workspace.remove_stack(stack.name)
     selector = f"{STACK_LABEL}={stack.name}"
