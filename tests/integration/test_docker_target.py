@@ -136,18 +136,18 @@ def test_destroy_leaves_nothing_but_the_pushed_images(dev, docker_client, regist
     pushed = [*dev.first_images.values(), dev.second_web_image]
     label = {"label": f"{STACK_LABEL}={dev.stack.name}"}
     made = {
-        docker_client.containers: [c.name for c in containers(docker_client, dev.stack.name)],
-        docker_client.networks: [n.name for n in docker_client.networks.list(filters=label)],
-        docker_client.volumes: [v.name for v in docker_client.volumes.list(filters=label)],
+        "containers": [c.name for c in containers(docker_client, dev.stack.name)],
+        "networks": [n.name for n in docker_client.networks.list(filters=label)],
+        "volumes": [v.name for v in docker_client.volumes.list(filters=label)],
     }
     assert [len(names) for names in made.values()] == [2, 1, 1], made
-    assert made[docker_client.networks] == [dev.outputs["network"]]
+    assert made["networks"] == [dev.outputs["network"]]
 
     dev.stack.destroy()
-    for collection, names in made.items():
+    for kind, names in made.items():
         for name in names:
             with pytest.raises(docker.errors.NotFound):
-                collection.get(name)
+                getattr(docker_client, kind).get(name)
     for reference in pushed:
         repository, _, digest = reference.partition("@")
         path = repository.split("/", 1)[1]

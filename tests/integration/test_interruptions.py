@@ -18,7 +18,7 @@ from typing import Callable
 import pytest
 from pulumi import automation as auto
 
-from .support import STACK_LABEL, edit_app_version, free_port, get_json, kubectl, recover, wait_for
+from .support import STACK_LABEL, edit_app_version, free_port, get_json, kubectl, recover, resource_name, wait_for
 
 RECORDS = [f"record {n}" for n in range(20)]
 
@@ -59,7 +59,7 @@ def step(event: dict, kind: str, type_: str, name: str) -> bool:
     """`event` is the engine starting (resourcePreEvent) or finishing (resOutputsEvent) a real step
     on resource `name` of type `type_`."""
     metadata = (event.get(kind) or {}).get("metadata") or {}
-    return metadata.get("type") == type_ and metadata.get("urn", "").endswith(f"::{name}") \
+    return metadata.get("type") == type_ and resource_name(metadata.get("urn", "")) == name \
         and metadata.get("op") not in ("same", "read", None)
 
 

@@ -17,7 +17,7 @@ from pulumi import automation as auto
 from policy.rules import RULES
 
 from .support import (
-    ROOT, STACK_LABEL, STATE_DIR, edit_app_version, free_port, get_json, recover, wait_for,
+    ROOT, STACK_LABEL, STATE_DIR, edit_app_version, free_port, get_json, recover, resource_name, wait_for,
 )
 
 APP_SECRET = "app-secret-7f3c9a51e2"
@@ -150,7 +150,7 @@ def _stop_registry_when_the_web_push_starts(pid: int, stopped: threading.Event):
     """An engine event handler: the moment the engine starts pushing the web image, the registry dies."""
     def on_event(event):
         step = event.resource_pre_event and event.resource_pre_event.metadata
-        if step and step.type == REGISTRY_IMAGE and step.urn.endswith("::web") and not stopped.is_set():
+        if step and step.type == REGISTRY_IMAGE and resource_name(step.urn) == "web" and not stopped.is_set():
             os.kill(pid, signal.SIGKILL)
             stopped.set()
     return on_event
