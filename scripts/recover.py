@@ -2,8 +2,12 @@
 job) ready for the next command, which then converges. `make up` and `make destroy` run it first;
 after a normal run it only reads the state and returns.
 
-A killed CLI leaves three things behind, each handled the way Pulumi's model allows:
+A killed CLI leaves up to four things behind, each handled the way Pulumi's model allows:
 
+0. on a file backend, a cut-off metadata sidecar: the storage layer (gocloud's fileblob) writes the
+   state file atomically but its `.attrs` sidecar in place, so a kill in between leaves it empty and
+   every later command fails with "failed to load checkpoint: EOF". The sidecar only holds a content
+   type and checksum: an unreadable one is removed (read as absent, which the layer allows).
 1. its lock on the stack (file backend): removed with `pulumi cancel`, but only when the process
    that took it is gone from this machine. A lock of a running command stays, and the next command
    is refused as usual.
@@ -55,18 +59,37 @@ def pulumi(*args: str, stack: str) -> str:
     return result.stdout
 
 
-# -- 1. the lock ---------------------------------------------------------------------------------
+# -- 0. the file backend ------------------------------------------------------------------------
 
 
-def lock_files(project: str, stack: str) -> list[Path]:
-    """The stack's lock files, on a file backend (other backends keep their locks themselves)."""
+def file_backend() -> Optional[Path]:
+    """The directory of the state backend when it is a file backend (others keep their own state)."""
     url = json.loads(subprocess.run(["pulumi", "whoami", "--json"], capture_output=True, text=True,
                                     check=True).stdout)["url"]
     parsed = urlparse(url)
-    if parsed.scheme != "file":
-        return []
-    root = Path(os.path.expanduser(parsed.netloc + parsed.path))
-    return sorted((root / ".pulumi" / "locks" / "organization" / project / stack).glob("*.json"))
+    return Path(os.path.expanduser(parsed.netloc + parsed.path)) / ".pulumi" if parsed.scheme == "file" else None
+
+
+def lock_files(project: str, stack: str) -> list[Path]:
+    backend = file_backend()
+    return sorted((backend / "locks" / "organization" / project / stack).glob("*.json")) if backend else []
+
+
+def remove_cut_off_sidecars(project: str, stack: str) -> None:
+    backend = file_backend()
+    if backend is None:
+        return
+    sidecars = [*(backend / "stacks" / project).glob(f"{stack}.json*.attrs"),
+                *(backend / "locks" / "organization" / project / stack).glob("*.attrs")]
+    for sidecar in sidecars:
+        try:
+            json.loads(sidecar.read_text())
+        except ValueError:
+            log(f"removing {sidecar.name}, cut off by the kill (unreadable, the state cannot load)")
+            sidecar.unlink()
+
+
+# -- 1. the lock ---------------------------------------------------------------------------------
 
 
 def is_pulumi_process(pid: int) -> bool:
@@ -249,6 +272,7 @@ def main() -> None:
         ["pulumi", "stack", "--show-name"], capture_output=True, text=True, check=True).stdout.strip()
     project_dir = Path.cwd().resolve()
     project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
+    remove_cut_off_sidecars(project, stack)
     if clear_stale_lock(project, stack) or orphaned_plugins(project_dir):
         stop_orphaned_plugins(project_dir)
     if any(lock_files(project, stack)):
