@@ -299,7 +299,8 @@ def test_policy_pack_blocks_a_mutable_tag_in_the_stack(project, registry, cluste
                           secrets={"registryPassword": registry.password})
     try:
         message = str(failure_of(stack.preview, policy_packs=[policy]))
-        assert re.search(r"\[mandatory\]\s+no-mutable-image-tags\s+\(kubernetes:apps/v1:Deployment: redis\)", message)
+        assert re.search(rf"\[mandatory\]\s+no-mutable-image-tags\s+\(kubernetes:apps/v1:Deployment: cloudservice-{stack.name}-redis\)",
+                         message), message
     finally:
         stack.workspace.remove_stack(stack.name, force=True)
 
