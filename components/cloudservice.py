@@ -60,6 +60,10 @@ class CloudService(pulumi.ComponentResource):
     def __init__(self, name: str, args: CloudServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._name, self._args = name, args
+        # The first release had one app per stack, named <project>-<stack>, and bare child names. Only
+        # that app's resources alias their old URNs (a URN holds the parents' types, not their names,
+        # so a second app must not claim them).
+        self._first_release = self if name == f"{pulumi.get_project()}-{pulumi.get_stack()}" else None
         on_docker = isinstance(args.target, DockerSettings)
         sources = args.images
         source_stack = pulumi.StackReference(sources.images_from, opts=pulumi.ResourceOptions(parent=self)) \
@@ -81,7 +85,7 @@ class CloudService(pulumi.ComponentResource):
             ] if sources.registry else None
             provider = docker.Provider(
                 f"{name}-docker", host=args.target.host if on_docker else None, registry_auth=registry_auth,
-                opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name="docker")]),
+                opts=pulumi.ResourceOptions(parent=self, aliases=self._first_release_name("docker")),
             )
             self._engine = pulumi.ResourceOptions(parent=self, provider=provider)
 
@@ -103,7 +107,7 @@ class CloudService(pulumi.ComponentResource):
                     pull=on_docker,
                     labels=args.labels,
                 ),
-                opts=pulumi.ResourceOptions.merge(self._engine, pulumi.ResourceOptions(aliases=[pulumi.Alias(name=workload.name)])),
+                opts=pulumi.ResourceOptions.merge(self._engine, pulumi.ResourceOptions(aliases=self._first_release_name(workload.name))),
             )
             self._deploy_refs[workload.name] = image.deploy_ref
             self._releases[workload.name] = image.release
@@ -128,6 +132,10 @@ class CloudService(pulumi.ComponentResource):
             "network": self.network, "namespace": self.namespace, "services": self.services,
         })
 
+    def _first_release_name(self, name: str) -> list[pulumi.Alias]:
+        """The alias of a direct child that the first release named `name`."""
+        return [pulumi.Alias(name=name)] if self._first_release else []
+
     def _common(self, workload: WorkloadSpec, links_wait: bool) -> dict:
         """What a workload gets on either target: its image, links, and what it waits for (its image's
         push, what it depends on, and on Docker what it links to)."""
@@ -135,6 +143,7 @@ class CloudService(pulumi.ComponentResource):
         waits_for = dict.fromkeys((*workload.depends_on, *(workload.links if links_wait else ())))
         release = self._releases.get(workload.name)
         return dict(
+            first_release_app=self._first_release,
             image=self._deploy_refs[workload.name],
             labels=self._args.labels,
             links={link: endpoint(app.service(link)) for link in workload.links},
@@ -144,7 +153,7 @@ class CloudService(pulumi.ComponentResource):
     def _run_on_docker(self, settings: DockerSettings) -> None:
         network = AppNetwork(
             f"{self._name}-network", AppNetworkArgs(name=self._name, labels=self._args.labels),
-            opts=pulumi.ResourceOptions.merge(self._engine, pulumi.ResourceOptions(aliases=[pulumi.Alias(name="network")])),
+            opts=pulumi.ResourceOptions.merge(self._engine, pulumi.ResourceOptions(aliases=self._first_release_name("network"))),
         )
         self.network = network.name
         for workload in self._args.app.workloads:
@@ -174,7 +183,7 @@ class CloudService(pulumi.ComponentResource):
             f"{self._name}-kubernetes",
             kubeconfig=os.path.expanduser(settings.kubeconfig) if settings.kubeconfig else None,
             context=settings.context,
-            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name="kubernetes")]),
+            opts=pulumi.ResourceOptions(parent=self, aliases=self._first_release_name("kubernetes")),
         )
         in_cluster = pulumi.ResourceOptions(parent=self, provider=cluster)
         registry = args.images.registry
@@ -182,6 +191,7 @@ class CloudService(pulumi.ComponentResource):
             f"{self._name}-namespace",
             AppNamespaceArgs(
                 namespace=settings.namespace, labels=args.labels, secrets=args.secrets,
+                first_release_app=self._first_release,
                 registry=PullCredentials(server=registry.server, username=registry.username, password=registry.password)
                 if registry else None,
             ),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 import pulumi
+import yaml
 
 from .spec import (
     DEFAULT_USER, MAIN_PORT, AppSpec, BuildSpec, DockerSettings, FileSpec, HealthSpec, ImageSources, JobSpec,
@@ -178,26 +179,6 @@ def _decode_json(value: Any) -> Any:
     return value
 
 
-def _as_int(value: Any) -> Optional[int]:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,9}", value.strip()):
-        return int(value)
-    return None
-
-
-def _decode_json(value: Any) -> Any:
-    """Structured config reaches the program as JSON text; plain YAML values come decoded."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def is_image_reference(value: str) -> bool:
     """True for `repository[:tag]` or `repository@sha256:<64 hex>`, as `docker pull` accepts."""
     name, _, digest = value.partition("@")
@@ -211,7 +192,7 @@ def is_image_reference(value: str) -> bool:
 STACK_KEYS = (
     "target", "services", "jobs", "imageRepository", "push", "registryServer", "registryUsername",
     "registryPassword", "images", "imagesFrom", "replicas", "portOffset", "dockerHost",
-    "kubernetes", "buildArgs", "readyTimeout",
+    "kubernetes", "buildArgs", "readyTimeout", "compose",
 )
 WORKLOAD_KEYS = (
     "build", "image", "command", "args", "env", "secretEnv", "secretFiles", "files", "links", "dependsOn",
@@ -238,6 +219,8 @@ def parse_stack_config(
     dbPassword ...`), which services reference by name.
     """
     r = _Reader()
+    if "compose" in values:
+        values, is_secret = _with_compose(r, values, is_secret, base_dir)
     for key in values:
         if key not in STACK_KEYS and not is_secret(key):
             r.problems.append(
@@ -289,6 +272,27 @@ def parse_stack_config(
     )
 
 
+def _with_compose(r: _Reader, values: Mapping[str, Any], is_secret: Callable[[str], bool], base_dir: str):
+    """`compose` provides `services` and `jobs`, and the content of its secret files as the values
+    of the secrets the stack does not set itself (secret like those)."""
+    from .compose import load_compose  # here, not at the top: compose.py raises this module's ConfigError
+
+    for key in ("services", "jobs"):
+        if key in values:
+            r.fail(key, "no value when `compose` gives the app (set one or the other)")
+    path = r.text("compose", values["compose"], expected="the path of a Compose file, relative to the project")
+    if path is None:
+        return values, is_secret
+    try:
+        app = load_compose(path, base_dir, given_secrets={key for key in values if is_secret(key)})
+    except ConfigError as error:
+        r.problems.extend(error.problems)
+        return {**values, "services": {}}, is_secret
+    from_file = {key: value for key, value in app.secrets.items() if key not in values}
+    return ({**values, "services": app.services, "jobs": app.jobs, **from_file},
+            lambda key: key in from_file or is_secret(key))
+
+
 def _key(workload: WorkloadSpec) -> str:
     return f"{'jobs' if isinstance(workload, JobSpec) else 'services'}.{workload.name}"
 
@@ -316,6 +320,9 @@ class _WorkloadReader:
 
     def __init__(self, r: _Reader, base_dir: str, build_args: Mapping[str, str], replicas_override: Optional[int]):
         self.r, self.base_dir, self.build_args, self.replicas_override = r, base_dir, build_args, replicas_override
+        # Names of workloads with problems of their own: references to them are not problems too.
+        self.declared: set[str] = set()
+        self.invalid: set[str] = set()
 
     def app(self, raw_services: Any, raw_jobs: Any) -> AppSpec:
         r = self.r
@@ -323,6 +330,7 @@ class _WorkloadReader:
         if not services and not r.problems:
             r.fail("services", "at least one service")
         jobs = self._each("jobs", raw_jobs, self.job)
+        self.invalid = self.declared - {w.name for w in (*services, *jobs)}
         by_name: dict[str, WorkloadSpec] = {}
         for workload in (*services, *jobs):
             if workload.name in by_name:
@@ -338,6 +346,7 @@ class _WorkloadReader:
             key = f"{section}.{name}"
             if self.r.text(f"{key} (name)", name, _DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
                 continue
+            self.declared.add(name)
             before = len(self.r.problems)
             workload = read(key, name, self.r.mapping(key, spec))
             if len(self.r.problems) == before:
@@ -504,7 +513,8 @@ class _WorkloadReader:
 
     def _file(self, key: str, path: str, source: Any) -> Optional[FileSpec]:
         """A text file inside the project, read now: its content is what gets mounted."""
-        if self.r.text(key, source, expected="a file path relative to the project") is None:
+        # A NUL byte would make the path functions raise instead of the file being reported missing.
+        if self.r.text(key, source, re.compile(r"^[^\0]+$"), "a file path relative to the project") is None:
             return None
         project = os.path.realpath(self.base_dir)
         resolved = os.path.realpath(os.path.join(project, source))
@@ -535,12 +545,16 @@ class _WorkloadReader:
         services = sorted(n for n, w in by_name.items() if isinstance(w, ServiceSpec) and n != workload.name)
         for link in workload.links:
             target = by_name.get(link)
+            if link in self.invalid:
+                continue
             if not isinstance(target, ServiceSpec) or link == workload.name:
                 r.fail(f"{key}.links", "names of other services: " + ", ".join(services), link)
             elif not target.ports:
                 r.fail(f"{key}.links", f"a service with a port (services.{link} has none)", link)
         for name, condition in workload.depends_on.items():
             target = by_name.get(name)
+            if name in self.invalid:
+                continue
             if target is None or name == workload.name:
                 r.fail(f"{key}.dependsOn.{name}", "the name of another service or job: " + ", ".join(sorted(set(by_name) - {workload.name})))
             elif isinstance(target, JobSpec) and condition != "completed":
@@ -557,16 +571,17 @@ def _dependencies_first(r: _Reader, workloads: list[WorkloadSpec]) -> list[Workl
     ordered: list[WorkloadSpec] = []
     visiting: set[str] = set()
 
-    def visit(workload: WorkloadSpec) -> None:
+    def visit(workload: WorkloadSpec, referenced_by: str = "") -> None:
         if workload in ordered:
             return
-        if workload.name in visiting:
-            r.fail(f"{_key(workload)}.dependsOn", "links and dependencies without a cycle")
+        if workload.name in visiting:  # the reference that closes the cycle is named: links or dependsOn
+            r.fail(referenced_by, "links and dependencies without a cycle", workload.name)
             return
         visiting.add(workload.name)
-        for name in (*workload.links, *workload.depends_on):
-            if name in by_name:
-                visit(by_name[name])
+        for key, names in (("links", workload.links), ("dependsOn", workload.depends_on)):
+            for name in names:
+                if name in by_name:
+                    visit(by_name[name], f"{_key(workload)}.{key}")
         visiting.discard(workload.name)
         if workload not in ordered:
             ordered.append(workload)
@@ -725,7 +740,19 @@ def load_stack_config(base_dir: str = ".") -> StackConfig:
     # Config reaches the program either in-process (language host, Automation API) or by environment.
     everything = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     values = {key[len(prefix):]: value for key, value in everything.items() if key.startswith(prefix)}
+    if "compose" in values:
+        # Pulumi hands the program Pulumi.yaml's default app like a stack's own: `compose` replaces it.
+        defaults = _project_values(base_dir)
+        values = {key: value for key, value in values.items()
+                  if not (key in ("services", "jobs") and key in defaults and _decode_json(value) == defaults[key])}
     return parse_stack_config(
         values, project=project, stack=stack, base_dir=base_dir,
         is_secret=lambda key: pulumi.runtime.is_config_secret(prefix + key),
     )
+
+
+def _project_values(base_dir: str) -> dict[str, Any]:
+    """The config values Pulumi.yaml itself sets (`value:`), which every stack inherits."""
+    with open(os.path.join(base_dir, "Pulumi.yaml"), encoding="utf-8") as handle:
+        config = (yaml.safe_load(handle) or {}).get("config") or {}
+    return {key: spec["value"] for key, spec in config.items() if isinstance(spec, dict) and "value" in spec}

@@ -34,6 +34,8 @@ class DockerWorkloadArgs:
     """Secret config key -> value, for the keys the workload uses."""
     after: Sequence[pulumi.Resource] = ()
     """What must be done before the container (re)starts: the image's push, the workloads it depends on."""
+    first_release_app: Optional[pulumi.Resource] = None
+    """The app whose resources the first release declared in one DockerDeployment: they keep their URNs."""
 
 
 @dataclass(kw_only=True)
@@ -114,10 +116,10 @@ class DockerService(pulumi.ComponentResource):
     def __init__(self, name: str, args: DockerServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:DockerService", name, None, opts)
         spec = args.spec
-        parent = opts.parent if opts else None
+        app = args.first_release_app
 
         def child(first_release_name: str, depends_on: Sequence[pulumi.Resource] = (), **extra) -> pulumi.ResourceOptions:
-            aliases = [first_release_alias(parent, *FIRST_RELEASE_PARENT, first_release_name)] if parent else []
+            aliases = [first_release_alias(app, *FIRST_RELEASE_PARENT, first_release_name)] if app else []
             return pulumi.ResourceOptions(parent=self, aliases=aliases, depends_on=list(depends_on), **extra)
 
         volumes, secret_labels = _secret_files(self, name, spec, args)

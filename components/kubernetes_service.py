@@ -39,13 +39,12 @@ UNPRIVILEGED_PORTS = SysctlArgs(name="net.ipv4.ip_unprivileged_port_start", valu
 # Every object is applied under one Server-Side Apply field manager. The provider otherwise draws a
 # random one at each create, so an object made by a run that was killed, then adopted or applied
 # again under another name, would refuse the next change of every field the first name still owns.
-FIELD_MANAGER = "cloudservice"
+FIELD_MANAGER = {"pulumi.com/patchFieldManager": "cloudservice"}
 
 
 def _metadata(name: Optional[str], namespace: Optional[pulumi.Input[str]], labels: Mapping[str, str],
               annotations: Optional[Mapping[str, str]] = None) -> ObjectMetaArgs:
-    return ObjectMetaArgs(name=name, namespace=namespace, labels=dict(labels),
-                          annotations={"pulumi.com/patchFieldManager": FIELD_MANAGER, **(annotations or {})})
+    return ObjectMetaArgs(name=name, namespace=namespace, labels=dict(labels), annotations={**FIELD_MANAGER, **(annotations or {})})
 
 
 def _dockerconfigjson(server: str, username: str, password: str) -> str:
@@ -53,8 +52,8 @@ def _dockerconfigjson(server: str, username: str, password: str) -> str:
     return json.dumps({"auths": {server: {"username": username, "password": password, "auth": token}}})
 
 
-def _aliases(parent: Optional[pulumi.Resource], first_release_name: str) -> list:
-    return [first_release_alias(parent, *FIRST_RELEASE_PARENT, first_release_name)] if parent else []
+def _aliases(first_release_app: Optional[pulumi.Resource], first_release_name: str) -> list:
+    return [first_release_alias(first_release_app, *FIRST_RELEASE_PARENT, first_release_name)] if first_release_app else []
 
 
 @dataclass(kw_only=True)
@@ -71,6 +70,8 @@ class AppNamespaceArgs:
     registry: Optional[PullCredentials] = None
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Secret config key -> value, for every key a workload uses."""
+    first_release_app: Optional[pulumi.Resource] = None
+    """The app whose resources the first release declared in one KubernetesDeployment: they keep their URNs."""
 
 
 class AppNamespace(pulumi.ComponentResource):
@@ -82,15 +83,15 @@ class AppNamespace(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AppNamespaceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:AppNamespace", name, None, opts)
-        parent = opts.parent if opts else None
+        app = args.first_release_app
         namespace = k8s.core.v1.Namespace(
             name, metadata=_metadata(args.namespace, None, args.labels),
-            opts=pulumi.ResourceOptions(parent=self, aliases=_aliases(parent, "namespace")),
+            opts=pulumi.ResourceOptions(parent=self, aliases=_aliases(app, "namespace")),
         )
         self.name = namespace.metadata.name
 
         def in_namespace(first_release_name: str) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, depends_on=[namespace], aliases=_aliases(parent, first_release_name))
+            return pulumi.ResourceOptions(parent=self, depends_on=[namespace], aliases=_aliases(app, first_release_name))
 
         self.pull_secrets = []
         if args.registry is not None:
@@ -133,6 +134,8 @@ class KubernetesWorkloadArgs:
     """The Secret holding the secret config values the workload uses."""
     after: Sequence[pulumi.Resource] = ()
     """What must be done before the workload rolls: its image's push, the jobs it waits for."""
+    first_release_app: Optional[pulumi.Resource] = None
+    """The app whose resources the first release declared in one KubernetesDeployment: they keep their URNs."""
 
 
 @dataclass(kw_only=True)
@@ -244,12 +247,12 @@ class KubernetesService(pulumi.ComponentResource):
     def __init__(self, name: str, args: KubernetesServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:KubernetesService", name, None, opts)
         spec, settings = args.spec, args.settings
-        parent = opts.parent if opts else None
+        app = args.first_release_app
         labels = workload_labels(args.labels, spec)
         selector = {SERVICE_LABEL: spec.name, "cloudservice.dev/stack": args.labels["cloudservice.dev/stack"]}
 
         def child(first_release_name: Optional[str] = None, **extra) -> pulumi.ResourceOptions:
-            aliases = _aliases(parent, first_release_name) if first_release_name else []
+            aliases = _aliases(app, first_release_name) if first_release_name else []
             return pulumi.ResourceOptions(parent=self, aliases=aliases, **extra)
 
         pod = _PodBuilder(spec, args, _files_config_map(name, spec, args, labels, child()))

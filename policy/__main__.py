@@ -7,7 +7,7 @@ ResourceValidationPolicy and serves the pack (PolicyPack prints its port and blo
 
 from pulumi_policy import EnforcementLevel, PolicyPack, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
-from rules import RULES, Rule
+from rules import RULES, Rule, runs_nothing
 
 PACK_NAME = "cloudservice-production"
 ENFORCEMENT = EnforcementLevel.MANDATORY
@@ -15,6 +15,8 @@ ENFORCEMENT = EnforcementLevel.MANDATORY
 
 def _validator(rule: Rule):
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if runs_nothing(args.resource_type, args.props):
+            return
         for message in rule.check(args.resource_type, args.props):
             report_violation(message, None)
 

@@ -298,7 +298,15 @@ RULES: tuple[Rule, ...] = (
 CHECKED_TYPES = (DOCKER_CONTAINER, *POD_SPEC_PATHS)
 
 
+def runs_nothing(resource_type: str, props: Mapping) -> bool:
+    """A Docker container created but never started (such as a secret-files carrier) runs nothing:
+    no rule applies to it."""
+    return resource_type == DOCKER_CONTAINER and _is_false(props.get("start"))
+
+
 def violations(resource_type: str, props: Mapping) -> dict[str, list[str]]:
     """Every rule's messages for one resource (rules without a violation are left out)."""
+    if runs_nothing(resource_type, props):
+        return {}
     found = {rule.name: rule.check(resource_type, props) for rule in RULES}
     return {name: messages for name, messages in found.items() if messages}

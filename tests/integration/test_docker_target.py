@@ -108,9 +108,9 @@ def test_changed_source_rebuilds_and_replaces_only_the_web_service(dev, project,
     result = dev.stack.up(on_event=events.append)
     changed = changed_resources(events)
     assert changed == {
-        ("docker:index/remoteImage:RemoteImage", "web"),
-        ("docker:index/registryImage:RegistryImage", "web"),
-        ("docker:index/container:Container", "web"),
+        ("docker:index/remoteImage:RemoteImage", f"cloudservice-{dev.stack.name}-web"),
+        ("docker:index/registryImage:RegistryImage", f"cloudservice-{dev.stack.name}-web"),
+        ("docker:index/container:Container", f"cloudservice-{dev.stack.name}-web"),
     }, changed
     images = result.outputs["images"].value
     assert images["web"] != dev.first_images["web"] and images["redis"] == dev.first_images["redis"]

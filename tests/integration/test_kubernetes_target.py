@@ -183,9 +183,9 @@ def test_image_update_rolls_out_with_zero_failed_requests(staging, project):
     assert prober.versions["1"] > 0 and prober.versions["2"] > 0, prober.report()
     assert set(prober.versions) == {"1", "2"} and prober.last_version == "2", prober.report()
     assert changed_resources(events) == {
-        ("docker:index/remoteImage:RemoteImage", "web"),
-        ("docker:index/registryImage:RegistryImage", "web"),
-        ("kubernetes:apps/v1:Deployment", "web"),
+        ("docker:index/remoteImage:RemoteImage", f"cloudservice-{staging.stack.name}-web"),
+        ("docker:index/registryImage:RegistryImage", f"cloudservice-{staging.stack.name}-web"),
+        ("kubernetes:apps/v1:Deployment", f"cloudservice-{staging.stack.name}-web"),
     }
     assert result.outputs["images"].value["redis"] == staging.first_images["redis"]
     assert notes(staging.url) == ["alpha", "beta", "gamma"]

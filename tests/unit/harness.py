@@ -1,10 +1,12 @@
 """Pulumi mocks that record the resource graph, and helpers to build stack configs for the tests.
 
 `RecordingMocks.new_resource` records every registration (type, name, inputs, provider) and, via
-`RecordingMonitor`, the parent, dependencies and options the SDK sent with it, keyed by URN. Outputs
+`RecordingMonitor`, the parent, dependencies, options and aliases the SDK sent with it, under the URN
+the engine would give it (`aliases_of` resolves aliases to URNs by the engine's rules too). Outputs
 are deterministic: a RemoteImage gets `imageId` "sha256:<hex of its name>", a RegistryImage
-`sha256Digest` "sha256:<64 hex>", a Service a cluster IP and node ports, a StackReference the
-outputs the test gave it, so assertions can compute the values they expect.
+`sha256Digest` "sha256:<64 hex>", an attached Container `exitCode` 0, a Service a cluster IP and
+node ports, a StackReference the outputs the test gave it, so assertions can compute the values
+they expect.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
+from pulumi.runtime.proto import alias_pb2
+
+from components.cloudservice import CloudService, CloudServiceArgs
 from components.config import StackConfig, parse_stack_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,8 +44,20 @@ SECRET = "kubernetes:core/v1:Secret"
 SERVICE = "kubernetes:core/v1:Service"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+JOB = "kubernetes:batch/v1:Job"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 GET_REMOTE_IMAGE = "docker:index/getRemoteImage:getRemoteImage"
+ROOT_STACK = "pulumi:pulumi:Stack"
+
+CLOUD_SERVICE = "cloudservice:index:CloudService"
+CONTAINER_IMAGE = "cloudservice:index:ContainerImage"
+APP_NETWORK = "cloudservice:index:AppNetwork"
+DOCKER_SERVICE = "cloudservice:index:DockerService"
+DOCKER_JOB = "cloudservice:index:DockerJob"
+APP_NAMESPACE = "cloudservice:index:AppNamespace"
+KUBERNETES_SERVICE = "cloudservice:index:KubernetesService"
+KUBERNETES_JOB = "cloudservice:index:KubernetesJob"
 
 
 def image_id(name: str) -> str:
@@ -71,6 +88,8 @@ class Recorded:
     dependencies: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    aliases: list[alias_pb2.Alias] = field(default_factory=list)
+    """The aliases as sent: each a URN or a spec (name, type, parentUrn, noParent...)."""
 
     @property
     def provider_urn(self) -> Optional[str]:
@@ -78,7 +97,8 @@ class Recorded:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, stack_outputs: Optional[dict[str, dict]] = None) -> None:
+    def __init__(self, stack: str, stack_outputs: Optional[dict[str, dict]] = None) -> None:
+        self.stack = stack
         self.resources: list[Recorded] = []
         self.stack_outputs = stack_outputs or {}
         self.calls: list[pulumi.runtime.MockCallArgs] = []
@@ -96,7 +116,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             inputs=args.inputs, outputs=state, custom=bool(args.custom) or bool(args.resource_id),
             provider=args.provider or None, parent=request.get("parent") or None,
             dependencies=request.get("dependencies", []), delete_before_replace=request.get("delete_before_replace", False),
-            ignore_changes=request.get("ignore_changes", []),
+            ignore_changes=request.get("ignore_changes", []), aliases=request.get("aliases", []),
         ))
         resource_id = args.resource_id or f"{args.name}-id"
         return (resource_id if (args.custom or args.resource_id) else None), state
@@ -115,6 +135,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if typ == REMOTE_IMAGE:
             state["imageId"] = image_id(inputs["name"])
             state["repoDigest"] = inputs["name"].split(":")[0] + "@" + registry_digest(inputs["name"])
+        elif typ == CONTAINER and inputs.get("attach"):
+            state["exitCode"] = 0  # run to its exit, successfully
         elif typ == REGISTRY_IMAGE:
             state["sha256Digest"] = registry_digest(inputs["name"])
         elif typ == SERVICE:
@@ -162,14 +184,52 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def summary(self) -> list[tuple[str, str]]:
         return sorted((r.type, r.name) for r in self.resources)
 
+    def aliases_of(self, resource: Recorded) -> set[str]:
+        """The URNs the engine would look for `resource` under in the old state: its own aliases, and
+        for each alias of its parent the same names under that alias (a child named `<parent>-x`
+        follows its renamed parent), as pkg/resource/deploy/step_generator.go generateAliases does."""
+        parent = self.by_urn(resource.parent) if resource.parent and urn_type(resource.parent) != ROOT_STACK else None
+        own = {self._collapse(resource, alias) for alias in resource.aliases}
+        names = [(resource.type, resource.name)] + [(urn_type(urn).split("$")[-1], urn.rsplit("::", 1)[1]) for urn in own]
+        inherited = set()
+        for parent_alias in self.aliases_of(parent) if parent else ():
+            for typ, name in names:
+                if name.startswith(parent.name):
+                    name = parent_alias.rsplit("::", 1)[1] + name[len(parent.name):]
+                inherited.add(self.urn(parent_alias, typ, name))
+        return own | inherited
+
+    def urn(self, parent: str, typ: str, name: str) -> str:
+        """The URN the engine gives `name` of `typ` under `parent` (a URN, or "" for none): the
+        parent's qualified type, except the root stack's, prefixes the type."""
+        if parent and urn_type(parent) != ROOT_STACK:
+            typ = f"{urn_type(parent)}${typ}"
+        return f"urn:pulumi:{self.stack}::{PROJECT}::{typ}::{name}"
+
+    def _collapse(self, resource: Recorded, alias: alias_pb2.Alias) -> str:
+        if alias.WhichOneof("alias") == "urn":
+            return alias.urn
+        spec = alias.spec
+        parent = "" if spec.noParent else spec.parentUrn or resource.parent or ""
+        return self.urn(parent, spec.type or resource.type, spec.name or resource.name)
+
+
+def urn_type(urn: str) -> str:
+    """The qualified type of a URN: `Parent$Child` types joined by `$`."""
+    return urn.split("::")[2]
+
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """Hands the parts of a registration that MockResourceArgs lacks (URN, parent, dependencies,
-    options) to the mocks; the monitor calls new_resource on the same thread."""
+    options, aliases) to the mocks; the monitor calls new_resource on the same thread. URNs are
+    the engine's (the stock mock keeps only the parent's last type)."""
 
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.recording = mocks
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        return self.recording.urn(parent, type_, name)
 
     def _with_request(self, request, call):
         self.recording._request.value = {
@@ -178,6 +238,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "dependencies": list(getattr(request, "dependencies", [])),
             "delete_before_replace": bool(getattr(request, "deleteBeforeReplace", False)),
             "ignore_changes": list(getattr(request, "ignoreChanges", [])),
+            "aliases": list(getattr(request, "aliases", [])),
         }
         try:
             return call(request)
@@ -192,7 +253,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 
 def install_mocks(stack: str = "dev", stack_outputs: Optional[dict] = None) -> RecordingMocks:
-    mocks = RecordingMocks(stack_outputs)
+    mocks = RecordingMocks(stack, stack_outputs)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
     return mocks
 
@@ -281,11 +342,11 @@ def as_pulumi_config(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def make_config(stack: str = "dev", *, is_secret=lambda key: True, **values: Any) -> StackConfig:
+def make_config(stack: str = "dev", *, is_secret=lambda key: True, base_dir: str = ROOT, **values: Any) -> StackConfig:
     """A StackConfig from Pulumi.yaml's app spec plus `values` (None removes a key)."""
     merged = {"services": default_services(), **values}
     merged = {k: v for k, v in merged.items() if v is not None}
-    return parse_stack_config(merged, project=PROJECT, stack=stack, is_secret=is_secret, base_dir=ROOT)
+    return parse_stack_config(merged, project=PROJECT, stack=stack, is_secret=is_secret, base_dir=base_dir)
 
 
 REGISTRY = {
@@ -297,9 +358,50 @@ REGISTRY = {
 }
 
 
+DB_PASSWORD = "s3cr3t-db-pw"
+"""The value of the `dbPassword` secret the specs of the component tests reference."""
+STACK_LABELS = {
+    "app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/managed-by": "pulumi", "cloudservice.dev/stack": "dev",
+}
+
+
+def spec_of(name: str = "web", *, target: str = "docker", jobs: Optional[dict] = None, **changes: Any):
+    """The parsed spec of workload `name`: a service of the project's app with `changes` (None
+    removes a key), or a job of `jobs`. `dbPassword` is set, for secretEnv/secretFiles."""
+    services = default_services()
+    if name in services:
+        services[name] = {k: v for k, v in {**services[name], **changes}.items() if v is not None}
+    config = make_config(target=target, **REGISTRY, services=services, jobs=jobs, dbPassword=DB_PASSWORD)
+    return next(w for w in config.app.workloads if w.name == name)
+
+
+def file_versions(project_dir, target: str, contents: list[str]):
+    """The spec of a service `app` that mounts the project file app.yaml, once for each of `contents`
+    written to that file in turn (the project lives in `project_dir`)."""
+    (project_dir / "app").mkdir(exist_ok=True)
+    (project_dir / "app" / "Dockerfile").write_text("FROM scratch\n")
+    for content in contents:
+        (project_dir / "app.yaml").write_text(content)
+        services = {"app": {"build": "app", "files": {"/etc/app.yaml": "app.yaml"}}}
+        yield make_config(target=target, **REGISTRY, services=services, base_dir=str(project_dir)).app.service("app")
+
+
 def docker_config(**values: Any) -> StackConfig:
     return make_config(**{"target": "docker", **REGISTRY, **values})
 
 
 def kubernetes_config(**values: Any) -> StackConfig:
     return make_config(**{"target": "kubernetes", **REGISTRY, **values})
+
+
+def app_args(config: StackConfig) -> CloudServiceArgs:
+    """What the program (__main__.py) hands CloudService from the stack's config."""
+    return CloudServiceArgs(
+        app=config.app, images=config.images, target=config.target_settings, labels=config.labels,
+        secrets=config.secrets, ready_timeout=config.ready_timeout,
+    )
+
+
+def deploy(config: StackConfig, name: Optional[str] = None) -> CloudService:
+    """Runs the program for `config`: one CloudService named like the stack's objects."""
+    return run(lambda: CloudService(name or config.name_prefix, app_args(config)))

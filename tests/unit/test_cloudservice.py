@@ -1,33 +1,36 @@
-"""components/cloudservice.py: the whole resource graph per target, image sources, and secrets."""
+"""components/cloudservice.py: the whole resource graph per target, image sources, the order in
+which workloads start (links, dependsOn, jobs), secrets, and two apps in one stack."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import pulumi
 import pytest
 
-from components.cloudservice import CloudService, CloudServiceArgs, _image_from_stack
+from components.cloudservice import CloudService, _image_from_stack
 from components.image import content_tag
+from components.kubernetes_service import FIELD_MANAGER
+from components.spec import DockerSettings
 from harness import (
-    CONTAINER, DEPLOYMENT, DOCKER_PROVIDER, K8S_PROVIDER, NETWORK, REGISTRY, REGISTRY_IMAGE, REMOTE_IMAGE,
-    STACK_REFERENCE, VOLUME, as_pulumi_config, docker_config, fake_digest, image_id, install_mocks, is_secret,
-    kubernetes_config, make_config, plaintext_occurrences, registry_digest, resolve, run, stack_values,
+    APP_NAMESPACE, APP_NETWORK, CLOUD_SERVICE, CONFIG_MAP, CONTAINER, CONTAINER_IMAGE, DB_PASSWORD, DEPLOYMENT,
+    DOCKER_JOB, DOCKER_PROVIDER, DOCKER_SERVICE, JOB, K8S_PROVIDER, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE, NETWORK,
+    PVC, REGISTRY, REGISTRY_IMAGE, REMOTE_IMAGE, SECRET, SERVICE, STACK_REFERENCE, VOLUME, app_args, default_services,
+    deploy, docker_config, fake_digest, image_id, install_mocks, is_secret, kubernetes_config, make_config,
+    plaintext_occurrences, registry_digest, resolve, run, stack_values,
 )
 from pulumi.runtime import rpc
 
-COMPONENT = "cloudservice:index:CloudService"
 PASSWORD = REGISTRY["registryPassword"]
 REPO = "localhost:5000/cloudservice"
+APP = "cloudservice-dev"
 
 
-def deploy(config):
-    return run(lambda: CloudService(config.name_prefix, CloudServiceArgs(config=config)))
-
-
-def tag_of(config, service: str) -> str:
-    return f"{REPO}/{service}:{content_tag(config.service(service).build)}"
+def tag_of(config, workload: str) -> str:
+    build = next(w for w in config.app.workloads if w.name == workload).build
+    return f"{REPO}/{workload}:{content_tag(build)}"
 
 
 def docker_resources(mocks):
@@ -38,28 +41,50 @@ def kubernetes_resources(mocks):
     return [r for r in mocks.resources if r.type.startswith("kubernetes:")]
 
 
+def pod_image(deployment) -> str:
+    return deployment.inputs["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def with_services(**changes) -> dict:
+    """The project's services with `changes` merged into each named one (None removes a key)."""
+    services = default_services()
+    for name, change in changes.items():
+        services[name] = {k: v for k, v in {**services.get(name, {}), **change}.items() if v is not None}
+    return services
+
+
+MIGRATE = {"migrate": {"build": "app/web", "args": ["migrate"], "links": ["redis"], "dependsOn": {"redis": "healthy"},
+                       "secretEnv": {"DB_PASSWORD": "dbPassword"}}}
+
+
+def with_job(target: str, **values):
+    """The app with a `migrate` job the web service waits for (dependsOn completed)."""
+    services = with_services(web={"dependsOn": {"migrate": "completed"}})
+    return make_config(target=target, services=services, jobs=MIGRATE, dbPassword=DB_PASSWORD, **REGISTRY, **values)
+
+
 # -- docker target -------------------------------------------------------------------------------
 
 
 def test_docker_target_graph(mocks):
-    config = docker_config()
-    app = deploy(config)
-    root = mocks.get(COMPONENT, "cloudservice-dev")
-    provider = mocks.get(DOCKER_PROVIDER, "docker")
-    assert mocks.parent_of(provider) is root
+    app = deploy(docker_config())
+    root = mocks.get(CLOUD_SERVICE, APP)
+    provider = mocks.get(DOCKER_PROVIDER, f"{APP}-docker")
     assert {(r.type, r.name) for r in mocks.children_of(root)} == {
-        (DOCKER_PROVIDER, "docker"), ("cloudservice:index:ContainerImage", "web"),
-        ("cloudservice:index:ContainerImage", "redis"), ("cloudservice:index:AppNetwork", "network"),
-        ("cloudservice:index:DockerDeployment", "docker"),
+        (DOCKER_PROVIDER, f"{APP}-docker"), (CONTAINER_IMAGE, f"{APP}-web"), (CONTAINER_IMAGE, f"{APP}-redis"),
+        (APP_NETWORK, f"{APP}-network"), (DOCKER_SERVICE, f"{APP}-web"), (DOCKER_SERVICE, f"{APP}-redis"),
     }
     assert kubernetes_resources(mocks) == [] and mocks.of_type(K8S_PROVIDER) == []
     assert {(r.type, r.name) for r in docker_resources(mocks)} == {
-        (REMOTE_IMAGE, "web"), (REMOTE_IMAGE, "redis"), (REGISTRY_IMAGE, "web"), (REGISTRY_IMAGE, "redis"),
-        (NETWORK, "network"), (VOLUME, "redis-data"), (CONTAINER, "web"), (CONTAINER, "redis"),
+        (REMOTE_IMAGE, f"{APP}-web"), (REMOTE_IMAGE, f"{APP}-redis"), (REGISTRY_IMAGE, f"{APP}-web"),
+        (REGISTRY_IMAGE, f"{APP}-redis"), (NETWORK, f"{APP}-network"), (VOLUME, f"{APP}-redis-data"),
+        (CONTAINER, f"{APP}-web"), (CONTAINER, f"{APP}-redis"),
     }
     for resource in docker_resources(mocks):
         assert mocks.provider_of(resource) is provider, f"{resource.type} {resource.name} uses the stack's engine"
-    assert resolve(app.network) == "cloudservice-dev"
+    for name in ("web", "redis"):
+        assert mocks.parent_of(mocks.get(CONTAINER, f"{APP}-{name}")) is mocks.get(DOCKER_SERVICE, f"{APP}-{name}")
+    assert resolve(app.network) == APP
     assert resolve(app.urls) == {"web": "http://127.0.0.1:8080"}
     assert resolve(app.url) == "http://127.0.0.1:8080"
     assert app.namespace is None and app.services is None
@@ -70,11 +95,11 @@ def test_docker_containers_run_the_built_images(mocks):
     app = deploy(config)
     for service in ("web", "redis"):
         name = tag_of(config, service)
-        assert mocks.get(REMOTE_IMAGE, service).inputs["name"] == name
-        assert mocks.get(CONTAINER, service).inputs["image"] == image_id(name)
-        assert mocks.get(CONTAINER, service).inputs["networksAdvanced"][0]["name"] == "cloudservice-dev"
-    images = resolve(app.images)
-    assert images == {s: f"{REPO}/{s}@{registry_digest(tag_of(config, s))}" for s in ("web", "redis")}
+        assert mocks.get(REMOTE_IMAGE, f"{APP}-{service}").inputs["name"] == name
+        container = mocks.get(CONTAINER, f"{APP}-{service}")
+        assert container.inputs["image"] == image_id(name)
+        assert container.inputs["networksAdvanced"][0]["name"] == APP
+    assert resolve(app.images) == {s: f"{REPO}/{s}@{registry_digest(tag_of(config, s))}" for s in ("web", "redis")}
     assert resolve(app.digests) == {s: registry_digest(tag_of(config, s)) for s in ("web", "redis")}
 
 
@@ -82,12 +107,19 @@ def test_docker_containers_wait_for_the_push(mocks):
     """A failed push must leave the running containers alone: they depend on the pushed image."""
     deploy(docker_config())
     for service in ("web", "redis"):
-        assert mocks.get(REGISTRY_IMAGE, service).urn in mocks.get(CONTAINER, service).dependencies
+        assert mocks.get(REGISTRY_IMAGE, f"{APP}-{service}").urn in mocks.get(CONTAINER, f"{APP}-{service}").dependencies
+
+
+def test_docker_links_order_the_containers(mocks):
+    deploy(docker_config())
+    assert mocks.get(CONTAINER, f"{APP}-redis").urn in mocks.get(CONTAINER, f"{APP}-web").dependencies
+    assert mocks.get(CONTAINER, f"{APP}-web").urn not in mocks.get(CONTAINER, f"{APP}-redis").dependencies
+    assert mocks.get(CONTAINER, f"{APP}-web").inputs["envs"] == ["REDIS_HOST=redis", "REDIS_PORT=6379"]
 
 
 def test_docker_host_and_registry_auth_configure_the_provider(mocks):
     deploy(docker_config(dockerHost="unix:///run/user/1000/docker.sock"))
-    provider = mocks.get(DOCKER_PROVIDER, "docker")
+    provider = mocks.get(DOCKER_PROVIDER, f"{APP}-docker")
     assert provider.inputs["host"] == "unix:///run/user/1000/docker.sock"
     auth = provider.inputs["registryAuth"]
     assert rpc.is_rpc_secret(auth), "registry auth (with the password) is a secret input"
@@ -100,38 +132,89 @@ def test_without_push_nothing_is_pushed(mocks):
     config = make_config(target="docker")
     app = deploy(config)
     assert mocks.of_type(REGISTRY_IMAGE) == []
-    assert "registryAuth" not in mocks.get(DOCKER_PROVIDER, "docker").inputs
-    assert resolve(app.images) == {s: f"cloudservice/{s}:{content_tag(config.service(s).build)}" for s in ("web", "redis")}
+    assert "registryAuth" not in mocks.get(DOCKER_PROVIDER, f"{APP}-docker").inputs
+    assert resolve(app.images) == {s: f"cloudservice/{s}:{content_tag(config.app.service(s).build)}" for s in ("web", "redis")}
     assert resolve(app.digests) == {"web": None, "redis": None}
 
 
 def test_service_with_an_image_reference_is_pulled_not_built(mocks):
-    services = json.loads(as_pulumi_config(stack_values("dev")["services"]))
-    services["redis"] = {**services["redis"], "image": "redis:7-bookworm"}
-    del services["redis"]["build"]
-    deploy(docker_config(services=services))
-    redis = mocks.get(REMOTE_IMAGE, "redis")
+    deploy(docker_config(services=with_services(redis={"build": None, "image": "redis:7-bookworm"})))
+    redis = mocks.get(REMOTE_IMAGE, f"{APP}-redis")
     assert redis.inputs["name"] == "redis:7-bookworm" and "build" not in redis.inputs
-    assert mocks.find(REGISTRY_IMAGE, "redis") is None
-    assert mocks.get(CONTAINER, "redis").inputs["image"] == image_id("redis:7-bookworm")
+    assert mocks.find(REGISTRY_IMAGE, f"{APP}-redis") is None
+    assert mocks.get(CONTAINER, f"{APP}-redis").inputs["image"] == image_id("redis:7-bookworm")
+
+
+def test_docker_port_offset_and_ready_timeout_reach_the_containers(mocks):
+    app = deploy(docker_config(portOffset=100, readyTimeout=45))
+    web = mocks.get(CONTAINER, f"{APP}-web")
+    assert web.inputs["ports"] == [{"internal": 8080, "external": 8180, "ip": "127.0.0.1"}]
+    assert web.inputs["waitTimeout"] == 45 and mocks.get(CONTAINER, f"{APP}-redis").inputs["waitTimeout"] == 45
+    assert resolve(app.url) == "http://127.0.0.1:8180"
+
+
+def test_docker_two_ports_are_both_published(mocks):
+    services = with_services(web={"port": None, "publish": None, "ports": {"http": {"port": 8080, "publish": 8080},
+                                                                           "admin": {"port": 9000, "publish": 9000}}})
+    app = deploy(docker_config(services=services))
+    assert [p["external"] for p in mocks.get(CONTAINER, f"{APP}-web").inputs["ports"]] == [8080, 9000]
+    assert resolve(app.urls) == {"web": "http://127.0.0.1:8080"}, "an app's URL per service is its main port's"
+
+
+def test_docker_worker_without_ports(mocks):
+    services = with_services(worker={"build": "app/web", "args": ["worker"], "links": ["redis"]})
+    app = deploy(docker_config(services=services))
+    worker = mocks.get(CONTAINER, f"{APP}-worker")
+    assert worker.inputs["ports"] == [] and "healthcheck" not in worker.inputs and worker.inputs["wait"] is False
+    assert mocks.get(CONTAINER, f"{APP}-redis").urn in worker.dependencies
+    assert set(resolve(app.urls)) == {"web"}
+
+
+def test_docker_job_runs_before_its_dependants(mocks):
+    config = with_job("docker")
+    deploy(config)
+    job = mocks.get(CONTAINER, f"{APP}-migrate")
+    assert mocks.parent_of(job) is mocks.get(DOCKER_JOB, f"{APP}-migrate")
+    assert (job.inputs["mustRun"], job.inputs["attach"], job.inputs["restart"]) == (False, True, "no")
+    assert job.inputs["image"] == image_id(tag_of(config, "migrate")), "the job's image is built like a service's"
+    assert mocks.get(REGISTRY_IMAGE, f"{APP}-migrate").urn in job.dependencies
+    assert mocks.get(CONTAINER, f"{APP}-redis").urn in job.dependencies, "the job runs once redis is healthy"
+    web = mocks.get(CONTAINER, f"{APP}-web")
+    assert job.urn in web.dependencies, "web (re)starts only after the job completed"
+    assert job.urn not in mocks.get(CONTAINER, f"{APP}-redis").dependencies
+
+
+def test_docker_depends_on_a_service(mocks):
+    services = with_services(web={"links": [], "dependsOn": {"redis": "healthy"}})
+    deploy(docker_config(services=services))
+    web = mocks.get(CONTAINER, f"{APP}-web")
+    assert mocks.get(CONTAINER, f"{APP}-redis").urn in web.dependencies
+    assert web.inputs["envs"] == [], "dependsOn alone gives no link variables"
 
 
 # -- kubernetes target ---------------------------------------------------------------------------
 
 
 def test_kubernetes_target_graph(mocks):
-    config = kubernetes_config(replicas=2)
-    app = deploy(config)
-    root = mocks.get(COMPONENT, "cloudservice-dev")
-    cluster, engine = mocks.get(K8S_PROVIDER, "kubernetes"), mocks.get(DOCKER_PROVIDER, "docker")
-    assert mocks.parent_of(cluster) is root and mocks.parent_of(engine) is root
-    assert mocks.parent_of(mocks.get("cloudservice:index:KubernetesDeployment", "kubernetes")) is root
+    app = deploy(kubernetes_config(replicas=2))
+    root = mocks.get(CLOUD_SERVICE, APP)
+    cluster, engine = mocks.get(K8S_PROVIDER, f"{APP}-kubernetes"), mocks.get(DOCKER_PROVIDER, f"{APP}-docker")
+    assert {(r.type, r.name) for r in mocks.children_of(root)} == {
+        (DOCKER_PROVIDER, f"{APP}-docker"), (K8S_PROVIDER, f"{APP}-kubernetes"), (CONTAINER_IMAGE, f"{APP}-web"),
+        (CONTAINER_IMAGE, f"{APP}-redis"), (APP_NAMESPACE, f"{APP}-namespace"), (KUBERNETES_SERVICE, f"{APP}-web"),
+        (KUBERNETES_SERVICE, f"{APP}-redis"),
+    }
+    assert {(r.type, r.name) for r in kubernetes_resources(mocks)} == {
+        (NAMESPACE, f"{APP}-namespace"), (SECRET, f"{APP}-namespace-registry-credentials"), (PVC, f"{APP}-redis-data"),
+        (DEPLOYMENT, f"{APP}-web"), (DEPLOYMENT, f"{APP}-redis"), (SERVICE, f"{APP}-web"), (SERVICE, f"{APP}-redis"),
+    }
     assert mocks.of_type(CONTAINER) == [] and mocks.of_type(NETWORK) == [] and mocks.of_type(VOLUME) == []
     for resource in kubernetes_resources(mocks):
         assert mocks.provider_of(resource) is cluster, f"{resource.type} {resource.name} goes to the stack's cluster"
     for resource in docker_resources(mocks):
         assert mocks.provider_of(resource) is engine, "images are built and pushed with the docker engine"
-    assert resolve(app.namespace) == "cloudservice-dev"
+    assert mocks.get(DEPLOYMENT, f"{APP}-web").inputs["spec"]["replicas"] == 2
+    assert resolve(app.namespace) == APP
     assert resolve(app.services) == {"web": "web", "redis": "redis"}
     assert app.network is None
     assert resolve(app.url).startswith("http://127.0.0.1:")
@@ -141,14 +224,25 @@ def test_pods_run_the_pushed_digests(mocks):
     config = kubernetes_config()
     app = deploy(config)
     for service in ("web", "redis"):
-        pushed = mocks.get(REGISTRY_IMAGE, service)
+        pushed = mocks.get(REGISTRY_IMAGE, f"{APP}-{service}")
         assert pushed.inputs["name"] == tag_of(config, service)
-        digest = pushed.outputs["sha256Digest"]
-        deployment = mocks.get(DEPLOYMENT, service)
-        image = deployment.inputs["spec"]["template"]["spec"]["containers"][0]["image"]
-        assert image == f"{REPO}/{service}@{digest}"
+        deployment = mocks.get(DEPLOYMENT, f"{APP}-{service}")
+        assert pod_image(deployment) == f"{REPO}/{service}@{pushed.outputs['sha256Digest']}"
         assert pushed.urn in deployment.dependencies
     assert resolve(app.images) == {s: f"{REPO}/{s}@{registry_digest(tag_of(config, s))}" for s in ("web", "redis")}
+
+
+def test_kubernetes_links_do_not_wait_but_depends_on_does(mocks):
+    """Links resolve by DNS name: linked services start side by side. dependsOn orders them."""
+    deploy(kubernetes_config())
+    web, redis = mocks.get(DEPLOYMENT, f"{APP}-web"), mocks.get(DEPLOYMENT, f"{APP}-redis")
+    assert redis.urn not in web.dependencies and mocks.get(SERVICE, f"{APP}-redis").urn not in web.dependencies
+    assert {"name": "REDIS_HOST", "value": "redis"} in web.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+
+
+def test_kubernetes_depends_on_a_service(mocks):
+    deploy(kubernetes_config(services=with_services(web={"dependsOn": {"redis": "healthy"}})))
+    assert mocks.get(DEPLOYMENT, f"{APP}-redis").urn in mocks.get(DEPLOYMENT, f"{APP}-web").dependencies
 
 
 def test_kubeconfig_and_context_configure_the_cluster_provider(mocks, tmp_path, monkeypatch):
@@ -156,18 +250,84 @@ def test_kubeconfig_and_context_configure_the_cluster_provider(mocks, tmp_path, 
     (tmp_path / ".kube").mkdir()
     (tmp_path / ".kube" / "ci").write_text("apiVersion: v1\nkind: Config\n")
     deploy(kubernetes_config(kubernetes={"kubeconfig": "~/.kube/ci", "context": "ci-admin"}))
-    cluster = mocks.get(K8S_PROVIDER, "kubernetes")
+    cluster = mocks.get(K8S_PROVIDER, f"{APP}-kubernetes")
     assert cluster.inputs["kubeconfig"] == os.path.join(str(tmp_path), ".kube", "ci")
     assert cluster.inputs["context"] == "ci-admin"
 
 
+def test_kubernetes_ready_timeout_and_namespace(mocks):
+    deploy(kubernetes_config(readyTimeout=90, kubernetes={"namespace": "team-a"}))
+    assert mocks.get(NAMESPACE, f"{APP}-namespace").inputs["metadata"]["name"] == "team-a"
+    for name in ("web", "redis"):
+        deployment = mocks.get(DEPLOYMENT, f"{APP}-{name}")
+        assert deployment.inputs["metadata"]["annotations"] == {**FIELD_MANAGER, "pulumi.com/timeoutSeconds": "90"}
+        assert deployment.inputs["metadata"]["namespace"] == "team-a"
+
+
+def test_kubernetes_two_ports(mocks):
+    services = with_services(web={"port": None, "publish": None, "ports": {"http": {"port": 8080, "publish": 8080},
+                                                                           "metrics": {"port": 9100}}})
+    app = deploy(kubernetes_config(services=services))
+    service = mocks.get(SERVICE, f"{APP}-web")
+    assert [(p["name"], p["port"]) for p in service.inputs["spec"]["ports"]] == [("http", 8080), ("metrics", 9100)]
+    node_port = service.outputs["spec"]["ports"][0]["nodePort"]
+    assert resolve(app.urls) == {"web": f"http://127.0.0.1:{node_port}"}
+
+
+def test_kubernetes_worker_without_ports(mocks):
+    services = with_services(worker={"build": "app/web", "args": ["worker"], "links": ["redis"]})
+    app = deploy(kubernetes_config(services=services))
+    worker = mocks.get(DEPLOYMENT, f"{APP}-worker")
+    assert mocks.find(SERVICE, f"{APP}-worker") is None
+    container = worker.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert "readinessProbe" not in container and "livenessProbe" not in container
+    assert resolve(app.services) == {"web": "web", "redis": "redis"}, "a worker has no Service"
+
+
+def test_kubernetes_job_runs_before_its_dependants(mocks):
+    config = with_job("kubernetes")
+    deploy(config)
+    job = mocks.get(JOB, f"{APP}-migrate")
+    assert mocks.parent_of(job) is mocks.get(KUBERNETES_JOB, f"{APP}-migrate")
+    spec = job.inputs["spec"]
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["template"]["spec"]["restartPolicy"]) == (0, 300, "Never")
+    assert spec["template"]["spec"]["containers"][0]["image"] == f"{REPO}/migrate@{registry_digest(tag_of(config, 'migrate'))}"
+    assert mocks.get(REGISTRY_IMAGE, f"{APP}-migrate").urn in job.dependencies
+    assert mocks.get(DEPLOYMENT, f"{APP}-redis").urn in job.dependencies, "dependsOn healthy: redis is ready first"
+    web = mocks.get(DEPLOYMENT, f"{APP}-web")
+    assert job.urn in web.dependencies, "web rolls only after the job completed"
+    assert job.urn not in mocks.get(DEPLOYMENT, f"{APP}-redis").dependencies
+    secret = mocks.get(SECRET, f"{APP}-namespace-app-secrets")
+    assert rpc.unwrap_rpc_secret(secret.inputs["stringData"]) == {"dbPassword": DB_PASSWORD}
+    assert secret.urn in job.dependencies
+
+
+def test_every_kubernetes_object_is_applied_under_one_field_manager(mocks):
+    """A fixed Server-Side Apply field manager: an object made by a killed run and applied again (or
+    adopted) is never in conflict with the random manager of its first create."""
+    services = with_services(web={"files": {"/etc/web/redis.conf": "app/redis/redis.conf"}})
+    deploy(make_config(target="kubernetes", services=services, jobs=MIGRATE, dbPassword=DB_PASSWORD, **REGISTRY))
+    objects = [r for r in mocks.resources if r.custom and r.type.startswith("kubernetes:")]
+    assert {r.type for r in objects} >= {NAMESPACE, SECRET, PVC, DEPLOYMENT, SERVICE, CONFIG_MAP, JOB}
+    for resource in objects:
+        annotations = resource.inputs["metadata"].get("annotations", {})
+        assert annotations.items() >= FIELD_MANAGER.items(), (resource.type, resource.name)
+
+
+def test_kubernetes_files_config_map_is_named_from_the_service(mocks):
+    deploy(kubernetes_config(services=with_services(web={"files": {"/etc/web/redis.conf": "app/redis/redis.conf"}})))
+    config_map = mocks.get(CONFIG_MAP, f"{APP}-web-files")
+    assert mocks.parent_of(config_map) is mocks.get(KUBERNETES_SERVICE, f"{APP}-web")
+    assert config_map.inputs["metadata"] == {"name": "web-files", "namespace": APP, "annotations": FIELD_MANAGER, "labels": {
+        **mocks.get(DEPLOYMENT, f"{APP}-web").inputs["metadata"]["labels"]}}
+
+
 def test_pinned_images_skip_the_build(mocks):
     pinned = f"{REPO}/web@{fake_digest('rollback')}"
-    config = kubernetes_config(images={"web": pinned})
-    app = deploy(config)
-    assert mocks.find(REMOTE_IMAGE, "web") is None and mocks.find(REGISTRY_IMAGE, "web") is None
-    assert mocks.find(REGISTRY_IMAGE, "redis") is not None, "unpinned services still build"
-    assert mocks.get(DEPLOYMENT, "web").inputs["spec"]["template"]["spec"]["containers"][0]["image"] == pinned
+    app = deploy(kubernetes_config(images={"web": pinned}))
+    assert mocks.find(REMOTE_IMAGE, f"{APP}-web") is None and mocks.find(REGISTRY_IMAGE, f"{APP}-web") is None
+    assert mocks.find(REGISTRY_IMAGE, f"{APP}-redis") is not None, "unpinned services still build"
+    assert pod_image(mocks.get(DEPLOYMENT, f"{APP}-web")) == pinned
     assert resolve(app.images)["web"] == pinned
     assert resolve(app.digests)["web"] == fake_digest("rollback")
 
@@ -175,10 +335,10 @@ def test_pinned_images_skip_the_build(mocks):
 def test_pinned_images_on_docker_are_pulled_not_built(mocks):
     pinned = f"{REPO}/web@{fake_digest('rollback')}"
     deploy(docker_config(images={"web": pinned}))
-    web = mocks.get(REMOTE_IMAGE, "web")
+    web = mocks.get(REMOTE_IMAGE, f"{APP}-web")
     assert web.inputs["name"] == pinned and "build" not in web.inputs
-    assert mocks.find(REGISTRY_IMAGE, "web") is None
-    assert mocks.get(CONTAINER, "web").inputs["image"] == image_id(pinned)
+    assert mocks.find(REGISTRY_IMAGE, f"{APP}-web") is None
+    assert mocks.get(CONTAINER, f"{APP}-web").inputs["image"] == image_id(pinned)
 
 
 PROMOTED = {s: f"{REPO}/{s}@{fake_digest('staging-' + s)}" for s in ("web", "redis")}
@@ -186,19 +346,19 @@ PROMOTED = {s: f"{REPO}/{s}@{fake_digest('staging-' + s)}" for s in ("web", "red
 
 def test_images_from_another_stack_are_promoted_without_building(mocks):
     mocks = install_mocks(stack="prod", stack_outputs={"organization/cloudservice/staging": {"images": PROMOTED}})
-    values = {**stack_values("prod"), "registryPassword": PASSWORD}
-    config = make_config("prod", **values)
+    config = make_config("prod", **{**stack_values("prod"), "registryPassword": PASSWORD})
     app = deploy(config)
     reference = mocks.get(STACK_REFERENCE, "organization/cloudservice/staging")
     assert reference.inputs["name"] == "organization/cloudservice/staging"
-    assert mocks.parent_of(reference).type == COMPONENT
+    assert mocks.parent_of(reference).type == CLOUD_SERVICE
     assert mocks.of_type(REMOTE_IMAGE) == [] and mocks.of_type(REGISTRY_IMAGE) == [], "prod never builds"
+    assert mocks.of_type(DOCKER_PROVIDER) == [], "nor needs a Docker engine"
     for service in ("web", "redis"):
-        deployment = mocks.get(DEPLOYMENT, service)
-        assert deployment.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == PROMOTED[service]
+        deployment = mocks.get(DEPLOYMENT, f"cloudservice-prod-{service}")
+        assert pod_image(deployment) == PROMOTED[service]
         assert deployment.inputs["metadata"]["namespace"] == "cloudservice-prod"
-    assert mocks.get(DEPLOYMENT, "web").inputs["spec"]["replicas"] == 3
-    assert mocks.get(DEPLOYMENT, "redis").inputs["spec"]["replicas"] == 1
+    assert mocks.get(DEPLOYMENT, "cloudservice-prod-web").inputs["spec"]["replicas"] == 3
+    assert mocks.get(DEPLOYMENT, "cloudservice-prod-redis").inputs["spec"]["replicas"] == 1
     assert resolve(app.images) == PROMOTED
     assert resolve(app.digests) == {s: fake_digest("staging-" + s) for s in ("web", "redis")}
 
@@ -215,38 +375,137 @@ def test_images_from_a_stack_missing_a_service_fails(mocks):
 
 # -- secrets ---------------------------------------------------------------------------------------
 
+SECRET_SPEC = {"web": {"secretEnv": {"DB_PASSWORD": "dbPassword"}, "secretFiles": {"/run/secrets/api_token": "apiToken"}}}
+
 
 @pytest.mark.parametrize("target", ["docker", "kubernetes"])
 def test_secrets_never_reach_an_input_in_plaintext(mocks, target):
-    services = json.loads(json.dumps(stack_values("dev")["services"]))
-    services["web"]["secretEnv"] = {"APP_SECRET": "appSecret"}
-    config = make_config(target=target, services=services, appSecret="app-secret-value", **REGISTRY)
-    assert is_secret(config.registry.password) and is_secret(config.secrets["appSecret"])
+    config = make_config(target=target, services=with_services(**SECRET_SPEC), jobs=MIGRATE, dbPassword=DB_PASSWORD,
+                         apiToken="api-token-value", **REGISTRY)
+    assert is_secret(config.images.registry.password)
+    assert all(is_secret(value) for value in config.secrets.values()) and set(config.secrets) == {"dbPassword", "apiToken"}
     deploy(config)
     assert mocks.resources
     for resource in mocks.resources:
-        for secret in (PASSWORD, "app-secret-value"):
+        for secret in (PASSWORD, DB_PASSWORD, "api-token-value"):
             assert plaintext_occurrences(resource.inputs, secret) == [], f"{secret!r} in {resource.type} {resource.name}"
+
+
+def test_secret_files_carry_the_secret_values(mocks):
+    config = make_config(target="docker", services=with_services(**SECRET_SPEC), dbPassword=DB_PASSWORD, apiToken="api-token-value", **REGISTRY)
+    deploy(config)
+    uploads = rpc.unwrap_rpc_secret(mocks.get(CONTAINER, f"{APP}-web-secrets").inputs["uploads"])
+    assert [(u["file"], u["content"]) for u in uploads] == [("/run/secrets/api_token", "api-token-value")]
 
 
 @pytest.mark.parametrize("target", ["docker", "kubernetes"])
 def test_every_resource_descends_from_the_app(mocks, target):
-    deploy(make_config(target=target, **REGISTRY))
-    root = mocks.get(COMPONENT, "cloudservice-dev")
+    deploy(with_job(target))
+    root = mocks.get(CLOUD_SERVICE, APP)
     for resource in mocks.resources:
+        if resource is root:
+            continue
         node = resource
-        while node is not root:
-            assert node.parent, f"{resource.type} {resource.name} is outside CloudService"
-            node = mocks.by_urn(node.parent) if node.parent != root.urn else root
+        while node.parent != root.urn:
+            assert node.parent and node.parent in {r.urn for r in mocks.resources}, f"{resource.type} {resource.name} is outside CloudService"
+            node = mocks.by_urn(node.parent)
 
 
-def test_resource_names_are_unique_per_type(mocks):
-    deploy(kubernetes_config())
-    keys = [(r.type, r.name) for r in mocks.resources]
-    assert len(keys) == len(set(keys))
+@pytest.mark.parametrize("target", ["docker", "kubernetes"])
+def test_urns_are_unique(mocks, target):
+    deploy(with_job(target))
+    urns = [r.urn for r in mocks.resources]
+    assert len(urns) == len(set(urns))
 
 
-def test_secret_output_of_the_config_is_a_pulumi_secret(mocks):
-    config = docker_config()
-    assert isinstance(config.registry.password, pulumi.Output)
-    assert is_secret(config.registry.password)
+# -- two apps in one stack -------------------------------------------------------------------------
+
+
+def two_apps(config, second_target):
+    """The program of a stack running the app twice: as `cloudservice-dev` and as `shop`."""
+    def program():
+        return [CloudService(APP, app_args(config)),
+                CloudService("shop", dataclasses.replace(app_args(config), target=second_target))]
+    return run(program)
+
+
+def _physical_names(mocks, resources) -> list:
+    """What each resource is called in the engine or the cluster."""
+    names = []
+    for r in resources:
+        if r.type in (CONTAINER, VOLUME, NETWORK):
+            names.append((r.type, r.inputs["name"]))
+        elif r.type.startswith("kubernetes:"):
+            metadata = r.inputs["metadata"]
+            names.append((r.type, metadata.get("namespace"), metadata.get("name") or r.name))
+    return names
+
+
+def _app_of(mocks, resource) -> str:
+    node = resource
+    while node.type != CLOUD_SERVICE:
+        node = mocks.parent_of(node)
+    return node.name
+
+
+@pytest.mark.parametrize("target", ["docker", "kubernetes"])
+def test_two_apps_in_one_stack_share_nothing(mocks, target):
+    config = with_job(target, **({"replicas": 2} if target == "kubernetes" else {}))
+    if target == "docker":
+        second = DockerSettings(port_offset=1000)
+    else:
+        second = dataclasses.replace(config.kubernetes, namespace="shop")
+    first_app, shop = two_apps(config, second)
+
+    urns = [r.urn for r in mocks.resources]
+    assert len(urns) == len(set(urns)), "every URN is unique"
+    names = _physical_names(mocks, mocks.resources)
+    assert len(names) == len(set(names)), "no engine or cluster object is declared twice"
+    by_app = {APP: [], "shop": []}
+    for resource in mocks.resources:
+        by_app[_app_of(mocks, resource)].append(resource)
+    assert len(by_app[APP]) == len(by_app["shop"]), "each app declares the same graph"
+    for resource in mocks.resources:
+        provider = mocks.provider_of(resource)
+        if provider is not None:
+            assert _app_of(mocks, provider) == _app_of(mocks, resource), f"{resource.name} uses its own app's provider"
+        for dependency in resource.dependencies:
+            assert _app_of(mocks, mocks.by_urn(dependency)) == _app_of(mocks, resource), f"{resource.name} waits only for its own app"
+
+    if target == "docker":
+        assert {r.inputs["name"] for r in mocks.of_type(NETWORK)} == {APP, "shop"}
+        assert {r.inputs["name"] for r in mocks.of_type(VOLUME)} == {f"{APP}-redis-data", "shop-redis-data"}
+        assert {r.inputs["name"] for r in mocks.of_type(CONTAINER)} == {
+            f"{APP}-web", f"{APP}-redis", f"{APP}-migrate", "shop-web", "shop-redis", "shop-migrate",
+        }
+        assert resolve(first_app.url) == "http://127.0.0.1:8080" and resolve(shop.url) == "http://127.0.0.1:9080"
+        assert mocks.get(CONTAINER, "shop-web").inputs["networksAdvanced"][0]["name"] == "shop"
+    else:
+        assert {r.inputs["metadata"]["name"] for r in mocks.of_type(NAMESPACE)} == {APP, "shop"}
+        assert resolve(first_app.namespace) == APP and resolve(shop.namespace) == "shop"
+        assert mocks.get(DEPLOYMENT, "shop-web").inputs["metadata"]["namespace"] == "shop"
+        assert mocks.get(JOB, "shop-migrate").inputs["metadata"]["namespace"] == "shop"
+    # Images are content-addressed: both apps name the same image, and neither ever deletes it.
+    for image in mocks.of_type(REMOTE_IMAGE):
+        assert image.inputs["keepLocally"] is True
+    for image in mocks.of_type(REGISTRY_IMAGE):
+        assert image.inputs["keepRemotely"] is True
+
+
+@pytest.mark.parametrize("target", ["docker", "kubernetes"])
+def test_only_the_first_release_app_claims_the_old_urns(mocks, target):
+    """A URN holds its parents' types, not their names: were both apps to alias the first release's
+    URNs, an upgraded stack could hand one app's volume to the other. Only `<project>-<stack>` does."""
+    config = with_job(target)
+    second = DockerSettings(port_offset=1000) if target == "docker" else dataclasses.replace(config.kubernetes, namespace="shop")
+    two_apps(config, second)
+    claimed: dict[str, str] = {}
+    for resource in mocks.resources:
+        aliases = mocks.aliases_of(resource)
+        if _app_of(mocks, resource) == "shop":  # (the Kubernetes SDK's own aliases keep the name: old API versions)
+            renamed = {alias for alias in aliases if alias.rsplit("::", 1)[1] != resource.name}
+            assert renamed == set(), f"{resource.type} {resource.name} of the second app claims {renamed}"
+        for alias in aliases:
+            assert alias not in claimed, f"{resource.name} and {claimed[alias]} both claim {alias}"
+            claimed[alias] = resource.name
+    assert claimed, "the first release's app keeps its old URNs"

@@ -10,7 +10,7 @@ import shutil
 import pulumi
 import pytest
 
-from components.config import BuildSpec
+from components.spec import BuildSpec
 from components.image import ContainerImage, ContainerImageArgs, base_images, content_tag
 from harness import (
     DOCKER_PROVIDER, GET_REMOTE_IMAGE, REGISTRY_IMAGE, REMOTE_IMAGE, ROOT, fake_digest, image_id, registry_digest, resolve, run,

@@ -1,0 +1,542 @@
+"""components/kubernetes_service.py: AppNamespace (namespace, pull secret, app secrets),
+KubernetesService (Deployment + Service + PVC + ConfigMap per service) and KubernetesJob."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import Optional
+
+import pulumi
+import pytest
+
+from components.kubernetes_service import (
+    FIELD_MANAGER, AppNamespace, AppNamespaceArgs, KubernetesJob, KubernetesJobArgs, KubernetesService, KubernetesServiceArgs,
+    PullCredentials,
+)
+from components.spec import KubernetesSettings
+from components.workload import Endpoint
+from harness import (
+    APP_NAMESPACE, CONFIG_MAP, DB_PASSWORD, DEPLOYMENT, JOB, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE, PVC, SECRET,
+    ROOT, SERVICE, STACK_LABELS, fake_digest, file_versions, plaintext_occurrences, resolve, run, spec_of,
+)
+from pulumi.runtime import rpc
+
+PASSWORD = "s3cr3t-registry-pw"
+REGISTRY = PullCredentials(server="localhost:5000", username="cloudservice", password=pulumi.Output.secret(PASSWORD))
+SETTINGS = KubernetesSettings(namespace="cloudservice-dev")
+REDIS = {"redis": Endpoint(host="redis", ports={"main": 6379})}
+CONFIG_FILE = "app/redis/redis.conf"
+
+
+def image_of(name: str) -> str:
+    return f"localhost:5000/cloudservice/{name}@{fake_digest(name)}"
+
+
+def k8s_spec(name: str = "web", **changes):
+    return spec_of(name, target="kubernetes", **changes)
+
+
+def namespace_for(specs, registry: Optional[PullCredentials] = REGISTRY, namespace: str = "cloudservice-dev") -> AppNamespace:
+    keys = sorted({key for spec in specs for key in spec.secret_keys})
+    return AppNamespace("cloudservice-dev-namespace", AppNamespaceArgs(
+        namespace=namespace, labels=STACK_LABELS, registry=registry,
+        secrets={key: pulumi.Output.secret(DB_PASSWORD) for key in keys},
+    ))
+
+
+def workload_args(spec, namespace: AppNamespace, **args) -> dict:
+    return dict(
+        image=image_of(spec.name), namespace=namespace.name, labels=STACK_LABELS, pull_secrets=namespace.pull_secrets,
+        secrets_name=namespace.secrets_name if spec.secret_keys else None, **args,
+    )
+
+
+def deploy(mocks, spec=None, *, settings: KubernetesSettings = SETTINGS, registry=REGISTRY, ready_timeout: int = 60, **args):
+    """Declares `spec` (web by default) as a KubernetesService in its AppNamespace; returns the
+    component and the Deployment."""
+    spec = spec or k8s_spec()
+
+    def program():
+        namespace = namespace_for([spec], registry, settings.namespace)
+        return KubernetesService(f"cloudservice-dev-{spec.name}", KubernetesServiceArgs(
+            spec=spec, settings=settings, ready_timeout=ready_timeout, **workload_args(spec, namespace, **args)))
+
+    return run(program), mocks.get(DEPLOYMENT, f"cloudservice-dev-{spec.name}")
+
+
+def pod(deployment) -> dict:
+    return deployment.inputs["spec"]["template"]["spec"]
+
+
+def container(deployment) -> dict:
+    (only,) = pod(deployment)["containers"]
+    return only
+
+
+# -- AppNamespace ----------------------------------------------------------------------------------
+
+
+def test_namespace_holds_the_pull_secret_and_the_app_secrets(mocks):
+    namespace = run(lambda: namespace_for([k8s_spec(secretEnv={"DB_PASSWORD": "dbPassword"})]))
+    component = mocks.get(APP_NAMESPACE, "cloudservice-dev-namespace")
+    created = mocks.get(NAMESPACE, "cloudservice-dev-namespace")
+    assert created.inputs["metadata"] == {"name": "cloudservice-dev", "labels": STACK_LABELS, "annotations": FIELD_MANAGER}
+    pull = mocks.get(SECRET, "cloudservice-dev-namespace-registry-credentials")
+    app = mocks.get(SECRET, "cloudservice-dev-namespace-app-secrets")
+    for resource in (created, pull, app):
+        assert mocks.parent_of(resource) is component
+    for secret in (pull, app):
+        assert secret.inputs["metadata"]["namespace"] == "cloudservice-dev"
+        assert secret.inputs["metadata"]["labels"] == STACK_LABELS
+        assert created.urn in secret.dependencies, "created once its namespace exists"
+        assert rpc.is_rpc_secret(secret.inputs["stringData"]), "sent encrypted"
+    assert resolve(namespace.name) == "cloudservice-dev"
+    assert [resolve(name) for name in namespace.pull_secrets] == ["registry-credentials"]
+    assert resolve(namespace.secrets_name) == "app-secrets"
+    assert rpc.unwrap_rpc_secret(app.inputs["stringData"]) == {"dbPassword": DB_PASSWORD}
+    for resource in mocks.resources:
+        for secret in (PASSWORD, DB_PASSWORD):
+            assert plaintext_occurrences(resource.inputs, secret) == [], f"{secret} in {resource.type} {resource.name}"
+
+
+def test_image_pull_secret_holds_the_registry_credentials(mocks):
+    run(lambda: namespace_for([]))
+    secret = mocks.get(SECRET, "cloudservice-dev-namespace-registry-credentials")
+    assert secret.inputs["type"] == "kubernetes.io/dockerconfigjson"
+    assert secret.inputs["metadata"]["name"] == "registry-credentials"
+    auths = json.loads(rpc.unwrap_rpc_secret(secret.inputs["stringData"])[".dockerconfigjson"])["auths"]
+    assert auths == {"localhost:5000": {
+        "username": "cloudservice", "password": PASSWORD,
+        "auth": base64.b64encode(f"cloudservice:{PASSWORD}".encode()).decode(),
+    }}
+
+
+def test_no_registry_and_no_secrets_mean_no_secret_objects(mocks):
+    namespace = run(lambda: namespace_for([], registry=None))
+    assert mocks.of_type(SECRET) == []
+    assert namespace.pull_secrets == [] and namespace.secrets_name is None
+
+
+# -- KubernetesService -------------------------------------------------------------------------------
+
+
+def test_deployment_and_service_are_named_from_the_component(mocks):
+    _, deployment = deploy(mocks)
+    component = mocks.get(KUBERNETES_SERVICE, "cloudservice-dev-web")
+    service = mocks.get(SERVICE, "cloudservice-dev-web")
+    namespace = mocks.get(NAMESPACE, "cloudservice-dev-namespace")
+    for resource in (deployment, service):
+        assert mocks.parent_of(resource) is component
+        assert resource.inputs["metadata"]["name"] == "web", "the cluster objects keep the service's name (its DNS name)"
+        assert resource.inputs["metadata"]["namespace"] == "cloudservice-dev"
+        assert namespace.urn in resource.dependencies, f"{resource.type} waits for its namespace"
+    assert {r.type for r in mocks.children_of(component)} == {DEPLOYMENT, SERVICE}
+
+
+def test_selectors_match_the_pod_template_labels(mocks):
+    for name in ("web", "redis"):
+        _, deployment = deploy(mocks, k8s_spec(name))
+        labels = deployment.inputs["spec"]["template"]["metadata"]["labels"]
+        selector = deployment.inputs["spec"]["selector"]["matchLabels"]
+        assert selector == {"app.kubernetes.io/name": name, "cloudservice.dev/stack": "dev"}
+        assert selector.items() <= labels.items()
+        assert labels == {**STACK_LABELS, "app.kubernetes.io/name": name}
+        assert deployment.inputs["metadata"]["labels"] == labels
+        assert mocks.get(SERVICE, f"cloudservice-dev-{name}").inputs["spec"]["selector"] == selector
+
+
+def test_pods_run_images_by_digest(mocks):
+    _, deployment = deploy(mocks)
+    assert container(deployment)["image"] == image_of("web")
+
+
+def test_ports_of_containers_and_services(mocks):
+    web, deployment = deploy(mocks)
+    assert container(deployment)["ports"] == [{"name": "main", "containerPort": 8080}]
+    service = mocks.get(SERVICE, "cloudservice-dev-web")
+    assert service.inputs["spec"]["type"] == "NodePort"
+    assert service.inputs["spec"]["ports"] == [{"name": "main", "port": 8080, "targetPort": 8080}]
+    node_port = service.outputs["spec"]["ports"][0]["nodePort"]
+    assert resolve(web.urls) == {"main": f"http://127.0.0.1:{node_port}"} and resolve(web.url) == f"http://127.0.0.1:{node_port}"
+    assert resolve(web.service_name) == "web"
+    redis, _ = deploy(mocks, k8s_spec("redis"))
+    service = mocks.get(SERVICE, "cloudservice-dev-redis")
+    assert service.inputs["spec"]["type"] == "ClusterIP", "unpublished services stay inside the cluster"
+    assert service.inputs["spec"]["ports"] == [{"name": "main", "port": 6379, "targetPort": 6379}]
+    assert resolve(redis.urls) == {} and resolve(redis.url) is None
+
+
+def test_two_named_ports(mocks):
+    spec = k8s_spec(port=None, publish=None, ports={"http": {"port": 8080, "publish": 80}, "metrics": {"port": 9100}})
+    web, deployment = deploy(mocks, spec)
+    assert container(deployment)["ports"] == [{"name": "http", "containerPort": 8080}, {"name": "metrics", "containerPort": 9100}]
+    service = mocks.get(SERVICE, "cloudservice-dev-web")
+    assert service.inputs["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": 8080}, {"name": "metrics", "port": 9100, "targetPort": 9100},
+    ]
+    assert service.inputs["spec"]["type"] == "NodePort"
+    node_port = service.outputs["spec"]["ports"][0]["nodePort"]
+    assert resolve(web.urls) == {"http": f"http://127.0.0.1:{node_port}"}, "only published ports have a URL"
+    assert container(deployment)["livenessProbe"]["tcpSocket"] == {"port": 8080}, "liveness checks the main port"
+
+
+def test_worker_without_ports_has_no_service_and_no_probes(mocks):
+    spec = k8s_spec(port=None, publish=None, health=None, args=["worker"])
+    worker, deployment = deploy(mocks, spec, links=REDIS)
+    assert mocks.of_type(SERVICE) == []
+    spec_of_container = container(deployment)
+    for key in ("ports", "readinessProbe", "livenessProbe", "lifecycle"):
+        assert not spec_of_container.get(key), f"a worker has no {key}"
+    assert worker.service_name is None
+    assert resolve(worker.urls) == {} and resolve(worker.url) is None
+    assert deployment.inputs["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert "sysctls" not in pod(deployment)["securityContext"]
+
+
+def test_replicas_and_rollout_strategy(mocks):
+    _, web = deploy(mocks, spec_of("web", target="kubernetes", replicas=2))
+    assert web.inputs["spec"]["replicas"] == 2
+    assert web.inputs["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    _, redis = deploy(mocks, k8s_spec("redis"))
+    assert redis.inputs["spec"]["replicas"] == 1
+    assert redis.inputs["spec"]["strategy"] == {"type": "Recreate"}, "one RWO volume cannot be mounted by old and new pod"
+
+
+@pytest.mark.parametrize("name,user", [("web", 10001), ("redis", 10002)])
+def test_pods_are_hardened(mocks, name, user):
+    _, deployment = deploy(mocks, k8s_spec(name))
+    spec = pod(deployment)
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": user, "runAsGroup": user, "fsGroup": user,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert spec["enableServiceLinks"] is False
+    assert container(deployment)["securityContext"] == {
+        "allowPrivilegeEscalation": False, "privileged": False, "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}} in spec["volumes"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in container(deployment)["volumeMounts"]
+
+
+def test_uid_and_gid(mocks):
+    _, deployment = deploy(mocks, k8s_spec(user="10005:20005"))
+    context = pod(deployment)["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (10005, 20005, 20005)
+
+
+def test_user_image_sets_no_user(mocks):
+    _, deployment = deploy(mocks, k8s_spec(user="image"))
+    assert pod(deployment)["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert container(deployment)["securityContext"]["capabilities"] == {"drop": ["ALL"]}, "the rest of the hardening stays"
+
+
+def test_writable_root_file_system(mocks):
+    _, deployment = deploy(mocks, k8s_spec(readOnly=False))
+    assert container(deployment)["securityContext"]["readOnlyRootFilesystem"] is False
+    assert not any(v["name"] == "tmp" for v in pod(deployment)["volumes"])
+
+
+def test_capabilities_are_added_back_after_dropping_all(mocks):
+    _, deployment = deploy(mocks, k8s_spec(capabilities=["NET_BIND_SERVICE"]))
+    assert container(deployment)["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+
+
+@pytest.mark.parametrize("ports,low", [
+    ({"http": {"port": 80, "publish": 8080}}, True),
+    ({"http": {"port": 8080, "publish": 8080}, "dns": {"port": 53}}, True),
+    ({"http": {"port": 1024, "publish": 8080}}, False),
+])
+def test_ports_below_1024_lower_the_unprivileged_port_start(mocks, ports, low):
+    _, deployment = deploy(mocks, k8s_spec(port=None, publish=None, ports=ports))
+    context = pod(deployment)["securityContext"]
+    if low:
+        assert context["sysctls"] == [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]
+        assert context["runAsNonRoot"] is True, "the user stays non-root"
+    else:
+        assert "sysctls" not in context
+
+
+@pytest.mark.parametrize("name,memory", [("web", "96Mi"), ("redis", "128Mi")])
+def test_memory_requests_equal_limits_and_cpu_requests_stay_small(mocks, name, memory):
+    _, deployment = deploy(mocks, k8s_spec(name))
+    assert container(deployment)["resources"] == {
+        "requests": {"cpu": "50m", "memory": memory}, "limits": {"cpu": "500m", "memory": memory},
+    }
+
+
+def test_probes(mocks):
+    _, web = deploy(mocks)
+    _, redis = deploy(mocks, k8s_spec("redis"))
+    web, redis = container(web), container(redis)
+    timing = {"periodSeconds": 2, "timeoutSeconds": 3, "failureThreshold": 3}
+    assert web["readinessProbe"] == {"httpGet": {"path": "/healthz", "port": 8080}, **timing}
+    assert redis["readinessProbe"] == {"exec": {"command": ["redis-cli", "ping"]}, **timing}
+    liveness = {"periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3, "initialDelaySeconds": 2}
+    assert web["livenessProbe"] == {"tcpSocket": {"port": 8080}, **liveness}
+    assert redis["livenessProbe"] == {"tcpSocket": {"port": 6379}, **liveness}
+    assert web["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+
+
+def test_health_long_form_sets_the_probe_timings(mocks):
+    spec = k8s_spec(port=None, publish=None, ports={"http": {"port": 8080, "publish": 8080}, "admin": {"port": 9000}},
+                    health={"http": "/ready", "port": "admin", "interval": 5, "timeout": 4, "retries": 6, "startPeriod": 30})
+    _, deployment = deploy(mocks, spec)
+    assert container(deployment)["readinessProbe"] == {
+        "httpGet": {"path": "/ready", "port": 9000}, "periodSeconds": 5, "timeoutSeconds": 4, "failureThreshold": 6,
+    }
+    assert container(deployment)["livenessProbe"]["initialDelaySeconds"] == 30
+
+
+def test_without_health_no_readiness_probe_but_liveness(mocks):
+    _, deployment = deploy(mocks, k8s_spec(health=None))
+    assert "readinessProbe" not in container(deployment)
+    assert container(deployment)["livenessProbe"]["tcpSocket"] == {"port": 8080}
+    assert "initialDelaySeconds" not in container(deployment)["livenessProbe"]
+
+
+@pytest.mark.parametrize("ready_timeout", [60, 300])
+def test_ready_timeout_bounds_the_wait_for_the_rollout(mocks, ready_timeout):
+    _, deployment = deploy(mocks, ready_timeout=ready_timeout)
+    assert deployment.inputs["metadata"]["annotations"] == {**FIELD_MANAGER, "pulumi.com/timeoutSeconds": str(ready_timeout)}
+
+
+def test_command_and_args(mocks):
+    _, deployment = deploy(mocks, k8s_spec(command=["python3", "-m", "server"], args=["--port", "8080"]))
+    assert container(deployment)["command"] == ["python3", "-m", "server"]
+    assert container(deployment)["args"] == ["--port", "8080"]
+    _, plain = deploy(mocks, k8s_spec("redis"))
+    assert "command" not in container(plain) and "args" not in container(plain)
+
+
+def test_pods_pull_with_the_registry_credentials(mocks):
+    _, deployment = deploy(mocks)
+    secret = mocks.get(SECRET, "cloudservice-dev-namespace-registry-credentials")
+    assert pod(deployment)["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    assert secret.urn in deployment.dependencies
+    for resource in mocks.resources:
+        assert plaintext_occurrences(resource.inputs, PASSWORD) == [], f"{resource.type} {resource.name}"
+
+
+def test_no_registry_means_no_pull_secret(mocks):
+    _, deployment = deploy(mocks, registry=None)
+    assert mocks.of_type(SECRET) == []
+    assert pod(deployment)["imagePullSecrets"] == []
+
+
+def test_volume_is_a_claim_mounted_by_the_pod(mocks):
+    _, redis = deploy(mocks, k8s_spec("redis"), settings=KubernetesSettings(namespace="cloudservice-dev", storage_class="local-path"))
+    claim = mocks.get(PVC, "cloudservice-dev-redis-data")
+    assert mocks.parent_of(claim).type == KUBERNETES_SERVICE
+    assert claim.inputs["metadata"]["name"] == "redis-data"
+    assert claim.inputs["spec"] == {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "storageClassName": "local-path",
+    }
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "redis-data"}} in pod(redis)["volumes"]
+    assert {"name": "data", "mountPath": "/data"} in container(redis)["volumeMounts"]
+    assert claim.urn in redis.dependencies
+    _, web = deploy(mocks)
+    assert not any("persistentVolumeClaim" in v for v in pod(web)["volumes"])
+
+
+def test_links_point_at_the_linked_service_by_its_dns_name(mocks):
+    _, deployment = deploy(mocks, links=REDIS)
+    assert container(deployment)["env"] == [{"name": "REDIS_HOST", "value": "redis"}, {"name": "REDIS_PORT", "value": "6379"}]
+    _, redis = deploy(mocks, k8s_spec("redis"))
+    assert container(redis)["env"] == []
+
+
+def test_secret_env_comes_from_the_app_secrets(mocks):
+    spec = k8s_spec(secretEnv={"DB_PASSWORD": "dbPassword"}, env={"MODE": "production"})
+    _, deployment = deploy(mocks, spec)
+    secret = mocks.get(SECRET, "cloudservice-dev-namespace-app-secrets")
+    env = container(deployment)["env"]
+    assert {"name": "MODE", "value": "production"} in env
+    assert {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "app-secrets", "key": "dbPassword"}}} in env
+    assert secret.urn in deployment.dependencies, "the pod references the Secret by name: it must exist first"
+    for resource in mocks.resources:
+        assert plaintext_occurrences(resource.inputs, DB_PASSWORD) == [], f"{resource.type} {resource.name}"
+
+
+def test_secret_files_are_items_of_the_app_secrets(mocks):
+    _, deployment = deploy(mocks, k8s_spec(secretFiles={"/run/secrets/db": "dbPassword"}))
+    secret = mocks.get(SECRET, "cloudservice-dev-namespace-app-secrets")
+    assert {"name": "secret-files", "secret": {
+        "secretName": "app-secrets", "items": [{"key": "dbPassword", "path": "dbPassword"}], "defaultMode": 0o440,
+    }} in pod(deployment)["volumes"]
+    assert {"name": "secret-files", "mountPath": "/run/secrets/db", "subPath": "dbPassword", "readOnly": True} \
+        in container(deployment)["volumeMounts"]
+    assert secret.urn in deployment.dependencies
+    for resource in mocks.resources:
+        assert plaintext_occurrences(resource.inputs, DB_PASSWORD) == [], f"{resource.type} {resource.name}"
+
+
+def test_files_are_a_config_map_mounted_file_by_file(mocks):
+    _, deployment = deploy(mocks, k8s_spec(files={"/etc/web/redis.conf": CONFIG_FILE, "/etc/web/server.py": "app/web/server.py"}))
+    config_map = mocks.get(CONFIG_MAP, "cloudservice-dev-web-files")
+    assert mocks.parent_of(config_map).type == KUBERNETES_SERVICE
+    assert config_map.inputs["metadata"]["name"] == "web-files"
+    assert config_map.inputs["metadata"]["namespace"] == "cloudservice-dev"
+    with open(os.path.join(ROOT, CONFIG_FILE), encoding="utf-8") as handle:
+        assert config_map.inputs["data"]["file-0"] == handle.read()
+    assert set(config_map.inputs["data"]) == {"file-0", "file-1"}
+    assert {"name": "files", "configMap": {"name": "web-files", "items": [
+        {"key": "file-0", "path": "file-0"}, {"key": "file-1", "path": "file-1"},
+    ]}} in pod(deployment)["volumes"]
+    mounts = container(deployment)["volumeMounts"]
+    assert {"name": "files", "mountPath": "/etc/web/redis.conf", "subPath": "file-0", "readOnly": True} in mounts
+    assert {"name": "files", "mountPath": "/etc/web/server.py", "subPath": "file-1", "readOnly": True} in mounts
+    assert config_map.urn in deployment.dependencies
+
+
+def test_a_changed_file_rolls_the_pods(mocks, tmp_path):
+    """subPath mounts never see a ConfigMap update: the template's files-hash annotation changes
+    instead, which rolls the Deployment."""
+    hashes = []
+    for spec in file_versions(tmp_path, "kubernetes", ["level: info\n", "level: debug\n", "level: info\n"]):
+        _, deployment = deploy(mocks, spec)
+        hashes.append(deployment.inputs["spec"]["template"]["metadata"]["annotations"]["cloudservice.dev/files-hash"])
+        mocks.resources.clear()
+    assert hashes[0] != hashes[1] and hashes[0] == hashes[2]
+
+
+def test_no_files_no_config_map_and_no_annotation(mocks):
+    _, deployment = deploy(mocks)
+    assert mocks.of_type(CONFIG_MAP) == []
+    assert "annotations" not in deployment.inputs["spec"]["template"]["metadata"]
+
+
+@pytest.mark.parametrize("service_type", ["ClusterIP", "LoadBalancer", "NodePort"])
+def test_urls_follow_the_service_type(mocks, service_type):
+    web, _ = deploy(mocks, settings=KubernetesSettings(namespace="cloudservice-dev", service_type=service_type, node_host="node1"))
+    service = mocks.get(SERVICE, "cloudservice-dev-web")
+    assert service.inputs["spec"]["type"] == service_type
+    if service_type == "ClusterIP":
+        expected = f"http://{service.outputs['spec']['clusterIP']}:8080"
+    elif service_type == "LoadBalancer":
+        expected = f"http://{service.outputs['status']['loadBalancer']['ingress'][0]['ip']}:8080"
+    else:
+        expected = f"http://node1:{service.outputs['spec']['ports'][0]['nodePort']}"
+    assert resolve(web.urls) == {"main": expected}
+
+
+def test_custom_namespace(mocks):
+    deploy(mocks, settings=KubernetesSettings(namespace="team-a"))
+    assert mocks.get(NAMESPACE, "cloudservice-dev-namespace").inputs["metadata"]["name"] == "team-a"
+    assert mocks.get(DEPLOYMENT, "cloudservice-dev-web").inputs["metadata"]["namespace"] == "team-a"
+    assert mocks.get(SERVICE, "cloudservice-dev-web").inputs["metadata"]["namespace"] == "team-a"
+
+
+def test_deployments_roll_instead_of_being_replaced(mocks):
+    """A pod template change must be an update (a rolling update), never delete-then-create."""
+    _, deployment = deploy(mocks)
+    assert deployment.ignore_changes == ["spec.selector"]
+    assert not deployment.delete_before_replace
+
+
+def test_the_deployment_waits_for_what_it_comes_after(mocks):
+    def program():
+        before = pulumi.CustomResource("test:index:Thing", "migrated")
+        spec = k8s_spec()
+        namespace = namespace_for([spec])
+        return KubernetesService("cloudservice-dev-web", KubernetesServiceArgs(
+            spec=spec, settings=SETTINGS, **workload_args(spec, namespace, after=[before])))
+
+    run(program)
+    assert mocks.get("test:index:Thing", "migrated").urn in mocks.get(DEPLOYMENT, "cloudservice-dev-web").dependencies
+
+
+def test_without_a_parent_no_first_release_aliases(mocks):
+    deploy(mocks, k8s_spec("redis"))
+    for typ in (DEPLOYMENT, SERVICE, PVC, NAMESPACE):
+        (resource,) = mocks.of_type(typ)
+        for alias in mocks.aliases_of(resource):  # the SDK's own: earlier API versions of the same object
+            assert alias.rsplit("$", 1)[0] == resource.urn.rsplit("$", 1)[0] and alias.endswith(f"::{resource.name}"), alias
+
+
+# -- KubernetesJob -----------------------------------------------------------------------------------
+
+MIGRATE = {"migrate": {"build": "app/web", "command": ["python3", "-m", "migrate"], "args": ["--to", "head"], "timeout": 120,
+                       "env": {"MODE": "migrate"}, "secretEnv": {"DB_PASSWORD": "dbPassword"}, "links": ["redis"]}}
+
+
+def run_job(mocks, jobs=None, after=()):
+    spec = spec_of("migrate", target="kubernetes", jobs=jobs or MIGRATE)
+
+    def program():
+        namespace = namespace_for([spec])
+        return KubernetesJob("cloudservice-dev-migrate", KubernetesJobArgs(
+            spec=spec, **workload_args(spec, namespace, links=REDIS if spec.links else {}, after=after)))
+
+    return run(program), mocks.get(JOB, "cloudservice-dev-migrate")
+
+
+def test_job_runs_once_to_completion(mocks):
+    job, created = run_job(mocks)
+    assert mocks.parent_of(created) is mocks.get(KUBERNETES_JOB, "cloudservice-dev-migrate")
+    metadata = created.inputs["metadata"]
+    assert "name" not in metadata, "auto-named: a changed job is a new Job (its template is immutable)"
+    assert metadata["namespace"] == "cloudservice-dev"
+    assert metadata["labels"] == {**STACK_LABELS, "app.kubernetes.io/name": "migrate"}
+    spec = created.inputs["spec"]
+    assert spec["backoffLimit"] == 0, "a failed job fails `up` instead of retrying"
+    assert spec["activeDeadlineSeconds"] == 120
+    pod_spec = spec["template"]["spec"]
+    assert pod_spec["restartPolicy"] == "Never"
+    (job_container,) = pod_spec["containers"]
+    assert job_container["image"] == image_of("migrate")
+    assert job_container["command"] == ["python3", "-m", "migrate"] and job_container["args"] == ["--to", "head"]
+    for key in ("ports", "readinessProbe", "livenessProbe", "lifecycle"):
+        assert key not in job_container
+    assert job_container["env"] == [
+        {"name": "MODE", "value": "migrate"}, {"name": "REDIS_HOST", "value": "redis"}, {"name": "REDIS_PORT", "value": "6379"},
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "app-secrets", "key": "dbPassword"}}},
+    ]
+    assert pod_spec["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    assert mocks.get(SECRET, "cloudservice-dev-namespace-app-secrets").urn in created.dependencies
+    assert not created.delete_before_replace, "the new Job is created before the old one goes"
+    for resource in mocks.resources:
+        assert plaintext_occurrences(resource.inputs, DB_PASSWORD) == [], resource.name
+
+
+def test_job_defaults_and_hardening(mocks):
+    _, created = run_job(mocks, {"migrate": {"image": "busybox:1.36", "command": ["true"]}})
+    assert created.inputs["spec"]["activeDeadlineSeconds"] == 300
+    pod_spec = created.inputs["spec"]["template"]["spec"]
+    assert pod_spec["securityContext"] == {
+        "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (job_container,) = pod_spec["containers"]
+    assert job_container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert job_container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "sysctls" not in pod_spec["securityContext"]
+
+
+def test_job_opt_outs_and_files(mocks):
+    jobs = {"migrate": {"build": "app/web", "user": "image", "readOnly": False, "capabilities": ["CHOWN"],
+                        "files": {"/etc/migrate.conf": CONFIG_FILE}, "secretFiles": {"/run/secrets/db": "dbPassword"}}}
+    _, created = run_job(mocks, jobs)
+    template = created.inputs["spec"]["template"]
+    (job_container,) = template["spec"]["containers"]
+    assert template["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert job_container["securityContext"]["readOnlyRootFilesystem"] is False
+    assert job_container["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    config_map = mocks.get(CONFIG_MAP, "cloudservice-dev-migrate-files")
+    assert mocks.parent_of(config_map).type == KUBERNETES_JOB
+    assert {"name": "files", "mountPath": "/etc/migrate.conf", "subPath": "file-0", "readOnly": True} in job_container["volumeMounts"]
+    assert {"name": "secret-files", "mountPath": "/run/secrets/db", "subPath": "dbPassword", "readOnly": True} in job_container["volumeMounts"]
+    assert "cloudservice.dev/files-hash" in template["metadata"]["annotations"]
+
+
+def test_job_runs_after_what_it_comes_after(mocks):
+    def program():
+        before = pulumi.CustomResource("test:index:Thing", "db")
+        spec = spec_of("migrate", target="kubernetes", jobs=MIGRATE)
+        namespace = namespace_for([spec])
+        return KubernetesJob("cloudservice-dev-migrate", KubernetesJobArgs(
+            spec=spec, **workload_args(spec, namespace, links=REDIS, after=[before])))
+
+    run(program)
+    assert mocks.get("test:index:Thing", "db").urn in mocks.get(JOB, "cloudservice-dev-migrate").dependencies
