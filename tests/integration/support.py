@@ -178,15 +178,9 @@ def step_events(events):
     return [e.resource_pre_event.metadata for e in events if e.resource_pre_event is not None]
 
 
-def resource_name(urn: str) -> str:
-    """A resource's name without the app's prefix ("cloudservice-<stack>-web" -> "web")."""
-    stack, name = urn.split(":", 3)[2].split("::", 1)[0], urn.rsplit("::", 1)[1]
-    return name.removeprefix(f"cloudservice-{stack}-")
-
-
 def changed_resources(events) -> set[tuple[str, str]]:
     """(type, name) of every resource an operation created, updated, replaced or deleted."""
-    return {(m.type, resource_name(m.urn)) for m in step_events(events) if m.op not in ("same", "read")}
+    return {(m.type, m.urn.rsplit("::", 1)[1]) for m in step_events(events) if m.op not in ("same", "read")}
 
 
 def edit_app_version(project: ProjectCopy, version: str) -> None:

@@ -18,7 +18,7 @@ from typing import Callable
 import pytest
 from pulumi import automation as auto
 
-from .support import STACK_LABEL, edit_app_version, free_port, get_json, kubectl, recover, resource_name, wait_for
+from .support import STACK_LABEL, edit_app_version, free_port, get_json, kubectl, recover, wait_for
 
 RECORDS = [f"record {n}" for n in range(20)]
 
@@ -59,7 +59,7 @@ def step(event: dict, kind: str, type_: str, name: str) -> bool:
     """`event` is the engine starting (resourcePreEvent) or finishing (resOutputsEvent) a real step
     on resource `name` of type `type_`."""
     metadata = (event.get(kind) or {}).get("metadata") or {}
-    return metadata.get("type") == type_ and resource_name(metadata.get("urn", "")) == name \
+    return metadata.get("type") == type_ and metadata.get("urn", "").endswith(f"::{name}") \
         and metadata.get("op") not in ("same", "read", None)
 
 
@@ -116,7 +116,8 @@ def labelled(docker_client, stack_name: str) -> dict[str, list[str]]:
 
 
 def test_killed_right_after_the_network_is_created(dev, project, docker_client):
-    kill_up_when(project, dev.stack, lambda e: step(e, "resOutputsEvent", "docker:index/network:Network", "network"))
+    kill_up_when(project, dev.stack, lambda e: step(e, "resOutputsEvent", "docker:index/network:Network",
+                                                 f"cloudservice-{dev.stack.name}-network"))
     assert labelled(docker_client, dev.stack.name)["networks"], "the network was not created before the kill"
     recover(project, dev.stack.name)
     assert not plugins_left(project)
@@ -129,7 +130,8 @@ def test_killed_right_after_the_network_is_created(dev, project, docker_client):
 
 def test_killed_during_the_image_push(dev, project, docker_client):
     edit_app_version(project, "after-killed-push")
-    kill_up_when(project, dev.stack, lambda e: step(e, "resourcePreEvent", "docker:index/registryImage:RegistryImage", "web"))
+    kill_up_when(project, dev.stack, lambda e: step(e, "resourcePreEvent", "docker:index/registryImage:RegistryImage",
+                                                 f"cloudservice-{dev.stack.name}-web"))
     recover(project, dev.stack.name)
     converge(dev.stack)
     assert get_json(dev.url + "/")[1]["version"] == "after-killed-push"
@@ -139,7 +141,8 @@ def test_killed_during_the_image_push(dev, project, docker_client):
 def test_killed_during_container_creation(dev, project, docker_client):
     edit_app_version(project, "after-killed-create")
     # The new container exists and is starting (up waits for it to be healthy) when the CLI dies.
-    kill_up_when(project, dev.stack, lambda e: step(e, "resourcePreEvent", "docker:index/container:Container", "web"),
+    kill_up_when(project, dev.stack, lambda e: step(e, "resourcePreEvent", "docker:index/container:Container",
+                                                 f"cloudservice-{dev.stack.name}-web"),
                  delay=1.5)
     recover(project, dev.stack.name)
     converge(dev.stack)
@@ -167,7 +170,8 @@ def test_killed_during_kubernetes_rollouts(project, registry, cluster):
     """Killed while the first rollout creates the Deployments (their objects are adopted), then while
     an update rolls out (the next up applies it again)."""
     stack = project.stack("staging", secrets={"registryPassword": registry.password})
-    web_deployment = lambda e: step(e, "resourcePreEvent", "kubernetes:apps/v1:Deployment", "web")  # noqa: E731
+    web_deployment = lambda e: step(e, "resourcePreEvent", "kubernetes:apps/v1:Deployment",  # noqa: E731
+                                    f"cloudservice-{stack.name}-web")
     try:
         kill_up_when(project, stack, web_deployment, delay=3)
         recover(project, stack.name)

@@ -17,7 +17,7 @@ from pulumi import automation as auto
 from policy.rules import RULES
 
 from .support import (
-    ROOT, STACK_LABEL, STATE_DIR, edit_app_version, free_port, get_json, recover, resource_name, wait_for,
+    ROOT, STACK_LABEL, STATE_DIR, edit_app_version, free_port, get_json, recover, wait_for,
 )
 
 APP_SECRET = "app-secret-7f3c9a51e2"
@@ -146,11 +146,12 @@ def test_data_survives_faults_and_reruns(app, docker_client):
     assert wait_for(lambda: notes_of(url), timeout=60, what="redis back with its data") == expected
 
 
-def _stop_registry_when_the_web_push_starts(pid: int, stopped: threading.Event):
+def _stop_registry_when_the_web_push_starts(stack_name: str, pid: int, stopped: threading.Event):
     """An engine event handler: the moment the engine starts pushing the web image, the registry dies."""
     def on_event(event):
         step = event.resource_pre_event and event.resource_pre_event.metadata
-        if step and step.type == REGISTRY_IMAGE and resource_name(step.urn) == "web" and not stopped.is_set():
+        pushes_web = step and step.type == REGISTRY_IMAGE and step.urn.endswith(f"::cloudservice-{stack_name}-web")
+        if pushes_web and not stopped.is_set():
             os.kill(pid, signal.SIGKILL)
             stopped.set()
     return on_event
@@ -165,7 +166,7 @@ def test_a_registry_outage_during_the_push_leaves_the_running_service_alone(app,
     registry_pid = int((STATE_DIR / "registry" / "registry.pid").read_text())
     stopped = threading.Event()
     try:
-        error = failure_of(stack.up, on_event=_stop_registry_when_the_web_push_starts(registry_pid, stopped))
+        error = failure_of(stack.up, on_event=_stop_registry_when_the_web_push_starts(stack.name, registry_pid, stopped))
         assert stopped.is_set(), "the push never started"
         assert "localhost:5000" in str(error)
         assert not stack.export_stack().deployment.get("pending_operations")
