@@ -173,7 +173,7 @@ def test_killed_during_kubernetes_rollouts(project, registry, cluster):
     web_deployment = lambda e: step(e, "resourcePreEvent", "kubernetes:apps/v1:Deployment",  # noqa: E731
                                     f"cloudservice-{stack.name}-web")
     try:
-        kill_up_when(project, stack, web_deployment, delay=3)
+        kill_up_when(project, stack, web_deployment, delay=1)
         recover(project, stack.name)
         assert not plugins_left(project)
         outputs = converge(stack).outputs
@@ -182,7 +182,7 @@ def test_killed_during_kubernetes_rollouts(project, registry, cluster):
             assert get_json(url + "/notes", "POST", record.encode())[0] == 201
 
         edit_app_version(project, "after-killed-rollout")
-        kill_up_when(project, stack, web_deployment, delay=3)
+        kill_up_when(project, stack, web_deployment, delay=1)
         recover(project, stack.name)
         assert not plugins_left(project)
         converge(stack)

@@ -167,7 +167,7 @@ def test_a_registry_outage_during_the_push_leaves_the_running_service_alone(app,
     stopped = threading.Event()
     try:
         error = failure_of(stack.up, on_event=_stop_registry_when_the_web_push_starts(stack.name, registry_pid, stopped))
-        assert stopped.is_set(), "the push never started"
+        assert stopped.is_set(), f"the up failed before the web push: {error}"
         assert "localhost:5000" in str(error)
         assert not stack.export_stack().deployment.get("pending_operations")
         # The service that ran before still runs, untouched, with its data.
