@@ -41,6 +41,17 @@ UNPRIVILEGED_PORTS = SysctlArgs(name="net.ipv4.ip_unprivileged_port_start", valu
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 
+# Every object is applied under one Server-Side Apply field manager. The provider otherwise draws a
+# random one at each create, so an object made by a run that was killed, then adopted or applied
+# again under another name, would refuse the next change of every field the first name still owns.
+FIELD_MANAGER = {"pulumi.com/patchFieldManager": "cloudservice"}
+
+
+def _metadata(name: Optional[str], namespace: Optional[pulumi.Input[str]], labels: Mapping[str, str],
+              annotations: Optional[Mapping[str, str]] = None) -> ObjectMetaArgs:
+    return ObjectMetaArgs(name=name, namespace=namespace, labels=dict(labels), annotations={**FIELD_MANAGER, **(annotations or {})})
+
+
 def _dockerconfigjson(server: str, username: str, password: str) -> str:
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     return json.dumps({"auths": {server: {"username": username, "password": password, "auth": token}}})
@@ -79,7 +90,7 @@ class AppNamespace(pulumi.ComponentResource):
         super().__init__("cloudservice:index:AppNamespace", name, None, opts)
         app = args.first_release_app
         namespace = k8s.core.v1.Namespace(
-            name, metadata=ObjectMetaArgs(name=args.namespace, labels=dict(args.labels)),
+            name, metadata=_metadata(args.namespace, None, args.labels),
             opts=pulumi.ResourceOptions(parent=self, aliases=_aliases(app, "namespace")),
         )
         self.name = namespace.metadata.name
@@ -92,7 +103,7 @@ class AppNamespace(pulumi.ComponentResource):
             registry = args.registry
             pull_secret = k8s.core.v1.Secret(
                 f"{name}-{PULL_SECRET}",
-                metadata=ObjectMetaArgs(name=PULL_SECRET, namespace=self.name, labels=dict(args.labels)),
+                metadata=_metadata(PULL_SECRET, self.name, args.labels),
                 type="kubernetes.io/dockerconfigjson",
                 string_data={
                     ".dockerconfigjson": pulumi.Output.secret(registry.password).apply(
@@ -107,7 +118,7 @@ class AppNamespace(pulumi.ComponentResource):
         if args.secrets:
             app_secrets = k8s.core.v1.Secret(
                 f"{name}-{APP_SECRETS}",
-                metadata=ObjectMetaArgs(name=APP_SECRETS, namespace=self.name, labels=dict(args.labels)),
+                metadata=_metadata(APP_SECRETS, self.name, args.labels),
                 string_data=dict(args.secrets),
                 opts=in_namespace(APP_SECRETS),
             )
@@ -228,7 +239,7 @@ def _files_config_map(name: str, spec: WorkloadSpec, args: KubernetesWorkloadArg
         return None
     config_map = k8s.core.v1.ConfigMap(
         f"{name}-files",
-        metadata=ObjectMetaArgs(name=f"{spec.name}-files", namespace=args.namespace, labels=labels),
+        metadata=_metadata(f"{spec.name}-files", args.namespace, labels),
         data={f"file-{i}": f.content for i, f in enumerate(spec.files)},
         opts=opts,
     )
@@ -258,7 +269,7 @@ class KubernetesService(pulumi.ComponentResource):
         if spec.volume is not None:
             claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-data",
-                metadata=ObjectMetaArgs(name=f"{spec.name}-data", namespace=args.namespace, labels=labels),
+                metadata=_metadata(f"{spec.name}-data", args.namespace, labels),
                 spec={
                     "accessModes": ["ReadWriteOnce"],
                     "resources": {"requests": {"storage": spec.volume.size}},
@@ -294,7 +305,7 @@ class KubernetesService(pulumi.ComponentResource):
         )
         deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=ObjectMetaArgs(name=spec.name, namespace=args.namespace, labels=labels, annotations=SKIP_AWAIT),
+            metadata=_metadata(spec.name, args.namespace, labels, annotations=SKIP_AWAIT),
             spec={
                 "replicas": spec.replicas,
                 "selector": {"matchLabels": selector},
@@ -327,7 +338,7 @@ class KubernetesService(pulumi.ComponentResource):
                 if service_type == "LoadBalancer" else SKIP_AWAIT
             service = k8s.core.v1.Service(
                 name,
-                metadata=ObjectMetaArgs(name=spec.name, namespace=args.namespace, labels=labels, annotations=service_annotations),
+                metadata=_metadata(spec.name, args.namespace, labels, annotations=service_annotations),
                 spec={
                     "type": service_type,
                     "selector": selector,
@@ -371,7 +382,7 @@ class KubernetesJob(pulumi.ComponentResource):
             name,
             # No fixed name: a changed job is a new Job (its pod template is immutable), created
             # before the old one is deleted.
-            metadata=ObjectMetaArgs(namespace=args.namespace, labels=labels, annotations=SKIP_AWAIT),
+            metadata=_metadata(None, args.namespace, labels, annotations=SKIP_AWAIT),
             spec={
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": spec.timeout,

@@ -12,7 +12,7 @@ import pulumi
 import pytest
 
 from components.kubernetes_service import (
-    AppNamespace, AppNamespaceArgs, KubernetesJob, KubernetesJobArgs, KubernetesService, KubernetesServiceArgs,
+    FIELD_MANAGER, AppNamespace, AppNamespaceArgs, KubernetesJob, KubernetesJobArgs, KubernetesService, KubernetesServiceArgs,
     PullCredentials,
 )
 from components.spec import KubernetesSettings
@@ -82,7 +82,7 @@ def test_namespace_holds_the_pull_secret_and_the_app_secrets(mocks):
     namespace = run(lambda: namespace_for([k8s_spec(secretEnv={"DB_PASSWORD": "dbPassword"})]))
     component = mocks.get(APP_NAMESPACE, "cloudservice-dev-namespace")
     created = mocks.get(NAMESPACE, "cloudservice-dev-namespace")
-    assert created.inputs["metadata"] == {"name": "cloudservice-dev", "labels": STACK_LABELS}
+    assert created.inputs["metadata"] == {"name": "cloudservice-dev", "labels": STACK_LABELS, "annotations": FIELD_MANAGER}
     pull = mocks.get(SECRET, "cloudservice-dev-namespace-registry-credentials")
     app = mocks.get(SECRET, "cloudservice-dev-namespace-app-secrets")
     for resource in (created, pull, app):
@@ -301,7 +301,7 @@ def test_without_health_no_readiness_probe_but_liveness(mocks):
 def test_ready_timeout_bounds_the_wait_for_the_rollout(mocks, ready_timeout):
     _, deployment = deploy(mocks, ready_timeout=ready_timeout)
     # The rollout check waits (and reports a crash loop at once), not the provider.
-    assert deployment.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert deployment.inputs["metadata"]["annotations"] == {**FIELD_MANAGER, "pulumi.com/skipAwait": "true"}
     assert mocks.get(ROLLOUT_CHECK, "cloudservice-dev-web-ready").inputs["timeout"] == ready_timeout
 
 
@@ -431,7 +431,7 @@ def test_only_a_load_balancer_service_is_awaited(mocks, service_type, awaited):
     deploy(mocks, settings=KubernetesSettings(namespace="cloudservice-dev", service_type=service_type))
     annotations = mocks.get(SERVICE, "cloudservice-dev-web").inputs["metadata"].get("annotations") or {}
     expected = {"pulumi.com/timeoutSeconds": "60"} if awaited else {"pulumi.com/skipAwait": "true"}
-    assert annotations == expected
+    assert annotations == {**FIELD_MANAGER, **expected}
 
 
 def test_custom_namespace(mocks):
