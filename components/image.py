@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import weakref
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 import pulumi
 import pulumi_docker as docker
 from docker.utils.build import exclude_paths
+from pulumi.runtime.settings import get_monitor
 
 from .spec import BuildSpec
 
@@ -43,6 +45,17 @@ def content_tag(build: BuildSpec) -> str:
             digest.update(hashlib.sha256(source.read()).digest())
     digest.update(f"{build.dockerfile}\0{build.target}\0{sorted(build.args.items())}".encode())
     return "c-" + digest.hexdigest()[:16]
+
+
+# The registry (distribution) rewrites a tag's link file in place: a push of a repository:tag that
+# reads it while another push of the same tag writes it fails with "500 invalid checksum digest
+# format". Two pushes of one reference in one program (two apps built from the same sources) run one
+# after the other. Keyed by the program's connection to the engine, so separate runs never wait on each other.
+_pushes: "weakref.WeakKeyDictionary[object, dict[str, docker.RegistryImage]]" = weakref.WeakKeyDictionary()
+
+
+def _pushes_in_this_program() -> dict[str, docker.RegistryImage]:
+    return _pushes.setdefault(get_monitor(), {})
 
 
 def digest_of(reference: pulumi.Input[str]) -> pulumi.Output[Optional[str]]:
@@ -93,9 +106,10 @@ class ContainerImage(pulumi.ComponentResource):
             self.digest = digest_of(self.reference)
             self.registry_ref = self.reference
         else:
+            tagged = f"{args.repository}:{content_tag(args.build)}"
             local = docker.RemoteImage(
                 name,
-                name=f"{args.repository}:{content_tag(args.build)}",
+                name=tagged,
                 build=docker.RemoteImageBuildArgs(
                     context=args.build.context,
                     dockerfile=args.build.dockerfile,
@@ -109,14 +123,17 @@ class ContainerImage(pulumi.ComponentResource):
             )
             self.reference = local.name
             if args.push:
+                pushes = _pushes_in_this_program()
+                same_push = pushes.get(tagged)
                 pushed = docker.RegistryImage(
                     name,
                     name=local.name,
                     # Pushed digests are the release history (rollback, promotion): never deleted.
                     keep_remotely=True,
                     triggers={"imageId": local.image_id},
-                    opts=child,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[same_push] if same_push else None),
                 )
+                pushes[tagged] = pushed
                 self.digest = pushed.sha256_digest
                 self.registry_ref = pulumi.Output.concat(args.repository, "@", pushed.sha256_digest)
             else:
