@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import weakref
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -19,6 +20,7 @@ import pulumi_docker as docker
 from docker.utils.build import exclude_paths
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.parser import image_from
+from pulumi.runtime.settings import get_monitor
 
 from .spec import BuildSpec
 
@@ -74,6 +76,17 @@ def local_image_id(name: str, opts: pulumi.InvokeOptions) -> Optional[str]:
         raise
 
 
+# The registry (distribution) rewrites a tag's link file in place: a push of a repository:tag that
+# reads it while another push of the same tag writes it fails with "500 invalid checksum digest
+# format". Two pushes of one reference in one program (two apps built from the same sources) run one
+# after the other. Keyed by the program's connection to the engine, so separate runs never wait on each other.
+_pushes: "weakref.WeakKeyDictionary[object, dict[str, docker.RegistryImage]]" = weakref.WeakKeyDictionary()
+
+
+def _pushes_in_this_program() -> dict[str, docker.RegistryImage]:
+    return _pushes.setdefault(get_monitor(), {})
+
+
 def digest_of(reference: pulumi.Input[str]) -> pulumi.Output[Optional[str]]:
     """The sha256:... part of repo@sha256:..., or None for a reference by tag."""
     return pulumi.Output.from_input(reference).apply(lambda ref: ref.partition("@")[2] or None)
@@ -125,9 +138,10 @@ class ContainerImage(pulumi.ComponentResource):
             # Asked of the engine that builds (the provider's), in preview and update alike.
             in_engine = pulumi.InvokeOptions(parent=self)
             base_ids = {base: local_image_id(base, in_engine) for base in base_images(args.build)}
+            tagged = f"{args.repository}:{content_tag(args.build, base_ids)}"
             local = docker.RemoteImage(
                 name,
-                name=f"{args.repository}:{content_tag(args.build, base_ids)}",
+                name=tagged,
                 build=docker.RemoteImageBuildArgs(
                     context=args.build.context,
                     dockerfile=args.build.dockerfile,
@@ -141,14 +155,17 @@ class ContainerImage(pulumi.ComponentResource):
             )
             self.reference = local.name
             if args.push:
+                pushes = _pushes_in_this_program()
+                same_push = pushes.get(tagged)
                 pushed = docker.RegistryImage(
                     name,
                     name=local.name,
                     # Pushed digests are the release history (rollback, promotion): never deleted.
                     keep_remotely=True,
                     triggers={"imageId": local.image_id},
-                    opts=child,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[same_push] if same_push else None),
                 )
+                pushes[tagged] = pushed
                 self.digest = pushed.sha256_digest
                 self.registry_ref = pulumi.Output.concat(args.repository, "@", pushed.sha256_digest)
             else:

@@ -13,7 +13,8 @@ import pytest
 from components.spec import BuildSpec
 from components.image import ContainerImage, ContainerImageArgs, base_images, content_tag
 from harness import (
-    DOCKER_PROVIDER, GET_REMOTE_IMAGE, REGISTRY_IMAGE, REMOTE_IMAGE, ROOT, fake_digest, image_id, registry_digest, resolve, run,
+    DOCKER_PROVIDER, GET_REMOTE_IMAGE, REGISTRY_IMAGE, REMOTE_IMAGE, ROOT, fake_digest, image_id, install_mocks,
+    registry_digest, resolve, run,
 )
 import pulumi_docker as docker
 
@@ -300,3 +301,23 @@ def test_ignored_directory_excludes_its_contents(context):
     before = tag(context)
     (context / "src" / "lib.py").write_text("X = 2\n")
     assert tag(context) == before
+
+
+def test_two_pushes_of_one_reference_run_one_after_the_other(mocks, context):
+    build = _build(str(context))
+    run(lambda: [ContainerImage(name, ContainerImageArgs(repository=REPOSITORY, build=build, push=True))
+                 for name in ("shop-web", "blog-web", "other-web")])
+    first, second, third = (mocks.get(REGISTRY_IMAGE, name) for name in ("shop-web", "blog-web", "other-web"))
+    assert first.inputs["name"] == second.inputs["name"] == third.inputs["name"]
+    assert first.urn in second.dependencies and second.urn in third.dependencies
+    assert not [urn for urn in first.dependencies if "RegistryImage" in urn]
+
+
+def test_pushes_of_different_references_or_runs_do_not_wait(mocks, context):
+    build = _build(str(context))
+    run(lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=build, push=True)))
+    mocks = install_mocks()  # a new run of the program
+    run(lambda: [ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=build, push=True)),
+                 ContainerImage("api", ContainerImageArgs(repository=REPOSITORY + "-api", build=build, push=True))])
+    assert all(not [urn for urn in pushed.dependencies if "RegistryImage" in urn]
+               for pushed in mocks.of_type(REGISTRY_IMAGE))
