@@ -143,7 +143,9 @@ class ContainerImage(pulumi.ComponentResource):
                 name,
                 name=tagged,
                 build=docker.RemoteImageBuildArgs(
-                    context=args.build.context,
+                    # Relative to the project directory, where Pulumi runs the program and the provider:
+                    # every teammate's clone then declares the same build, wherever it was cloned.
+                    context=os.path.relpath(args.build.context),
                     dockerfile=args.build.dockerfile,
                     target=args.build.target,
                     build_args=dict(args.build.args),

@@ -77,7 +77,7 @@ class Stack:
                 continue
             repository, _, tag = resource["inputs"]["name"].rpartition(":")
             builds.append(ImageBuild(
-                repository=repository, tag=tag, context=build["context"],
+                repository=repository, tag=tag, context=str(self.project_dir / build["context"]),
                 dockerfile=build.get("dockerfile") or "Dockerfile", target=build.get("target") or None,
                 args=build.get("buildArgs") or {},
             ))

@@ -175,7 +175,8 @@ def test_build_and_push(mocks, context):
     assert local.inputs["name"] == name
     assert local.inputs["keepLocally"] is True
     assert local.inputs["build"] == {
-        "context": str(context), "dockerfile": "Dockerfile", "buildArgs": {"BASE_IMAGE": "cloudservice/base:bookworm"},
+        # relative to the project directory (the program's), the same in every clone
+        "context": os.path.relpath(context), "dockerfile": "Dockerfile", "buildArgs": {"BASE_IMAGE": "cloudservice/base:bookworm"},
         "labels": {"app.kubernetes.io/part-of": "cloudservice"},
     }
     assert pushed.inputs["name"] == name
