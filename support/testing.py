@@ -199,10 +199,10 @@ def edit_app_version(project: ProjectCopy, version: str) -> None:
 
 
 def recover(project: ProjectCopy, stack_name: str) -> str:
-    """Runs scripts/recover.py on a stack of the copy, as `make up` and `make destroy` do first;
+    """Runs support/recover.py on a stack of the copy, as `make up` and `make destroy` do first;
     returns what it reported."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "recover.py"), "--stack", stack_name],
+        [sys.executable, "-m", "support.recover", "--stack", stack_name],
         cwd=project.directory, env={**os.environ, **project.env}, capture_output=True, text=True, timeout=300,
     )
     print(result.stderr)  # what it did, shown with a failure

@@ -24,7 +24,7 @@ A killed CLI leaves up to four things behind, each handled the way Pulumi's mode
    (`pulumi refresh --import-pending-creates`, meant for this, drops the steps without adopting
    anything in Pulumi v3.259, hence `pulumi import`.)
 
-Usage: python scripts/recover.py [--stack STACK]   (in the project directory, environment of scripts/env.sh)
+Usage: python -m support.recover [--stack STACK]   (in the project directory, environment of scripts/env.sh)
 """
 
 from __future__ import annotations
