@@ -33,6 +33,7 @@ from .workload import FILES_HASH, SERVICE_LABEL, WorkloadArgs, files_hash, first
 FIRST_RELEASE_PARENT = ("kubernetes", "cloudservice:index:KubernetesDeployment")
 APP_SECRETS = "app-secrets"
 PULL_SECRET = "registry-credentials"
+SECRETS_REVISION = "cloudservice.dev/secrets-revision"
 # Kubernetes, unlike Docker, keeps ports below 1024 for root: this namespaced sysctl (one of the
 # "safe" ones every cluster allows) lets the non-root user bind them, as on Docker.
 UNPRIVILEGED_PORTS = SysctlArgs(name="net.ipv4.ip_unprivileged_port_start", value="0")
@@ -41,15 +42,16 @@ UNPRIVILEGED_PORTS = SysctlArgs(name="net.ipv4.ip_unprivileged_port_start", valu
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 
-# Every object is applied under one Server-Side Apply field manager. The provider otherwise draws a
-# random one at each create, so an object made by a run that was killed, then adopted or applied
-# again under another name, would refuse the next change of every field the first name still owns.
-FIELD_MANAGER = {"pulumi.com/patchFieldManager": "cloudservice"}
+# Every object is applied under one Server-Side Apply field manager, and takes over the fields
+# another manager owns (the stack declares them: it is their source of truth). The provider otherwise
+# draws a random manager at each create, so an object made by an earlier release, or by a run that was
+# killed and then adopted, would refuse the next change of every field its first manager still owns.
+SERVER_SIDE_APPLY = {"pulumi.com/patchFieldManager": "cloudservice", "pulumi.com/patchForce": "true"}
 
 
 def _metadata(name: Optional[str], namespace: Optional[pulumi.Input[str]], labels: Mapping[str, str],
               annotations: Optional[Mapping[str, str]] = None) -> ObjectMetaArgs:
-    return ObjectMetaArgs(name=name, namespace=namespace, labels=dict(labels), annotations={**FIELD_MANAGER, **(annotations or {})})
+    return ObjectMetaArgs(name=name, namespace=namespace, labels=dict(labels), annotations={**SERVER_SIDE_APPLY, **(annotations or {})})
 
 
 def _dockerconfigjson(server: str, username: str, password: str) -> str:
@@ -80,7 +82,8 @@ class AppNamespaceArgs:
 
 
 class AppNamespace(pulumi.ComponentResource):
-    """Outputs: `name`, `pull_secrets` (names for imagePullSecrets), `secrets_name` (or None)."""
+    """Outputs: `name`, `pull_secrets` (names for imagePullSecrets), `secrets_name` (or None);
+    `secrets_revision()` tells the workloads when a Secret they read was changed."""
 
     name: pulumi.Output[str]
     pull_secrets: list
@@ -99,6 +102,10 @@ class AppNamespace(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, depends_on=[namespace], aliases=_aliases(app, first_release_name))
 
         self.pull_secrets = []
+        # The provider replaces a Secret whose data changes (a new UID), but running pods keep what
+        # they read at start: the UIDs go into the pod templates, which then roll.
+        self._pull_secret_uids: list[pulumi.Output[str]] = []
+        self._secrets_uid: Optional[pulumi.Output[str]] = None
         if args.registry is not None:
             registry = args.registry
             pull_secret = k8s.core.v1.Secret(
@@ -113,6 +120,7 @@ class AppNamespace(pulumi.ComponentResource):
                 opts=in_namespace(PULL_SECRET),
             )
             self.pull_secrets = [pull_secret.metadata.name]
+            self._pull_secret_uids = [pull_secret.metadata.uid]
 
         self.secrets_name = None
         if args.secrets:
@@ -123,7 +131,14 @@ class AppNamespace(pulumi.ComponentResource):
                 opts=in_namespace(APP_SECRETS),
             )
             self.secrets_name = app_secrets.metadata.name
+            self._secrets_uid = app_secrets.metadata.uid
         self.register_outputs({"name": self.name, "pull_secrets": self.pull_secrets, "secrets_name": self.secrets_name})
+
+    def secrets_revision(self, reads_app_secrets: bool) -> Optional[pulumi.Output[str]]:
+        """Changes whenever a Secret that a workload's pods read (to pull, and `secrets_name` when it
+        reads it) is replaced; None when they read none."""
+        uids = [*self._pull_secret_uids, *([self._secrets_uid] if reads_app_secrets and self._secrets_uid else [])]
+        return pulumi.Output.all(*uids).apply(",".join) if uids else None
 
 
 @dataclass(kw_only=True)
@@ -132,6 +147,8 @@ class KubernetesWorkloadArgs(WorkloadArgs):
     pull_secrets: Sequence[pulumi.Input[str]] = ()
     secrets_name: Optional[pulumi.Input[str]] = None
     """The Secret holding the secret config values the workload uses."""
+    secrets_revision: Optional[pulumi.Input[str]] = None
+    """Changes when a Secret the pods read changes (AppNamespace.secrets_revision): rolls them."""
     settings: KubernetesSettings
 
 
@@ -201,9 +218,12 @@ class _PodBuilder:
         )
 
     def template(self, labels: Mapping[str, str], pod: PodSpecArgs) -> PodTemplateSpecArgs:
-        """The pod template; its files' hash rolls the pods whenever a mounted file changes."""
-        annotations = {FILES_HASH: files_hash(self.spec)} if self.spec.files else None
-        return PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=labels, annotations=annotations), spec=pod)
+        """The pod template; its files' hash and its Secrets' revision roll the pods whenever a mounted
+        file or a Secret they read changes."""
+        annotations = {FILES_HASH: files_hash(self.spec)} if self.spec.files else {}
+        if self.args.secrets_revision is not None:
+            annotations[SECRETS_REVISION] = self.args.secrets_revision
+        return PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=labels, annotations=annotations or None), spec=pod)
 
     def pod(self, container: ContainerArgs, low_ports: bool = False, **extra) -> PodSpecArgs:
         user = self.spec.user

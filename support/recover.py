@@ -46,6 +46,8 @@ import yaml
 
 STACK_LABEL = "cloudservice.dev/stack"
 PLUGIN_PREFIXES = ("pulumi-resource-", "pulumi-language-", "pulumi-analyzer-")
+# What runs under a Python interpreter: the language host, the program it starts, the dynamic provider.
+PYTHON_PLUGINS = ("language_host.py", "program_runner.py", "pulumi.dynamic")
 
 
 def log(message: str) -> None:
@@ -130,13 +132,22 @@ def is_plugin(pid: int) -> bool:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    names = [os.path.basename(arg.decode(errors="replace")) for arg in argv[:3]]
-    return any(name.startswith(PLUGIN_PREFIXES) or name == "language_host.py" for name in names)
+    names = [os.path.basename(arg.decode(errors="replace")) for arg in argv[:4]]
+    return any(name.startswith(PLUGIN_PREFIXES) or name in PYTHON_PLUGINS for name in names)
 
 
 def parent_of(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def runs_under_a_cli(pid: int) -> bool:
+    """Whether a pulumi CLI is among the process's ancestors (the program's parent is the language host)."""
+    while pid > 1:
+        pid = parent_of(pid)
+        if is_pulumi_process(pid):
+            return True
+    return False
 
 
 def orphaned_plugins(project_dir: Path) -> list[int]:
@@ -149,7 +160,7 @@ def orphaned_plugins(project_dir: Path) -> list[int]:
         try:
             if Path(os.readlink(entry / "cwd")) != project_dir or not is_plugin(pid):
                 continue
-            if not is_pulumi_process(parent_of(pid)):
+            if not runs_under_a_cli(pid):
                 found.append(pid)
         except OSError:
             continue  # gone meanwhile, or not ours to read
@@ -237,7 +248,7 @@ def recover_kubernetes_object(interrupted: Interrupted, stack: str, adoptions: l
         try:
             interrupted.adopt(f"{namespace}/{name}" if namespace else name, stack)
         except RuntimeError as error:
-            if "not found" not in str(error).lower():
+            if not any(absent in str(error).lower() for absent in ("not found", "does not exist")):
                 raise
             log(f"{interrupted.urn}: nothing was created")
 

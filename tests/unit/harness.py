@@ -159,6 +159,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             metadata = inputs.get("metadata", {})
             state["metadata"] = {**metadata, "name": metadata.get("name") or f"{name}-{uid(name)[:8]}", "uid": uid(name),
                                  "generation": 1}
+        elif typ == SECRET:  # the API server's UID; the provider replaces a Secret whose data changes
+            state["metadata"] = {**inputs.get("metadata", {}), "uid": uid(f"{name}:{json.dumps(inputs.get('stringData'), sort_keys=True)}")}
         elif typ == STACK_REFERENCE:
             state["outputs"] = self.stack_outputs.get(inputs["name"], {})
             state["secretOutputNames"] = []
