@@ -202,8 +202,9 @@ def recover(project: ProjectCopy, stack_name: str) -> str:
     """Runs support/recover.py on a stack of the copy, as `make up` and `make destroy` do first;
     returns what it reported."""
     result = subprocess.run(
-        [sys.executable, "-m", "support.recover", "--stack", stack_name],
-        cwd=project.directory, env={**os.environ, **project.env}, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "support.recover", "--stack", stack_name],  # this checkout's, on the copy
+        cwd=project.directory, env={**os.environ, **project.env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=300,
     )
     print(result.stderr)  # what it did, shown with a failure
     assert result.returncode == 0, result.stderr
