@@ -42,11 +42,12 @@ UNPRIVILEGED_PORTS = SysctlArgs(name="net.ipv4.ip_unprivileged_port_start", valu
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 
-# Every object is applied under one Server-Side Apply field manager, and takes over the fields
-# another manager owns (the stack declares them: it is their source of truth). The provider otherwise
-# draws a random manager at each create, so an object made by an earlier release, or by a run that was
-# killed and then adopted, would refuse the next change of every field its first manager still owns.
-SERVER_SIDE_APPLY = {"pulumi.com/patchFieldManager": "cloudservice", "pulumi.com/patchForce": "true"}
+# Every object takes over, on apply, the fields it declares that another Server-Side Apply field
+# manager owns: the stack is their source of truth. The provider names a manager per create, so an
+# object adopted after an interrupted run (pulumi import) would otherwise refuse the next change of
+# every field its first manager still owns. (The manager keeps the provider's name: a new one on the
+# objects of an earlier release fails their update with "spec.selector: Required value".)
+SERVER_SIDE_APPLY = {"pulumi.com/patchForce": "true"}
 
 
 def _metadata(name: Optional[str], namespace: Optional[pulumi.Input[str]], labels: Mapping[str, str],
