@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 STACK ?= dev
 
-.PHONY: help up dev logs status test toolchain platform platform-down cluster cluster-down venv bench
+.PHONY: help up destroy dev logs status test toolchain platform platform-down cluster cluster-down venv bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ logs: ## Follow the logs of STACK's services (SERVICE=name for one)
 
 status: ## STACK's services: running image digest, health or readiness, URL
 	@scripts/devtools.sh status $(STACK)
+
+destroy: ## Remove everything STACK made (pushed images stay), also after an interrupted run
+	@scripts/destroy.sh $(STACK)
 
 test: ## Run the whole test suite (unit + integration) on the real platform
 	@scripts/test.sh

@@ -25,7 +25,7 @@ from components.workload import SERVICE_LABEL, endpoint, http_check_command, lin
 from support.testing import STACK_LABEL, RegistryCredentials, wait_for
 
 BENCH_DIR = Path(__file__).resolve().parent
-HEALTH_TIMEOUT = 90  # the stack's wait_timeout
+HEALTH_TIMEOUT = 90  # as long as the raw way may take to report a container healthy
 
 
 def run(command: Sequence[str], env: Mapping[str, str] | None = None, stdin: str | None = None,

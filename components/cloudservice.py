@@ -205,6 +205,7 @@ class CloudService(pulumi.ComponentResource):
             common = dict(
                 **self._common(workload, links_wait=False), namespace=namespace.name, settings=settings,
                 pull_secrets=namespace.pull_secrets, secrets_name=namespace.secrets_name if workload.secret_keys else None,
+                secrets_revision=namespace.secrets_revision(bool(workload.secret_keys)),
             )
             name = f"{self._name}-{workload.name}"
             if isinstance(workload, JobSpec):

@@ -1,12 +1,15 @@
 """ContainerImage: `docker build` + `docker tag` + `docker push`, declared.
 
-The tag is derived from the build context's content, so an unchanged context means an unchanged
-resource (no rebuild, no push) and any change produces a new, immutable tag and digest.
+The tag is derived from the build context's content and from the IDs of the base images the build
+starts FROM, so an unchanged context on an unchanged base means an unchanged resource (no rebuild, no
+push), while any change, a base image rebuilt under the same tag included, produces a new, immutable
+tag and digest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import weakref
 from dataclasses import dataclass, field
@@ -15,6 +18,8 @@ from typing import Mapping, Optional
 import pulumi
 import pulumi_docker as docker
 from docker.utils.build import exclude_paths
+from dockerfile_parse import DockerfileParser
+from dockerfile_parse.parser import image_from
 from pulumi.runtime.settings import get_monitor
 
 from .spec import BuildSpec
@@ -28,13 +33,27 @@ def _ignore_patterns(context: str) -> list[str]:
         return [line.strip() for line in ignore_file if line.strip() and not line.startswith("#")]
 
 
-def content_tag(build: BuildSpec) -> str:
+def base_images(build: BuildSpec) -> list[str]:
+    """The images the build starts FROM, with the build arguments applied (`ARG BASE_IMAGE` ...), in
+    order: `scratch` and references to earlier stages are no images."""
+    with open(os.path.join(build.context, build.dockerfile), "rb") as dockerfile:
+        # From a file object: a path not ending in "Dockerfile" would be taken for a directory.
+        parser = DockerfileParser(fileobj=io.BytesIO(dockerfile.read()), build_args=dict(build.args))
+    stages = {image_from(i["value"])[1] for i in parser.structure if i["instruction"] == "FROM"} - {None}
+    return list(dict.fromkeys(p for p in parser.parent_images if p != "scratch" and p not in stages))
+
+
+def content_tag(build: BuildSpec, base_image_ids: Optional[Mapping[str, Optional[str]]] = None) -> str:
     """A tag that changes exactly when what `docker build` would see changes.
 
     Hashes every file the build would send (.dockerignore applied with Docker's own rules, as the
-    Docker SDK implements them), its mode, and the Dockerfile name, target and build arguments.
+    Docker SDK implements them), its mode, the Dockerfile name, target and build arguments, and the
+    ID of each base image found in the engine (`base_image_ids`, name to ID or None when it is not
+    there and the build will pull it), so a base image rebuilt under the same name changes the tag.
     """
     digest = hashlib.sha256()
+    for base in base_images(build):
+        digest.update(f"FROM {base}\0{(base_image_ids or {}).get(base) or ''}\0".encode())
     sent = exclude_paths(build.context, _ignore_patterns(build.context), dockerfile=build.dockerfile)
     for relative in sorted(sent):
         path = os.path.join(build.context, relative)
@@ -45,6 +64,16 @@ def content_tag(build: BuildSpec) -> str:
             digest.update(hashlib.sha256(source.read()).digest())
     digest.update(f"{build.dockerfile}\0{build.target}\0{sorted(build.args.items())}".encode())
     return "c-" + digest.hexdigest()[:16]
+
+
+def local_image_id(name: str, opts: pulumi.InvokeOptions) -> Optional[str]:
+    """The ID of image `name` in the Docker engine of the provider, or None when it has no such image."""
+    try:
+        return docker.get_remote_image(name=name, opts=opts).id
+    except Exception as error:  # noqa: BLE001 - the SDK raises a bare Exception for a failed invoke
+        if "did not find docker image" in str(error):
+            return None
+        raise
 
 
 # The registry (distribution) rewrites a tag's link file in place: a push of a repository:tag that
@@ -106,12 +135,17 @@ class ContainerImage(pulumi.ComponentResource):
             self.digest = digest_of(self.reference)
             self.registry_ref = self.reference
         else:
-            tagged = f"{args.repository}:{content_tag(args.build)}"
+            # Asked of the engine that builds (the provider's), in preview and update alike.
+            in_engine = pulumi.InvokeOptions(parent=self)
+            base_ids = {base: local_image_id(base, in_engine) for base in base_images(args.build)}
+            tagged = f"{args.repository}:{content_tag(args.build, base_ids)}"
             local = docker.RemoteImage(
                 name,
                 name=tagged,
                 build=docker.RemoteImageBuildArgs(
-                    context=args.build.context,
+                    # Relative to the project directory, where Pulumi runs the program and the provider:
+                    # every teammate's clone then declares the same build, wherever it was cloned.
+                    context=os.path.relpath(args.build.context),
                     dockerfile=args.build.dockerfile,
                     target=args.build.target,
                     build_args=dict(args.build.args),

@@ -33,12 +33,26 @@ from .workload import FILES_HASH, SERVICE_LABEL, WorkloadArgs, files_hash, first
 FIRST_RELEASE_PARENT = ("kubernetes", "cloudservice:index:KubernetesDeployment")
 APP_SECRETS = "app-secrets"
 PULL_SECRET = "registry-credentials"
+SECRETS_REVISION = "cloudservice.dev/secrets-revision"
 # Kubernetes, unlike Docker, keeps ports below 1024 for root: this namespaced sysctl (one of the
 # "safe" ones every cluster allows) lets the non-root user bind them, as on Docker.
 UNPRIVILEGED_PORTS = SysctlArgs(name="net.ipv4.ip_unprivileged_port_start", value="0")
 # The provider's own wait would report a crash loop only after its timeout, without logs, and keep
 # `up` running meanwhile: the workloads' readiness checks (components/readiness.py) wait instead.
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+
+# Every object takes over, on apply, the fields it declares that another Server-Side Apply field
+# manager owns: the stack is their source of truth. The provider names a manager per create, so an
+# object adopted after an interrupted run (pulumi import) would otherwise refuse the next change of
+# every field its first manager still owns. (The manager keeps the provider's name: a new one on the
+# objects of an earlier release fails their update with "spec.selector: Required value".)
+SERVER_SIDE_APPLY = {"pulumi.com/patchForce": "true"}
+
+
+def _metadata(name: Optional[str], namespace: Optional[pulumi.Input[str]], labels: Mapping[str, str],
+              annotations: Optional[Mapping[str, str]] = None) -> ObjectMetaArgs:
+    return ObjectMetaArgs(name=name, namespace=namespace, labels=dict(labels), annotations={**SERVER_SIDE_APPLY, **(annotations or {})})
 
 
 def _dockerconfigjson(server: str, username: str, password: str) -> str:
@@ -69,7 +83,8 @@ class AppNamespaceArgs:
 
 
 class AppNamespace(pulumi.ComponentResource):
-    """Outputs: `name`, `pull_secrets` (names for imagePullSecrets), `secrets_name` (or None)."""
+    """Outputs: `name`, `pull_secrets` (names for imagePullSecrets), `secrets_name` (or None);
+    `secrets_revision()` tells the workloads when a Secret they read was changed."""
 
     name: pulumi.Output[str]
     pull_secrets: list
@@ -79,7 +94,7 @@ class AppNamespace(pulumi.ComponentResource):
         super().__init__("cloudservice:index:AppNamespace", name, None, opts)
         app = args.first_release_app
         namespace = k8s.core.v1.Namespace(
-            name, metadata=ObjectMetaArgs(name=args.namespace, labels=dict(args.labels)),
+            name, metadata=_metadata(args.namespace, None, args.labels),
             opts=pulumi.ResourceOptions(parent=self, aliases=_aliases(app, "namespace")),
         )
         self.name = namespace.metadata.name
@@ -88,11 +103,15 @@ class AppNamespace(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, depends_on=[namespace], aliases=_aliases(app, first_release_name))
 
         self.pull_secrets = []
+        # The provider replaces a Secret whose data changes (a new UID), but running pods keep what
+        # they read at start: the UIDs go into the pod templates, which then roll.
+        self._pull_secret_uids: list[pulumi.Output[str]] = []
+        self._secrets_uid: Optional[pulumi.Output[str]] = None
         if args.registry is not None:
             registry = args.registry
             pull_secret = k8s.core.v1.Secret(
                 f"{name}-{PULL_SECRET}",
-                metadata=ObjectMetaArgs(name=PULL_SECRET, namespace=self.name, labels=dict(args.labels)),
+                metadata=_metadata(PULL_SECRET, self.name, args.labels),
                 type="kubernetes.io/dockerconfigjson",
                 string_data={
                     ".dockerconfigjson": pulumi.Output.secret(registry.password).apply(
@@ -102,17 +121,25 @@ class AppNamespace(pulumi.ComponentResource):
                 opts=in_namespace(PULL_SECRET),
             )
             self.pull_secrets = [pull_secret.metadata.name]
+            self._pull_secret_uids = [pull_secret.metadata.uid]
 
         self.secrets_name = None
         if args.secrets:
             app_secrets = k8s.core.v1.Secret(
                 f"{name}-{APP_SECRETS}",
-                metadata=ObjectMetaArgs(name=APP_SECRETS, namespace=self.name, labels=dict(args.labels)),
+                metadata=_metadata(APP_SECRETS, self.name, args.labels),
                 string_data=dict(args.secrets),
                 opts=in_namespace(APP_SECRETS),
             )
             self.secrets_name = app_secrets.metadata.name
+            self._secrets_uid = app_secrets.metadata.uid
         self.register_outputs({"name": self.name, "pull_secrets": self.pull_secrets, "secrets_name": self.secrets_name})
+
+    def secrets_revision(self, reads_app_secrets: bool) -> Optional[pulumi.Output[str]]:
+        """Changes whenever a Secret that a workload's pods read (to pull, and `secrets_name` when it
+        reads it) is replaced; None when they read none."""
+        uids = [*self._pull_secret_uids, *([self._secrets_uid] if reads_app_secrets and self._secrets_uid else [])]
+        return pulumi.Output.all(*uids).apply(",".join) if uids else None
 
 
 @dataclass(kw_only=True)
@@ -121,6 +148,8 @@ class KubernetesWorkloadArgs(WorkloadArgs):
     pull_secrets: Sequence[pulumi.Input[str]] = ()
     secrets_name: Optional[pulumi.Input[str]] = None
     """The Secret holding the secret config values the workload uses."""
+    secrets_revision: Optional[pulumi.Input[str]] = None
+    """Changes when a Secret the pods read changes (AppNamespace.secrets_revision): rolls them."""
     settings: KubernetesSettings
 
 
@@ -190,9 +219,12 @@ class _PodBuilder:
         )
 
     def template(self, labels: Mapping[str, str], pod: PodSpecArgs) -> PodTemplateSpecArgs:
-        """The pod template; its files' hash rolls the pods whenever a mounted file changes."""
-        annotations = {FILES_HASH: files_hash(self.spec)} if self.spec.files else None
-        return PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=labels, annotations=annotations), spec=pod)
+        """The pod template; its files' hash and its Secrets' revision roll the pods whenever a mounted
+        file or a Secret they read changes."""
+        annotations = {FILES_HASH: files_hash(self.spec)} if self.spec.files else {}
+        if self.args.secrets_revision is not None:
+            annotations[SECRETS_REVISION] = self.args.secrets_revision
+        return PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=labels, annotations=annotations or None), spec=pod)
 
     def pod(self, container: ContainerArgs, low_ports: bool = False, **extra) -> PodSpecArgs:
         user = self.spec.user
@@ -228,7 +260,7 @@ def _files_config_map(name: str, spec: WorkloadSpec, args: KubernetesWorkloadArg
         return None
     config_map = k8s.core.v1.ConfigMap(
         f"{name}-files",
-        metadata=ObjectMetaArgs(name=f"{spec.name}-files", namespace=args.namespace, labels=labels),
+        metadata=_metadata(f"{spec.name}-files", args.namespace, labels),
         data={f"file-{i}": f.content for i, f in enumerate(spec.files)},
         opts=opts,
     )
@@ -258,7 +290,7 @@ class KubernetesService(pulumi.ComponentResource):
         if spec.volume is not None:
             claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-data",
-                metadata=ObjectMetaArgs(name=f"{spec.name}-data", namespace=args.namespace, labels=labels),
+                metadata=_metadata(f"{spec.name}-data", args.namespace, labels),
                 spec={
                     "accessModes": ["ReadWriteOnce"],
                     "resources": {"requests": {"storage": spec.volume.size}},
@@ -294,7 +326,7 @@ class KubernetesService(pulumi.ComponentResource):
         )
         deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=ObjectMetaArgs(name=spec.name, namespace=args.namespace, labels=labels, annotations=SKIP_AWAIT),
+            metadata=_metadata(spec.name, args.namespace, labels, annotations=SKIP_AWAIT),
             spec={
                 "replicas": spec.replicas,
                 "selector": {"matchLabels": selector},
@@ -327,7 +359,7 @@ class KubernetesService(pulumi.ComponentResource):
                 if service_type == "LoadBalancer" else SKIP_AWAIT
             service = k8s.core.v1.Service(
                 name,
-                metadata=ObjectMetaArgs(name=spec.name, namespace=args.namespace, labels=labels, annotations=service_annotations),
+                metadata=_metadata(spec.name, args.namespace, labels, annotations=service_annotations),
                 spec={
                     "type": service_type,
                     "selector": selector,
@@ -371,7 +403,7 @@ class KubernetesJob(pulumi.ComponentResource):
             name,
             # No fixed name: a changed job is a new Job (its pod template is immutable), created
             # before the old one is deleted.
-            metadata=ObjectMetaArgs(namespace=args.namespace, labels=labels, annotations=SKIP_AWAIT),
+            metadata=_metadata(None, args.namespace, labels, annotations=SKIP_AWAIT),
             spec={
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": spec.timeout,

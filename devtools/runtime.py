@@ -10,7 +10,6 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
-import docker
 from docker.errors import ImageNotFound
 
 from .stack import PROJECT_LABEL, STACK_LABEL, Stack, StackError, repository_of
@@ -45,8 +44,7 @@ class DockerRuntime:
     """The stack's containers: labelled with its name and project, on the engine it runs on."""
 
     def __init__(self, stack: Stack, outputs: dict, tail: int = 20):
-        host = stack.config("dockerHost")
-        self.client = docker.DockerClient(base_url=host) if host else docker.from_env()
+        self.client = stack.docker_client()
         self.images = outputs.get("images") or {}
         self.labels = [f"{STACK_LABEL}={stack.name}", f"{PROJECT_LABEL}={stack.project}"]
         self.tail = tail

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import docker
+
 STACK_LABEL = "cloudservice.dev/stack"
 PROJECT_LABEL = "app.kubernetes.io/part-of"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -60,6 +62,11 @@ class Stack:
             return None
         return value.get("objectValue", value.get("value"))  # objects come decoded as objectValue
 
+    def docker_client(self) -> docker.DockerClient:
+        """The Docker engine the stack builds on (and, on the docker target, runs on)."""
+        host = self.config("dockerHost")
+        return docker.DockerClient(base_url=host) if host else docker.from_env()
+
     def image_builds(self) -> list[ImageBuild]:
         """The images the stack's last update built, from its state (what the program declared)."""
         deployment = json.loads(self.pulumi("stack", "export"))["deployment"]
@@ -70,7 +77,7 @@ class Stack:
                 continue
             repository, _, tag = resource["inputs"]["name"].rpartition(":")
             builds.append(ImageBuild(
-                repository=repository, tag=tag, context=build["context"],
+                repository=repository, tag=tag, context=str(self.project_dir / build["context"]),
                 dockerfile=build.get("dockerfile") or "Dockerfile", target=build.get("target") or None,
                 args=build.get("buildArgs") or {},
             ))

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -63,8 +64,8 @@ def http(method: str, url: str, body: Optional[bytes] = None, auth: Optional[tup
         return error.code, error.read(), error.headers
 
 
-def get_json(url: str, method: str = "GET", body: Optional[bytes] = None) -> tuple[int, Any]:
-    status, payload, _ = http(method, url, body)
+def get_json(url: str, method: str = "GET", body: Optional[bytes] = None, timeout: float = 5) -> tuple[int, Any]:
+    status, payload, _ = http(method, url, body, timeout=timeout)
     return status, json.loads(payload) if payload else None
 
 
@@ -195,3 +196,16 @@ def edit_app_version(project: ProjectCopy, version: str) -> None:
     text = source.read_text()
     current = next(line for line in text.splitlines() if line.startswith("VERSION = "))
     source.write_text(text.replace(current, f'VERSION = "{version}"'))
+
+
+def recover(project: ProjectCopy, stack_name: str) -> str:
+    """Runs support/recover.py on a stack of the copy, as `make up` and `make destroy` do first;
+    returns what it reported."""
+    result = subprocess.run(
+        [sys.executable, "-m", "support.recover", "--stack", stack_name],  # this checkout's, on the copy
+        cwd=project.directory, env={**os.environ, **project.env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=300,
+    )
+    print(result.stderr)  # what it did, shown with a failure
+    assert result.returncode == 0, result.stderr
+    return result.stderr

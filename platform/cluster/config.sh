@@ -2,8 +2,8 @@
 # shellcheck shell=bash
 
 # containerd: a second instance next to Docker's, with its own socket, root and state, the CRI plugin,
-# runc with cgroupfs, the CNI network below, and the local registry (plain http on loopback) with
-# its credentials. The file holds the registry password (mode 600, like every file put_file writes).
+# runc with cgroupfs, the CNI network below, and the local registry (plain http on loopback). Like a
+# real cluster's node it holds no registry credentials: pods pull with their imagePullSecret.
 write_containerd_config() {
   local dir=$CLUSTER_DIR/containerd cri='plugins."io.containerd.grpc.v1.cri"'
   mkdir -p "$dir"
@@ -44,10 +44,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     conf_dir = "$CLUSTER_DIR/cni/net.d"
   [$cri.registry.mirrors."$REGISTRY_SERVER"]
     endpoint = ["http://$REGISTRY_SERVER"]
-  [$cri.registry.configs."$REGISTRY_SERVER".auth]
-    username = "$REGISTRY_USERNAME"
-    password = "$REGISTRY_PASSWORD"
 EOF
+}
+
+# The one image the node needs for itself, the pod sandbox (pause), comes from the Docker engine rather
+# than from the registry, which the node has no credentials for. Imported at every start: it is tiny.
+import_pause_image() {
+  docker image save "$PAUSE_IMAGE" | ctr --address "$CONTAINERD_SOCK" --namespace k8s.io images import - >/dev/null ||
+    die "could not import the pause image $PAUSE_IMAGE into the cluster's containerd (run \`make platform\` first)"
 }
 
 # The pod network: one bridge, host-local addresses from $POD_CIDR, masquerade for traffic leaving it.

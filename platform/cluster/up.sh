@@ -117,11 +117,14 @@ start_cluster() {
     --authorization-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig"
 
   wait_healthy containerd 60 ctr --address "$CONTAINERD_SOCK" version
+  import_pause_image
   mkdir -p "$CLUSTER_DIR/kubelet" "$CLUSTER_DIR/pod-logs"
-  start_daemon kubelet "$K8S_BIN_DIR/kubelet" --config="$CLUSTER_DIR/kubelet.yaml" \
-    --kubeconfig="$CLUSTER_DIR/kubelet.kubeconfig" --root-dir="$CLUSTER_DIR/kubelet" \
+  # The kubelet also pulls with any docker login it finds (config.json in its working directory,
+  # $HOME/.docker): it runs where there is none, so only the pods' imagePullSecrets count.
+  (cd "$CLUSTER_DIR/kubelet" && HOME=$CLUSTER_DIR/kubelet start_daemon kubelet "$K8S_BIN_DIR/kubelet" \
+    --config="$CLUSTER_DIR/kubelet.yaml" --kubeconfig="$CLUSTER_DIR/kubelet.kubeconfig" --root-dir="$CLUSTER_DIR/kubelet" \
     --container-runtime-endpoint="unix://$CONTAINERD_SOCK" --pod-infra-container-image="$PAUSE_IMAGE" \
-    --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --containerd="$CONTAINERD_SOCK"
+    --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --containerd="$CONTAINERD_SOCK")
   start_daemon kube-proxy "$K8S_BIN_DIR/kube-proxy" --config="$CLUSTER_DIR/kube-proxy.yaml"
   kubectl apply -f "$ROOT_DIR/platform/cluster/addons.yaml" >/dev/null
   start_daemon coredns "$COREDNS_BIN" -conf "$CLUSTER_DIR/Corefile"

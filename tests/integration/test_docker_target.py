@@ -6,6 +6,7 @@ run in order and each builds on the state the previous one left.
 
 from collections import Counter
 
+import docker
 import pytest
 from pulumi import automation as auto
 
@@ -135,11 +136,20 @@ def test_rollback_by_config_brings_the_previous_image_back(dev):
 
 def test_destroy_leaves_nothing_but_the_pushed_images(dev, docker_client, registry):
     pushed = [*dev.first_images.values(), dev.second_web_image]
-    dev.stack.destroy()
     label = {"label": f"{STACK_LABEL}={dev.stack.name}"}
-    assert containers(docker_client, dev.stack.name) == []
-    assert docker_client.networks.list(filters=label) == []
-    assert docker_client.volumes.list(filters=label) == []
+    made = {
+        "containers": [c.name for c in containers(docker_client, dev.stack.name)],
+        "networks": [n.name for n in docker_client.networks.list(filters=label)],
+        "volumes": [v.name for v in docker_client.volumes.list(filters=label)],
+    }
+    assert [len(names) for names in made.values()] == [2, 1, 1], made
+    assert made["networks"] == [dev.outputs["network"]]
+
+    dev.stack.destroy()
+    for kind, names in made.items():
+        for name in names:
+            with pytest.raises(docker.errors.NotFound):
+                getattr(docker_client, kind).get(name)
     for reference in pushed:
         repository, _, digest = reference.partition("@")
         path = repository.split("/", 1)[1]

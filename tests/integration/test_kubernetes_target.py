@@ -1,38 +1,66 @@
-"""The staging stack (Kubernetes target) on the real cluster: up, no-op, zero-downtime rollout,
-rollback by config, data in the PVC, self-healing, destroy. The tests run in order."""
+"""The staging stack (Kubernetes target) on the real cluster: up with the policy pack, no-op,
+zero-downtime rollout, rollback by config, data in the PVC, self-healing, hardening in the running
+pods, secrets, destroy. The tests run in order."""
 
+import base64
+import json
+import re
 import threading
 import time
 from collections import Counter
+from typing import Optional
 
 import pytest
+import yaml
 from pulumi import automation as auto
 
 from support.testing import (
-    STACK_LABEL, changed_resources, edit_app_version, get_json, http, kubectl, kubectl_json, step_events, wait_for,
+    ROOT, STACK_LABEL, changed_resources, edit_app_version, get_json, http, kubectl, kubectl_json, step_events,
+    wait_for,
 )
+
+APP_SECRET = "staging-secret-4d1e8b"
+MIN_REQUESTS = 500
+# Everything every command of this module printed (and every error it raised): searched for secrets last.
+OUTPUT: list[str] = []
 
 
 class Prober:
-    """Requests the app continuously from another thread, counting every answer."""
+    """Requests the app continuously from another thread. A request that does not answer 200 with a
+    version counts as failed, whatever went wrong (refused, reset, timeout, bad body); an error of
+    the prober itself is raised again when it stops."""
 
     def __init__(self, url: str):
         self.url = url
-        self.statuses: Counter = Counter()
+        self.requests = 0
+        self.failures: Counter = Counter()
         self.versions: Counter = Counter()
+        self.last_version: Optional[str] = None
+        self._error: Optional[BaseException] = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _request(self) -> None:
+        try:
+            status, body = get_json(self.url + "/", timeout=5)
+            version = body["version"] if status == 200 else None
+        except Exception as error:  # noqa: BLE001 - every way a request fails is a failed request
+            self.failures[f"{type(error).__name__}: {error}"[:120]] += 1
+            return
+        if version is None:
+            self.failures[f"HTTP {status}"] += 1
+        else:
+            self.versions[version] += 1
+            self.last_version = version
+
     def _run(self):
-        while not self._stop.is_set():
-            try:
-                status, body = get_json(self.url + "/")
-                self.statuses[status] += 1
-                if status == 200:
-                    self.versions[body["version"]] += 1
-            except OSError as error:
-                self.statuses[f"error: {getattr(error, 'reason', error)}"] += 1
-            time.sleep(0.02)
+        try:
+            while not self._stop.is_set():
+                self._request()
+                self.requests += 1
+                time.sleep(0.01)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread in __exit__
+            self._error = error
 
     def __enter__(self):
         self._thread.start()
@@ -40,11 +68,19 @@ class Prober:
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the prober did not stop"
+        if self._error is not None:
+            raise self._error
 
-    @property
-    def failures(self) -> int:
-        return sum(count for status, count in self.statuses.items() if status != 200)
+    def report(self) -> str:
+        return f"{self.requests} requests, failures {dict(self.failures)}, versions {dict(self.versions)}"
+
+
+def web_pods(namespace: str) -> dict[str, str]:
+    """Name to UID of the web pods that exist (terminating ones included)."""
+    pods = kubectl_json("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/name=web")["items"]
+    return {pod["metadata"]["name"]: pod["metadata"]["uid"] for pod in pods}
 
 
 class Lifecycle:
@@ -54,13 +90,29 @@ class Lifecycle:
         self.namespace = ""
         self.first_images: dict = {}
 
+    def up_under_load(self, **kwargs) -> tuple[auto.UpResult, Prober]:
+        """`up` while the prober runs, until every web pod that ran before is gone; at least
+        MIN_REQUESTS requests and not one failed."""
+        before = web_pods(self.namespace)
+        with Prober(self.url) as prober:
+            result = self.stack.up(on_output=OUTPUT.append, **kwargs)
+            wait_for(lambda: not set(before) & set(web_pods(self.namespace)), timeout=180,
+                     what="the web pods of the previous version to be gone")
+        print("rollout:", prober.report())
+        assert prober.failures == Counter(), prober.report()
+        assert prober.requests >= MIN_REQUESTS, prober.report()
+        return result, prober
+
 
 @pytest.fixture(scope="module")
 def staging(project, registry, cluster):
-    stack = project.stack("staging", secrets={"registryPassword": registry.password})
+    services = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["services"]["value"]
+    services["web"]["secretEnv"] = {"APP_SECRET": "appSecret"}
+    stack = project.stack("staging", config={"services": json.dumps(services)},
+                          secrets={"registryPassword": registry.password, "appSecret": APP_SECRET})
     lifecycle = Lifecycle(stack)
     yield lifecycle
-    stack.destroy()
+    stack.destroy(on_output=OUTPUT.append)
     stack.workspace.remove_stack(stack.name)
 
 
@@ -69,8 +121,10 @@ def notes(url):
     return body["notes"] if status == 200 else None
 
 
-def test_up_rolls_out_from_the_private_registry(staging, registry):
-    outputs = {k: v.value for k, v in staging.stack.up().outputs.items()}
+def test_up_with_the_policy_pack_rolls_out_from_the_private_registry(staging, project, registry):
+    """The stack as built is compliant: `up` with the production policy pack passes."""
+    result = staging.stack.up(policy_packs=[str(project.directory / "policy")], on_output=OUTPUT.append)
+    outputs = {k: v.value for k, v in result.outputs.items()}
     staging.url, staging.namespace, staging.first_images = outputs["url"], outputs["namespace"], outputs["images"]
     ns = staging.namespace
 
@@ -96,20 +150,39 @@ def test_up_rolls_out_from_the_private_registry(staging, registry):
 
 
 def test_no_changes_right_after_up(staging):
-    staging.stack.preview(expect_no_changes=True)
+    staging.stack.preview(expect_no_changes=True, on_output=OUTPUT.append)
+
+
+def _in_pod(namespace: str, pod: str, script: str) -> str:
+    return kubectl("-n", namespace, "exec", pod, "--", "sh", "-c", script)
+
+
+def test_running_pods_are_hardened(staging):
+    """What the pods can do, asked inside them: their user, a read-only root, no capabilities, no new
+    privileges, and the limits the kernel enforces."""
+    ns = staging.namespace
+    for service, uid in (("web", "10001"), ("redis", "10002")):
+        pod = kubectl_json("-n", ns, "get", "pods", "-l", f"app.kubernetes.io/name={service}")["items"][0]
+        name = pod["metadata"]["name"]
+        report = _in_pod(ns, name, "id -u; id -g; touch /hardening-probe 2>/dev/null && echo writable || echo read-only; "
+                                   "touch /tmp/probe && echo tmp-writable; grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs):' /proc/self/status; "
+                                   "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+        lines = report.split()
+        assert lines[:2] == [uid, uid], (service, report)
+        assert "read-only" in lines and "writable" not in lines and "tmp-writable" in lines, (service, report)
+        # A non-root process has no effective capabilities anyway: the bounding set shows they were dropped.
+        status = dict(re.findall(r"^(CapEff|CapPrm|CapBnd|NoNewPrivs):\s+(\S+)$", report, re.MULTILINE))
+        assert status == {"CapPrm": "0" * 16, "CapEff": "0" * 16, "CapBnd": "0" * 16, "NoNewPrivs": "1"}, (service, report)
+        limit = pod["spec"]["containers"][0]["resources"]["limits"]["memory"]
+        assert int(lines[-1]) == int(limit.removesuffix("Mi")) * 1024 * 1024, (service, report)
 
 
 def test_image_update_rolls_out_with_zero_failed_requests(staging, project):
     edit_app_version(project, "2")
     events = []
-    with Prober(staging.url) as prober:
-        result = staging.stack.up(on_event=events.append)
-        wait_for(lambda: get_json(staging.url + "/")[1]["version"] == "2", timeout=60, what="version 2")
-        time.sleep(1)
-    print(f"rollout: {sum(prober.statuses.values())} requests, statuses {dict(prober.statuses)}, "
-          f"versions {dict(prober.versions)}")
-    assert prober.failures == 0, prober.statuses
-    assert prober.versions["1"] > 0 and prober.versions["2"] > 0
+    result, prober = staging.up_under_load(on_event=events.append)
+    assert prober.versions["1"] > 0 and prober.versions["2"] > 0, prober.report()
+    assert set(prober.versions) == {"1", "2"} and prober.last_version == "2", prober.report()
     web = f"cloudservice-{staging.stack.name}-web"
     assert changed_resources(events) == {
         ("docker:index/remoteImage:RemoteImage", web),
@@ -121,24 +194,36 @@ def test_image_update_rolls_out_with_zero_failed_requests(staging, project):
     assert notes(staging.url) == ["alpha", "beta", "gamma"]
 
 
-def test_rollback_by_config(staging):
+def test_rollback_by_config_serves_the_first_version_again(staging):
     staging.stack.set_config("cloudservice:images.web", auto.ConfigValue(staging.first_images["web"]), path=True)
-    with Prober(staging.url) as prober:
-        staging.stack.up()
-        wait_for(lambda: get_json(staging.url + "/")[1]["version"] == "1", timeout=60, what="version 1 again")
-    assert prober.failures == 0, prober.statuses
+    result, prober = staging.up_under_load()
+    assert result.outputs["images"].value["web"] == staging.first_images["web"]
+    # The second version served until the first was ready again; once its pods are gone, only the first.
+    assert set(prober.versions) == {"1", "2"} and prober.last_version == "1", prober.report()
+    assert {get_json(staging.url + "/")[1]["version"] for _ in range(20)} == {"1"}
     assert notes(staging.url) == ["alpha", "beta", "gamma"]
 
 
 def test_deleted_pods_are_replaced_and_the_stack_stays_converged(staging):
     ns = staging.namespace
+
+    def pods() -> dict[str, dict]:
+        return {pod["metadata"]["uid"]: pod for pod in kubectl_json("-n", ns, "get", "pods")["items"]}
+
+    def ready_replacements():
+        current = [pod for uid, pod in pods().items() if uid not in deleted]
+        ready = [pod for pod in current if any(c["type"] == "Ready" and c["status"] == "True"
+                                               for c in pod["status"].get("conditions", []))]
+        return len(ready) == 3 and len(current) == 3
+
+    deleted = set(pods())
+    assert len(deleted) == 3, "two web pods and one redis pod"
     kubectl("-n", ns, "delete", "pod", "-l", "app.kubernetes.io/name=redis", "--wait=true")
     kubectl("-n", ns, "delete", "pod", "-l", "app.kubernetes.io/name=web", "--wait=false")
+    wait_for(ready_replacements, timeout=180, what="three new pods (new UIDs), ready")
     wait_for(lambda: notes(staging.url) == ["alpha", "beta", "gamma"], timeout=120, what="the app with its data")
-    wait_for(lambda: kubectl_json("-n", ns, "get", "deployment", "web")["status"].get("readyReplicas") == 2,
-             timeout=120, what="both web replicas")
-    staging.stack.refresh()
-    staging.stack.preview(expect_no_changes=True)
+    staging.stack.refresh(on_output=OUTPUT.append)
+    staging.stack.preview(expect_no_changes=True, on_output=OUTPUT.append)
 
 
 def test_prod_promotes_the_digests_staging_runs_without_building(staging, project, registry):
@@ -147,7 +232,8 @@ def test_prod_promotes_the_digests_staging_runs_without_building(staging, projec
                          secrets={"registryPassword": registry.password})
     try:
         events = []
-        result = prod.up(policy_packs=[str(project.directory / "policy")], on_event=events.append)
+        result = prod.up(policy_packs=[str(project.directory / "policy")], on_event=events.append,
+                         on_output=OUTPUT.append)
         types = {m.type for m in step_events(events)}
         assert not any(t.startswith("docker:") for t in types), types  # nothing built, pushed or pulled
         assert result.outputs["images"].value == staging.stack.outputs()["images"].value
@@ -157,17 +243,52 @@ def test_prod_promotes_the_digests_staging_runs_without_building(staging, projec
         assert web["spec"]["template"]["spec"]["containers"][0]["image"] == result.outputs["images"].value["web"]
         assert get_json(result.outputs["url"].value + "/")[0] == 200
     finally:
-        prod.destroy()
+        prod.destroy(on_output=OUTPUT.append)
         prod.workspace.remove_stack(prod.name)
 
 
-def test_destroy_leaves_no_object_with_the_stack_label(staging):
-    staging.stack.destroy()
+def test_secrets_are_encrypted_in_the_state(staging, project, registry):
+    state = project.state_file(staging.stack.name).read_text()
+    assert '"ciphertext"' in state
+    for secret in (registry.password, APP_SECRET):
+        assert secret not in state
+    # ...while the cluster has them, where they belong.
+    pull = kubectl_json("-n", staging.namespace, "get", "secret", "registry-credentials")
+    assert registry.password in base64.b64decode(pull["data"][".dockerconfigjson"]).decode()
+    app = kubectl_json("-n", staging.namespace, "get", "secret", "app-secrets")
+    assert base64.b64decode(app["data"]["appSecret"]).decode() == APP_SECRET
+
+
+def test_destroy_removes_every_object_by_name(staging):
+    ns = staging.namespace
+    names = {
+        kind: [item["metadata"]["name"] for item in kubectl_json("-n", ns, "get", kind)["items"]]
+        for kind in ("deployment", "service", "pvc", "secret")
+    }
+    stack_secrets = sorted(name for name in names["secret"] if not name.startswith("default-token"))
+    assert sorted(names["deployment"]) == ["redis", "web"] and sorted(names["service"]) == ["redis", "web"], names
+    assert names["pvc"] == ["redis-data"], names
+    assert {"registry-credentials", "app-secrets"} <= set(stack_secrets), names
+    volume = kubectl_json("-n", ns, "get", "pvc", "redis-data")["spec"]["volumeName"]
+    assert kubectl_json("get", "pv", volume)["spec"]["claimRef"]["namespace"] == ns
+
+    staging.stack.destroy(on_output=OUTPUT.append)
+    assert not kubectl("get", "namespace", ns, "--ignore-not-found", "-o", "name").strip()
+    for kind, found in names.items():
+        for name in found:
+            assert not kubectl("-n", ns, "get", kind, name, "--ignore-not-found", "-o", "name").strip(), (kind, name)
+    wait_for(lambda: not kubectl("get", "pv", volume, "--ignore-not-found", "-o", "name").strip(), timeout=60,
+             what=f"PersistentVolume {volume} to be deleted")
     selector = f"{STACK_LABEL}={staging.stack.name}"
-    leftovers = kubectl("get", "all,pvc,secret,configmap,namespace", "-A", "-l", selector, "-o", "name")
-    assert leftovers.strip() == ""
-    assert kubectl("get", "namespace", staging.namespace, check=False) == ""
+    assert kubectl("get", "all,pvc,secret,configmap,namespace", "-A", "-l", selector, "-o", "name").strip() == ""
     assert not _answers(staging.url)
+
+
+def test_no_command_printed_a_secret(registry):
+    assert len(OUTPUT) > 50, "the commands' output was not collected"
+    printed = "\n".join(OUTPUT)
+    for secret in (registry.password, APP_SECRET):
+        assert secret not in printed
 
 
 def _answers(url: str) -> bool:

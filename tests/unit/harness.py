@@ -49,6 +49,7 @@ JOB = "kubernetes:batch/v1:Job"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 ROLLOUT_CHECK = "pulumi-python:dynamic/cloudservice:RolloutCheck"
 JOB_CHECK = "pulumi-python:dynamic/cloudservice:JobCheck"
+GET_REMOTE_IMAGE = "docker:index/getRemoteImage:getRemoteImage"
 ROOT_STACK = "pulumi:pulumi:Stack"
 
 CLOUD_SERVICE = "cloudservice:index:CloudService"
@@ -108,6 +109,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.stack = stack
         self.resources: list[Recorded] = []
         self.stack_outputs = stack_outputs or {}
+        self.calls: list[pulumi.runtime.MockCallArgs] = []
+        self.local_images: dict[str, str] = {}
+        """Image name to ID: the images the mocked Docker engine has (base images of builds)."""
         self._request = threading.local()
         self._services = 0
 
@@ -126,8 +130,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
         resource_id = args.resource_id or f"{args.name}-id"
         return (resource_id if (args.custom or args.resource_id) else None), state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, Optional[list]]:
-        return {}, None
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
+        self.calls.append(args)
+        if args.token == GET_REMOTE_IMAGE:  # the images `local_images` names, as the provider answers
+            name = args.args["name"]
+            if name not in self.local_images:
+                return {}, [("name", f"did not find docker image '{name}'")]
+            return {"id": self.local_images[name], "name": name, "repoDigest": ""}, []
+        return {}, []
 
     def _outputs(self, typ: str, name: str, inputs: dict) -> dict:
         state = dict(inputs)
@@ -149,6 +159,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             metadata = inputs.get("metadata", {})
             state["metadata"] = {**metadata, "name": metadata.get("name") or f"{name}-{uid(name)[:8]}", "uid": uid(name),
                                  "generation": 1}
+        elif typ == SECRET:  # the API server's UID; the provider replaces a Secret whose data changes
+            state["metadata"] = {**inputs.get("metadata", {}), "uid": uid(f"{name}:{json.dumps(inputs.get('stringData'), sort_keys=True)}")}
         elif typ == STACK_REFERENCE:
             state["outputs"] = self.stack_outputs.get(inputs["name"], {})
             state["secretOutputNames"] = []

@@ -12,6 +12,7 @@ import pytest
 
 from components.cloudservice import CloudService, _image_from_stack
 from components.image import content_tag
+from components.kubernetes_service import SERVER_SIDE_APPLY
 from components.spec import DockerSettings
 from harness import (
     APP_NAMESPACE, APP_NETWORK, CLOUD_SERVICE, CONFIG_MAP, CONTAINER, CONTAINER_IMAGE, DB_PASSWORD, DEPLOYMENT,
@@ -261,7 +262,7 @@ def test_kubernetes_ready_timeout_and_namespace(mocks):
     assert mocks.get(NAMESPACE, f"{APP}-namespace").inputs["metadata"]["name"] == "team-a"
     for name in ("web", "redis"):
         deployment = mocks.get(DEPLOYMENT, f"{APP}-{name}")
-        assert deployment.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+        assert deployment.inputs["metadata"]["annotations"] == {**SERVER_SIDE_APPLY, "pulumi.com/skipAwait": "true"}
         assert mocks.get(ROLLOUT_CHECK, f"{APP}-{name}-ready").inputs["timeout"] == 90
         assert deployment.inputs["metadata"]["namespace"] == "team-a"
 
@@ -304,11 +305,23 @@ def test_kubernetes_job_runs_before_its_dependants(mocks):
     assert secret.urn in job.dependencies
 
 
+def test_every_kubernetes_object_is_applied_under_one_field_manager(mocks):
+    """A fixed Server-Side Apply field manager: an object made by a killed run and applied again (or
+    adopted) is never in conflict with the random manager of its first create."""
+    services = with_services(web={"files": {"/etc/web/redis.conf": "app/redis/redis.conf"}})
+    deploy(make_config(target="kubernetes", services=services, jobs=MIGRATE, dbPassword=DB_PASSWORD, **REGISTRY))
+    objects = [r for r in mocks.resources if r.custom and r.type.startswith("kubernetes:")]
+    assert {r.type for r in objects} >= {NAMESPACE, SECRET, PVC, DEPLOYMENT, SERVICE, CONFIG_MAP, JOB}
+    for resource in objects:
+        annotations = resource.inputs["metadata"].get("annotations", {})
+        assert annotations.items() >= SERVER_SIDE_APPLY.items(), (resource.type, resource.name)
+
+
 def test_kubernetes_files_config_map_is_named_from_the_service(mocks):
     deploy(kubernetes_config(services=with_services(web={"files": {"/etc/web/redis.conf": "app/redis/redis.conf"}})))
     config_map = mocks.get(CONFIG_MAP, f"{APP}-web-files")
     assert mocks.parent_of(config_map) is mocks.get(KUBERNETES_SERVICE, f"{APP}-web")
-    assert config_map.inputs["metadata"] == {"name": "web-files", "namespace": APP, "labels": {
+    assert config_map.inputs["metadata"] == {"name": "web-files", "namespace": APP, "annotations": SERVER_SIDE_APPLY, "labels": {
         **mocks.get(DEPLOYMENT, f"{APP}-web").inputs["metadata"]["labels"]}}
 
 

@@ -11,10 +11,10 @@ import pulumi
 import pytest
 
 from components.spec import BuildSpec
-from components.image import ContainerImage, ContainerImageArgs, content_tag
+from components.image import ContainerImage, ContainerImageArgs, base_images, content_tag
 from harness import (
-    DOCKER_PROVIDER, REGISTRY_IMAGE, REMOTE_IMAGE, ROOT, fake_digest, image_id, install_mocks, registry_digest, resolve,
-    run,
+    DOCKER_PROVIDER, GET_REMOTE_IMAGE, REGISTRY_IMAGE, REMOTE_IMAGE, ROOT, fake_digest, image_id, install_mocks,
+    registry_digest, resolve, run,
 )
 import pulumi_docker as docker
 
@@ -110,6 +110,44 @@ def test_build_settings_are_part_of_the_tag(context, spec):
     assert tag(context, **spec) != tag(context)
 
 
+# -- base images ---------------------------------------------------------------------------------
+
+
+def test_base_images_follow_build_args_and_skip_stages_and_scratch(context):
+    (context / "Dockerfile").write_text(
+        "ARG BASE_IMAGE=python:3.12-slim\nARG TOOLS=debian:bookworm\n"
+        "FROM --platform=linux/amd64 ${TOOLS} AS tools\nRUN true\n"
+        "FROM ${BASE_IMAGE} AS runtime\nCOPY --from=tools / /\n"
+        "FROM tools\nFROM scratch\nFROM $BASE_IMAGE\n"
+    )
+    assert base_images(BuildSpec(context=str(context))) == ["debian:bookworm", "python:3.12-slim"]
+    assert base_images(BuildSpec(context=str(context), args={"BASE_IMAGE": "cloudservice/base:bookworm"})) == [
+        "debian:bookworm", "cloudservice/base:bookworm",
+    ]
+
+
+def test_base_images_of_a_dockerfile_with_another_name(context):
+    (context / "Dockerfile.alt").write_text("FROM redis:7\n")
+    assert base_images(BuildSpec(context=str(context), dockerfile="Dockerfile.alt")) == ["redis:7"]
+
+
+def test_project_images_build_on_the_local_base_offline():
+    for service in ("web", "redis"):
+        build = BuildSpec(context=os.path.join(ROOT, "app", service), args={"BASE_IMAGE": "cloudservice/base:bookworm"})
+        assert base_images(build) == ["cloudservice/base:bookworm"]
+
+
+def test_a_rebuilt_base_image_changes_the_tag(context):
+    (context / "Dockerfile").write_text("ARG BASE_IMAGE=python:3.12-slim\nFROM ${BASE_IMAGE}\n")
+    build = BuildSpec(context=str(context), args={"BASE_IMAGE": "cloudservice/base:bookworm"})
+    first = content_tag(build, {"cloudservice/base:bookworm": fake_digest("base-1")})
+    assert content_tag(build, {"cloudservice/base:bookworm": fake_digest("base-1")}) == first
+    assert content_tag(build, {"cloudservice/base:bookworm": fake_digest("base-2")}) != first
+    assert content_tag(build, {}) != first, "a base the engine does not have yet (the build pulls it)"
+    assert content_tag(build, {"python:3.12-slim": fake_digest("base-2")}) == content_tag(build, {}), \
+        "only the base images this build uses count"
+
+
 def test_project_contexts_have_distinct_tags():
     web = tag(os.path.join(ROOT, "app", "web"))
     redis = tag(os.path.join(ROOT, "app", "redis"))
@@ -137,7 +175,8 @@ def test_build_and_push(mocks, context):
     assert local.inputs["name"] == name
     assert local.inputs["keepLocally"] is True
     assert local.inputs["build"] == {
-        "context": str(context), "dockerfile": "Dockerfile", "buildArgs": {"BASE_IMAGE": "cloudservice/base:bookworm"},
+        # relative to the project directory (the program's), the same in every clone
+        "context": os.path.relpath(context), "dockerfile": "Dockerfile", "buildArgs": {"BASE_IMAGE": "cloudservice/base:bookworm"},
         "labels": {"app.kubernetes.io/part-of": "cloudservice"},
     }
     assert pushed.inputs["name"] == name
@@ -150,6 +189,26 @@ def test_build_and_push(mocks, context):
     assert resolve(image.registry_ref) == f"{REPOSITORY}@{registry_digest(name)}"
     assert re.fullmatch(r"[^@]+@sha256:[0-9a-f]{64}", resolve(image.registry_ref))
     assert resolve(image.deploy_ref) == image_id(name), "the docker target runs the local image ID"
+
+
+def test_the_tag_covers_the_base_image_in_the_engine(mocks, context):
+    """The base image's ID comes from the provider's engine; a base rebuilt there rebuilds and pushes."""
+    (context / "Dockerfile").write_text("ARG BASE_IMAGE=python:3.12-slim\nFROM ${BASE_IMAGE}\nCOPY . /\n")
+    build = _build(str(context))
+
+    def declare(name):
+        return ContainerImage(name, ContainerImageArgs(repository=REPOSITORY, build=build, push=True))
+
+    mocks.local_images = {"cloudservice/base:bookworm": fake_digest("base-1")}
+    run(lambda: declare("first"))
+    run(lambda: declare("unchanged"))
+    mocks.local_images = {"cloudservice/base:bookworm": fake_digest("base-2")}
+    run(lambda: declare("rebuilt-base"))
+    names = {n: mocks.get(REMOTE_IMAGE, n).inputs["name"] for n in ("first", "unchanged", "rebuilt-base")}
+    assert names["first"] == f"{REPOSITORY}:{content_tag(build, {'cloudservice/base:bookworm': fake_digest('base-1')})}"
+    assert names["unchanged"] == names["first"]
+    assert names["rebuilt-base"] != names["first"]
+    assert mocks.get(REGISTRY_IMAGE, "rebuilt-base").inputs["name"] == names["rebuilt-base"]
 
 
 def test_build_without_push_stays_local(mocks, context):
@@ -208,6 +267,8 @@ def test_reference_can_be_an_output(mocks):
 
 
 def test_children_use_the_provider_given_to_the_component(mocks, context):
+    (context / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM $BASE_IMAGE\n")
+
     def program():
         provider = docker.Provider("engine", host="unix:///run/other.sock")
         return ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=_build(str(context)), push=True),
@@ -218,6 +279,10 @@ def test_children_use_the_provider_given_to_the_component(mocks, context):
     assert provider.inputs["host"] == "unix:///run/other.sock"
     for typ in (REMOTE_IMAGE, REGISTRY_IMAGE):
         assert mocks.provider_of(mocks.get(typ, "web")) is provider
+    # The base image is looked up in the same engine that builds.
+    assert [(c.token, c.args["name"], c.provider.rsplit("::", 1)[0]) for c in mocks.calls] == [
+        (GET_REMOTE_IMAGE, "cloudservice/base:bookworm", provider.urn),
+    ]
 
 
 # .dockerignore follows Go's filepath.Match with parent-directory matching (moby/patternmatcher):

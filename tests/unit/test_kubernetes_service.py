@@ -12,11 +12,11 @@ import pulumi
 import pytest
 
 from components.kubernetes_service import (
-    AppNamespace, AppNamespaceArgs, KubernetesJob, KubernetesJobArgs, KubernetesService, KubernetesServiceArgs,
-    PullCredentials,
+    SERVER_SIDE_APPLY, AppNamespace, AppNamespaceArgs, KubernetesJob, KubernetesJobArgs, KubernetesService, KubernetesServiceArgs,
+    SECRETS_REVISION, PullCredentials,
 )
 from components.spec import KubernetesSettings
-from components.workload import Endpoint
+from components.workload import FILES_HASH, Endpoint
 from harness import (
     APP_NAMESPACE, CONFIG_MAP, DB_PASSWORD, DEPLOYMENT, JOB, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE, PVC,
     ROLLOUT_CHECK, ROOT, SECRET, SERVICE, STACK_LABELS, fake_digest, file_versions, plaintext_occurrences, resolve, run, spec_of,
@@ -49,7 +49,8 @@ def namespace_for(specs, registry: Optional[PullCredentials] = REGISTRY, namespa
 def workload_args(spec, namespace: AppNamespace, settings: KubernetesSettings = SETTINGS, **args) -> dict:
     return dict(
         image=image_of(spec.name), namespace=namespace.name, labels=STACK_LABELS, pull_secrets=namespace.pull_secrets,
-        secrets_name=namespace.secrets_name if spec.secret_keys else None, settings=settings, **args,
+        secrets_name=namespace.secrets_name if spec.secret_keys else None,
+        secrets_revision=namespace.secrets_revision(bool(spec.secret_keys)), settings=settings, **args,
     )
 
 
@@ -82,7 +83,7 @@ def test_namespace_holds_the_pull_secret_and_the_app_secrets(mocks):
     namespace = run(lambda: namespace_for([k8s_spec(secretEnv={"DB_PASSWORD": "dbPassword"})]))
     component = mocks.get(APP_NAMESPACE, "cloudservice-dev-namespace")
     created = mocks.get(NAMESPACE, "cloudservice-dev-namespace")
-    assert created.inputs["metadata"] == {"name": "cloudservice-dev", "labels": STACK_LABELS}
+    assert created.inputs["metadata"] == {"name": "cloudservice-dev", "labels": STACK_LABELS, "annotations": SERVER_SIDE_APPLY}
     pull = mocks.get(SECRET, "cloudservice-dev-namespace-registry-credentials")
     app = mocks.get(SECRET, "cloudservice-dev-namespace-app-secrets")
     for resource in (created, pull, app):
@@ -301,7 +302,7 @@ def test_without_health_no_readiness_probe_but_liveness(mocks):
 def test_ready_timeout_bounds_the_wait_for_the_rollout(mocks, ready_timeout):
     _, deployment = deploy(mocks, ready_timeout=ready_timeout)
     # The rollout check waits (and reports a crash loop at once), not the provider.
-    assert deployment.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert deployment.inputs["metadata"]["annotations"] == {**SERVER_SIDE_APPLY, "pulumi.com/skipAwait": "true"}
     assert mocks.get(ROLLOUT_CHECK, "cloudservice-dev-web-ready").inputs["timeout"] == ready_timeout
 
 
@@ -362,6 +363,33 @@ def test_secret_env_comes_from_the_app_secrets(mocks):
         assert plaintext_occurrences(resource.inputs, DB_PASSWORD) == [], f"{resource.type} {resource.name}"
 
 
+def template_annotations(deployment) -> dict:
+    return deployment.inputs["spec"]["template"]["metadata"].get("annotations") or {}
+
+
+def test_pods_roll_when_a_secret_they_read_is_replaced(mocks):
+    """The provider replaces a changed Secret (a new UID); the pods read theirs only at start."""
+    reader = k8s_spec(secretEnv={"DB_PASSWORD": "dbPassword"})
+    other = k8s_spec("redis")
+
+    def program():
+        namespace = namespace_for([reader, other])
+        return [KubernetesService(f"cloudservice-dev-{spec.name}", KubernetesServiceArgs(
+            spec=spec, **workload_args(spec, namespace))) for spec in (reader, other)]
+
+    run(program)
+    pull, app = (mocks.get(SECRET, f"cloudservice-dev-namespace-{name}").outputs["metadata"]["uid"]
+                 for name in ("registry-credentials", "app-secrets"))
+    revisions = {name: template_annotations(mocks.get(DEPLOYMENT, f"cloudservice-dev-{name}"))[SECRETS_REVISION]
+                 for name in ("web", "redis")}
+    assert revisions == {"web": f"{pull},{app}", "redis": pull}, "each rolls with the Secrets it reads, only"
+
+
+def test_pods_that_read_no_secret_have_no_revision(mocks):
+    _, deployment = deploy(mocks, registry=None)
+    assert SECRETS_REVISION not in template_annotations(deployment)
+
+
 def test_secret_files_are_items_of_the_app_secrets(mocks):
     _, deployment = deploy(mocks, k8s_spec(secretFiles={"/run/secrets/db": "dbPassword"}))
     secret = mocks.get(SECRET, "cloudservice-dev-namespace-app-secrets")
@@ -407,7 +435,7 @@ def test_a_changed_file_rolls_the_pods(mocks, tmp_path):
 def test_no_files_no_config_map_and_no_annotation(mocks):
     _, deployment = deploy(mocks)
     assert mocks.of_type(CONFIG_MAP) == []
-    assert "annotations" not in deployment.inputs["spec"]["template"]["metadata"]
+    assert FILES_HASH not in deployment.inputs["spec"]["template"]["metadata"]["annotations"]
 
 
 @pytest.mark.parametrize("service_type", ["ClusterIP", "LoadBalancer", "NodePort"])
@@ -431,7 +459,7 @@ def test_only_a_load_balancer_service_is_awaited(mocks, service_type, awaited):
     deploy(mocks, settings=KubernetesSettings(namespace="cloudservice-dev", service_type=service_type))
     annotations = mocks.get(SERVICE, "cloudservice-dev-web").inputs["metadata"].get("annotations") or {}
     expected = {"pulumi.com/timeoutSeconds": "60"} if awaited else {"pulumi.com/skipAwait": "true"}
-    assert annotations == expected
+    assert annotations == {**SERVER_SIDE_APPLY, **expected}
 
 
 def test_custom_namespace(mocks):

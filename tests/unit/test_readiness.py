@@ -449,27 +449,16 @@ def test_kubernetes_rollouts_and_jobs_are_watched_by_their_checks(mocks, tmp_pat
                "namespace": config.kubernetes.namespace}
     for service in ("api", "worker"):
         deployment = mocks.get(DEPLOYMENT, f"{prefix}-{service}")
-        assert deployment.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+        assert deployment.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
         check = mocks.get(ROLLOUT_CHECK, f"{prefix}-{service}-ready")
         # Re-checked on every rollout: a new generation of the Deployment, or a new Deployment.
         assert check_inputs(check) == {**cluster, "name": service, "workload": service, "timeout": 45,
                                        "revision": f"{uid(f'{prefix}-{service}')}/1"}
         assert mocks.parent_of(check) is mocks.parent_of(deployment)
     job = mocks.get(JOB, f"{prefix}-migrate")
-    assert job.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert job.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
     assert check_inputs(mocks.get(JOB_CHECK, f"{prefix}-migrate-completed")) == {
         **cluster, "name": "migrate", "workload": job.outputs["metadata"]["name"], "revision": uid(f"{prefix}-migrate"),
         "timeout": 120,
     }
 
-
-@pytest.mark.parametrize("service_type,annotations", [
-    ("NodePort", {"pulumi.com/skipAwait": "true"}),
-    ("ClusterIP", {"pulumi.com/skipAwait": "true"}),
-    # The URL needs the load balancer's address: wait for it, no longer than readyTimeout.
-    ("LoadBalancer", {"pulumi.com/timeoutSeconds": "45"}),
-])
-def test_a_new_service_does_not_wait_for_endpoints_beyond_the_rollout_check(mocks, service_type, annotations):
-    config = kubernetes_config(**APP, kubernetes={"serviceType": service_type})
-    deploy(config)
-    assert mocks.get(SERVICE, f"{config.name_prefix}-api").inputs["metadata"]["annotations"] == annotations
