@@ -139,7 +139,8 @@ class AppNamespace(pulumi.ComponentResource):
         """Changes whenever a Secret that a workload's pods read (to pull, and `secrets_name` when it
         reads it) is replaced; None when they read none."""
         uids = [*self._pull_secret_uids, *([self._secrets_uid] if reads_app_secrets and self._secrets_uid else [])]
-        return pulumi.Output.all(*uids).apply(",".join) if uids else None
+        # A preview of a new Secret has no UID yet (None): the pods are new too.
+        return pulumi.Output.all(*uids).apply(lambda known: ",".join(uid or "" for uid in known)) if uids else None
 
 
 @dataclass(kw_only=True)

@@ -105,8 +105,9 @@ class Recorded:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, stack: str, stack_outputs: Optional[dict[str, dict]] = None) -> None:
+    def __init__(self, stack: str, stack_outputs: Optional[dict[str, dict]] = None, preview: bool = False) -> None:
         self.stack = stack
+        self.preview = preview
         self.resources: list[Recorded] = []
         self.stack_outputs = stack_outputs or {}
         self.calls: list[pulumi.runtime.MockCallArgs] = []
@@ -159,7 +160,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             metadata = inputs.get("metadata", {})
             state["metadata"] = {**metadata, "name": metadata.get("name") or f"{name}-{uid(name)[:8]}", "uid": uid(name),
                                  "generation": 1}
-        elif typ == SECRET:  # the API server's UID; the provider replaces a Secret whose data changes
+        elif typ == SECRET and not self.preview:  # the API server's UID; a changed Secret is replaced
             state["metadata"] = {**inputs.get("metadata", {}), "uid": uid(f"{name}:{json.dumps(inputs.get('stringData'), sort_keys=True)}")}
         elif typ == STACK_REFERENCE:
             state["outputs"] = self.stack_outputs.get(inputs["name"], {})
@@ -266,9 +267,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return self._with_request(request, super().ReadResource)
 
 
-def install_mocks(stack: str = "dev", stack_outputs: Optional[dict] = None) -> RecordingMocks:
-    mocks = RecordingMocks(stack, stack_outputs)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
+def install_mocks(stack: str = "dev", stack_outputs: Optional[dict] = None, preview: bool = False) -> RecordingMocks:
+    mocks = RecordingMocks(stack, stack_outputs, preview)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=RecordingMonitor(mocks))
     return mocks
 
 

@@ -19,7 +19,7 @@ from components.spec import KubernetesSettings
 from components.workload import FILES_HASH, Endpoint
 from harness import (
     APP_NAMESPACE, CONFIG_MAP, DB_PASSWORD, DEPLOYMENT, JOB, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE, PVC,
-    ROLLOUT_CHECK, ROOT, SECRET, SERVICE, STACK_LABELS, fake_digest, file_versions, plaintext_occurrences, resolve, run, spec_of,
+    ROLLOUT_CHECK, ROOT, SECRET, SERVICE, STACK_LABELS, fake_digest, file_versions, install_mocks, plaintext_occurrences, resolve, run, spec_of,
 )
 from pulumi.runtime import rpc
 
@@ -383,6 +383,13 @@ def test_pods_roll_when_a_secret_they_read_is_replaced(mocks):
     revisions = {name: template_annotations(mocks.get(DEPLOYMENT, f"cloudservice-dev-{name}"))[SECRETS_REVISION]
                  for name in ("web", "redis")}
     assert revisions == {"web": f"{pull},{app}", "redis": pull}, "each rolls with the Secrets it reads, only"
+
+
+def test_a_preview_of_new_secrets_plans_the_pods(mocks):
+    """In a preview of a new stack the Secrets have no UID yet: the pods are planned all the same."""
+    mocks = install_mocks(preview=True)
+    _, deployment = deploy(mocks, k8s_spec(secretEnv={"DB_PASSWORD": "dbPassword"}))
+    assert template_annotations(deployment)[SECRETS_REVISION] == ","  # pull credentials, app secrets: no UIDs yet
 
 
 def test_pods_that_read_no_secret_have_no_revision(mocks):
