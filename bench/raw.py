@@ -115,8 +115,8 @@ class RawDockerApp:
             args += ["--user", "{}:{}".format(*service.user)]
         if service.read_only:
             args += ["--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m"]
-        if service.volume is not None:
-            args += ["-v", f"{self.container(service)}-data:{service.volume.path}"]
+        for volume in service.volumes:
+            args += ["-v", f"{self.container(service)}-{volume.name}:{volume.path}"]
         for port in service.published:
             args += ["-p", f"127.0.0.1:{port.publish + self.port_offset}:{port.port}"]
         services = {other.name: other for other in self.services}
@@ -138,8 +138,8 @@ class RawDockerApp:
         images = {service.name: service.image or self.build_and_push(service, tag) for service in self.services}
         self.cli("network", "create", "--driver", "bridge", "--label", f"{STACK_LABEL}={self.name}", self.name)
         for service in self.services:
-            if service.volume is not None:
-                self.cli("volume", "create", "--label", f"{STACK_LABEL}={self.name}", f"{self.container(service)}-data")
+            for volume in service.volumes:
+                self.cli("volume", "create", "--label", f"{STACK_LABEL}={self.name}", f"{self.container(service)}-{volume.name}")
         healthy: set[str] = set()
         for service in self.services:  # linked services come first
             waits = [link for link in service.links if link not in healthy]
@@ -166,8 +166,8 @@ class RawDockerApp:
         self.cli("rm", "-f", *(self.container(service) for service in self.services), check=False)
         self.cli("network", "rm", self.name, check=False)
         for service in self.services:
-            if service.volume is not None:
-                self.cli("volume", "rm", f"{self.container(service)}-data", check=False)
+            for volume in service.volumes:
+                self.cli("volume", "rm", f"{self.container(service)}-{volume.name}", check=False)
 
 
 class ComposeApp:

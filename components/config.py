@@ -370,7 +370,7 @@ class _WorkloadReader:
         mounts = [f.path for f in common["files"]] + [f.path for f in common["secret_files"]]
         if volume is not None and volume.path in mounts:
             r.fail(f"{key}.volume.path", "a path not also used by files or secretFiles", volume.path)
-        return ServiceSpec(**common, ports=ports, replicas=replicas, volume=volume, health=health)
+        return ServiceSpec(**common, ports=ports, replicas=replicas, volumes=(volume,) if volume else (), health=health)
 
     def job(self, key: str, name: str, spec: Mapping[str, Any]) -> Optional[JobSpec]:
         self.r.unknown_keys(f"{key}.", spec, JOB_KEYS)

@@ -119,14 +119,16 @@ class DockerService(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, aliases=aliases, depends_on=list(depends_on), **extra)
 
         volumes, secret_labels = _secret_files(self, name, spec, args)
-        if spec.volume is not None:
+        for spec_volume in spec.volumes:
             volume = docker.Volume(
-                f"{name}-data",
-                name=f"{name}-data",
+                f"{name}-{spec_volume.name}",
+                name=f"{name}-{spec_volume.name}",
                 labels=docker_labels(workload_labels(args.labels, spec), docker.VolumeLabelArgs),
-                opts=child(f"{spec.name}-data"),
+                opts=child(f"{spec.name}-{spec_volume.name}"),
             )
-            volumes.append(docker.ContainerVolumeArgs(volume_name=volume.name, container_path=spec.volume.path))
+            volumes.append(docker.ContainerVolumeArgs(
+                volume_name=volume.name, container_path=spec_volume.path, read_only=spec_volume.read_only or None,
+            ))
 
         ports, urls = [], {}
         for port in spec.ports:

@@ -288,21 +288,21 @@ class KubernetesService(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, aliases=aliases, **extra)
 
         pod = _PodBuilder(spec, args, _files_config_map(name, spec, args, labels, child()))
-        if spec.volume is not None:
+        for volume in spec.volumes:
             claim = k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-data",
-                metadata=_metadata(f"{spec.name}-data", args.namespace, labels),
+                f"{name}-{volume.name}",
+                metadata=_metadata(f"{spec.name}-{volume.name}", args.namespace, labels),
                 spec={
                     "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": spec.volume.size}},
+                    "resources": {"requests": {"storage": volume.size}},
                     "storageClassName": settings.storage_class,
                 },
-                opts=child(f"{spec.name}-data"),
+                opts=child(f"{spec.name}-{volume.name}"),
             )
             pod.volumes.append(VolumeArgs(
-                name="data", persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(claim_name=claim.metadata.name),
+                name=volume.name, persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(claim_name=claim.metadata.name),
             ))
-            pod.mounts.append(VolumeMountArgs(name="data", mount_path=spec.volume.path))
+            pod.mounts.append(VolumeMountArgs(name=volume.name, mount_path=volume.path, read_only=volume.read_only or None))
 
         main = spec.main_port
         health = spec.health

@@ -17,18 +17,30 @@ MAIN_PORT = "main"
 """The name of the port given by the `port`/`publish` shorthand (and of the first port's URL)."""
 
 
+ANY_HOST_PORT = 0
+"""`publish` value for "any free host port": Docker picks one (the URL says which); on Kubernetes the
+Service port is the container port (a NodePort is picked anyway)."""
+
+
 @dataclass(frozen=True)
 class BuildSpec:
     context: str
     dockerfile: str = "Dockerfile"
     target: Optional[str] = None
     args: Mapping[str, str] = field(default_factory=dict)
+    platform: Optional[str] = None
+    """os/arch[/variant] to build for, e.g. linux/amd64; None: the engine's own."""
 
 
 @dataclass(frozen=True)
 class VolumeSpec:
+    """A named volume: a Docker volume `<service>-<name>`, a PVC on Kubernetes. It outlives the
+    container; the first release's single volume is named `data`."""
+
     path: str
     size: str = "1Gi"
+    name: str = "data"
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,20 @@ class PortSpec:
     name: str
     port: int
     publish: Optional[int] = None
-    """Host port on Docker (plus the stack's port offset); the Service port on Kubernetes."""
+    """Host port on Docker (plus the stack's port offset); the Service port on Kubernetes.
+    ANY_HOST_PORT (0) publishes on a free host port."""
+    protocol: str = "tcp"
+    """tcp or udp."""
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network the app's workloads join (Compose `networks`): a Docker network each, isolated as
+    Compose isolates them; on Kubernetes the flat pod network plus a NetworkPolicy per network."""
+
+    name: str
+    external: Optional[str] = None
+    """The name of an existing Docker network to join instead of creating one (ignored on Kubernetes)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +121,31 @@ class WorkloadSpec:
     cpu: float = 0.5
     cpu_request: float = 0.05
     memory_mb: int = 128
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The user's own labels: Docker labels, Kubernetes annotations (values need not be label-safe)."""
+    networks: tuple[str, ...] = ()
+    """Names of the app's networks the workload joins; empty: the app's default network."""
+    working_dir: Optional[str] = None
+    tty: bool = False
+    stdin_open: bool = False
+    init: bool = False
+    """Run an init process as PID 1 that reaps zombies (Docker --init; no Kubernetes equivalent)."""
+    extra_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Host name -> IP addresses added to /etc/hosts (Docker --add-host, Kubernetes hostAliases)."""
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+    """Namespaced kernel parameters (Docker --sysctl, pod securityContext.sysctls)."""
+    ulimits: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """Resource limit name -> (soft, hard) (Docker --ulimit; no Kubernetes equivalent)."""
+    shm_size_mb: Optional[int] = None
+    """Size of /dev/shm in MiB (Docker --shm-size, a memory-backed emptyDir on Kubernetes)."""
+    tmpfs: tuple[str, ...] = ()
+    """Writable in-memory paths (Docker --tmpfs, memory-backed emptyDirs), besides /tmp."""
+    ephemeral: tuple[str, ...] = ()
+    """Writable scratch paths that live as long as the container (Docker anonymous volumes, emptyDirs)."""
+    stop_signal: Optional[str] = None
+    """The signal that asks the process to stop, e.g. SIGQUIT; None: the image's (SIGTERM)."""
+    stop_grace_period: Optional[int] = None
+    """Seconds between the stop signal and SIGKILL; None: the target's default (Docker 10, Kubernetes 30)."""
 
     @property
     def secret_keys(self) -> set[str]:
@@ -108,12 +158,18 @@ class ServiceSpec(WorkloadSpec):
 
     ports: tuple[PortSpec, ...] = ()
     replicas: int = 1
-    volume: Optional[VolumeSpec] = None
+    volumes: tuple[VolumeSpec, ...] = ()
     health: Optional[HealthSpec] = None
+    aliases: tuple[str, ...] = ()
+    """More DNS names the service answers to on the app's networks (Docker network aliases,
+    Kubernetes Services of those names), e.g. a Compose container_name other services use."""
+    restart: str = "unless-stopped"
+    """Docker's restart policy: always, unless-stopped, on-failure or no. Kubernetes always restarts."""
 
     @property
     def stateful(self) -> bool:
-        return self.volume is not None
+        """Holds state on a writable volume: one replica, replaced (not rolled) on update."""
+        return any(not volume.read_only for volume in self.volumes)
 
     @property
     def main_port(self) -> Optional[PortSpec]:
@@ -136,6 +192,8 @@ class AppSpec:
     """Services and jobs, ordered so that each comes after what it links to or depends on."""
 
     workloads: tuple[WorkloadSpec, ...]
+    networks: tuple[NetworkSpec, ...] = ()
+    """The networks workloads name in `networks`; none: one default network for all."""
 
     @property
     def services(self) -> tuple[ServiceSpec, ...]:

@@ -473,7 +473,7 @@ def test_project_default_spec_parses_into_the_model():
     assert web.command is None and web.args is None
     assert (web.cpu, web.cpu_request, web.memory_mb, web.replicas) == (0.5, 0.05, 96, 1)
     assert web.build == BuildSpec(context=os.path.join(ROOT, "app", "web"))
-    assert redis.volume == VolumeSpec(path="/data", size="1Gi") and redis.stateful
+    assert redis.volumes == (VolumeSpec(path="/data", size="1Gi"),) and redis.stateful
     assert redis.health == HealthSpec(command=("redis-cli", "ping"))
     assert redis.ports == (PortSpec(name="main", port=6379),) and redis.published == ()
     assert redis.user == (10002, 10002)
