@@ -79,6 +79,24 @@ build_pulumi_watch() {
   install -m 0755 "$output" "$BIN_DIR/pulumi-watch"
 }
 
+# compose-loader (toolchain/compose-loader) loads a Compose project for components/compose.py with
+# compose-go, as `docker compose config` does. Cached by version and by a hash of its sources (edits
+# rebuild it), built from the committed go.sum alone, installed beside the CLI so programs find it.
+build_compose_loader() {
+  local source=$ROOT_DIR/toolchain/compose-loader hash output
+  grep -q "compose-go/v2 v$COMPOSE_GO_VERSION\$" "$source/go.mod" ||
+    die "toolchain/compose-loader/go.mod does not require compose-go v$COMPOSE_GO_VERSION (versions.env)"
+  hash=$(cat "$source/main.go" "$source/go.mod" "$source/go.sum" | sha256sum | cut -c1-12)
+  output=$TOOLCHAIN_DIR/compose-loader-v$COMPOSE_GO_VERSION-$hash/compose-loader
+  if [ ! -x "$output" ]; then
+    mkdir -p "${output%/*}"
+    # Written next to the final name and renamed, so an interrupted build is never taken for a finished one.
+    (cd "$source" && GOFLAGS="-mod=readonly -buildvcs=false" go build -trimpath -ldflags "-s -w" -o "$output.tmp" .)
+    mv "$output.tmp" "$output"
+  fi
+  install -m 0755 "$output" "$BIN_DIR/compose-loader"
+}
+
 # Puts a plugin binary into Pulumi's plugin cache (PULUMI_HOME, set by env.sh) at the exact version
 # the Python SDK asks for, so the engine never tries to download it.
 install_plugin() {
@@ -88,6 +106,7 @@ install_plugin() {
 }
 
 with_progress "Pulumi CLI v$PULUMI_VERSION" build_pulumi_cli
+with_progress "compose-loader (compose-go v$COMPOSE_GO_VERSION)" build_compose_loader
 with_progress "Python language host (virtualenv with the Pulumi SDK v$PULUMI_VERSION)" install_language_host
 with_progress "pulumi-watch v$PULUMI_WATCH_VERSION (for \`pulumi watch\`)" build_pulumi_watch
 with_progress "kubernetes resource plugin v$PULUMI_KUBERNETES_VERSION" build_kubernetes_provider
