@@ -18,14 +18,18 @@ import pulumi
 import yaml
 
 from .spec import (
-    DEFAULT_USER, MAIN_PORT, AppSpec, BuildSpec, DockerSettings, FileSpec, HealthSpec, ImageSources, JobSpec,
-    KubernetesSettings, PortSpec, Registry, SecretFileSpec, ServiceSpec, VolumeSpec, WorkloadSpec,
+    ANY_HOST_PORT, DEFAULT_USER, MAIN_PORT, AppSpec, BuildSpec, DockerSettings, FileSpec, HealthSpec, ImageSources,
+    JobSpec, KubernetesSettings, NetworkSpec, PortSpec, Registry, SecretFileSpec, ServiceSpec, VolumeSpec, WorkloadSpec,
 )
 from .workload import SECRETS_DIR
 
 TARGETS = ("docker", "kubernetes")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 CONDITIONS = ("started", "healthy", "completed")
+RESTART_POLICIES = ("always", "unless-stopped", "on-failure", "no")
+PROTOCOLS = ("tcp", "udp")
+DEFAULT_NETWORK = "default"
+"""The network a workload joins when it names none (Compose's name for it)."""
 # Linux capabilities a service may add back (after dropping all), as Docker and Kubernetes name them.
 CAPABILITIES = (
     "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN",
@@ -49,6 +53,11 @@ _REPOSITORY = re.compile(
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
+_SIGNAL = re.compile(r"^SIG[A-Z0-9+-]+$")
+_SYSCTL = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_-]+)+$")
+_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
+_IP = re.compile(r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]+:[0-9A-Fa-f:.]*)$")
+_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 _FILE_LIMIT = 512 * 1024  # a ConfigMap holds at most 1 MiB; config files are far smaller
 
 
@@ -190,15 +199,19 @@ def is_image_reference(value: str) -> bool:
 
 
 STACK_KEYS = (
-    "target", "services", "jobs", "imageRepository", "push", "registryServer", "registryUsername",
+    "target", "services", "jobs", "networks", "imageRepository", "push", "registryServer", "registryUsername",
     "registryPassword", "images", "imagesFrom", "replicas", "portOffset", "dockerHost",
-    "kubernetes", "buildArgs", "readyTimeout", "compose",
+    "kubernetes", "buildArgs", "readyTimeout", "compose", "composeEnv", "composeProfiles",
 )
 WORKLOAD_KEYS = (
     "build", "image", "command", "args", "env", "secretEnv", "secretFiles", "files", "links", "dependsOn",
-    "user", "readOnly", "capabilities", "cpu", "cpuRequest", "memory",
+    "user", "readOnly", "capabilities", "cpu", "cpuRequest", "memory", "labels", "networks", "workingDir", "tty",
+    "stdinOpen", "init", "extraHosts", "sysctls", "ulimits", "shmSize", "tmpfs", "ephemeral", "stopSignal",
+    "stopGracePeriod",
 )
-SERVICE_KEYS = WORKLOAD_KEYS + ("port", "publish", "ports", "replicas", "volume", "health")
+SERVICE_KEYS = WORKLOAD_KEYS + (
+    "port", "publish", "ports", "replicas", "volume", "volumes", "health", "aliases", "restart",
+)
 JOB_KEYS = WORKLOAD_KEYS + ("timeout",)
 HEALTH_KEYS = ("http", "port", "command", "interval", "timeout", "retries", "startPeriod")
 KUBERNETES_KEYS = ("namespace", "serviceType", "kubeconfig", "context", "storageClass", "nodeHost")
@@ -234,7 +247,7 @@ def parse_stack_config(
         replicas_override = r.integer("replicas", values["replicas"], 0, 100)
     build_args = _read_env(r, "buildArgs", values.get("buildArgs", {}))
     reader = _WorkloadReader(r, base_dir, build_args, replicas_override)
-    app = reader.app(values.get("services"), values.get("jobs", {}))
+    app = reader.app(values.get("services"), values.get("jobs", {}), values.get("networks", {}))
     secrets = _read_secrets(r, values, is_secret, app)
     ready_timeout = r.integer("readyTimeout", values.get("readyTimeout", 60), 5, 3600)
 
@@ -324,8 +337,10 @@ class _WorkloadReader:
         self.declared: set[str] = set()
         self.invalid: set[str] = set()
 
-    def app(self, raw_services: Any, raw_jobs: Any) -> AppSpec:
+    def app(self, raw_services: Any, raw_jobs: Any, raw_networks: Any) -> AppSpec:
         r = self.r
+        networks = self._networks(raw_networks)
+        self.network_names = {network.name for network in networks} | {DEFAULT_NETWORK}
         services = self._each("services", raw_services if raw_services is not None else {}, self.service)
         if not services and not r.problems:
             r.fail("services", "at least one service")
@@ -338,7 +353,32 @@ class _WorkloadReader:
             by_name[workload.name] = workload
         for workload in by_name.values():
             self._check_references(workload, by_name)
-        return AppSpec(workloads=tuple(_dependencies_first(r, list(by_name.values()))))
+        self._check_aliases(services, by_name)
+        return AppSpec(workloads=tuple(_dependencies_first(r, list(by_name.values()))), networks=networks)
+
+    def _networks(self, raw: Any) -> tuple[NetworkSpec, ...]:
+        """`networks: {front: {}, shared: {external: proxy-net}}`: the networks workloads may join."""
+        networks = []
+        for name, spec in self.r.mapping("networks", raw).items():
+            key = f"networks.{name}"
+            if self.r.text(f"{key} (name)", name, _DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
+                continue
+            spec = self.r.mapping(key, spec if spec is not None else {})
+            self.r.unknown_keys(f"{key}.", spec, ("external",))
+            external = spec.get("external")
+            if external is not None:
+                external = self.r.text(f"{key}.external", external, expected="the name of an existing Docker network")
+            networks.append(NetworkSpec(name=name, external=external))
+        return tuple(networks)
+
+    def _check_aliases(self, services: list[ServiceSpec], by_name: Mapping[str, WorkloadSpec]) -> None:
+        """An alias is one more DNS name of one service: it may not be any other workload's name or alias."""
+        owners: dict[str, str] = {}
+        for service in services:
+            for alias in service.aliases:
+                if alias in by_name or alias in owners:
+                    self.r.fail(f"services.{service.name}.aliases", "names not used by another workload or alias", alias)
+                owners[alias] = service.name
 
     def _each(self, section: str, raw: Any, read: Callable) -> list:
         result = []
@@ -358,25 +398,45 @@ class _WorkloadReader:
         r.unknown_keys(f"{key}.", spec, SERVICE_KEYS)
         common = self._workload(key, name, spec)
         ports = self._ports(key, spec)
-        volume = self._volume(f"{key}.volume", spec["volume"]) if "volume" in spec else None
+        volumes = self._volumes(key, spec)
+        stateful = any(not volume.read_only for volume in volumes or ())
         replicas = r.integer(f"{key}.replicas", spec.get("replicas", 1), 0, 100)
-        if volume is not None and replicas is not None and replicas > 1:
+        if stateful and replicas is not None and replicas > 1:
             r.fail(f"{key}.replicas", "0 or 1 for a service with a volume (its state lives on one volume)", replicas)
-        if self.replicas_override is not None and volume is None:
+        if self.replicas_override is not None and not stateful:
             replicas = self.replicas_override
         health = self._health(f"{key}.health", spec.get("health"), ports)
-        if common is None or None in (ports, replicas):
+        aliases = [alias for alias in _read_names(r, f"{key}.aliases", spec.get("aliases", []))
+                   if r.text(f"{key}.aliases", alias, _DNS_LABEL, "lowercase DNS labels (a-z, 0-9, '-'; at most 32)")]
+        restart = r.choice(f"{key}.restart", spec.get("restart", "unless-stopped"), RESTART_POLICIES)
+        if common is None or None in (ports, volumes, replicas, restart):
             return None
-        mounts = [f.path for f in common["files"]] + [f.path for f in common["secret_files"]]
-        if volume is not None and volume.path in mounts:
-            r.fail(f"{key}.volume.path", "a path not also used by files or secretFiles", volume.path)
-        return ServiceSpec(**common, ports=ports, replicas=replicas, volumes=(volume,) if volume else (), health=health)
+        self._check_mount_paths(key, common, volumes, volume_shorthand="volume" in spec)
+        return ServiceSpec(
+            **common, ports=ports, replicas=replicas, volumes=volumes, health=health, aliases=tuple(aliases),
+            restart=restart,
+        )
 
     def job(self, key: str, name: str, spec: Mapping[str, Any]) -> Optional[JobSpec]:
         self.r.unknown_keys(f"{key}.", spec, JOB_KEYS)
         common = self._workload(key, name, spec)
         timeout = self.r.integer(f"{key}.timeout", spec.get("timeout", 300), 1, 86400)
-        return JobSpec(**common, timeout=timeout) if common is not None and timeout else None
+        if common is None or not timeout:
+            return None
+        self._check_mount_paths(key, common, ())
+        return JobSpec(**common, timeout=timeout)
+
+    def _check_mount_paths(self, key: str, common: Mapping[str, Any], volumes: tuple[VolumeSpec, ...],
+                           volume_shorthand: bool = False) -> None:
+        """Each path in the container is mounted once: by a file, a secret file, a volume or a scratch path."""
+        seen: dict[str, str] = {}
+        mounts = [*((f.path, "files") for f in common["files"]), *((f.path, "secretFiles") for f in common["secret_files"]),
+                  *((v.path, "volume.path" if volume_shorthand else f"volumes.{v.name}.path") for v in volumes),
+                  *((p, "tmpfs") for p in common["tmpfs"]), *((p, "ephemeral") for p in common["ephemeral"])]
+        for path, where in mounts:
+            if path in seen:
+                self.r.fail(f"{key}.{where}", f"a path not also used by {seen[path]}", path)
+            seen.setdefault(path, where.split(".")[0])
 
     def _workload(self, key: str, name: str, spec: Mapping[str, Any]) -> Optional[dict]:
         r = self.r
@@ -423,14 +483,65 @@ class _WorkloadReader:
         if cpu and cpu_request and cpu_request > cpu:
             r.fail(f"{key}.cpuRequest", f"at most the cpu limit ({cpu})", cpu_request)
         memory = r.integer(f"{key}.memory", spec.get("memory", 128), 6, 1024 * 1024)
+        runtime = self._runtime(key, spec)
         if len(r.problems) > before:
             return None
         return dict(
             name=name, build=build, image=image, command=command, args=args, env=env, secret_env=secret_env,
             secret_files=tuple(secret_files), files=tuple(files), links=tuple(links), depends_on=depends_on,
             user=user, read_only=read_only, capabilities=tuple(capabilities), cpu=cpu, cpu_request=cpu_request,
-            memory_mb=memory,
+            memory_mb=memory, **runtime,
         )
+
+    def _runtime(self, key: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """What `docker run` flags say about the process and its surroundings, beyond the image and the
+        hardening: labels, networks, working dir, terminal, init, hosts, kernel settings, scratch space, stop."""
+        r = self.r
+        labels = _read_env(r, f"{key}.labels", spec.get("labels", {}), names=re.compile(r"^[^\s=]+$"))
+        networks = _read_names(r, f"{key}.networks", spec.get("networks", []))
+        for network in networks:
+            if network not in self.network_names:
+                r.fail(f"{key}.networks", "names of the stack's networks: " + ", ".join(sorted(self.network_names)), network)
+        working_dir = spec.get("workingDir")
+        if working_dir is not None:
+            r.text(f"{key}.workingDir", working_dir, _ABSOLUTE_PATH, "an absolute path in the container")
+        flags = {flag: r.boolean(f"{key}.{name}", spec.get(name, False))
+                 for flag, name in (("tty", "tty"), ("stdin_open", "stdinOpen"), ("init", "init"))}
+        extra_hosts = {}
+        for host, addresses in r.mapping(f"{key}.extraHosts", spec.get("extraHosts", {})).items():
+            addresses = addresses if isinstance(addresses, list) else [addresses]
+            if not _HOST_NAME.match(str(host)) or not all(isinstance(a, str) and _IP.match(a) for a in addresses):
+                r.fail(f"{key}.extraHosts.{host}", "a host name to an IP address (or a list of them)", addresses)
+            else:
+                extra_hosts[host] = tuple(addresses)
+        sysctls = _read_env(r, f"{key}.sysctls", spec.get("sysctls", {}), names=_SYSCTL)
+        ulimits = {}
+        for name, limit in r.mapping(f"{key}.ulimits", spec.get("ulimits", {})).items():
+            limit = {"soft": limit, "hard": limit} if not isinstance(limit, Mapping) else limit
+            soft, hard = _as_int(limit.get("soft")), _as_int(limit.get("hard"))
+            if not re.match(r"^[a-z]+$", str(name)) or soft is None or hard is None or not 0 <= soft <= hard:
+                r.fail(f"{key}.ulimits.{name}", "a limit such as nofile: 65536 or nofile: {soft: 1024, hard: 65536}", limit)
+            else:
+                ulimits[name] = (soft, hard)
+        shm_size = r.integer(f"{key}.shmSize", spec["shmSize"], 1, 1024 * 1024) if "shmSize" in spec else None
+        scratch = {name: tuple(self._absolute_paths(f"{key}.{name}", spec.get(name, []))) for name in ("tmpfs", "ephemeral")}
+        stop_signal = spec.get("stopSignal")
+        if stop_signal is not None:
+            r.text(f"{key}.stopSignal", stop_signal, _SIGNAL, "a signal name such as SIGQUIT")
+        grace = spec.get("stopGracePeriod")
+        if grace is not None:
+            grace = r.integer(f"{key}.stopGracePeriod", grace, 0, 3600)
+        return dict(
+            labels=labels, networks=tuple(networks), working_dir=working_dir, **flags, extra_hosts=extra_hosts,
+            sysctls=sysctls, ulimits=ulimits, shm_size_mb=shm_size, **scratch, stop_signal=stop_signal,
+            stop_grace_period=grace,
+        )
+
+    def _absolute_paths(self, key: str, raw: Any) -> list[str]:
+        paths = _read_names(self.r, key, raw)
+        for path in paths:
+            self.r.text(key, path, _ABSOLUTE_PATH, "absolute paths in the container")
+        return paths
 
     def _ports(self, key: str, spec: Mapping[str, Any]) -> Optional[tuple[PortSpec, ...]]:
         """`port` (+ `publish`) is the one-port shorthand of `ports: {main: {port, publish}}`."""
@@ -451,14 +562,15 @@ class _WorkloadReader:
             port_key = f"{key}.ports.{name}"
             r.text(f"{port_key} (name)", name, _PORT_NAME, "a port name: a lowercase DNS label of at most 15 characters")
             port = r.mapping(port_key, {"port": port} if isinstance(port, (int, str)) else port)
-            r.unknown_keys(f"{port_key}.", port, ("port", "publish"))
+            r.unknown_keys(f"{port_key}.", port, ("port", "publish", "protocol"))
             where = f"{port_key}." if "ports" in spec else f"{key}."  # errors name the keys the user wrote
             number = r.integer(f"{where}port", port.get("port"), 1, 65535)
-            publish = r.integer(f"{where}publish", port["publish"], 1, 65535) if port.get("publish") is not None else None
-            ports.append(PortSpec(name=name, port=number, publish=publish))
-        numbers = [p.port for p in ports]
+            publish = r.integer(f"{where}publish", port["publish"], ANY_HOST_PORT, 65535) if port.get("publish") is not None else None
+            protocol = r.choice(f"{port_key}.protocol", port.get("protocol", "tcp"), PROTOCOLS)
+            ports.append(PortSpec(name=name, port=number, publish=publish, protocol=protocol))
+        numbers = [(p.port, p.protocol) for p in ports]
         for port in ports:
-            if numbers.count(port.port) > 1:
+            if numbers.count((port.port, port.protocol)) > 1:
                 r.fail(f"{key}.ports.{port.name}.port", "a container port not used by another port of the service", port.port)
         return tuple(ports) if len(r.problems) == before else None
 
@@ -497,12 +609,24 @@ class _WorkloadReader:
             timeout=timings["timeout"], retries=timings["retries"], start_period=timings["startPeriod"],
         )
 
-    def _volume(self, key: str, raw: Any) -> Optional[VolumeSpec]:
-        spec = self.r.mapping(key, raw)
-        self.r.unknown_keys(f"{key}.", spec, ("path", "size"))
-        path = self.r.text(f"{key}.path", spec.get("path"), _ABSOLUTE_PATH, "an absolute path in the container")
-        size = self.r.text(f"{key}.size", spec.get("size", "1Gi"), _QUANTITY, "a size such as 512Mi or 1Gi")
-        return VolumeSpec(path=path, size=size) if path and size else None
+    def _volumes(self, key: str, spec: Mapping[str, Any]) -> Optional[tuple[VolumeSpec, ...]]:
+        """`volume` is the shorthand of `volumes: {data: ...}`, the name the first release gave it."""
+        if "volume" in spec and "volumes" in spec:
+            self.r.fail(key, "either `volume` or `volumes`, not both")
+            return None
+        raw = {"data": spec["volume"]} if "volume" in spec else self.r.mapping(f"{key}.volumes", spec.get("volumes", {}))
+        before = len(self.r.problems)
+        volumes = []
+        for name, volume in raw.items():
+            where = f"{key}.volume" if "volume" in spec else f"{key}.volumes.{name}"
+            self.r.text(f"{where} (name)", name, _DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)")
+            volume = self.r.mapping(where, volume)
+            self.r.unknown_keys(f"{where}.", volume, ("path", "size", "readOnly"))
+            path = self.r.text(f"{where}.path", volume.get("path"), _ABSOLUTE_PATH, "an absolute path in the container")
+            size = self.r.text(f"{where}.size", volume.get("size", "1Gi"), _QUANTITY, "a size such as 512Mi or 1Gi")
+            read_only = self.r.boolean(f"{where}.readOnly", volume.get("readOnly", False))
+            volumes.append(VolumeSpec(path=path, size=size, name=name, read_only=bool(read_only)))
+        return tuple(volumes) if len(self.r.problems) == before else None
 
     def _paths(self, key: str, raw: Any) -> dict[str, Any]:
         """An object whose keys are absolute container paths."""
@@ -626,7 +750,7 @@ def _read_build(r: _Reader, key: str, raw: Any, base_dir: str, stack_args: Mappi
     """A path, or {context, dockerfile, target, args}. The stack's buildArgs apply to every build
     and win over the spec's own (e.g. BASE_IMAGE pointing at a locally built base offline)."""
     spec = r.mapping(key, {"context": raw} if isinstance(raw, str) else raw)
-    r.unknown_keys(f"{key}.", spec, ("context", "dockerfile", "target", "args"))
+    r.unknown_keys(f"{key}.", spec, ("context", "dockerfile", "target", "args", "platform"))
     context = r.text(f"{key}.context", spec.get("context"), expected="a directory path")
     if context is None:
         return None
@@ -644,14 +768,19 @@ def _read_build(r: _Reader, key: str, raw: Any, base_dir: str, stack_args: Mappi
         r.fail(f"{key}.args", "an object of build argument names to values", args)
         args = {}
     merged = {**{k: str(v) for k, v in args.items()}, **stack_args}
-    return BuildSpec(context=context, dockerfile=dockerfile, target=target, args=merged)
+    platform = spec.get("platform")
+    if platform is not None:
+        r.text(f"{key}.platform", platform, _PLATFORM, "a platform such as linux/amd64")
+    return BuildSpec(context=context, dockerfile=dockerfile, target=target, args=merged, platform=platform)
 
 
-def _read_env(r: _Reader, key: str, raw: Any) -> dict[str, str]:
+def _read_env(r: _Reader, key: str, raw: Any, names: re.Pattern = _ENV_NAME) -> dict[str, str]:
+    """Names to string values (numbers are taken as their text)."""
     env = r.mapping(key, raw)
     for name, value in env.items():
-        if not isinstance(name, str) or not _ENV_NAME.match(name):
-            r.fail(f"{key}", "environment variable names (letters, digits, _)", name)
+        if not isinstance(name, str) or not names.match(name):
+            expected = "environment variable names (letters, digits, _)" if names is _ENV_NAME else "valid names"
+            r.fail(f"{key}", expected, name)
         elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
             r.fail(f"{key}.{name}", "a string value", value)
     return {k: str(v) for k, v in env.items()}
