@@ -8,6 +8,8 @@ from components.cloudservice import CloudService, CloudServiceArgs
 from components.config import load_stack_config
 
 config = load_stack_config(base_dir=os.path.dirname(os.path.abspath(__file__)))
+for notice in config.notices:  # what a Compose file's mapping approximated or ignored
+    pulumi.log.warn(notice)
 app = CloudService(config.name_prefix, CloudServiceArgs(
     app=config.app,
     images=config.images,

@@ -59,14 +59,15 @@ class FileResult:
     reasons: list[str]  # the offending Compose keys, over both targets
 
 
-def check(compose: Path, target: str) -> Outcome:
-    """The one call into the stack: parse_stack_config with the Compose file as the app."""
+def check(compose: Path, project: Path, target: str) -> Outcome:
+    """The one call into the stack: parse_stack_config with the Compose file as the app of `project`,
+    the sample's repository (a Compose file may build from its parent directories)."""
     values = {
-        "compose": compose.name, "target": target, "push": "true", "registryServer": "localhost:5000",
+        "compose": str(compose.relative_to(project)), "target": target, "push": "true", "registryServer": "localhost:5000",
         "registryUsername": "u", "registryPassword": "p", "imageRepository": "localhost:5000/corpus",
     }
     try:
-        parse_stack_config(values, project="corpus", stack="corpus", base_dir=str(compose.parent),
+        parse_stack_config(values, project="corpus", stack="corpus", base_dir=str(project),
                            is_secret=lambda key: True)
     except ConfigError as error:
         return Outcome("refused", problems=[str(p) for p in error.problems])
@@ -99,8 +100,10 @@ def compose_files(root: Path, variants: bool) -> list[Path]:
 def measure(root: Path, variants: bool) -> list[FileResult]:
     results = []
     for path in compose_files(root, variants):
-        outcomes = {target: check(path, target) for target in TARGETS}
-        reasons = sorted({reason(p, path.name) for o in outcomes.values() for p in o.problems})
+        project = root / path.relative_to(root).parts[0]
+        outcomes = {target: check(path, project, target) for target in TARGETS}
+        source = str(path.relative_to(project))
+        reasons = sorted({reason(p, source) for o in outcomes.values() for p in o.problems})
         results.append(FileResult(str(path.relative_to(root)), outcomes, reasons))
     return results
 

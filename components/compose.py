@@ -1,678 +1,760 @@
 """A Compose file as the app spec: `cloudservice:compose: path/to/compose.yaml`.
 
-`load_compose` reads the file with PyYAML and `compose_to_spec` maps the document onto the raw
-`services` and `jobs` of the app spec (README, "App spec"), which the stack parser then validates
-like hand-written ones. A service that another one waits for with
-`condition: service_completed_successfully` becomes a job (run to exit 0).
+Compose's own loader reads the file: `compose-loader` (toolchain/compose-loader) runs compose-go, the
+library Docker Compose and Kompose load with, so variables are interpolated from the `.env` beside
+the file and the stack's `composeEnv` (never from whoever's shell), `composeProfiles` pick the
+profiles, `include`, `extends`, anchors and YAML 1.2 scalars work, and every short syntax arrives
+normalised. `compose_to_spec` maps that project onto the raw app spec (`services`, `jobs`,
+`networks`), which the stack parser then validates like a hand-written one. A service that another
+one waits for with `condition: service_completed_successfully` becomes a job.
 
-Every Compose key is either mapped or refused: an unsupported key or value is a ConfigError naming
-the service and key, all problems at once, before any resource exists. `x-` extensions are
-ignored. What the stack decides for itself is documented, not refused: `version` and `name` (the
-stack names every object), `image` next to `build` (built images are named
-<imageRepository>/<service>), `cap_drop` (every capability is dropped), `restart: always |
-unless-stopped` (services always restart). Variables (`${VAR}`) are not interpolated: per-environment
-values belong in the stack config; `$$` is a literal `$` as in Compose.
-
-Paths in the result (build contexts, config files) are relative to `base_dir`, the project root
-the parser resolves them against. Secret values read from the Compose file's `secrets: {file:}`
-come back apart (`ComposeApp.secrets`) for the parser to wrap as Pulumi secrets; a stack secret
-config key of the same name takes precedence, and its file is then not read.
+Each Compose key is mapped, mapped approximately with a notice (`ComposeApp.notices`, shown by
+`pulumi up` as warnings), or refused when it cannot exist on a cluster: host paths, the Docker
+socket, privileged containers, host namespaces, devices, static IPs. Problems are reported all at
+once, each naming the file, the service and the key, before any resource exists.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
-import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Mapping, Optional
+from typing import Any, Callable, Collection, Iterable, Mapping, Optional
 
-import dotenv
-import yaml
+from .errors import ConfigError
+from .exposed_ports import ImageInspector, exposed_ports, inspect_local_image
 
-from .config import ConfigError
-
-TOP_LEVEL_KEYS = ("version", "name", "services", "volumes", "secrets", "configs")
-# The Compose service keys the stack maps, each by a `_ServiceMapper.key_<name>` method.
-SERVICE_KEYS = (
-    "build", "image", "command", "entrypoint", "ports", "expose", "environment", "env_file", "volumes",
-    "depends_on", "healthcheck", "secrets", "configs", "user", "read_only", "deploy", "restart",
-    "cap_add", "cap_drop", "links",
-)
+LOADER = "compose-loader"
+EXTENSION = "x-cloudservice"
+"""A service's spec keys that Compose cannot say (e.g. `readOnly: false`: Compose's own default, so
+the loader does not tell it from an absent `read_only`), applied over the mapped ones."""
 CONDITIONS = {
     "service_started": "started",
     "service_healthy": "healthy",
     "service_completed_successfully": "completed",
 }
-# Spec keys a job has no use for, by the Compose key they come from.
-SERVICE_ONLY = {"ports": "ports", "expose": "ports", "volumes": "volume", "healthcheck": "health"}
-
-# [host_ip:][published:]target[/protocol]; host_ip may be a bracketed IPv6 address.
-_PORT = re.compile(
-    r"^(?:(?P<ip>\[[^\]]*\]|[^:\[\]]+):(?=[^:]*:))?(?:(?P<published>[^:/]*):)?"
-    r"(?P<target>[^:/]+)(?:/(?P<protocol>[a-z]+))?$"
-)
-_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:h|ms|m|s|us|ns))+$")
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|ns)")
-_SECONDS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-_BYTES = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmg]?)b?$", re.IGNORECASE)
-_INTERPOLATION = re.compile(r"\$(\{|[A-Za-z_])")
+RESTARTS = {"no": "no", "always": "always", "unless-stopped": "unless-stopped", "on-failure": "on-failure"}
+# Keys whose value cannot exist on a cluster (or would hand the container the host): refused, with why.
+HOST_BOUND: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "privileged": (bool, "a privileged container owns the host; no cluster admits it"),
+    "devices": (bool, "host devices do not exist on a cluster's nodes"),
+    "device_cgroup_rules": (bool, "host devices do not exist on a cluster's nodes"),
+    "gpus": (bool, "GPUs are a node's, requested through the cluster's device plugins"),
+    "pid": (lambda v: v not in (None, ""), "the host's (or another container's) process namespace"),
+    "ipc": (lambda v: v not in (None, "", "private", "shareable"), "the host's (or another container's) IPC namespace"),
+    "uts": (lambda v: v not in (None, ""), "the host's UTS namespace"),
+    "userns_mode": (lambda v: v not in (None, ""), "the host's user namespace"),
+    "cgroup_parent": (bool, "a cgroup of the host"),
+    "cgroup": (lambda v: v not in (None, "", "private"), "the host's cgroup namespace"),
+    "volumes_from": (bool, "another container's mounts (declare the volumes by name instead)"),
+    "external_links": (bool, "containers outside this app"),
+    "isolation": (lambda v: v not in (None, "", "default"), "a Windows isolation technology"),
+    "runtime": (lambda v: v not in (None, "", "runc"), "an OCI runtime installed on the host"),
+    "credential_spec": (bool, "a Windows credential spec of the host"),
+    "storage_opt": (bool, "storage driver options of the host"),
+    "mac_address": (bool, "a fixed MAC address: pods get theirs from the cluster"),
+    "security_opt": (lambda v: any(not str(o).startswith("no-new-privileges") for o in v or ()),
+                     "security profiles (seccomp, AppArmor, SELinux labels) are the host's; every container "
+                     "already runs with no-new-privileges and the runtime's default seccomp profile"),
+}
+# Keys with no meaning for a stack (the stack decides it, or no target has it): ignored, with a notice.
+IGNORED = {
+    "pull_policy": "images are built here or run by immutable reference",
+    "develop": "develop.watch is for the dev loop (`make dev`); `pulumi up` deploys the image",
+    "logging": "logs go to the target's default (docker logs, kubectl logs)",
+    "domainname": "the target's DNS domain is used",
+    "dns": "the target's DNS servers are used (service names must resolve)",
+    "dns_search": "the target's DNS search domains are used",
+    "dns_opt": "the target's resolver options are used",
+    "mem_reservation": "the memory request equals the limit",
+    "mem_swappiness": "containers get no swap beyond their memory limit",
+    "memswap_limit": "containers get no swap beyond their memory limit",
+    "oom_kill_disable": "the kernel's OOM killer stays on",
+    "oom_score_adj": "the target sets OOM scores by priority",
+    "cpu_shares": "CPU is set by cpus / deploy.resources", "cpu_quota": "CPU is set by cpus / deploy.resources",
+    "cpu_period": "CPU is set by cpus / deploy.resources", "cpuset": "CPU is set by cpus / deploy.resources",
+    "cpu_count": "CPU is set by cpus / deploy.resources", "cpu_percent": "CPU is set by cpus / deploy.resources",
+    "cpu_rt_runtime": "CPU is set by cpus / deploy.resources", "cpu_rt_period": "CPU is set by cpus / deploy.resources",
+    "blkio_config": "block I/O weights are the host's", "pids_limit": "the target's process limits apply",
+    "group_add": "the workload's group is its user's gid", "attach": "logs are followed by `make logs`",
+    "post_start": "lifecycle hooks are not mapped", "pre_stop": "lifecycle hooks are not mapped",
+}
+# Set by the loader on every service, or mapped elsewhere (profiles are applied by the loader).
+HANDLED_ELSEWHERE = ("name", "profiles", "image", "environment", "scale", "mem_limit", "cpus", "annotations")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|µs|ns)")
+_SECONDS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+_FILE_LIMIT = 512 * 1024
+_DIRECTORY_FILES = 64
+_LOOPBACK = (None, "", "127.0.0.1", "localhost", "::1")
+_ANY_ADDRESS = ("0.0.0.0", "::")
 
 
 @dataclass(frozen=True)
 class ComposeApp:
     services: dict[str, dict] = field(default_factory=dict)
     jobs: dict[str, dict] = field(default_factory=dict)
+    networks: dict[str, dict] = field(default_factory=dict)
+    """The app's networks when the file declares its own (empty: one default network)."""
     secrets: dict[str, str] = field(default_factory=dict)
     """Secret config key -> the content of the Compose secret's file (plain: the parser marks it secret)."""
+    notices: tuple[str, ...] = ()
+    """What was mapped approximately or ignored, for `pulumi up` to show as warnings."""
 
 
-def load_compose(path: str, base_dir: str, given_secrets: Collection[str] = ()) -> ComposeApp:
-    """Reads the Compose file at `path` (relative to `base_dir`) and maps it (see compose_to_spec)."""
+def load_compose(path: str, base_dir: str, given_secrets: Collection[str] = (), environment: Mapping[str, str] = {},
+                 profiles: Collection[str] = (), inspect: ImageInspector = inspect_local_image) -> ComposeApp:
+    """Loads the Compose file at `path` (relative to `base_dir`) with Compose's loader and maps it
+    (see compose_to_spec). `environment` plays the shell's part for interpolation, over the `.env`."""
+    project = run_loader(os.path.join(os.path.abspath(base_dir), path), environment, profiles, source=path)
+    return compose_to_spec(project, path, base_dir, given_secrets, inspect)
+
+
+def run_loader(compose_file: str, environment: Mapping[str, str], profiles: Collection[str], source: str) -> dict:
+    """The project as compose-go normalises it (`docker compose config`), or a ConfigError with its message."""
+    loader = shutil.which(LOADER)
+    if loader is None:
+        raise ConfigError([f"compose: expected the Compose loader `{LOADER}` on PATH (built by `make toolchain`, "
+                           "put on PATH by scripts/env.sh)"])
+    request = {"workingDir": os.path.dirname(compose_file), "files": [compose_file],
+               "environment": dict(environment), "profiles": list(profiles)}
+    result = subprocess.run([loader], input=json.dumps(request), capture_output=True, text=True, timeout=120)
     try:
-        with open(os.path.join(base_dir, path), encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
-    except OSError as error:
-        raise ConfigError([f"compose: expected a readable Compose file ({error.strerror}: {path})"]) from None
-    except yaml.YAMLError as error:
-        raise ConfigError([f"compose: {path} is not valid YAML: {error}"]) from None
-    return compose_to_spec(document, path, base_dir, given_secrets)
+        answer = json.loads(result.stdout)
+    except ValueError:
+        raise ConfigError([f"compose: {LOADER} failed ({result.returncode}): {result.stderr.strip()[-500:]}"]) from None
+    if "error" in answer:
+        raise ConfigError([f"{source}: {answer['error']}"])
+    return answer["project"]
 
 
-def compose_to_spec(document: Any, source: str, base_dir: str, given_secrets: Collection[str] = ()) -> ComposeApp:
-    """Maps a parsed Compose document onto raw `services`/`jobs`, or raises ConfigError listing every
-    problem as `<source>: services.<service>.<key>: ...`.
+def compose_to_spec(project: Mapping[str, Any], source: str, base_dir: str, given_secrets: Collection[str] = (),
+                    inspect: ImageInspector = inspect_local_image) -> ComposeApp:
+    """Maps a normalised Compose project onto raw `services`/`jobs`/`networks`, or raises ConfigError
+    listing every problem as `<source>: services.<service>.<key>: ...`.
 
-    `source` is the Compose file's path relative to `base_dir` (files it names are relative to its
-    directory); `given_secrets` are the secret keys the stack config already sets."""
-    mapper = _ComposeMapper(source, base_dir, given_secrets)
-    app = mapper.map(document)
+    `source` is the Compose file's path relative to `base_dir`; `given_secrets` are the secret keys
+    the stack config already sets; `inspect` reads a referenced image's exposed ports."""
+    mapper = _ProjectMapper(project, source, base_dir, given_secrets, inspect)
+    app = mapper.map()
     if mapper.problems:
         raise ConfigError([f"{source}: {problem}" for problem in mapper.problems])
     return app
 
 
-def _literal(value: Any, key: str, fail: Callable[[str, str], None]) -> Any:
-    """The document with Compose's `$$` escapes undone; interpolation (`$VAR`, `${VAR}`) refused."""
-    if isinstance(value, Mapping):
-        return {k: v if str(k).startswith("x-") else _literal(v, f"{key}.{k}" if key else str(k), fail)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [_literal(item, f"{key}[{index}]", fail) for index, item in enumerate(value)]
-    if isinstance(value, str):
-        pieces = value.split("$$")
-        if any(_INTERPOLATION.search(piece) for piece in pieces):
-            fail(key, "variables are not interpolated: write the value (per-environment values belong in "
-                      f"the stack config), or `$$` for a literal `$` (got {value!r})")
-        return "$".join(pieces)
-    return value
-
-
-def _without_extensions(value: Mapping) -> dict:
-    return {k: v for k, v in value.items() if not str(k).startswith("x-")}
-
-
-def _seconds(text: Any) -> Optional[int]:
-    """A Compose duration (`1m30s`, `500ms`) in whole seconds, at least 1."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return max(1, math.ceil(text)) if math.isfinite(text) else None
-    if not isinstance(text, str) or not _DURATION.match(text):
+def seconds(duration: Any) -> Optional[int]:
+    """A Go duration as compose-go writes it (`1m30s`, `500ms`) in whole seconds, at least 1."""
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        return max(1, math.ceil(duration / 1e9))  # nanoseconds
+    parts = _DURATION_PART.findall(duration) if isinstance(duration, str) else []
+    if not parts or "".join(n + u for n, u in parts) != duration:
         return None
-    total = sum(float(number) * _SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
-    return max(1, math.ceil(total))
+    return max(1, math.ceil(sum(float(number) * _SECONDS[unit] for number, unit in parts)))
 
 
-def _mebibytes(value: Any) -> Optional[int]:
-    """A Compose byte value (`512m`, `1.5g`, `134217728`) in MiB, rounded up."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return math.ceil(value / 2**20)
-    match = _BYTES.match(value.strip()) if isinstance(value, str) else None
-    if not match:
-        return None
-    power = {"": 0, "k": 1, "m": 2, "g": 3}[match.group(2).lower()]
-    return math.ceil(float(match.group(1)) * 1024**power / 2**20)
+def mebibytes(size: Any) -> Optional[int]:
+    """A byte count as compose-go writes it (a decimal string or a number) in MiB, rounded up."""
+    text = str(size)
+    return math.ceil(int(text) / 2**20) if text.isdigit() else None
 
 
-class _ComposeMapper:
-    """One pass over a Compose document; collects every problem instead of stopping at the first."""
+def dns_name(name: str) -> str:
+    """A Compose name (`db_data`, `Front`) as a DNS label the targets accept (`db-data`, `front`)."""
+    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return (label if label[:1].isalpha() else f"x-{label}")[:32].rstrip("-")
 
-    def __init__(self, source: str, base_dir: str, given_secrets: Collection[str]) -> None:
-        self.directory = os.path.dirname(source)
-        self.base_dir = base_dir
+
+class _ProjectMapper:
+    """One pass over the project; collects every problem and notice instead of stopping at the first."""
+
+    def __init__(self, project: Mapping[str, Any], source: str, base_dir: str, given_secrets: Collection[str],
+                 inspect: ImageInspector) -> None:
+        self.project, self.source, self.inspect = project, source, inspect
+        self.base_dir = os.path.realpath(base_dir)
         self.given_secrets = set(given_secrets)
         self.problems: list[str] = []
-        self.secrets: dict[str, str] = {}
+        self.notices: list[str] = []
+        self.secret_values: dict[str, str] = {}
 
     def fail(self, key: str, message: str) -> None:
         self.problems.append(f"{key}: {message}")
 
-    def project_path(self, path: str) -> str:
-        """`path` as written in the Compose file, relative to the project root."""
-        return os.path.normpath(os.path.join(self.directory, os.path.expanduser(path)))
+    def notice(self, key: str, message: str) -> None:
+        self.notices.append(f"{self.source}: {key}: {message}")
 
-    def mapping(self, key: str, value: Any, expected: str = "a mapping") -> dict:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.fail(key, f"expected {expected} (got {value!r})")
-            return {}
-        return _without_extensions(value)
+    def project_path(self, key: str, path: str) -> Optional[str]:
+        """An absolute path from the loader as a path relative to the project root, or None (reported)
+        when it lies outside the project."""
+        resolved = os.path.realpath(path)
+        if os.path.commonpath([self.base_dir, resolved]) != self.base_dir:
+            self.fail(key, f"expected a path inside the project (got {path})")
+            return None
+        return os.path.relpath(resolved, self.base_dir)
 
-    def unsupported(self, key: str, given: Mapping, supported: Collection[str]) -> None:
-        for name in given:
-            if name not in supported:
-                self.fail(f"{key}.{name}", "Compose key not supported by the stack; supported: "
-                          + (", ".join(supported) or "none"))
-
-    # -- the document ---------------------------------------------------------------------------
-
-    def map(self, document: Any) -> ComposeApp:
-        if not isinstance(document, Mapping):
-            self.fail("(file)", f"expected a Compose document with `services:` (got {type(document).__name__})")
-            return ComposeApp()
-        document = _literal(_without_extensions(document), "", self.fail)
-        self.unsupported("(top level)", document, TOP_LEVEL_KEYS)
-        compose_services = self.mapping("services", document.get("services"))
-        if not compose_services:
-            self.fail("services", "expected at least one service")
-        volumes = self.top_level_volumes(document.get("volumes"))
-        secrets = self.top_level_files("secrets", document.get("secrets"), ("file", "external"))
-        configs = self.top_level_files("configs", document.get("configs"), ("file",))
-
-        jobs = {dependency for spec in compose_services.values() if isinstance(spec, Mapping)
-                for dependency, condition in self.conditions(spec.get("depends_on")).items()
-                if condition == "completed"}
+    def map(self) -> ComposeApp:
+        services = self.project.get("services") or {}
+        if not services:
+            self.fail("services", "expected at least one service (in the active profiles)")
+        jobs = {target for spec in services.values() for target, dependency in (spec.get("depends_on") or {}).items()
+                if dependency.get("condition") == "service_completed_successfully"}
+        networks = self.networks(services)
+        secrets = self.top_level_files("secrets")
+        configs = self.top_level_files("configs")
         mapped: dict[str, dict] = {}
+        mappers: dict[str, _ServiceMapper] = {}
         volume_users: dict[str, list[str]] = {}
-        for name, spec in compose_services.items():
-            key = f"services.{name}"
-            spec = self.mapping(key, spec)
-            service = _ServiceMapper(self, key, name, name in jobs, compose_services, volumes, secrets, configs)
-            mapped[name] = service.map(spec)
-            if service.volume_name:
-                volume_users.setdefault(service.volume_name, []).append(name)
+        for name, spec in services.items():
+            service = mappers[name] = _ServiceMapper(self, name, spec, name in jobs, secrets, configs, bool(networks))
+            mapped[name] = service.map()
+            for volume in service.named_volumes:
+                volume_users.setdefault(volume, []).append(name)
         for volume, users in volume_users.items():
             if len(users) > 1:
-                self.fail(f"volumes.{volume}", "a named volume belongs to one service (a volume or PVC each); "
-                                               "used by " + ", ".join(users))
-        self.check_dependencies(compose_services, mapped, jobs)
+                self.fail(f"volumes.{volume}", "expected a named volume per service (a volume or PVC each, which "
+                                               "one replica writes); used by " + ", ".join(users))
+        self.aliases_from_links(mapped)
+        for name, service in mappers.items():
+            if name not in jobs and "ports" not in mapped[name] and self.referenced(name, mapped):
+                service.ports_from_image()
+        self.check_reachable(mapped, jobs)
+        for name in mapped:
+            if dns_name(name) != name:
+                self.notice(f"services.{name}", f"named {dns_name(name)} (a DNS label, as both targets need)")
         return ComposeApp(
-            services={n: s for n, s in mapped.items() if n not in jobs},
-            jobs={n: s for n, s in mapped.items() if n in jobs},
-            secrets=self.secrets,
+            services={dns_name(n): s for n, s in mapped.items() if n not in jobs},
+            jobs={dns_name(n): s for n, s in mapped.items() if n in jobs},
+            networks=networks, secrets=self.secret_values, notices=tuple(self.notices),
         )
 
-    @staticmethod
-    def conditions(depends_on: Any) -> dict[str, str]:
-        """depends_on as {service: spec condition}; malformed entries are reported by the service."""
-        if isinstance(depends_on, list):
-            return {name: "started" for name in depends_on if isinstance(name, str)}
-        if isinstance(depends_on, Mapping):
-            conditions = {name: (spec or {}).get("condition", "service_started")
-                          for name, spec in depends_on.items() if isinstance(spec, (Mapping, type(None)))}
-            return {name: CONDITIONS.get(c, "") if isinstance(c, str) else "" for name, c in conditions.items()}
-        return {}
+    def networks(self, services: Mapping[str, Any]) -> dict[str, dict]:
+        """The file's networks, when it declares any besides `default`: Compose isolates them."""
+        declared = self.project.get("networks") or {}
+        used = {network for spec in services.values() for network in (spec.get("networks") or {"default": None})}
+        if set(declared) <= {"default"} and used <= {"default"}:
+            return {}
+        networks = {}
+        for name, spec in declared.items():
+            spec = spec or {}
+            if spec.get("external"):
+                networks[dns_name(name)] = {"external": spec.get("name") or name}
+                continue
+            if name != "default":  # the app's default network, which the stack always has
+                networks[dns_name(name)] = {}
+            if spec.get("driver") not in (None, "", "bridge"):
+                self.notice(f"networks.{name}.driver", f"{spec['driver']}: a bridge network on Docker, the pod network "
+                                                        "on Kubernetes")
+            if spec.get("internal"):
+                self.notice(f"networks.{name}.internal", "its workloads can still reach outside addresses")
+        return networks
 
-    def top_level_volumes(self, raw: Any) -> set[str]:
-        volumes = self.mapping("volumes", raw)
-        for name, spec in volumes.items():
-            self.unsupported(f"volumes.{name}", self.mapping(f"volumes.{name}", spec), ())
-        return set(volumes)
-
-    def top_level_files(self, kind: str, raw: Any, supported: tuple[str, ...]) -> dict[str, dict]:
+    def top_level_files(self, kind: str) -> dict[str, dict]:
         """Top-level `secrets:` or `configs:`: name -> {file: project path} or {external: True}."""
         definitions = {}
-        for name, spec in self.mapping(kind, raw).items():
+        for name, spec in (self.project.get(kind) or {}).items():
             key = f"{kind}.{name}"
-            spec = self.mapping(key, spec)
-            self.unsupported(key, spec, supported)
-            if kind == "secrets" and spec.get("external") is True:
+            if kind == "secrets" and spec.get("external"):
                 if name not in self.given_secrets:
                     self.fail(f"{key}.external", f"expected a stack secret: `pulumi config set --secret {name}`")
                 definitions[name] = {"external": True}
                 continue
-            if kind == "secrets" and "external" in spec:
-                self.fail(f"{key}.external", f"expected true (got {spec['external']!r})")
-            if not isinstance(spec.get("file"), str):
-                self.fail(f"{key}.file", f"expected the path of a file (got {spec.get('file')!r})")
+            if not spec.get("file"):
+                what = "a stack secret" if kind == "secrets" else "a file"
+                self.fail(key, f"expected `file:` (inline and environment {kind} are not mapped; use {what})")
                 continue
-            path = self.project_path(spec["file"])
+            path = self.project_path(f"{key}.file", spec["file"])
+            if path is None:
+                continue
             definitions[name] = {"file": path}
-            if kind == "secrets" and name in self.given_secrets:
-                continue  # the stack's own secret wins; the file may be a local default only
-            try:
-                with open(os.path.join(self.base_dir, path), encoding="utf-8") as handle:
-                    content = handle.read()
-            except (OSError, UnicodeDecodeError) as error:
-                hint = f", or set the stack secret `pulumi config set --secret {name}`" if kind == "secrets" else ""
-                self.fail(f"{key}.file", f"expected a readable text file{hint} ({error}: {path})")
-                continue
-            if kind == "secrets":
-                self.secrets[name] = content
+            if kind == "secrets" and name not in self.given_secrets:  # the stack's own secret wins
+                self.read_secret(key, name, path)
         return definitions
 
-    def check_dependencies(self, compose_services: Mapping, mapped: Mapping[str, dict], jobs: set[str]) -> None:
-        """depends_on/links name existing services, without cycles; conditions fit their targets."""
-        graph: dict[str, list[str]] = {}
+    def read_secret(self, key: str, name: str, path: str) -> None:
+        try:
+            with open(os.path.join(self.base_dir, path), encoding="utf-8") as handle:
+                self.secret_values[name] = handle.read()
+        except (OSError, UnicodeDecodeError) as error:
+            self.fail(f"{key}.file", f"expected a readable text file, or set the stack secret "
+                                     f"`pulumi config set --secret {name}` ({error}: {path})")
+
+    def aliases_from_links(self, mapped: Mapping[str, dict]) -> None:
+        """`links: [db:database]` makes db answer to `database` too."""
+        for spec in mapped.values():
+            for target, alias in spec.pop("linkAliases", {}).items():
+                if target in mapped and alias != target and alias not in mapped[target].get("aliases", []):
+                    mapped[target].setdefault("aliases", []).append(alias)
+
+    @staticmethod
+    def users(name: str, mapped: Mapping[str, dict]) -> list[str]:
+        """The services that link to or depend on `name`."""
+        return sorted(n for n, s in mapped.items() if dns_name(name) in (*s.get("links", []), *s.get("dependsOn", {})))
+
+    def referenced(self, name: str, mapped: Mapping[str, dict]) -> bool:
+        """Whether another workload reaches `name`: it links to or depends on it, or names it as a host in
+        its environment or command line (`REDIS_HOST=redis`, `postgres://db:5432/app`)."""
+        host = re.compile(rf"(^|[\s/@=,]){re.escape(name)}($|[\s:/,])")
+        mentions = (value for other, spec in mapped.items() if other != name
+                    for value in (*spec.get("env", {}).values(), *spec.get("args", []), *spec.get("command", [])))
+        return bool(self.users(name, mapped)) or any(host.search(value) for value in mentions)
+
+    def check_reachable(self, mapped: Mapping[str, dict], jobs: Collection[str]) -> None:
+        """A service others reach by name needs a port: on Kubernetes its name is a Service's."""
         for name, spec in mapped.items():
-            depends_on = spec.get("dependsOn", {})
-            graph[name] = [*depends_on, *spec.get("links", [])]
-            for target, condition in depends_on.items():
-                key = f"services.{name}.depends_on.{target}"
-                if target not in compose_services or target == name:
-                    self.fail(key, "expected another service of this file: " + ", ".join(sorted(set(compose_services) - {name})))
-                elif target in jobs and condition != "completed":
-                    self.fail(key, f"{target} runs to completion (a service waits for it with "
-                                   f"service_completed_successfully): use that condition (got {condition})")
-                elif condition == "healthy" and "health" not in mapped.get(target, {}):
-                    self.fail(key, f"condition service_healthy needs a healthcheck on {target}")
-            for link in spec.get("links", []):
-                if link not in compose_services or link == name:
-                    self.fail(f"services.{name}.links", f"expected another service of this file (got {link!r})")
-
-        state: dict[str, str] = {}
-
-        def visit(name: str, path: list[str]) -> None:
-            state[name] = "visiting"
-            for target in graph.get(name, []):
-                if state.get(target) == "visiting":
-                    cycle = path[path.index(target):] + [target]
-                    self.fail(f"services.{name}.depends_on", "expected no cycle (got " + " -> ".join(cycle) + ")")
-                elif target in graph and target not in state:
-                    visit(target, [*path, target])
-            state[name] = "done"
-
-        for name in graph:
-            if name not in state:
-                visit(name, [name])
+            users = [user for user in self.users(name, mapped) if dns_name(name) in mapped[user].get("links", [])
+                     or mapped[user].get("dependsOn", {}).get(dns_name(name)) != "completed"]
+            if name not in jobs and users and "ports" not in spec:
+                self.notice(f"services.{name}", "no ports (none in the file or its image): reachable by nobody on "
+                                                f"Kubernetes, though {', '.join(users)} depend on it")
 
 
 class _ServiceMapper:
     """One Compose service onto one raw spec entry."""
 
-    def __init__(self, document: _ComposeMapper, key: str, name: str, is_job: bool, services: Mapping,
-                 volumes: set[str], secrets: Mapping[str, dict], configs: Mapping[str, dict]) -> None:
-        self.document, self.key, self.name, self.is_job = document, key, name, is_job
-        self.services, self.volumes, self.secrets, self.configs = services, volumes, secrets, configs
-        self.volume_name: Optional[str] = None
+    def __init__(self, project: _ProjectMapper, name: str, compose: Mapping[str, Any], is_job: bool,
+                 secrets: Mapping[str, dict], configs: Mapping[str, dict], has_networks: bool) -> None:
+        self.project, self.name, self.is_job = project, name, is_job
+        self.key = f"services.{name}"
+        self.compose = {k: v for k, v in compose.items() if v not in (None, [], {}, "") and not k.startswith("x-")}
+        self.extension = compose.get(EXTENSION) or {}
+        self.secrets, self.configs, self.has_networks = secrets, configs, has_networks
+        self.named_volumes: list[str] = []
         self.spec: dict[str, Any] = {}
 
     def fail(self, key: str, message: str) -> None:
-        self.document.fail(f"{self.key}.{key}", message)
+        self.project.fail(f"{self.key}.{key}", message)
 
-    def entries(self, name: str, raw: Any) -> list[tuple[str, Any]]:
-        """(`name[i]`, entry) for each entry of the Compose list `name`; anything else is reported."""
-        if not isinstance(raw, list):
-            self.fail(name, f"expected a list (got {raw!r})")
-            return []
-        return [(f"{name}[{index}]", entry) for index, entry in enumerate(raw)]
+    def notice(self, key: str, message: str) -> None:
+        self.project.notice(f"{self.key}.{key}", message)
 
-    def map(self, compose: Mapping) -> dict:
-        self.document.unsupported(self.key, compose, SERVICE_KEYS)
+    def map(self) -> dict:
+        compose = self.compose
         if "build" not in compose and "image" not in compose:
-            self.document.fail(self.key, "expected `build` or `image`")
-        env: dict[str, str] = {}
-        if "env_file" in compose:
-            env.update(self.env_files(compose["env_file"]))
-        if "environment" in compose:
-            env.update(self.environment(compose["environment"]))
-        if env:
-            self.spec["env"] = env
-        for name in SERVICE_KEYS:
-            if name in compose and name not in ("environment", "env_file"):
-                getattr(self, f"key_{name}")(compose[name])
-        if "ports" in self.spec and not self.spec["ports"]:
-            del self.spec["ports"]
+            self.project.fail(self.key, "expected `build` or `image`")
+        for key, value in compose.items():
+            if key in HOST_BOUND and HOST_BOUND[key][0](value):
+                self.fail(key, f"not supported: {HOST_BOUND[key][1]} (got {value!r})")
+            elif key in IGNORED:
+                self.notice(key, f"ignored: {IGNORED[key]}")
+            elif hasattr(self, f"key_{key}"):
+                getattr(self, f"key_{key}")(value)
+            elif key not in HOST_BOUND and key not in HANDLED_ELSEWHERE:
+                self.fail(key, "Compose key not supported by the stack")
+        self.key_image(compose.get("image"))
+        self.resources()
         if self.is_job:
-            for compose_key, spec_key in SERVICE_ONLY.items():
-                if compose_key in compose:
-                    self.fail(compose_key, f"{self.name} runs as a job (a service waits for it with "
-                                           "service_completed_successfully), which has none")
-                    self.spec.pop(spec_key, None)
+            self.as_job()
+        if not isinstance(self.extension, dict):
+            self.fail(EXTENSION, f"expected a mapping of app spec keys (got {self.extension!r})")
+        else:
+            self.spec.update(self.extension)
         return self.spec
+
+    def as_job(self) -> None:
+        for spec_key, compose_key in (("ports", "ports"), ("volumes", "volumes"), ("health", "healthcheck"),
+                                      ("aliases", "container_name"), ("restart", "restart"), ("replicas", "deploy")):
+            if spec_key in self.spec:
+                if spec_key in ("ports", "health", "aliases", "restart", "replicas"):
+                    self.notice(compose_key, f"ignored: {self.name} runs as a job (a service waits for it with "
+                                             "service_completed_successfully), to its exit, once")
+                else:
+                    self.fail(compose_key, f"{self.name} runs as a job (a service waits for it with "
+                                           "service_completed_successfully), which keeps no volume")
+                del self.spec[spec_key]
 
     # -- image and process ----------------------------------------------------------------------
 
-    def key_build(self, raw: Any) -> None:
-        build = {"context": raw} if isinstance(raw, str) else self.document.mapping(f"{self.key}.build", raw, "a path or a mapping")
-        self.document.unsupported(f"{self.key}.build", build, ("context", "dockerfile", "target", "args"))
-        context = build.get("context", ".")
-        if not isinstance(context, str) or re.match(r"^[a-z]+://|^git@", context):
+    def key_build(self, build: Mapping[str, Any]) -> None:
+        context = build.get("context", "")
+        if re.match(r"^[a-z]+://|^git@", context):
             self.fail("build.context", f"expected a directory of this repository (got {context!r})")
             return
-        mapped: dict[str, Any] = {"context": self.document.project_path(context)}
-        for name in ("dockerfile", "target"):
-            if name in build:
-                if isinstance(build[name], str) and build[name]:
-                    mapped[name] = build[name]
-                else:
-                    self.fail(f"build.{name}", f"expected a string (got {build[name]!r})")
-        if "args" in build:
-            mapped["args"] = self.assignments("build.args", build["args"])
+        for key in ("dockerfile_inline", "additional_contexts", "ssh", "secrets"):
+            if build.get(key):
+                self.fail(f"build.{key}", "not supported: the stack builds from a context directory and its Dockerfile")
+        path = self.project.project_path(f"{self.key}.build.context", context)
+        if path is None:
+            return
+        mapped: dict[str, Any] = {"context": path, "dockerfile": build.get("dockerfile") or "Dockerfile"}
+        if build.get("target"):
+            mapped["target"] = build["target"]
+        args = {k: v for k, v in (build.get("args") or {}).items() if v is not None}
+        if args:
+            mapped["args"] = args
+        platforms = build.get("platforms") or []
+        if self.compose.get("platform") or len(platforms) == 1:
+            mapped["platform"] = self.compose.get("platform") or platforms[0]
+        elif platforms:
+            self.notice("build.platforms", "the image is built for the engine's platform only")
         self.spec["build"] = mapped
 
-    def key_image(self, raw: Any) -> None:
-        if "build" in self.spec:
-            return  # image next to build only names the built image; the stack names it <imageRepository>/<service>
-        if isinstance(raw, str) and raw:
-            self.spec["image"] = raw
+    def key_image(self, image: Optional[str]) -> None:
+        if image and "build" not in self.compose:  # next to build it only names the built image
+            self.spec["image"] = image
+
+    def key_platform(self, platform: str) -> None:
+        if "build" not in self.compose:
+            self.notice("platform", "ignored: the image is run as the engine has it")
+
+    def key_entrypoint(self, argv: list) -> None:
+        self.spec["command"] = [str(a) for a in argv]
+
+    def key_command(self, argv: list) -> None:
+        self.spec["args"] = [str(a) for a in argv]
+
+    def key_user(self, user: str) -> None:
+        match = re.fullmatch(r"([0-9]+)(?::([0-9]+))?", str(user))
+        if not match:
+            self.fail("user", "expected a numeric uid or uid:gid (Kubernetes checks a non-root user by number): "
+                              f"look up `{user}` with `docker run --rm --entrypoint id IMAGE {user}`")
+        elif int(match.group(1)) == 0:
+            self.fail("user", "expected a non-root uid: containers run unprivileged on both targets (got 0)")
         else:
-            self.fail("image", f"expected an image reference (got {raw!r})")
+            self.spec["user"] = user if match.group(2) else int(match.group(1))
 
-    def argv(self, key: str, raw: Any) -> Optional[list[str]]:
-        """A command as a list, or a string split like a shell would (as Compose does)."""
-        try:
-            argv = shlex.split(raw) if isinstance(raw, str) else raw
-        except ValueError as error:
-            self.fail(key, f"expected a command line ({error}: {raw!r})")
-            return None
-        if not isinstance(argv, list) or not argv or not all(isinstance(a, (str, int, float)) for a in argv):
-            self.fail(key, f"expected a non-empty command, as a list or a string (got {raw!r})")
-            return None
-        return [str(a) for a in argv]
+    def key_read_only(self, read_only: bool) -> None:
+        self.spec["readOnly"] = read_only
 
-    def key_entrypoint(self, raw: Any) -> None:
-        argv = self.argv("entrypoint", raw)
-        if argv:
-            self.spec["command"] = argv
+    def key_cap_add(self, capabilities: list) -> None:
+        added = [c.upper().removeprefix("CAP_") for c in capabilities]
+        if "ALL" in added:
+            self.fail("cap_add", "not supported: every capability makes a root-equivalent container")
+        self.spec["capabilities"] = added
 
-    def key_command(self, raw: Any) -> None:
-        argv = self.argv("command", raw)
-        if argv:
-            self.spec["args"] = argv
+    def key_cap_drop(self, capabilities: list) -> None:
+        """Nothing to map: every container already starts with all capabilities dropped."""
 
-    def key_user(self, raw: Any) -> None:
-        text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
-        match = re.fullmatch(r"([0-9]+)(?::([0-9]+))?", text) if isinstance(text, str) else None
-        if not match or int(match.group(1)) == 0:
-            self.fail("user", "expected a numeric non-root uid or uid:gid, such as 10001 (the targets run no "
-                              f"container as root and Kubernetes verifies the user by number) (got {raw!r})")
+    def key_restart(self, restart: str) -> None:
+        policy = RESTARTS.get(restart.split(":")[0])
+        if policy is None:
+            self.fail("restart", f"expected no, always, unless-stopped or on-failure (got {restart!r})")
+        elif not self.is_job:
+            self.spec["restart"] = policy
+
+    def key_working_dir(self, path: str) -> None:
+        self.spec["workingDir"] = path
+
+    def key_init(self, init: bool) -> None:
+        self.spec["init"] = init
+
+    def key_tty(self, tty: bool) -> None:
+        self.spec["tty"] = tty
+
+    def key_stdin_open(self, stdin_open: bool) -> None:
+        self.spec["stdinOpen"] = stdin_open
+
+    def key_stop_signal(self, signal: str) -> None:
+        self.spec["stopSignal"] = signal if signal.startswith("SIG") else f"SIG{signal}"
+
+    def key_stop_grace_period(self, duration: str) -> None:
+        grace = seconds(duration)
+        if grace is None:
+            self.fail("stop_grace_period", f"expected a duration such as 10s or 1m30s (got {duration!r})")
         else:
-            self.spec["user"] = text if match.group(2) else int(match.group(1))
+            self.spec["stopGracePeriod"] = grace
 
-    def key_read_only(self, raw: Any) -> None:
-        if isinstance(raw, bool):
-            self.spec["readOnly"] = raw
-        else:
-            self.fail("read_only", f"expected true or false (got {raw!r})")
+    def key_labels(self, labels: Mapping[str, str]) -> None:
+        if labels:
+            self.spec.setdefault("labels", {}).update({k: str(v) for k, v in labels.items()})
 
-    def key_cap_add(self, raw: Any) -> None:
-        if isinstance(raw, list) and all(isinstance(c, str) for c in raw):
-            self.spec["capabilities"] = [c.upper().removeprefix("CAP_") for c in raw]
-        else:
-            self.fail("cap_add", f"expected a list of capability names (got {raw!r})")
+    def key_sysctls(self, sysctls: Mapping[str, Any]) -> None:
+        self.spec["sysctls"] = {k: str(v) for k, v in sysctls.items()}
 
-    def key_cap_drop(self, raw: Any) -> None:
-        if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
-            self.fail("cap_drop", f"expected a list of capability names (got {raw!r})")
-        # Nothing to map: every container already starts with all capabilities dropped.
+    def key_ulimits(self, ulimits: Mapping[str, Any]) -> None:
+        self.spec["ulimits"] = {name: limit if isinstance(limit, int) else {"soft": limit.get("soft", limit.get("single")),
+                                                                             "hard": limit.get("hard", limit.get("single"))}
+                                for name, limit in ulimits.items()}
 
-    def key_restart(self, raw: Any) -> None:
-        allowed = ("no",) if self.is_job else ("always", "unless-stopped")
-        policy = "no" if raw is False else raw  # YAML reads an unquoted `no` as false
-        if policy not in allowed:
-            what = "a job runs once and a failure fails `up`" if self.is_job else "services are always restarted"
-            self.fail("restart", f"expected {' or '.join(allowed)}: {what} (got {raw!r})")
+    def key_shm_size(self, size: Any) -> None:
+        self.spec["shmSize"] = mebibytes(size)
 
-    # -- environment ----------------------------------------------------------------------------
+    def key_tmpfs(self, paths: list) -> None:
+        self.spec.setdefault("tmpfs", []).extend(path.split(":")[0] for path in paths)
 
-    def assignments(self, key: str, raw: Any) -> dict[str, str]:
-        """`{K: v}` or `[K=v]`; a name without a value (taken from the host's environment) is refused."""
-        if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
-            raw = dict(item.split("=", 1) if "=" in item else (item, None) for item in raw)
-        if not isinstance(raw, Mapping):
-            self.fail(key, f"expected a mapping or a list of NAME=value (got {raw!r})")
-            return {}
-        values = {}
-        for name, value in raw.items():
-            if value is None:
-                self.fail(f"{key}.{name}", "expected a value: values from the environment of the machine "
-                                           "running the stack are not taken (per-environment values belong in the stack config)")
-            elif isinstance(value, (Mapping, list)):
-                self.fail(f"{key}.{name}", f"expected a string (got {value!r})")
+    def key_extra_hosts(self, hosts: Any) -> None:
+        if isinstance(hosts, list):  # host:ip or host=ip
+            pairs = [re.split(r"=|:(?=[^:]*$)", entry, maxsplit=1) for entry in hosts]
+            hosts = {}
+            for host, address in (pair for pair in pairs if len(pair) == 2):
+                hosts.setdefault(host, []).append(address)
+        mapped = {}
+        for host, addresses in hosts.items():
+            addresses = addresses if isinstance(addresses, list) else [addresses]
+            if "host-gateway" in addresses:
+                self.fail(f"extra_hosts.{host}", "not supported: host-gateway is the Docker host, which a cluster's pods "
+                                                 "do not have")
             else:
-                values[str(name)] = str(value).lower() if isinstance(value, bool) else str(value)
-        return values
+                mapped[host] = addresses
+        if mapped:
+            self.spec["extraHosts"] = mapped
 
-    def environment(self, raw: Any) -> dict[str, str]:
-        return self.assignments("environment", raw)
+    def key_container_name(self, name: str) -> None:
+        self.alias("container_name", name)
 
-    def env_files(self, raw: Any) -> dict[str, str]:
-        entries = raw if isinstance(raw, list) else [raw]
-        env: dict[str, str] = {}
-        for index, entry in enumerate(entries):
-            key = "env_file" if isinstance(raw, (str, Mapping)) else f"env_file[{index}]"
-            spec = {"path": entry} if isinstance(entry, str) else self.document.mapping(key, entry, "a path")
-            self.document.unsupported(f"{self.key}.{key}", spec, ("path", "required"))
-            if not isinstance(spec.get("path"), str):
-                self.fail(key, f"expected the path of an env file (got {entry!r})")
-                continue
-            path = self.document.project_path(spec["path"])
-            full = os.path.join(self.document.base_dir, path)
-            if not os.path.isfile(full):
-                if spec.get("required", True) is not False:
-                    self.fail(key, f"expected an existing env file (got {path})")
-                continue
-            values = dotenv.dotenv_values(full, interpolate=False)
-            env.update(self.assignments(key, _literal(dict(values), "", lambda k, m: self.fail(f"{key}.{k}", m))))
-        return env
+    def key_hostname(self, name: str) -> None:
+        self.alias("hostname", name)
 
-    # -- network --------------------------------------------------------------------------------
-
-    def add_port(self, key: str, target: int, published: Optional[int], name: Optional[str]) -> None:
-        ports = self.spec.setdefault("ports", {})
-        existing = next((n for n, p in ports.items() if p["port"] == target), None)
-        if existing is not None:
-            if published is not None:
-                self.fail(key, f"container port {target} is listed twice")
+    def alias(self, key: str, name: str) -> None:
+        """Another name of the service is one more DNS name of it on both targets."""
+        if name == self.name:
             return
-        entry = {"port": target}
+        if not _DNS_LABEL.match(name):
+            self.notice(key, f"ignored: {name!r} is not a DNS label, so no name of the service on Kubernetes")
+        elif name not in self.spec.get("aliases", []):
+            self.spec.setdefault("aliases", []).append(name)
+
+    def key_links(self, links: list) -> None:
+        names = [link.split(":")[0] for link in links]
+        self.spec["links"] = [dns_name(name) for name in names]
+        aliases = {dns_name(name): alias for name, _, alias in (link.partition(":") for link in links) if alias}
+        if aliases:
+            self.spec["linkAliases"] = aliases
+
+    def key_depends_on(self, depends_on: Mapping[str, Mapping[str, Any]]) -> None:
+        self.spec["dependsOn"] = {dns_name(target): CONDITIONS[dependency.get("condition", "service_started")]
+                                  for target, dependency in depends_on.items()}
+
+    def key_network_mode(self, mode: str) -> None:
+        if mode not in ("bridge", "default"):
+            self.fail("network_mode", f"not supported: {mode} (the host's, another container's or no network) does "
+                                      "not exist for a pod; services join the app's networks")
+
+    def key_networks(self, networks: Mapping[str, Any]) -> None:
+        for network, options in networks.items():
+            for address in ("ipv4_address", "ipv6_address", "link_local_ips"):
+                if (options or {}).get(address):
+                    self.fail(f"networks.{network}.{address}", "not supported: static IPs; pods get theirs from "
+                                                               "the cluster (reach services by name)")
+            for alias in (options or {}).get("aliases") or []:
+                self.alias(f"networks.{network}.aliases", alias)
+        if self.has_networks and list(networks) != ["default"]:
+            self.spec["networks"] = [dns_name(n) for n in networks]
+
+    def key_env_file(self, files: list) -> None:
+        """The loader merged env files into `environment` already."""
+
+    # -- ports ----------------------------------------------------------------------------------
+
+    def add_port(self, key: str, target: int, protocol: str, published: Optional[int], name: Optional[str] = None) -> None:
+        ports = self.spec.setdefault("ports", {})
+        existing = next((n for n, p in ports.items() if (p["port"], p.get("protocol", "tcp")) == (target, protocol)), None)
+        if existing is not None:
+            if published is not None and ports[existing].get("publish") not in (None, published):
+                self.notice(key, f"container port {target}/{protocol} is published once, on {ports[existing]['publish']}")
+            elif published is not None:
+                ports[existing]["publish"] = published
+            return
+        entry: dict[str, Any] = {"port": target}
         if published is not None:
             entry["publish"] = published
-        ports[name or f"p{target}"] = entry
+        if protocol != "tcp":
+            entry["protocol"] = protocol
+        ports[name or f"{'p' if protocol == 'tcp' else 'u'}{target}"] = entry
 
-    def port_number(self, key: str, raw: Any, what: str) -> Optional[int]:
-        text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
-        if isinstance(text, str) and re.fullmatch(r"[0-9]+-[0-9]+", text):
-            self.fail(key, f"expected one {what} port, not a range (got {raw!r})")
-        elif isinstance(text, str) and text.isdigit() and 1 <= int(text) <= 65535:
-            return int(text)
-        else:
-            self.fail(key, f"expected a {what} port from 1 to 65535 (got {raw!r})")
-        return None
-
-    def key_ports(self, raw: Any) -> None:
-        self.spec.setdefault("ports", {})
-        for key, entry in self.entries("ports", raw):
-            if isinstance(entry, Mapping):
-                entry = _without_extensions(entry)
-                self.document.unsupported(f"{self.key}.{key}", entry, ("target", "published", "host_ip", "protocol", "name"))
-                host_ip, published, target = entry.get("host_ip"), entry.get("published"), entry.get("target")
-                protocol, name = entry.get("protocol", "tcp"), entry.get("name")
-            else:
-                match = _PORT.match(str(entry)) if isinstance(entry, (str, int)) and not isinstance(entry, bool) else None
-                if not match:
-                    self.fail(key, f"expected [host_ip:]published:target[/tcp] (got {entry!r})")
-                    continue
-                host_ip, published, target = match.group("ip"), match.group("published") or None, match.group("target")
-                protocol, name = match.group("protocol") or "tcp", None
-            if protocol != "tcp":
-                self.fail(key, f"expected a tcp port (got {protocol!r})")
-            if host_ip not in (None, "127.0.0.1", "localhost"):
-                self.fail(key, f"expected no host_ip or 127.0.0.1: published ports listen on the loopback host (got {host_ip!r})")
-            if published is None:
-                self.fail(key, f"expected a host port (published:target): a random host port cannot be "
-                               f"addressed; use expose for a port that is not published (got {entry!r})")
+    def key_ports(self, ports: list) -> None:
+        for index, port in enumerate(ports):
+            key = f"ports[{index}]"
+            host_ip, protocol = port.get("host_ip"), port.get("protocol", "tcp")
+            if protocol not in ("tcp", "udp"):
+                self.fail(key, f"expected tcp or udp (got {protocol!r})")
                 continue
-            target_port = self.port_number(key, target, "container")
-            published_port = self.port_number(key, published, "published")
-            if target_port and published_port:
-                self.add_port(key, target_port, published_port, name)
+            if host_ip in _ANY_ADDRESS:
+                self.notice(f"{key}.host_ip", f"{host_ip}: published on 127.0.0.1 only, like every port of the stack")
+            elif host_ip not in _LOOPBACK:
+                self.fail(f"{key}.host_ip", f"expected no host_ip or 127.0.0.1: ports are published on the loopback "
+                                            f"host (got {host_ip!r})")
+                continue
+            published = str(port.get("published") or "0")
+            if "-" in published:  # a range of candidate host ports: the first free one, Docker says
+                self.notice(f"{key}.published", f"the host port range {published} becomes its first port")
+                published = published.split("-")[0]
+            name = port.get("name") if _DNS_LABEL.match(port.get("name") or "") else None
+            self.add_port(key, int(port["target"]), protocol, int(published), name)
 
-    def key_expose(self, raw: Any) -> None:
-        for key, entry in self.entries("expose", raw):
-            port, _, protocol = str(entry).partition("/")
-            if protocol not in ("", "tcp"):
-                self.fail(key, f"expected a tcp port (got {entry!r})")
-            number = self.port_number(key, port, "container")
-            if number:
-                self.add_port(key, number, None, None)
+    def key_expose(self, exposed: list) -> None:
+        for index, entry in enumerate(exposed):
+            number, _, protocol = str(entry).partition("/")
+            first, _, last = number.partition("-")
+            for port in range(int(first), int(last or first) + 1):
+                self.add_port(f"expose[{index}]", port, protocol or "tcp", None)
 
-    def key_links(self, raw: Any) -> None:
-        if not isinstance(raw, list) or not all(isinstance(link, str) for link in raw):
-            self.fail("links", f"expected a list of service names (got {raw!r})")
-            return
-        for link in raw:
-            if ":" in link:
-                self.fail("links", f"expected a service name without an alias: services are reached by name (got {link!r})")
-        self.spec["links"] = [link for link in raw if ":" not in link]
-
-    def key_depends_on(self, raw: Any) -> None:
-        if isinstance(raw, list) and all(isinstance(name, str) for name in raw):
-            self.spec["dependsOn"] = {name: "started" for name in raw}
-            return
-        entries = self.document.mapping(f"{self.key}.depends_on", raw, "a list or a mapping of service names")
-        depends_on = {}
-        for target, spec in entries.items():
-            key = f"depends_on.{target}"
-            spec = self.document.mapping(f"{self.key}.{key}", spec)
-            self.document.unsupported(f"{self.key}.{key}", spec, ("condition", "required"))
-            if spec.get("required", True) is not True:
-                self.fail(f"{key}.required", "expected true: every dependency is deployed with the stack")
-            condition = spec.get("condition", "service_started")
-            if not isinstance(condition, str) or condition not in CONDITIONS:
-                self.fail(f"{key}.condition", "expected one of " + ", ".join(CONDITIONS) + f" (got {condition!r})")
-            else:
-                depends_on[target] = CONDITIONS[condition]
-        self.spec["dependsOn"] = depends_on
+    def ports_from_image(self) -> None:
+        """Compose users rarely declare `expose` for internal services: the image says it (EXPOSE)."""
+        build = self.spec.get("build")
+        found = exposed_ports(self.project.base_dir, build, self.spec.get("image"), self.project.inspect)
+        for port, protocol in found:
+            self.add_port("(image)", port, protocol, None)
+        if found:
+            self.notice("ports", "from the image's EXPOSE: " + ", ".join(f"{p}/{proto}" for p, proto in found))
 
     # -- health and resources -------------------------------------------------------------------
 
-    def key_healthcheck(self, raw: Any) -> None:
-        check = self.document.mapping(f"{self.key}.healthcheck", raw)
-        self.document.unsupported(f"{self.key}.healthcheck", check,
-                                  ("test", "interval", "timeout", "retries", "start_period", "disable"))
-        test = check.get("test")
-        if check.get("disable") is True or test in (["NONE"], "NONE"):
-            return
-        if isinstance(test, str):
-            test = ["CMD-SHELL", test]
-        if not (isinstance(test, list) and len(test) > 1 and test[0] in ("CMD", "CMD-SHELL")
-                and all(isinstance(arg, str) for arg in test)):
-            self.fail("healthcheck.test", f"expected [CMD, ...], [CMD-SHELL, command] or a command string (got {test!r})")
+    def key_healthcheck(self, check: Mapping[str, Any]) -> None:
+        test = check.get("test") or []
+        if check.get("disable") or not test or test[0] == "NONE":
             return
         health: dict[str, Any] = {"command": test[1:] if test[0] == "CMD" else ["sh", "-c", " ".join(test[1:])]}
         for compose_key, spec_key in (("interval", "interval"), ("timeout", "timeout"), ("start_period", "startPeriod")):
-            if compose_key in check:
-                seconds = _seconds(check[compose_key])
-                if seconds is None:
-                    self.fail(f"healthcheck.{compose_key}", f"expected a duration such as 10s or 1m30s (got {check[compose_key]!r})")
-                else:
-                    health[spec_key] = seconds
-        if "retries" in check:
-            retries = check["retries"]
-            if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 1:
-                health["retries"] = retries
-            else:
-                self.fail("healthcheck.retries", f"expected a positive integer (got {retries!r})")
+            if check.get(compose_key):
+                health[spec_key] = seconds(check[compose_key])
+        if check.get("retries"):
+            health["retries"] = check["retries"]
         self.spec["health"] = health
 
-    def key_deploy(self, raw: Any) -> None:
-        deploy = self.document.mapping(f"{self.key}.deploy", raw)
-        self.document.unsupported(f"{self.key}.deploy", deploy, ("replicas", "resources", "mode"))
-        if deploy.get("mode", "replicated") != "replicated":
-            self.fail("deploy.mode", f"expected replicated (got {deploy['mode']!r})")
-        if "replicas" in deploy:
-            replicas = deploy["replicas"]
-            if self.is_job:
-                self.fail("deploy.replicas", f"{self.name} runs as a job (a service waits for it with service_completed_successfully), which runs once")
-            elif isinstance(replicas, int) and not isinstance(replicas, bool):
-                self.spec["replicas"] = replicas
+    def key_deploy(self, deploy: Mapping[str, Any]) -> None:
+        if deploy.get("mode") not in (None, "replicated"):
+            self.notice("deploy.mode", f"{deploy['mode']}: runs as a replicated service")
+        if deploy.get("replicas") is not None:
+            self.spec["replicas"] = deploy["replicas"]
+        policy = (deploy.get("restart_policy") or {}).get("condition")
+        if policy and not self.is_job:
+            self.spec["restart"] = {"none": "no", "any": "always"}.get(policy, policy)
+        self.key_labels(deploy.get("labels") or {})
+        for key in ("placement", "update_config", "rollback_config", "endpoint_mode"):
+            if deploy.get(key):
+                self.notice(f"deploy.{key}", "ignored: the targets place and roll workloads themselves")
+
+    def resources(self) -> None:
+        """deploy.resources, or the older mem_limit and cpus; scale is the older deploy.replicas."""
+        resources = (self.compose.get("deploy") or {}).get("resources") or {}
+        limits, reservations = resources.get("limits") or {}, resources.get("reservations") or {}
+        cpus, memory = limits.get("cpus") or self.compose.get("cpus"), limits.get("memory") or self.compose.get("mem_limit")
+        if cpus:
+            self.spec["cpu"] = float(cpus)
+        if reservations.get("cpus"):
+            self.spec["cpuRequest"] = float(reservations["cpus"])
+        if memory:
+            self.spec["memory"] = mebibytes(memory)
+        if self.compose.get("scale") is not None and "replicas" not in self.spec:
+            self.spec["replicas"] = self.compose["scale"]
+        self.key_labels(self.compose.get("annotations") or {})
+        for var, value in (self.compose.get("environment") or {}).items():
+            if value is None:
+                self.notice(f"environment.{var}", "not set: neither the .env beside the file nor the stack's "
+                                                  "composeEnv gives it a value")
             else:
-                self.fail("deploy.replicas", f"expected an integer (got {replicas!r})")
-        resources = self.document.mapping(f"{self.key}.deploy.resources", deploy.get("resources"))
-        self.document.unsupported(f"{self.key}.deploy.resources", resources, ("limits", "reservations"))
-        limits = self.document.mapping(f"{self.key}.deploy.resources.limits", resources.get("limits"))
-        self.document.unsupported(f"{self.key}.deploy.resources.limits", limits, ("cpus", "memory"))
-        reservations = self.document.mapping(f"{self.key}.deploy.resources.reservations", resources.get("reservations"))
-        self.document.unsupported(f"{self.key}.deploy.resources.reservations", reservations, ("cpus",))
-        for section, values, spec_key in (("limits", limits, "cpu"), ("reservations", reservations, "cpuRequest")):
-            if "cpus" in values:
-                try:
-                    self.spec[spec_key] = float(values["cpus"])
-                except (TypeError, ValueError):
-                    self.fail(f"deploy.resources.{section}.cpus", f"expected a number of CPUs such as 0.5 (got {values['cpus']!r})")
-        if "memory" in limits:
-            memory = _mebibytes(limits["memory"])
-            if memory is None:
-                self.fail("deploy.resources.limits.memory", f"expected a size such as 256m or 1g (got {limits['memory']!r})")
-            else:
-                self.spec["memory"] = memory
+                self.spec.setdefault("env", {})[var] = value
 
     # -- storage and files ----------------------------------------------------------------------
 
-    def key_volumes(self, raw: Any) -> None:
-        for key, entry in self.entries("volumes", raw):
-            if isinstance(entry, str):
-                source, _, rest = entry.partition(":") if ":" in entry else ("", "", entry)
-                target, _, mode = rest.partition(":")
-                kind = "bind" if source.startswith((".", "/", "~")) else "volume"
-                read_only = mode == "ro"
-                if mode not in ("", "rw", "ro"):
-                    self.fail(key, f"expected no mode, rw or ro (got {mode!r})")
-            elif isinstance(entry, Mapping):
-                entry = _without_extensions(entry)
-                self.document.unsupported(f"{self.key}.{key}", entry, ("type", "source", "target", "read_only"))
-                kind, source, target = entry.get("type"), entry.get("source") or "", entry.get("target")
-                read_only = entry.get("read_only", False)
-            else:
-                self.fail(key, f"expected source:target or a mapping (got {entry!r})")
-                continue
+    def key_volumes(self, mounts: list) -> None:
+        live_reload: list[str] = []
+        anonymous: list[tuple[str, str]] = []
+        for index, mount in enumerate(mounts):
+            key, kind, target = f"volumes[{index}]", mount.get("type"), mount.get("target", "")
             if kind == "bind":
-                self.fail(key, f"expected a named volume: a bind mount of a host path ({source}) does not exist "
-                               "on a cluster; use a named volume, or configs for files")
-            elif kind != "volume":
-                self.fail(key, f"expected type volume (got {kind!r})")
-            elif not source:
-                self.fail(key, "expected a named volume (name:/path): an anonymous volume's data would be lost on update")
-            elif source not in self.volumes:
-                self.fail(key, f"expected a volume declared in the top-level volumes (got {source!r})")
-            elif read_only:
-                self.fail(key, "expected a writable volume: a service's named volume holds its state")
-            elif not isinstance(target, str) or not target.startswith("/"):
-                self.fail(key, f"expected an absolute path in the container (got {target!r})")
-            elif self.volume_name is not None:
-                self.fail(key, f"expected one named volume per service (already {self.volume_name})")
+                if self.bind(key, mount):
+                    live_reload.append(target)
+            elif kind == "volume" and mount.get("source"):
+                self.named_volume(key, mount)
+            elif kind == "volume":
+                anonymous.append((key, target))
+            elif kind == "tmpfs":
+                self.spec.setdefault("tmpfs", []).append(target)
             else:
-                self.volume_name = source
-                self.spec["volume"] = {"path": target}
+                self.fail(key, f"expected a bind mount, a volume or a tmpfs (got type {kind!r})")
+        for key, target in anonymous:
+            if any(target.startswith(path.rstrip("/") + "/") for path in live_reload):
+                self.notice(key, f"ignored: {target} only kept the image's files from the live-reload mount, which "
+                                 "is not deployed")
+            else:
+                self.spec.setdefault("ephemeral", []).append(target)
 
-    def file_references(self, kind: str, raw: Any, default_target: Callable[[str], str]) -> dict[str, str]:
+    def named_volume(self, key: str, mount: Mapping[str, Any]) -> None:
+        source = mount["source"]
+        definition = (self.project.project.get("volumes") or {}).get(source) or {}
+        if definition.get("external"):
+            self.fail(key, f"not supported: the external volume {source} lives outside the stack; let the stack "
+                           "make it (drop external)")
+            return
+        self.named_volumes.append(source)
+        self.add_volume(dns_name(source), mount["target"], bool(mount.get("read_only")))
+
+    def add_volume(self, name: str, path: str, read_only: bool) -> None:
+        """The service's first volume is `data`, the name the first release gave a Compose service's
+        one volume: its Docker volume and PVC keep their names across the upgrade."""
+        volumes = self.spec.setdefault("volumes", {})
+        volumes["data" if not volumes else name] = {"path": path, **({"readOnly": True} if read_only else {})}
+
+    def bind(self, key: str, mount: Mapping[str, Any]) -> bool:
+        """A bind mount of a project path: a file or a directory of small text files become read-only
+        files, the build context (a live-reload mount) is left to the image, a data directory becomes
+        a named volume. True for a live-reload mount. Host paths stay refused."""
+        source, target = mount.get("source", ""), mount.get("target", "")
+        resolved = os.path.realpath(source)
+        if os.path.commonpath([self.project.base_dir, resolved]) != self.project.base_dir:
+            why = "the Docker socket hands the container the engine" if source.endswith("docker.sock") else \
+                "a host path does not exist on a cluster's nodes"
+            self.fail(key, f"not supported: a bind mount of {source} ({why}); mount project files, or use a "
+                           "named volume for data")
+            return False
+        relative = os.path.relpath(resolved, self.project.base_dir)
+        context = (self.compose.get("build") or {}).get("context")
+        if context and os.path.commonpath([os.path.realpath(context), resolved]) == os.path.realpath(context):
+            self.notice(key, f"ignored: {relative} is the service's build context (a live-reload mount); the image "
+                             "has its files")
+            return True
+        files = self.small_text_files(resolved)
+        if files is not None:
+            self.spec.setdefault("files", {}).update(
+                {os.path.join(target, name): os.path.join(relative, name) for name in files} if os.path.isdir(resolved)
+                else {target: relative})
+            if not mount.get("read_only"):
+                self.notice(key, f"{relative} is mounted read-only, as files (a change rolls the service)")
+            return False
+        self.notice(key, f"{relative} is a data directory: a named volume (a PVC on Kubernetes), created empty")
+        self.add_volume(dns_name(f"{self.name}-{os.path.basename(relative)}"), target, bool(mount.get("read_only")))
+        return False
+
+    @staticmethod
+    def small_text_files(path: str) -> Optional[list[str]]:
+        """The names of the files to mount for a file ([""]) or a directory of at most 64 small UTF-8
+        files; None for a missing path, an empty directory or one that holds data."""
+        if os.path.isfile(path):
+            names = [""]
+        elif os.path.isdir(path):
+            names = [os.path.relpath(os.path.join(root, f), path) for root, _, found in os.walk(path) for f in found]
+            if not names or len(names) > _DIRECTORY_FILES:
+                return None
+        else:
+            return None
+        total = 0
+        for name in names:
+            file = os.path.join(path, name) if name else path
+            total += os.path.getsize(file)
+            try:
+                with open(file, encoding="utf-8") as handle:
+                    handle.read()
+            except (OSError, UnicodeDecodeError):
+                return None
+        return sorted(names) if total <= _FILE_LIMIT else None
+
+    def file_references(self, kind: str, references: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         """Service-level `secrets:`/`configs:`: {path in the container: top-level name}."""
         definitions = self.secrets if kind == "secrets" else self.configs
         mounts = {}
-        for key, entry in self.entries(kind, raw):
-            reference = {"source": entry} if isinstance(entry, str) else self.document.mapping(f"{self.key}.{key}", entry, "a name or a mapping")
-            self.document.unsupported(f"{self.key}.{key}", reference, ("source", "target"))
-            source = reference.get("source")
-            if not isinstance(source, str) or source not in definitions:
-                self.fail(key, f"expected one of the top-level {kind}: " + ", ".join(sorted(definitions)) + f" (got {source!r})")
-                continue
-            target = str(reference.get("target") or default_target(source))
-            target = target if target.startswith("/") else default_target(target)
+        for index, reference in enumerate(references):
+            key, source = f"{kind}[{index}]", reference.get("source")
+            if source not in definitions:
+                continue  # reported with the top-level definition
+            target = reference.get("target") or (f"/run/secrets/{source}" if kind == "secrets" else f"/{source}")
+            target = target if target.startswith("/") else f"/run/secrets/{target}"
             if kind == "secrets" and os.path.dirname(target) != "/run/secrets":
-                self.fail(f"{key}.target", f"expected a file name directly in /run/secrets, where both targets mount secrets (got {target!r})")
+                self.fail(f"{key}.target", "expected a file name directly in /run/secrets, where both targets mount "
+                                           f"secrets (got {target!r})")
                 continue
             mounts[target] = source
         return mounts
 
-    def key_secrets(self, raw: Any) -> None:
-        mounts = self.file_references("secrets", raw, lambda name: f"/run/secrets/{name}")
+    def key_secrets(self, references: list) -> None:
+        mounts = self.file_references("secrets", references)
         if mounts:
             self.spec["secretFiles"] = mounts
 
-    def key_configs(self, raw: Any) -> None:
-        mounts = self.file_references("configs", raw, lambda name: f"/{name}")
+    def key_configs(self, references: list) -> None:
+        mounts = self.file_references("configs", references)
         if mounts:
-            self.spec["files"] = {path: self.configs[name]["file"] for path, name in mounts.items()}
+            self.spec.setdefault("files", {}).update({path: self.configs[name]["file"] for path, name in mounts.items()})

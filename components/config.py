@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Optional
 import pulumi
 import yaml
 
+from .errors import ConfigError
 from .spec import (
     ANY_HOST_PORT, DEFAULT_USER, MAIN_PORT, AppSpec, BuildSpec, DockerSettings, FileSpec, HealthSpec, ImageSources,
     JobSpec, KubernetesSettings, NetworkSpec, PortSpec, Registry, SecretFileSpec, ServiceSpec, VolumeSpec, WorkloadSpec,
@@ -42,7 +43,8 @@ CAPABILITIES = (
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
 _PORT_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,13}[a-z0-9])?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Kubernetes' rule (Docker takes any name without `=`): `discovery.type` is a common one.
+_ENV_NAME = re.compile(r"^[-._A-Za-z][-._A-Za-z0-9]*$")
 _CONFIG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 _ABSOLUTE_PATH = re.compile(r"^/[^\0]*$")
 _QUANTITY = re.compile(r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$")
@@ -61,16 +63,6 @@ _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 _FILE_LIMIT = 512 * 1024  # a ConfigMap holds at most 1 MiB; config files are far smaller
 
 
-class ConfigError(pulumi.RunError, ValueError):
-    """Raised for invalid configuration; lists each problem as `key: what is expected`.
-
-    A RunError, so Pulumi reports the message alone, without a traceback."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("invalid stack configuration:\n  - " + "\n  - ".join(problems))
-
-
 @dataclass(frozen=True)
 class StackConfig:
     project: str
@@ -83,6 +75,8 @@ class StackConfig:
     secrets: Mapping[str, pulumi.Input[str]]
     """Secret config key -> its value (a secret Output), for every key a workload uses."""
     ready_timeout: int = 60
+    notices: tuple[str, ...] = ()
+    """What a Compose file's mapping approximated or ignored: `pulumi up` shows them as warnings."""
 
     @property
     def name_prefix(self) -> str:
@@ -232,8 +226,9 @@ def parse_stack_config(
     dbPassword ...`), which services reference by name.
     """
     r = _Reader()
+    notices: tuple[str, ...] = ()
     if "compose" in values:
-        values, is_secret = _with_compose(r, values, is_secret, base_dir)
+        values, is_secret, notices = _with_compose(r, values, is_secret, base_dir)
     for key in values:
         if key not in STACK_KEYS and not is_secret(key):
             r.problems.append(
@@ -281,29 +276,33 @@ def parse_stack_config(
         project=project, stack=stack, target=target, app=app,
         images=ImageSources(repository=repository, push=push, registry=registry, pinned=pinned, images_from=images_from),
         docker=DockerSettings(host=docker_host, port_offset=port_offset), kubernetes=kubernetes,
-        secrets=secrets, ready_timeout=ready_timeout,
+        secrets=secrets, ready_timeout=ready_timeout, notices=notices,
     )
 
 
 def _with_compose(r: _Reader, values: Mapping[str, Any], is_secret: Callable[[str], bool], base_dir: str):
-    """`compose` provides `services` and `jobs`, and the content of its secret files as the values
-    of the secrets the stack does not set itself (secret like those)."""
-    from .compose import load_compose  # here, not at the top: compose.py raises this module's ConfigError
+    """`compose` provides `services`, `jobs` and `networks`, and the content of its secret files as the
+    values of the secrets the stack does not set itself (secret like those). `composeEnv` and
+    `composeProfiles` are the variables and profiles the file is loaded with."""
+    from .compose import load_compose  # here, not at the top: a stack without Compose does not load it
 
-    for key in ("services", "jobs"):
+    for key in ("services", "jobs", "networks"):
         if key in values:
             r.fail(key, "no value when `compose` gives the app (set one or the other)")
     path = r.text("compose", values["compose"], expected="the path of a Compose file, relative to the project")
-    if path is None:
-        return values, is_secret
+    environment = _read_env(r, "composeEnv", values.get("composeEnv", {}))
+    profiles = _read_names(r, "composeProfiles", _decode_json(values.get("composeProfiles", [])))
+    if path is None or r.problems:
+        return values, is_secret, ()
     try:
-        app = load_compose(path, base_dir, given_secrets={key for key in values if is_secret(key)})
+        app = load_compose(path, base_dir, given_secrets={key for key in values if is_secret(key)},
+                           environment=environment, profiles=profiles)
     except ConfigError as error:
         r.problems.extend(error.problems)
-        return {**values, "services": {}}, is_secret
+        return {**values, "services": {}}, is_secret, ()
     from_file = {key: value for key, value in app.secrets.items() if key not in values}
-    return ({**values, "services": app.services, "jobs": app.jobs, **from_file},
-            lambda key: key in from_file or is_secret(key))
+    return ({**values, "services": app.services, "jobs": app.jobs, "networks": app.networks, **from_file},
+            lambda key: key in from_file or is_secret(key), app.notices)
 
 
 def _key(workload: WorkloadSpec) -> str:
@@ -779,7 +778,7 @@ def _read_env(r: _Reader, key: str, raw: Any, names: re.Pattern = _ENV_NAME) -> 
     env = r.mapping(key, raw)
     for name, value in env.items():
         if not isinstance(name, str) or not names.match(name):
-            expected = "environment variable names (letters, digits, _)" if names is _ENV_NAME else "valid names"
+            expected = "environment variable names (letters, digits, _ . -)" if names is _ENV_NAME else "valid names"
             r.fail(f"{key}", expected, name)
         elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
             r.fail(f"{key}.{name}", "a string value", value)
@@ -848,14 +847,16 @@ def _read_kubernetes(r: _Reader, raw: Any, project: str, stack: str, target: Opt
 
 
 def _check_docker_target(r: _Reader, app: AppSpec, port_offset: int) -> None:
-    host_ports: dict[int, str] = {}
+    host_ports: dict[tuple[int, str], str] = {}
     for service in app.services:
         if service.replicas > 1:
             r.fail(f"services.{service.name}.replicas", "1 on the docker target (one container per service; scale on kubernetes)", service.replicas)
         for port in service.published:
-            host_port = port.publish + port_offset
+            if port.publish == ANY_HOST_PORT:
+                continue  # the engine picks a free one
+            host_port = (port.publish + port_offset, port.protocol)
             where = f"services.{service.name}.publish" if port.name == MAIN_PORT else f"services.{service.name}.ports.{port.name}.publish"
-            if host_port > 65535:
+            if host_port[0] > 65535:
                 r.fail("portOffset", f"an offset that keeps {where} within 65535", port_offset)
             elif host_port in host_ports:
                 r.fail(where, f"a host port not already published by {host_ports[host_port]}", port.publish)

@@ -154,7 +154,7 @@ MALFORMED = [
     ("env-not-object", _set("services.web.env", ["MODE=x"]), "services.web.env"),
     ("secret-env-unset", _set("services.web.secretEnv", {"DB_PASSWORD": "dbPassword"}), "dbPassword"),
     ("secret-env-bad-key-name", _set("services.web.secretEnv", {"DB_PASSWORD": "db password"}), "services.web.secretEnv.DB_PASSWORD"),
-    ("secret-env-bad-var-name", _all(_secret(), _set("services.web.secretEnv", {"DB-PASSWORD": "dbPassword"})), "services.web.secretEnv"),
+    ("secret-env-bad-var-name", _all(_secret(), _set("services.web.secretEnv", {"DB PASSWORD": "dbPassword"})), "services.web.secretEnv"),
     ("secret-env-not-an-object", _set("services.web.secretEnv", ["dbPassword"]), "services.web.secretEnv"),
     ("secret-value-empty", _all(_secret(value=""), _set("services.web.secretEnv", {"DB_PASSWORD": "dbPassword"})), "dbPassword"),
     ("secret-file-unset", _set("services.web.secretFiles", {"/run/secrets/db": "dbPassword"}), "dbPassword"),
