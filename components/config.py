@@ -195,7 +195,7 @@ def is_image_reference(value: str) -> bool:
 STACK_KEYS = (
     "target", "services", "jobs", "networks", "imageRepository", "push", "registryServer", "registryUsername",
     "registryPassword", "images", "imagesFrom", "replicas", "portOffset", "dockerHost",
-    "kubernetes", "buildArgs", "readyTimeout", "compose", "composeEnv", "composeProfiles",
+    "kubernetes", "buildArgs", "baseImages", "readyTimeout", "compose", "composeEnv", "composeProfiles",
 )
 WORKLOAD_KEYS = (
     "build", "image", "command", "args", "env", "secretEnv", "secretFiles", "files", "links", "dependsOn",
@@ -253,6 +253,11 @@ def parse_stack_config(
     push = r.boolean("push", values.get("push", False))
     registry = _read_registry(r, values, push, is_secret, repository or "")
     pinned = _read_pinned_images(r, values.get("images", {}), app)
+    base_images = r.mapping("baseImages", values.get("baseImages", {}))
+    for name, stand_in in base_images.items():
+        if not is_image_reference(str(name)) or not isinstance(stand_in, str) or not is_image_reference(stand_in):
+            r.fail(f"baseImages.{name}", "an image name of a FROM line to a local image reference, such as "
+                   "python:3.12-slim: cloudservice/base:bookworm", stand_in)
     images_from = None
     if "imagesFrom" in values:
         images_from = r.text("imagesFrom", values["imagesFrom"], _STACK_NAME, "a stack name such as organization/cloudservice/dev")
@@ -274,7 +279,8 @@ def parse_stack_config(
         raise ConfigError(r.problems)
     return StackConfig(
         project=project, stack=stack, target=target, app=app,
-        images=ImageSources(repository=repository, push=push, registry=registry, pinned=pinned, images_from=images_from),
+        images=ImageSources(repository=repository, push=push, registry=registry, pinned=pinned, images_from=images_from,
+                            base_images=dict(base_images)),
         docker=DockerSettings(host=docker_host, port_offset=port_offset), kubernetes=kubernetes,
         secrets=secrets, ready_timeout=ready_timeout, notices=notices,
     )

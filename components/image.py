@@ -13,7 +13,7 @@ import io
 import os
 import weakref
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_docker as docker
@@ -47,9 +47,9 @@ def content_tag(build: BuildSpec, base_image_ids: Optional[Mapping[str, Optional
     """A tag that changes exactly when what `docker build` would see changes.
 
     Hashes every file the build would send (.dockerignore applied with Docker's own rules, as the
-    Docker SDK implements them), its mode, the Dockerfile name, target and build arguments, and the
-    ID of each base image found in the engine (`base_image_ids`, name to ID or None when it is not
-    there and the build will pull it), so a base image rebuilt under the same name changes the tag.
+    Docker SDK implements them), its mode, the Dockerfile name, target, build arguments and platform,
+    and the ID of each base image found in the engine (`base_image_ids`, name to ID or None when it is
+    not there and the build will pull it), so a base image rebuilt under the same name changes the tag.
     """
     digest = hashlib.sha256()
     for base in base_images(build):
@@ -63,6 +63,8 @@ def content_tag(build: BuildSpec, base_image_ids: Optional[Mapping[str, Optional
         with open(path, "rb") as source:
             digest.update(hashlib.sha256(source.read()).digest())
     digest.update(f"{build.dockerfile}\0{build.target}\0{sorted(build.args.items())}".encode())
+    if build.platform:  # only when set: the tags of builds for the engine's own platform stay as they were
+        digest.update(f"\0{build.platform}".encode())
     return "c-" + digest.hexdigest()[:16]
 
 
@@ -105,6 +107,10 @@ class ContainerImageArgs:
     pull: bool = True
     """Keep a copy in the local engine (the docker target runs containers from it)."""
     labels: Mapping[str, str] = field(default_factory=dict)
+    stand_ins: Mapping[str, str] = field(default_factory=dict)
+    """Base image name -> the local image the engine has under that name (see StandIn)."""
+    after: Sequence[pulumi.Resource] = ()
+    """What must exist before the build: the stand-ins' tags."""
 
 
 class ContainerImage(pulumi.ComponentResource):
@@ -137,7 +143,8 @@ class ContainerImage(pulumi.ComponentResource):
         else:
             # Asked of the engine that builds (the provider's), in preview and update alike.
             in_engine = pulumi.InvokeOptions(parent=self)
-            base_ids = {base: local_image_id(base, in_engine) for base in base_images(args.build)}
+            # A stand-in is tagged under the base's name by this same run: its own ID is the base's.
+            base_ids = {base: local_image_id(args.stand_ins.get(base, base), in_engine) for base in base_images(args.build)}
             tagged = f"{args.repository}:{content_tag(args.build, base_ids)}"
             local = docker.RemoteImage(
                 name,
@@ -149,11 +156,12 @@ class ContainerImage(pulumi.ComponentResource):
                     dockerfile=args.build.dockerfile,
                     target=args.build.target,
                     build_args=dict(args.build.args),
+                    platform=args.build.platform,
                     labels=dict(args.labels),
                 ),
                 # Built images stay in the engine's cache after destroy, like `docker build` leaves them.
                 keep_locally=True,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
             )
             self.reference = local.name
             if args.push:
@@ -182,3 +190,20 @@ class ContainerImage(pulumi.ComponentResource):
             "reference": self.reference, "digest": self.digest,
             "registry_ref": self.registry_ref, "deploy_ref": self.deploy_ref,
         })
+
+
+class StandIn(pulumi.ComponentResource):
+    """A local image tagged under the name a Dockerfile builds FROM (`docker tag cloudservice/base:bookworm
+    python:3.12-slim`), so the Dockerfile builds unchanged on an engine that cannot pull. Re-tagged when
+    the local image changes."""
+
+    def __init__(self, name: str, base: str, local: str, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("cloudservice:index:StandIn", name, None, opts)
+        local_id = local_image_id(local, pulumi.InvokeOptions(parent=self))
+        if local_id is None:
+            raise pulumi.RunError(f"baseImages.{base}: the engine has no image {local} to stand in for it "
+                                  "(build it first, e.g. `make platform`)")
+        self.tag = docker.Tag(name, source_image=local, target_image=base, tag_triggers=[local_id],
+                              opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({})
+

@@ -233,6 +233,9 @@ class ImageSources:
     registry: Optional[Registry] = None
     pinned: Mapping[str, str] = field(default_factory=dict)
     images_from: Optional[str] = None
+    base_images: Mapping[str, str] = field(default_factory=dict)
+    """Stand-ins for the images Dockerfiles build FROM: public name -> a local image tagged under that
+    name in the building engine, so a Dockerfile builds unchanged where nothing can be pulled."""
 
 
 @dataclass(frozen=True)

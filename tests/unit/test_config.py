@@ -211,6 +211,7 @@ MALFORMED = [
     ("stop-signal-unknown", _set("services.web.stopSignal", "quit"), "services.web.stopSignal"),
     ("stop-grace-period-negative", _set("services.web.stopGracePeriod", -1), "services.web.stopGracePeriod"),
     ("build-platform", _set("services.web.build", {"context": "app/web", "platform": "amd64"}), "services.web.build.platform"),
+    ("base-images-bad-stand-in", _set("baseImages", {"python:3.12-slim": "Not A Reference"}), "baseImages.python:3.12-slim"),
     # user, readOnly, capabilities
     ("user-root", _set("services.web.user", 0), "services.web.user"),
     ("user-root-uid-gid", _set("services.web.user", "0:0"), "services.web.user"),

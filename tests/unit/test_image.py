@@ -11,7 +11,7 @@ import pulumi
 import pytest
 
 from components.spec import BuildSpec
-from components.image import ContainerImage, ContainerImageArgs, base_images, content_tag
+from components.image import ContainerImage, ContainerImageArgs, StandIn, base_images, content_tag
 from harness import (
     DOCKER_PROVIDER, GET_REMOTE_IMAGE, REGISTRY_IMAGE, REMOTE_IMAGE, ROOT, fake_digest, image_id, install_mocks,
     registry_digest, resolve, run,
@@ -104,6 +104,7 @@ def test_dockerignored_files_do_not_count_but_the_dockerfile_always_does(context
 
 @pytest.mark.parametrize("spec", [
     {"args": {"BASE_IMAGE": "cloudservice/base:bookworm"}}, {"target": "runtime"}, {"dockerfile": "Dockerfile.alt"},
+    {"platform": "linux/arm64"},
 ])
 def test_build_settings_are_part_of_the_tag(context, spec):
     (context / "Dockerfile.alt").write_text("FROM scratch\n")
@@ -209,6 +210,33 @@ def test_the_tag_covers_the_base_image_in_the_engine(mocks, context):
     assert names["unchanged"] == names["first"]
     assert names["rebuilt-base"] != names["first"]
     assert mocks.get(REGISTRY_IMAGE, "rebuilt-base").inputs["name"] == names["rebuilt-base"]
+
+
+def test_a_stand_in_is_tagged_under_the_base_name_before_the_build(mocks, context):
+    """`FROM python:3.12-slim` builds unchanged offline: the local base is tagged under that name first,
+    and the tag covers the stand-in's ID from the first run on (no rebuild once the tag exists)."""
+    (context / "Dockerfile").write_text("FROM python:3.12-slim\nCOPY . /\n")
+    build = BuildSpec(context=str(context))
+    mocks.local_images = {"cloudservice/base:bookworm": fake_digest("base-1")}
+
+    def program():
+        stand_in = StandIn("py", "python:3.12-slim", "cloudservice/base:bookworm")
+        return ContainerImage("web", ContainerImageArgs(
+            repository=REPOSITORY, build=build, stand_ins={"python:3.12-slim": "cloudservice/base:bookworm"},
+            after=[stand_in.tag]))
+
+    run(program)
+    tag_resource = mocks.get("docker:index/tag:Tag", "py")
+    assert tag_resource.inputs == {"sourceImage": "cloudservice/base:bookworm", "targetImage": "python:3.12-slim",
+                                   "tagTriggers": [fake_digest("base-1")]}, "re-tagged when the local base changes"
+    local = mocks.get(REMOTE_IMAGE, "web")
+    assert tag_resource.urn in local.dependencies
+    assert local.inputs["name"] == f"{REPOSITORY}:{content_tag(build, {'python:3.12-slim': fake_digest('base-1')})}"
+
+
+def test_a_stand_in_the_engine_lacks_fails_naming_the_setting(mocks):
+    with pytest.raises(Exception, match="baseImages.python:3.12-slim: the engine has no image cloudservice/base"):
+        run(lambda: StandIn("py", "python:3.12-slim", "cloudservice/base:bookworm"))
 
 
 def test_build_without_push_stays_local(mocks, context):
@@ -322,3 +350,9 @@ def test_pushes_of_different_references_or_runs_do_not_wait(mocks, context):
                  ContainerImage("api", ContainerImageArgs(repository=REPOSITORY + "-api", build=build, push=True))])
     assert all(not [urn for urn in pushed.dependencies if "RegistryImage" in urn]
                for pushed in mocks.of_type(REGISTRY_IMAGE))
+
+
+def test_build_platform_reaches_the_build(mocks, context):
+    build = BuildSpec(context=str(context), platform="linux/arm64")
+    run(lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=build)))
+    assert mocks.get(REMOTE_IMAGE, "web").inputs["build"]["platform"] == "linux/arm64"
