@@ -308,7 +308,8 @@ class _ProjectMapper:
                      or mapped[user].get("dependsOn", {}).get(dns_name(name)) != "completed"]
             if name not in jobs and users and "ports" not in spec:
                 self.notice(f"services.{name}", "no ports (none in the file or its image): reachable by nobody on "
-                                                f"Kubernetes, though {', '.join(users)} depend on it")
+                                                f"Kubernetes, though {', '.join(users)} depend on it; declare them "
+                                                "with `expose:`")
 
 
 class _ServiceMapper:
@@ -697,6 +698,10 @@ class _ServiceMapper:
             self.notice(key, f"ignored: {relative} is the service's build context (a live-reload mount); the image "
                              "has its files")
             return True
+        if os.path.isfile(resolved) and os.path.getsize(resolved) > _FILE_LIMIT:
+            self.fail(key, f"expected a project file of at most {_FILE_LIMIT // 1024} KiB to mount as a file (got "
+                           f"{os.path.getsize(resolved) // 1024} KiB: {relative}); build it into the image")
+            return False
         files = self.small_text_files(resolved)
         if files is not None:
             self.spec.setdefault("files", {}).update(

@@ -43,6 +43,7 @@ def project(tmp_path):
     (app / "conf.d").mkdir()
     (app / "conf.d" / "a.conf").write_text("a\n")
     (app / "conf.d" / "b.conf").write_text("b\n")
+    (app / "big.log").write_text("x" * (600 * 1024))
     (app / "blobs").mkdir()
     (app / "blobs" / "index.bin").write_bytes(b"\x00\xff\x00")
     return tmp_path
@@ -401,6 +402,7 @@ REFUSED = [
     ("build-git-url", _service(build="https://example.com/app.git"), "services.web.build.context", "repository"),
     ("dockerfile-inline", _service(build={"context": ".", "dockerfile_inline": "FROM scratch"}),
      "services.web.build.dockerfile_inline", "context directory"),
+    ("file-too-large", _service(volumes=["./big.log:/var/log/big.log"]), "services.web.volumes[0]", "at most 512 KiB"),
     ("job-with-a-volume", {"services": {"web": {"image": "x", "depends_on": {
         "init": {"condition": "service_completed_successfully"}}}, "init": {"image": "x", "volumes": ["data:/d"]}},
                            "volumes": {"data": None}}, "services.init.volumes", "keeps no volume"),
