@@ -1,6 +1,6 @@
 """The app spec and the stack's settings as frozen, typed values.
 
-`components/config.py` builds them from raw stack config (and reports every problem at once);
+`components/config/` builds them from raw stack config (and reports every problem at once);
 the components take the few of them they need. One `WorkloadSpec` drives both targets: Docker
 and Kubernetes read the same fields and differ only where the platforms do.
 """
@@ -85,6 +85,8 @@ class FileSpec:
     source: str
     """Absolute path of the file in the project."""
     content: str
+    executable: bool = False
+    """Mounted executable (a script a health check runs), as the project's file is."""
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ build_pulumi_watch() {
   install -m 0755 "$output" "$BIN_DIR/pulumi-watch"
 }
 
-# compose-loader (toolchain/compose-loader) loads a Compose project for components/compose.py with
+# compose-loader (toolchain/compose-loader) loads a Compose project for components/config/compose.py with
 # compose-go, as `docker compose config` does. Cached by version and by a hash of its sources (edits
 # rebuild it), built from the committed go.sum alone, installed beside the CLI so programs find it.
 build_compose_loader() {

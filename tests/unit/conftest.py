@@ -14,7 +14,7 @@ from harness import install_mocks
 # finalizes what the Pulumi programs left behind in the middle of it.
 
 # Property tests run few examples by default, so the suite stays fast; HYPOTHESIS_PROFILE=thorough
-# runs many more (e.g. before changing components/config.py).
+# runs many more (e.g. before changing components/config/).
 hypothesis.settings.register_profile("unit", max_examples=50, deadline=None)
 hypothesis.settings.register_profile("thorough", max_examples=2000, deadline=None)
 hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "unit"))

@@ -1,4 +1,4 @@
-"""components/compose.py through Compose's own loader (the real `compose-loader`, compose-go): what
+"""components/config/compose.py through Compose's own loader (the real `compose-loader`, compose-go): what
 Compose users write maps onto the app spec, approximations come with notices, what cannot exist on a
 cluster is refused naming the service, key and why; arbitrary input never crashes it."""
 
@@ -15,9 +15,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.compose import ComposeApp, compose_to_spec, dns_name, load_compose, mebibytes, seconds
-from components.config import ConfigError, JobSpec, load_stack_config, parse_stack_config
-from components.spec import ANY_HOST_PORT
+from components.config import ConfigError, load_stack_config, parse_stack_config
+from components.config.compose import ComposeApp, compose_to_spec, dns_name, load_compose, mebibytes, seconds
+from components.spec import ANY_HOST_PORT, JobSpec
 from harness import PROJECT, REGISTRY, ROOT, as_pulumi_config, is_secret, resolve, run, stack_values
 
 SOURCE = "app/compose.yaml"

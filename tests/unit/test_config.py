@@ -1,4 +1,4 @@
-"""components/config.py: every malformed stack config fails with a ConfigError naming the key; valid
+"""components/config/ (stack.py, workloads.py): every malformed stack config fails with a ConfigError naming the key; valid
 config becomes the typed model of components/spec.py; the project's own Pulumi.yaml and
 Pulumi.<stack>.yaml files parse; arbitrary input never crashes it."""
 

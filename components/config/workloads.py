@@ -1,34 +1,27 @@
-"""The stack's configuration: raw config values parsed and validated in one place.
-
-`parse_stack_config` turns raw config values (as Pulumi hands them to the program: strings, or
-JSON for structured keys) into the typed model of `components/spec.py`, or raises `ConfigError`
-naming every bad key and what was expected. It runs before any resource is declared, so bad input
-never creates anything. `load_stack_config` feeds it the current stack's config.
-"""
+"""`services`, `jobs` and `networks` of the stack config read into the app spec (components/spec.py),
+with the references between workloads checked and the workloads ordered dependencies first."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-import pulumi
-import yaml
-
-from .errors import ConfigError
-from .spec import (
-    ANY_HOST_PORT, DEFAULT_USER, MAIN_PORT, AppSpec, BuildSpec, DockerSettings, FileSpec, HealthSpec, ImageSources,
-    JobSpec, KubernetesSettings, NetworkSpec, PortSpec, Registry, SecretFileSpec, ServiceSpec, VolumeSpec, WorkloadSpec,
+from ..spec import (
+    ANY_HOST_PORT, DEFAULT_USER, MAIN_PORT, AppSpec, BuildSpec, FileSpec, HealthSpec, JobSpec, NetworkSpec, PortSpec,
+    SecretFileSpec, ServiceSpec, VolumeSpec, WorkloadSpec,
 )
-from .workload import SECRETS_DIR
+from ..workload import SECRETS_DIR
+from .errors import (
+    ABSOLUTE_PATH, CONFIG_KEY, DNS_LABEL, QUANTITY, Reader, as_int, is_image_reference, read_argv, read_env, read_names,
+)
 
-TARGETS = ("docker", "kubernetes")
-SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 CONDITIONS = ("started", "healthy", "completed")
+
 RESTART_POLICIES = ("always", "unless-stopped", "on-failure", "no")
+
 PROTOCOLS = ("tcp", "udp")
+
 DEFAULT_NETWORK = "default"
 """The network a workload joins when it names none (Compose's name for it)."""
 # Linux capabilities a service may add back (after dropping all), as Docker and Kubernetes name them.
@@ -41,302 +34,44 @@ CAPABILITIES = (
     "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
 )
 
-_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
 _PORT_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,13}[a-z0-9])?$")
-# Kubernetes' rule (Docker takes any name without `=`): `discovery.type` is a common one.
-_ENV_NAME = re.compile(r"^[-._A-Za-z][-._A-Za-z0-9]*$")
-_CONFIG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
-_ABSOLUTE_PATH = re.compile(r"^/[^\0]*$")
-_QUANTITY = re.compile(r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$")
-# registry[:port]/path, as in `docker tag`: lowercase path components, optional :tag or @digest.
-_REPOSITORY = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]{1,5})?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
-)
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
+
 _SIGNAL = re.compile(r"^SIG[A-Z0-9+-]+$")
+
 _SYSCTL = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_-]+)+$")
+
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
+
 _IP = re.compile(r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]+:[0-9A-Fa-f:.]*)$")
+
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+
 _FILE_LIMIT = 512 * 1024  # a ConfigMap holds at most 1 MiB; config files are far smaller
 
-
-@dataclass(frozen=True)
-class StackConfig:
-    project: str
-    stack: str
-    target: str
-    app: AppSpec
-    images: ImageSources
-    docker: DockerSettings
-    kubernetes: KubernetesSettings
-    secrets: Mapping[str, pulumi.Input[str]]
-    """Secret config key -> its value (a secret Output), for every key a workload uses."""
-    ready_timeout: int = 60
-    notices: tuple[str, ...] = ()
-    """What a Compose file's mapping approximated or ignored: `pulumi up` shows them as warnings."""
-
-    @property
-    def name_prefix(self) -> str:
-        """Prefix of every engine/cluster object, so stacks side by side never clash."""
-        return f"{self.project}-{self.stack}"
-
-    @property
-    def target_settings(self) -> DockerSettings | KubernetesSettings:
-        return self.docker if self.target == "docker" else self.kubernetes
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return {
-            "app.kubernetes.io/part-of": self.project,
-            "app.kubernetes.io/managed-by": "pulumi",
-            "cloudservice.dev/stack": self.stack,
-        }
-
-
-class _Reader:
-    """Collects every problem instead of stopping at the first, so one run shows them all."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def fail(self, key: str, expected: str, value: Any = None) -> None:
-        got = "" if value is None else f" (got {value!r})"
-        self.problems.append(f"{key}: expected {expected}{got}")
-
-    def unknown(self, key: str, known: tuple[str, ...]) -> None:
-        self.problems.append(f"{key}: unknown key; known keys are " + ", ".join(known))
-
-    def integer(self, key: str, value: Any, low: int, high: int) -> Optional[int]:
-        number = _as_int(value)
-        if number is None or not low <= number <= high:
-            self.fail(key, f"an integer from {low} to {high}", value)
-            return None
-        return number
-
-    def number(self, key: str, value: Any, low: float, high: float) -> Optional[float]:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            self.fail(key, f"a number from {low} to {high}", value)
-            return None
-        try:
-            number = float(value)
-        except (ValueError, OverflowError):  # float(10**400) overflows
-            number = None
-        if number is None or not low <= number <= high:
-            self.fail(key, f"a number from {low} to {high}", value)
-            return None
-        return number
-
-    def boolean(self, key: str, value: Any) -> Optional[bool]:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        self.fail(key, "true or false", value)
-        return None
-
-    def choice(self, key: str, value: Any, choices: tuple[str, ...]) -> Optional[str]:
-        if value not in choices:
-            self.fail(key, "one of " + ", ".join(choices), value)
-            return None
-        return value
-
-    def text(self, key: str, value: Any, pattern: Optional[re.Pattern] = None, expected: str = "") -> Optional[str]:
-        if not isinstance(value, str) or not value or (pattern and not pattern.match(value)):
-            self.fail(key, expected or "a non-empty string", value)
-            return None
-        return value
-
-    def mapping(self, key: str, value: Any) -> Mapping[str, Any]:
-        value = _decode_json(value)
-        if not isinstance(value, Mapping):
-            self.fail(key, "an object (key: value pairs)", value)
-            return {}
-        return value
-
-    def unknown_keys(self, prefix: str, given: Mapping[str, Any], known: tuple[str, ...]) -> None:
-        for key in given:
-            if key not in known:
-                self.unknown(f"{prefix}{key}", known)
-
-
-def _as_int(value: Any) -> Optional[int]:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,9}", value.strip()):
-        return int(value)
-    return None
-
-
-def _decode_json(value: Any) -> Any:
-    """Structured config reaches the program as JSON text; plain YAML values come decoded."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def is_image_reference(value: str) -> bool:
-    """True for `repository[:tag]` or `repository@sha256:<64 hex>`, as `docker pull` accepts."""
-    name, _, digest = value.partition("@")
-    if digest:
-        return bool(_DIGEST.match(digest)) and bool(_REPOSITORY.match(name))
-    last_slash = name.rfind("/")
-    repo, colon, tag = name.rpartition(":") if name.rfind(":") > last_slash else (name, "", "")
-    return bool(_REPOSITORY.match(repo)) and (not colon or bool(_TAG.match(tag)))
-
-
-STACK_KEYS = (
-    "target", "services", "jobs", "networks", "imageRepository", "push", "registryServer", "registryUsername",
-    "registryPassword", "images", "imagesFrom", "replicas", "portOffset", "dockerHost",
-    "kubernetes", "buildArgs", "baseImages", "readyTimeout", "compose", "composeEnv", "composeProfiles",
-)
 WORKLOAD_KEYS = (
     "build", "image", "command", "args", "env", "secretEnv", "secretFiles", "files", "links", "dependsOn",
     "user", "readOnly", "capabilities", "cpu", "cpuRequest", "memory", "labels", "networks", "workingDir", "tty",
     "stdinOpen", "init", "extraHosts", "sysctls", "ulimits", "shmSize", "tmpfs", "ephemeral", "stopSignal",
     "stopGracePeriod",
 )
+
 SERVICE_KEYS = WORKLOAD_KEYS + (
     "port", "publish", "ports", "replicas", "volume", "volumes", "health", "aliases", "restart",
 )
+
 JOB_KEYS = WORKLOAD_KEYS + ("timeout",)
+
 HEALTH_KEYS = ("http", "port", "command", "interval", "timeout", "retries", "startPeriod")
-KUBERNETES_KEYS = ("namespace", "serviceType", "kubeconfig", "context", "storageClass", "nodeHost")
 
 
-def parse_stack_config(
-    values: Mapping[str, Any],
-    *,
-    project: str,
-    stack: str,
-    is_secret: Callable[[str], bool] = lambda key: True,
-    base_dir: str = ".",
-) -> StackConfig:
-    """Validates raw config `values` (keys without the project prefix) into a StackConfig.
-
-    `is_secret(key)` tells whether a value was stored encrypted; `base_dir` resolves build contexts
-    and files. Keys other than the known ones are the user's secrets (`pulumi config set --secret
-    dbPassword ...`), which services reference by name.
-    """
-    r = _Reader()
-    notices: tuple[str, ...] = ()
-    if "compose" in values:
-        values, is_secret, notices = _with_compose(r, values, is_secret, base_dir)
-    for key in values:
-        if key not in STACK_KEYS and not is_secret(key):
-            r.problems.append(
-                f"{key}: unknown key; known keys are {', '.join(STACK_KEYS)}, or a secret set with "
-                f"`pulumi config set --secret {key}` for services' secretEnv/secretFiles"
-            )
-
-    target = r.choice("target", values.get("target", "docker"), TARGETS)
-    replicas_override = None
-    if "replicas" in values:
-        replicas_override = r.integer("replicas", values["replicas"], 0, 100)
-    build_args = _read_env(r, "buildArgs", values.get("buildArgs", {}))
-    reader = _WorkloadReader(r, base_dir, build_args, replicas_override)
-    app = reader.app(values.get("services"), values.get("jobs", {}), values.get("networks", {}))
-    secrets = _read_secrets(r, values, is_secret, app)
-    ready_timeout = r.integer("readyTimeout", values.get("readyTimeout", 60), 5, 3600)
-
-    repository = r.text(
-        "imageRepository", values.get("imageRepository", f"{project}"), _REPOSITORY,
-        "a repository prefix such as localhost:5000/team or docker.io/user",
-    )
-    push = r.boolean("push", values.get("push", False))
-    registry = _read_registry(r, values, push, is_secret, repository or "")
-    pinned = _read_pinned_images(r, values.get("images", {}), app)
-    base_images = r.mapping("baseImages", values.get("baseImages", {}))
-    for name, stand_in in base_images.items():
-        if not is_image_reference(str(name)) or not isinstance(stand_in, str) or not is_image_reference(stand_in):
-            r.fail(f"baseImages.{name}", "an image name of a FROM line to a local image reference, such as "
-                   "python:3.12-slim: cloudservice/base:bookworm", stand_in)
-    images_from = None
-    if "imagesFrom" in values:
-        images_from = r.text("imagesFrom", values["imagesFrom"], _STACK_NAME, "a stack name such as organization/cloudservice/dev")
-    port_offset = r.integer("portOffset", values.get("portOffset", 0), 0, 65534)
-    docker_host = values.get("dockerHost")
-    if docker_host is not None:
-        r.text("dockerHost", docker_host, re.compile(r"^(unix|tcp|ssh)://.+"), "a Docker host URL such as unix:///var/run/docker.sock")
-    kubernetes = _read_kubernetes(r, values.get("kubernetes", {}), project, stack, target)
-
-    if target == "docker":
-        _check_docker_target(r, app, port_offset or 0)
-    elif not push and not images_from:
-        for workload in app.workloads:
-            if workload.build is not None and workload.name not in pinned:
-                r.fail("push", f"true on the kubernetes target: the cluster pulls {_key(workload)} from a "
-                       "registry (or pin it in images, or set imagesFrom)", push)
-
-    if r.problems:
-        raise ConfigError(r.problems)
-    return StackConfig(
-        project=project, stack=stack, target=target, app=app,
-        images=ImageSources(repository=repository, push=push, registry=registry, pinned=pinned, images_from=images_from,
-                            base_images=dict(base_images)),
-        docker=DockerSettings(host=docker_host, port_offset=port_offset), kubernetes=kubernetes,
-        secrets=secrets, ready_timeout=ready_timeout, notices=notices,
-    )
-
-
-def _with_compose(r: _Reader, values: Mapping[str, Any], is_secret: Callable[[str], bool], base_dir: str):
-    """`compose` provides `services`, `jobs` and `networks`, and the content of its secret files as the
-    values of the secrets the stack does not set itself (secret like those). `composeEnv` and
-    `composeProfiles` are the variables and profiles the file is loaded with."""
-    from .compose import load_compose  # here, not at the top: a stack without Compose does not load it
-
-    for key in ("services", "jobs", "networks"):
-        if key in values:
-            r.fail(key, "no value when `compose` gives the app (set one or the other)")
-    path = r.text("compose", values["compose"], expected="the path of a Compose file, relative to the project")
-    environment = _read_env(r, "composeEnv", values.get("composeEnv", {}))
-    profiles = _read_names(r, "composeProfiles", _decode_json(values.get("composeProfiles", [])))
-    if path is None or r.problems:
-        return values, is_secret, ()
-    try:
-        app = load_compose(path, base_dir, given_secrets={key for key in values if is_secret(key)},
-                           environment=environment, profiles=profiles)
-    except ConfigError as error:
-        r.problems.extend(error.problems)
-        return {**values, "services": {}}, is_secret, ()
-    from_file = {key: value for key, value in app.secrets.items() if key not in values}
-    return ({**values, "services": app.services, "jobs": app.jobs, "networks": app.networks, **from_file},
-            lambda key: key in from_file or is_secret(key), app.notices)
-
-
-def _key(workload: WorkloadSpec) -> str:
+def workload_key(workload: WorkloadSpec) -> str:
     return f"{'jobs' if isinstance(workload, JobSpec) else 'services'}.{workload.name}"
 
 
-def _read_secrets(r: _Reader, values: Mapping[str, Any], is_secret: Callable[[str], bool], app: AppSpec) -> dict:
-    """Every secret the workloads reference must be set, and set as a secret."""
-    secrets = {}
-    for workload in app.workloads:
-        uses = [(f"secretEnv.{var}", key) for var, key in workload.secret_env.items()]
-        uses += [(f"secretFiles.{f.path}", f.key) for f in workload.secret_files]
-        for where, key in uses:
-            if key in secrets:
-                continue
-            if key not in values:
-                r.fail(key, f"a value (used by {_key(workload)}.{where}): `pulumi config set --secret {key}`")
-            elif not is_secret(key):
-                r.fail(key, f"a secret value: set it with `pulumi config set --secret {key}`")
-            elif r.text(key, values[key]) is not None:
-                secrets[key] = pulumi.Output.secret(values[key])
-    return secrets
-
-
-class _WorkloadReader:
+class WorkloadReader:
     """Reads `services` and `jobs` into the spec, checking the references between them."""
 
-    def __init__(self, r: _Reader, base_dir: str, build_args: Mapping[str, str], replicas_override: Optional[int]):
+    def __init__(self, r: Reader, base_dir: str, build_args: Mapping[str, str], replicas_override: Optional[int]):
         self.r, self.base_dir, self.build_args, self.replicas_override = r, base_dir, build_args, replicas_override
         # Names of workloads with problems of their own: references to them are not problems too.
         self.declared: set[str] = set()
@@ -354,19 +89,19 @@ class _WorkloadReader:
         by_name: dict[str, WorkloadSpec] = {}
         for workload in (*services, *jobs):
             if workload.name in by_name:
-                r.fail(_key(workload), f"a name not already used by {_key(by_name[workload.name])}")
+                r.fail(workload_key(workload), f"a name not already used by {workload_key(by_name[workload.name])}")
             by_name[workload.name] = workload
         for workload in by_name.values():
             self._check_references(workload, by_name)
         self._check_aliases(services, by_name)
-        return AppSpec(workloads=tuple(_dependencies_first(r, list(by_name.values()))), networks=networks)
+        return AppSpec(workloads=tuple(dependencies_first(r, list(by_name.values()))), networks=networks)
 
     def _networks(self, raw: Any) -> tuple[NetworkSpec, ...]:
         """`networks: {front: {}, shared: {external: proxy-net}}`: the networks workloads may join."""
         networks = []
         for name, spec in self.r.mapping("networks", raw).items():
             key = f"networks.{name}"
-            if self.r.text(f"{key} (name)", name, _DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
+            if self.r.text(f"{key} (name)", name, DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
                 continue
             spec = self.r.mapping(key, spec if spec is not None else {})
             self.r.unknown_keys(f"{key}.", spec, ("external",))
@@ -389,7 +124,7 @@ class _WorkloadReader:
         result = []
         for name, spec in self.r.mapping(section, raw).items():
             key = f"{section}.{name}"
-            if self.r.text(f"{key} (name)", name, _DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
+            if self.r.text(f"{key} (name)", name, DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
                 continue
             self.declared.add(name)
             before = len(self.r.problems)
@@ -411,8 +146,8 @@ class _WorkloadReader:
         if self.replicas_override is not None and not stateful:
             replicas = self.replicas_override
         health = self._health(f"{key}.health", spec.get("health"), ports)
-        aliases = [alias for alias in _read_names(r, f"{key}.aliases", spec.get("aliases", []))
-                   if r.text(f"{key}.aliases", alias, _DNS_LABEL, "lowercase DNS labels (a-z, 0-9, '-'; at most 32)")]
+        aliases = [alias for alias in read_names(r, f"{key}.aliases", spec.get("aliases", []))
+                   if r.text(f"{key}.aliases", alias, DNS_LABEL, "lowercase DNS labels (a-z, 0-9, '-'; at most 32)")]
         restart = r.choice(f"{key}.restart", spec.get("restart", "unless-stopped"), RESTART_POLICIES)
         if common is None or None in (ports, volumes, replicas, restart):
             return None
@@ -455,16 +190,16 @@ class _WorkloadReader:
             image = r.text(f"{key}.image", spec["image"], expected="an image reference such as redis:7 or repo@sha256:<digest>")
             if image and not is_image_reference(image):
                 r.fail(f"{key}.image", "an image reference such as redis:7 or repo@sha256:<digest>", image)
-        command = _read_argv(r, f"{key}.command", spec.get("command"))
-        args = _read_argv(r, f"{key}.args", spec.get("args"))
-        env = _read_env(r, f"{key}.env", spec.get("env", {}))
-        secret_env = _read_env(r, f"{key}.secretEnv", spec.get("secretEnv", {}))
+        command = read_argv(r, f"{key}.command", spec.get("command"))
+        args = read_argv(r, f"{key}.args", spec.get("args"))
+        env = read_env(r, f"{key}.env", spec.get("env", {}))
+        secret_env = read_env(r, f"{key}.secretEnv", spec.get("secretEnv", {}))
         for var, secret_key in secret_env.items():
-            r.text(f"{key}.secretEnv.{var}", secret_key, _CONFIG_KEY, "the name of a secret config key such as dbPassword")
+            r.text(f"{key}.secretEnv.{var}", secret_key, CONFIG_KEY, "the name of a secret config key such as dbPassword")
         secret_files = [
             SecretFileSpec(path=path, key=secret_key)
             for path, secret_key in self._paths(f"{key}.secretFiles", spec.get("secretFiles", {})).items()
-            if r.text(f"{key}.secretFiles.{path}", secret_key, _CONFIG_KEY, "the name of a secret config key such as dbPassword")
+            if r.text(f"{key}.secretFiles.{path}", secret_key, CONFIG_KEY, "the name of a secret config key such as dbPassword")
         ]
         for file in secret_files:
             if os.path.dirname(file.path) != SECRETS_DIR or file.path == f"{SECRETS_DIR}/":
@@ -475,11 +210,11 @@ class _WorkloadReader:
         ]
         for path in {f.path for f in files} & {f.path for f in secret_files}:
             r.fail(f"{key}.secretFiles.{path}", "a path not also used by files", path)
-        links = _read_names(r, f"{key}.links", spec.get("links", []))
+        links = read_names(r, f"{key}.links", spec.get("links", []))
         depends_on = self._depends_on(f"{key}.dependsOn", spec.get("dependsOn", {}))
         user = _read_user(r, f"{key}.user", spec.get("user", DEFAULT_USER))
         read_only = r.boolean(f"{key}.readOnly", spec.get("readOnly", True))
-        capabilities = _read_names(r, f"{key}.capabilities", spec.get("capabilities", []))
+        capabilities = read_names(r, f"{key}.capabilities", spec.get("capabilities", []))
         for capability in capabilities:
             if capability not in CAPABILITIES:
                 r.fail(f"{key}.capabilities", "Linux capability names such as NET_BIND_SERVICE (without CAP_)", capability)
@@ -502,14 +237,14 @@ class _WorkloadReader:
         """What `docker run` flags say about the process and its surroundings, beyond the image and the
         hardening: labels, networks, working dir, terminal, init, hosts, kernel settings, scratch space, stop."""
         r = self.r
-        labels = _read_env(r, f"{key}.labels", spec.get("labels", {}), names=re.compile(r"^[^\s=]+$"))
-        networks = _read_names(r, f"{key}.networks", spec.get("networks", []))
+        labels = read_env(r, f"{key}.labels", spec.get("labels", {}), names=re.compile(r"^[^\s=]+$"))
+        networks = read_names(r, f"{key}.networks", spec.get("networks", []))
         for network in networks:
             if network not in self.network_names:
                 r.fail(f"{key}.networks", "names of the stack's networks: " + ", ".join(sorted(self.network_names)), network)
         working_dir = spec.get("workingDir")
         if working_dir is not None:
-            r.text(f"{key}.workingDir", working_dir, _ABSOLUTE_PATH, "an absolute path in the container")
+            r.text(f"{key}.workingDir", working_dir, ABSOLUTE_PATH, "an absolute path in the container")
         flags = {flag: r.boolean(f"{key}.{name}", spec.get(name, False))
                  for flag, name in (("tty", "tty"), ("stdin_open", "stdinOpen"), ("init", "init"))}
         extra_hosts = {}
@@ -519,11 +254,11 @@ class _WorkloadReader:
                 r.fail(f"{key}.extraHosts.{host}", "a host name to an IP address (or a list of them)", addresses)
             else:
                 extra_hosts[host] = tuple(addresses)
-        sysctls = _read_env(r, f"{key}.sysctls", spec.get("sysctls", {}), names=_SYSCTL)
+        sysctls = read_env(r, f"{key}.sysctls", spec.get("sysctls", {}), names=_SYSCTL)
         ulimits = {}
         for name, limit in r.mapping(f"{key}.ulimits", spec.get("ulimits", {})).items():
             limit = {"soft": limit, "hard": limit} if not isinstance(limit, Mapping) else limit
-            soft, hard = _as_int(limit.get("soft")), _as_int(limit.get("hard"))
+            soft, hard = as_int(limit.get("soft")), as_int(limit.get("hard"))
             if not re.match(r"^[a-z]+$", str(name)) or soft is None or hard is None or not 0 <= soft <= hard:
                 r.fail(f"{key}.ulimits.{name}", "a limit such as nofile: 65536 or nofile: {soft: 1024, hard: 65536}", limit)
             else:
@@ -543,9 +278,9 @@ class _WorkloadReader:
         )
 
     def _absolute_paths(self, key: str, raw: Any) -> list[str]:
-        paths = _read_names(self.r, key, raw)
+        paths = read_names(self.r, key, raw)
         for path in paths:
-            self.r.text(key, path, _ABSOLUTE_PATH, "absolute paths in the container")
+            self.r.text(key, path, ABSOLUTE_PATH, "absolute paths in the container")
         return paths
 
     def _ports(self, key: str, spec: Mapping[str, Any]) -> Optional[tuple[PortSpec, ...]]:
@@ -602,7 +337,7 @@ class _WorkloadReader:
                        "the name of one of the service's ports (an HTTP check needs a port)", port_name)
             port = by_name.get(port_name)
         else:
-            command = _read_argv(r, f"{key}.command", command)
+            command = read_argv(r, f"{key}.command", command)
         timings = {
             name: r.integer(f"{key}.{name}", spec.get(name, default), low, 3600)
             for name, default, low in (("interval", 2, 1), ("timeout", 3, 1), ("retries", 3, 1), ("startPeriod", 2, 0))
@@ -624,11 +359,11 @@ class _WorkloadReader:
         volumes = []
         for name, volume in raw.items():
             where = f"{key}.volume" if "volume" in spec else f"{key}.volumes.{name}"
-            self.r.text(f"{where} (name)", name, _DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)")
+            self.r.text(f"{where} (name)", name, DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)")
             volume = self.r.mapping(where, volume)
             self.r.unknown_keys(f"{where}.", volume, ("path", "size", "readOnly"))
-            path = self.r.text(f"{where}.path", volume.get("path"), _ABSOLUTE_PATH, "an absolute path in the container")
-            size = self.r.text(f"{where}.size", volume.get("size", "1Gi"), _QUANTITY, "a size such as 512Mi or 1Gi")
+            path = self.r.text(f"{where}.path", volume.get("path"), ABSOLUTE_PATH, "an absolute path in the container")
+            size = self.r.text(f"{where}.size", volume.get("size", "1Gi"), QUANTITY, "a size such as 512Mi or 1Gi")
             read_only = self.r.boolean(f"{where}.readOnly", volume.get("readOnly", False))
             volumes.append(VolumeSpec(path=path, size=size, name=name, read_only=bool(read_only)))
         return tuple(volumes) if len(self.r.problems) == before else None
@@ -637,8 +372,8 @@ class _WorkloadReader:
         """An object whose keys are absolute container paths."""
         entries = self.r.mapping(key, raw)
         for path in entries:
-            self.r.text(f"{key} (path)", path, _ABSOLUTE_PATH, "absolute paths in the container as keys")
-        return {path: value for path, value in entries.items() if _ABSOLUTE_PATH.match(str(path))}
+            self.r.text(f"{key} (path)", path, ABSOLUTE_PATH, "absolute paths in the container as keys")
+        return {path: value for path, value in entries.items() if ABSOLUTE_PATH.match(str(path))}
 
     def _file(self, key: str, path: str, source: Any) -> Optional[FileSpec]:
         """A text file inside the project, read now: its content is what gets mounted."""
@@ -655,7 +390,8 @@ class _WorkloadReader:
             return None
         try:
             with open(resolved, encoding="utf-8") as handle:
-                return FileSpec(path=path, source=resolved, content=handle.read())
+                return FileSpec(path=path, source=resolved, content=handle.read(),
+                                executable=bool(os.stat(resolved).st_mode & 0o111))
         except UnicodeDecodeError:
             self.r.fail(key, "a UTF-8 text file", source)
             return None
@@ -663,14 +399,14 @@ class _WorkloadReader:
     def _depends_on(self, key: str, raw: Any) -> dict[str, str]:
         """A list of names (started), or names to a condition."""
         if isinstance(raw, list):
-            raw = {name: "started" for name in _read_names(self.r, key, raw)}
+            raw = {name: "started" for name in read_names(self.r, key, raw)}
         conditions = self.r.mapping(key, raw)
         for name, condition in conditions.items():
             self.r.choice(f"{key}.{name}", condition, CONDITIONS)
         return {name: condition for name, condition in conditions.items() if condition in CONDITIONS}
 
     def _check_references(self, workload: WorkloadSpec, by_name: Mapping[str, WorkloadSpec]) -> None:
-        r, key = self.r, _key(workload)
+        r, key = self.r, workload_key(workload)
         services = sorted(n for n, w in by_name.items() if isinstance(w, ServiceSpec) and n != workload.name)
         for link in workload.links:
             target = by_name.get(link)
@@ -694,7 +430,7 @@ class _WorkloadReader:
                 r.fail(f"{key}.dependsOn.{name}", f"started, or a health check on services.{name}", condition)
 
 
-def _dependencies_first(r: _Reader, workloads: list[WorkloadSpec]) -> list[WorkloadSpec]:
+def dependencies_first(r: Reader, workloads: list[WorkloadSpec]) -> list[WorkloadSpec]:
     """Orders workloads so that each comes after what it links to or depends on; rejects cycles."""
     by_name = {w.name: w for w in workloads}
     ordered: list[WorkloadSpec] = []
@@ -710,7 +446,7 @@ def _dependencies_first(r: _Reader, workloads: list[WorkloadSpec]) -> list[Workl
         for key, names in (("links", workload.links), ("dependsOn", workload.depends_on)):
             for name in names:
                 if name in by_name:
-                    visit(by_name[name], f"{_key(workload)}.{key}")
+                    visit(by_name[name], f"{workload_key(workload)}.{key}")
         visiting.discard(workload.name)
         if workload not in ordered:
             ordered.append(workload)
@@ -720,38 +456,19 @@ def _dependencies_first(r: _Reader, workloads: list[WorkloadSpec]) -> list[Workl
     return ordered
 
 
-def _read_argv(r: _Reader, key: str, raw: Any) -> Optional[tuple[str, ...]]:
-    """A command line as a list of strings (a string is split on spaces, as Compose does)."""
-    if raw is None:
-        return None
-    if isinstance(raw, str) and raw.strip():
-        return tuple(raw.split())
-    if isinstance(raw, list) and raw and all(isinstance(arg, str) for arg in raw):
-        return tuple(raw)
-    r.fail(key, "a command as a list of strings such as [python3, -m, worker]", raw)
-    return None
-
-
-def _read_names(r: _Reader, key: str, raw: Any) -> list[str]:
-    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
-        r.fail(key, "a list of names", raw)
-        return []
-    return list(raw)
-
-
-def _read_user(r: _Reader, key: str, raw: Any) -> Optional[tuple[int, int]]:
+def _read_user(r: Reader, key: str, raw: Any) -> Optional[tuple[int, int]]:
     """A non-root uid, `uid:gid`, or `image` to keep the image's own user (a hardening opt-out)."""
     if raw == "image":
         return None
     uid, _, gid = str(raw).partition(":") if isinstance(raw, str) else (raw, "", raw)
-    uid, gid = _as_int(uid), _as_int(gid if gid != "" else uid)
+    uid, gid = as_int(uid), as_int(gid if gid != "" else uid)
     if uid is None or gid is None or not 1 <= uid < 2**31 or not 0 <= gid < 2**31:
         r.fail(key, "a non-root numeric user such as 10001 or 10001:10001, or `image` for the image's own user", raw)
         return None
     return uid, gid
 
 
-def _read_build(r: _Reader, key: str, raw: Any, base_dir: str, stack_args: Mapping[str, str]) -> Optional[BuildSpec]:
+def _read_build(r: Reader, key: str, raw: Any, base_dir: str, stack_args: Mapping[str, str]) -> Optional[BuildSpec]:
     """A path, or {context, dockerfile, target, args}. The stack's buildArgs apply to every build
     and win over the spec's own (e.g. BASE_IMAGE pointing at a locally built base offline)."""
     spec = r.mapping(key, {"context": raw} if isinstance(raw, str) else raw)
@@ -777,118 +494,3 @@ def _read_build(r: _Reader, key: str, raw: Any, base_dir: str, stack_args: Mappi
     if platform is not None:
         r.text(f"{key}.platform", platform, _PLATFORM, "a platform such as linux/amd64")
     return BuildSpec(context=context, dockerfile=dockerfile, target=target, args=merged, platform=platform)
-
-
-def _read_env(r: _Reader, key: str, raw: Any, names: re.Pattern = _ENV_NAME) -> dict[str, str]:
-    """Names to string values (numbers are taken as their text)."""
-    env = r.mapping(key, raw)
-    for name, value in env.items():
-        if not isinstance(name, str) or not names.match(name):
-            expected = "environment variable names (letters, digits, _ . -)" if names is _ENV_NAME else "valid names"
-            r.fail(f"{key}", expected, name)
-        elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            r.fail(f"{key}.{name}", "a string value", value)
-    return {k: str(v) for k, v in env.items()}
-
-
-def _read_registry(r: _Reader, values, push, is_secret, repository) -> Optional[Registry]:
-    """The private registry: pushed to when `push`, and pulled from by the cluster (imagePullSecret)."""
-    server = values.get("registryServer")
-    if server is None:
-        if push:
-            r.fail("registryServer", "the registry to push to (host[:port]) when push is true")
-        return None
-    before = len(r.problems)
-    r.text("registryServer", server, re.compile(r"^[a-zA-Z0-9.-]+(:[0-9]{1,5})?$"), "a registry host[:port]")
-    username = r.text("registryUsername", values.get("registryUsername"), expected="the user name for registryServer")
-    password = values.get("registryPassword")
-    if password is None:
-        r.fail("registryPassword", "a secret for registryServer: `pulumi config set --secret registryPassword`")
-    elif not is_secret("registryPassword"):
-        r.fail("registryPassword", "a secret value: set it with `pulumi config set --secret registryPassword`")
-    else:
-        r.text("registryPassword", password)
-    if push and repository and not repository.startswith(f"{server}/"):
-        r.fail("imageRepository", f"a repository on the push registry, i.e. starting with {server}/", repository)
-    if len(r.problems) > before:
-        return None
-    return Registry(server=server, username=username, password=pulumi.Output.secret(password))
-
-
-def _read_pinned_images(r: _Reader, raw: Any, app: AppSpec) -> dict[str, str]:
-    pinned = r.mapping("images", raw)
-    names = {w.name for w in app.workloads}
-    for name, ref in pinned.items():
-        if name not in names:
-            r.fail(f"images.{name}", "a service or job name: " + ", ".join(sorted(names)))
-        elif not isinstance(ref, str) or "@" not in ref or not is_image_reference(ref):
-            r.fail(f"images.{name}", "an immutable reference repo@sha256:<64 hex digits>", ref)
-    return dict(pinned)
-
-
-def _read_kubernetes(r: _Reader, raw: Any, project: str, stack: str, target: Optional[str]) -> KubernetesSettings:
-    spec = r.mapping("kubernetes", raw)
-    r.unknown_keys("kubernetes.", spec, KUBERNETES_KEYS)
-    namespace = r.text(
-        "kubernetes.namespace", spec.get("namespace", f"{project}-{stack}".lower()), re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"),
-        "a Kubernetes namespace name (lowercase DNS label)",
-    )
-    service_type = r.choice("kubernetes.serviceType", spec.get("serviceType", "NodePort"), SERVICE_TYPES)
-    kubeconfig = spec.get("kubeconfig")
-    if kubeconfig is not None and target == "kubernetes":
-        path = os.path.expanduser(str(kubeconfig))
-        if not os.path.isfile(path) or not os.access(path, os.R_OK):
-            r.fail("kubernetes.kubeconfig", "a readable kubeconfig file", kubeconfig)
-    context = spec.get("context")
-    if context is not None:
-        r.text("kubernetes.context", context)
-    storage_class = spec.get("storageClass")
-    if storage_class is not None:
-        r.text("kubernetes.storageClass", storage_class, _DNS_LABEL, "a StorageClass name")
-    node_host = r.text("kubernetes.nodeHost", spec.get("nodeHost", "127.0.0.1"), re.compile(r"^[A-Za-z0-9.:-]+$"), "a host name or IP")
-    return KubernetesSettings(
-        namespace=namespace, service_type=service_type, kubeconfig=kubeconfig, context=context,
-        storage_class=storage_class, node_host=node_host,
-    )
-
-
-def _check_docker_target(r: _Reader, app: AppSpec, port_offset: int) -> None:
-    host_ports: dict[tuple[int, str], str] = {}
-    for service in app.services:
-        if service.replicas > 1:
-            r.fail(f"services.{service.name}.replicas", "1 on the docker target (one container per service; scale on kubernetes)", service.replicas)
-        for port in service.published:
-            if port.publish == ANY_HOST_PORT:
-                continue  # the engine picks a free one
-            host_port = (port.publish + port_offset, port.protocol)
-            where = f"services.{service.name}.publish" if port.name == MAIN_PORT else f"services.{service.name}.ports.{port.name}.publish"
-            if host_port[0] > 65535:
-                r.fail("portOffset", f"an offset that keeps {where} within 65535", port_offset)
-            elif host_port in host_ports:
-                r.fail(where, f"a host port not already published by {host_ports[host_port]}", port.publish)
-            host_ports[host_port] = where
-
-
-def load_stack_config(base_dir: str = ".") -> StackConfig:
-    """Reads and validates the current stack's config (raises ConfigError before any resource)."""
-    project, stack = pulumi.get_project(), pulumi.get_stack()
-    prefix = f"{project}:"
-    # Config reaches the program either in-process (language host, Automation API) or by environment.
-    everything = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    values = {key[len(prefix):]: value for key, value in everything.items() if key.startswith(prefix)}
-    if "compose" in values:
-        # Pulumi hands the program Pulumi.yaml's default app like a stack's own: `compose` replaces it.
-        defaults = _project_values(base_dir)
-        values = {key: value for key, value in values.items()
-                  if not (key in ("services", "jobs") and key in defaults and _decode_json(value) == defaults[key])}
-    return parse_stack_config(
-        values, project=project, stack=stack, base_dir=base_dir,
-        is_secret=lambda key: pulumi.runtime.is_config_secret(prefix + key),
-    )
-
-
-def _project_values(base_dir: str) -> dict[str, Any]:
-    """The config values Pulumi.yaml itself sets (`value:`), which every stack inherits."""
-    with open(os.path.join(base_dir, "Pulumi.yaml"), encoding="utf-8") as handle:
-        config = (yaml.safe_load(handle) or {}).get("config") or {}
-    return {key: spec["value"] for key, spec in config.items() if isinstance(spec, dict) and "value" in spec}

@@ -1,0 +1,18 @@
+"""The stack's configuration: raw config values (or a Compose file) parsed and validated into the
+typed model of components/spec.py, every problem reported at once, before any resource exists.
+
+- errors.py: ConfigError, the problem-collecting Reader and the shared value rules (a leaf);
+- workloads.py: `services`, `jobs` and `networks` into the app spec;
+- compose.py: a Compose file, loaded by Compose's own loader, translated into that raw spec;
+- stack.py: the whole stack config (`parse_stack_config`), load.py: the current stack's (`load_stack_config`).
+"""
+
+from .errors import ConfigError, is_image_reference
+from .load import load_stack_config
+from .stack import KUBERNETES_KEYS, STACK_KEYS, StackConfig, parse_stack_config
+from .workloads import JOB_KEYS, SERVICE_KEYS, WORKLOAD_KEYS
+
+__all__ = [
+    "ConfigError", "JOB_KEYS", "KUBERNETES_KEYS", "SERVICE_KEYS", "STACK_KEYS", "StackConfig", "WORKLOAD_KEYS",
+    "is_image_reference", "load_stack_config", "parse_stack_config",
+]
