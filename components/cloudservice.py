@@ -9,6 +9,7 @@ Jobs finish before the services that depend on them (re)start.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -16,12 +17,16 @@ import pulumi
 import pulumi_docker as docker
 
 from .docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
-from .image import ContainerImage, ContainerImageArgs, digest_of
+from .image import ContainerImage, ContainerImageArgs, StandIn, base_images, digest_of
 from .network import AppNetwork, AppNetworkArgs
-from .spec import AppSpec, DockerSettings, ImageSources, JobSpec, KubernetesSettings, TargetSettings, WorkloadSpec
+from .spec import (
+    AppSpec, DockerSettings, ImageSources, JobSpec, KubernetesSettings, NetworkSpec, TargetSettings, WorkloadSpec,
+)
 from .workload import endpoint
 
 COMPONENT_TYPE = "cloudservice:index:CloudService"
+DEFAULT_NETWORK = "default"
+"""The app network of workloads that name none (Compose's name for it)."""
 
 
 @dataclass(kw_only=True)
@@ -43,6 +48,11 @@ def _image_from_stack(stack: pulumi.StackReference, name: str, service: str) -> 
         return images[service]
 
     return stack.require_output("images").apply(pick)
+
+
+def _joined_networks(app: AppSpec) -> list[str]:
+    """The app networks some workload joins, in order (a workload that names none joins the default one)."""
+    return list(dict.fromkeys(name for workload in app.workloads for name in workload.networks or (DEFAULT_NETWORK,)))
 
 
 class CloudService(pulumi.ComponentResource):
@@ -88,6 +98,7 @@ class CloudService(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, aliases=self._first_release_name("docker")),
             )
             self._engine = pulumi.ResourceOptions(parent=self, provider=provider)
+        stand_ins = self._stand_ins(references) if self._engine else {}
 
         # What each workload runs (deploy_refs) and waits for (releases); the references exported.
         self._deploy_refs, self._releases, exported, digests = {}, {}, {}, {}
@@ -106,6 +117,8 @@ class CloudService(pulumi.ComponentResource):
                     push=sources.push,
                     pull=on_docker,
                     labels=args.labels,
+                    stand_ins=sources.base_images,
+                    after=list(stand_ins.values()),
                 ),
                 opts=pulumi.ResourceOptions.merge(self._engine, pulumi.ResourceOptions(aliases=self._first_release_name(workload.name))),
             )
@@ -132,6 +145,14 @@ class CloudService(pulumi.ComponentResource):
             "network": self.network, "namespace": self.namespace, "services": self.services,
         })
 
+    def _stand_ins(self, references: Mapping[str, Optional[pulumi.Input[str]]]) -> dict[str, pulumi.Resource]:
+        """The stand-in of each base image (`baseImages`) a build starts FROM or a workload runs."""
+        wanted = self._args.images.base_images
+        used = {base for workload in self._args.app.workloads if references[workload.name] is None
+                for base in base_images(workload.build)} | {r for r in references.values() if isinstance(r, str)}
+        return {base: StandIn(f"{self._name}-stand-in-{re.sub('[^a-z0-9]+', '-', base.lower())}", base, local,
+                              opts=self._engine).tag for base, local in wanted.items() if base in used}
+
     def _first_release_name(self, name: str) -> list[pulumi.Alias]:
         """The alias of a direct child that the first release named `name`."""
         return [pulumi.Alias(name=name)] if self._first_release else []
@@ -151,14 +172,12 @@ class CloudService(pulumi.ComponentResource):
         )
 
     def _run_on_docker(self, settings: DockerSettings) -> None:
-        network = AppNetwork(
-            f"{self._name}-network", AppNetworkArgs(name=self._name, labels=self._args.labels),
-            opts=pulumi.ResourceOptions.merge(self._engine, pulumi.ResourceOptions(aliases=self._first_release_name("network"))),
-        )
-        self.network = network.name
+        networks = self._docker_networks()
+        self.network = networks.get(DEFAULT_NETWORK)
         for workload in self._args.app.workloads:
             common = dict(
-                **self._common(workload, links_wait=True), network=network.name, host=settings.host,
+                **self._common(workload, links_wait=True), host=settings.host,
+                networks=[networks[network] for network in workload.networks or (DEFAULT_NETWORK,)],
                 secrets={key: self._args.secrets[key] for key in workload.secret_keys},
             )
             name = f"{self._name}-{workload.name}"
@@ -168,6 +187,28 @@ class CloudService(pulumi.ComponentResource):
                 self._workloads[workload.name] = DockerService(name, DockerServiceArgs(
                     spec=workload, port_offset=settings.port_offset, ready_timeout=self._args.ready_timeout, **common,
                 ), opts=self._engine)
+
+    def _docker_networks(self) -> dict[str, pulumi.Input[str]]:
+        """The Docker network's name of each app network some workload joins (as Compose, only those)."""
+        app = self._args.app
+        declared = {network.name: network for network in app.networks}
+        return {name: self._docker_network(declared.get(name, NetworkSpec(name))) for name in _joined_networks(app)}
+
+    def _docker_network(self, network: NetworkSpec) -> pulumi.Input[str]:
+        """An `external` network is joined by name, never created. Each other one is a bridge of its own:
+        workloads that share none cannot reach each other. The default one keeps the first release's
+        resource and Docker names (an upgrade updates it in place)."""
+        if network.external:
+            return network.external
+        default = network.name == DEFAULT_NETWORK
+        created = AppNetwork(
+            f"{self._name}-network" if default else f"{self._name}-{network.name}-network",
+            AppNetworkArgs(name=self._name if default else f"{self._name}-{network.name}", labels=self._args.labels),
+            opts=pulumi.ResourceOptions.merge(
+                self._engine, pulumi.ResourceOptions(aliases=self._first_release_name("network") if default else None),
+            ),
+        )
+        return created.name
 
     def _run_on_kubernetes(self, settings: KubernetesSettings) -> None:
         # Imported here: a Docker stack does not pay for loading the Kubernetes SDK.
@@ -187,10 +228,11 @@ class CloudService(pulumi.ComponentResource):
         )
         in_cluster = pulumi.ResourceOptions(parent=self, provider=cluster)
         registry = args.images.registry
+        isolated = self._isolated_networks()
         namespace = AppNamespace(
             f"{self._name}-namespace",
             AppNamespaceArgs(
-                namespace=settings.namespace, labels=args.labels, secrets=args.secrets,
+                namespace=settings.namespace, labels=args.labels, secrets=args.secrets, networks=isolated,
                 first_release_app=self._first_release,
                 registry=PullCredentials(server=registry.server, username=registry.username, password=registry.password)
                 if registry else None,
@@ -206,6 +248,7 @@ class CloudService(pulumi.ComponentResource):
                 **self._common(workload, links_wait=False), namespace=namespace.name, settings=settings,
                 pull_secrets=namespace.pull_secrets, secrets_name=namespace.secrets_name if workload.secret_keys else None,
                 secrets_revision=namespace.secrets_revision(bool(workload.secret_keys)),
+                networks=[network for network in workload.networks or (DEFAULT_NETWORK,) if network in isolated],
             )
             name = f"{self._name}-{workload.name}"
             if isinstance(workload, JobSpec):
@@ -218,3 +261,16 @@ class CloudService(pulumi.ComponentResource):
                 if service.service_name is not None:
                     service_names[workload.name] = service.service_name
         self.services = pulumi.Output.from_input(service_names)
+
+    def _isolated_networks(self) -> list[str]:
+        """The app networks a NetworkPolicy isolates on a cluster: those some workload joins, when the
+        app declares any (an app without `networks` is one open namespace, as before). An external
+        network is a Docker network: ignored, with a notice."""
+        app = self._args.app
+        if not app.networks:
+            return []
+        external = {network.name for network in app.networks if network.external}
+        for name in sorted(external):
+            pulumi.log.warn(f"network {name} is external (a Docker network): ignored on Kubernetes, its workloads "
+                            "join the namespace's pod network", resource=self)
+        return [name for name in _joined_networks(app) if name not in external]

@@ -1,11 +1,12 @@
 """DockerService and DockerJob: `docker run` for one service or one task, declared.
 
-A service is one container on the app network, reachable by its name (a DNS alias), hardened
+A service is one container on the app's networks, reachable by its name (a DNS alias), hardened
 (non-root, read-only root, all capabilities dropped unless some are added back, no-new-privileges,
-CPU and memory limits), restarted by the engine and health-checked; a volume keeps its state across
-container replacements. A job is a container run once to its exit, again whenever its image or
-spec changes. `up` waits for each: a readiness check (components/readiness.py) follows the service
-until it runs (and is healthy) and the job until it exited 0, and fails fast and clearly otherwise.
+CPU and memory limits), restarted by the engine and health-checked; its named volumes keep its state
+across container replacements (each made writable for its user first). A job is a container run once
+to its exit, again whenever its image or spec changes. `up` waits for each: a readiness check
+(components/readiness.py) follows the service until it runs (and is healthy) and the job until it
+exited 0, and fails fast and clearly otherwise.
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ import pulumi_docker as docker
 
 from .network import docker_labels
 from .readiness import CheckArgs, DockerWorkload, JobCheck, RolloutCheck
-from .spec import JobSpec, ServiceSpec, WorkloadSpec
-from .workload import FILES_HASH, SECRETS_DIR, SECRETS_REVISION, WorkloadArgs, files_hash, first_release_alias, http_check_command, link_env, workload_labels
+from .spec import ANY_HOST_PORT, JobSpec, PortSpec, ServiceSpec, VolumeSpec, WorkloadSpec
+from .workload import (
+    FILES_HASH, SECRETS_DIR, SECRETS_REVISION, WorkloadArgs, files_hash, first_release_alias, http_check_command,
+    link_env, workload_labels,
+)
 
 FIRST_RELEASE_PARENT = ("docker", "cloudservice:index:DockerDeployment")
 
 
 @dataclass(kw_only=True)
 class DockerWorkloadArgs(WorkloadArgs):
-    network: pulumi.Input[str]
+    networks: Sequence[pulumi.Input[str]]
+    """The Docker networks the workload joins, by name."""
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Secret config key -> value, for the keys the workload uses."""
     host: Optional[str] = None
@@ -73,34 +78,127 @@ def _secret_files(parent: pulumi.Resource, name: str, spec: WorkloadSpec, args: 
     return [docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR, read_only=True)], {SECRETS_REVISION: carrier.id}
 
 
-def _container_args(name: str, spec: WorkloadSpec, args: DockerWorkloadArgs, extra_labels: Mapping[str, pulumi.Input[str]]) -> dict:
-    """What a service's and a job's container have in common: `docker run` minus ports, volumes and restarts."""
+def _container_args(
+    name: str, spec: WorkloadSpec, args: DockerWorkloadArgs, extra_labels: Mapping[str, pulumi.Input[str]],
+    volumes: Sequence[docker.ContainerVolumeArgs], aliases: Sequence[str] = (),
+) -> dict:
+    """What a service's and a job's container have in common: `docker run` minus ports and restarts."""
     env = {**spec.env, **link_env(args.links), **{var: args.secrets[key] for var, key in spec.secret_env.items()}}
-    labels = {**workload_labels(args.labels, spec), **extra_labels}
+    # The user's labels first: the stack's own (which `destroy` and the checks select by) win.
+    labels = {**spec.labels, **workload_labels(args.labels, spec), **extra_labels}
     if spec.files:  # a bind mount does not change when the file does: the label rolls the container
         labels[FILES_HASH] = files_hash(spec)
+    grace = spec.stop_grace_period
     return dict(
         name=name,
         image=args.image,
         hostname=spec.name,
-        networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[spec.name])],
+        networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[spec.name, *aliases])
+                           for network in args.networks],
         entrypoints=list(spec.command) if spec.command is not None else None,
         command=list(spec.args) if spec.args is not None else None,
         envs=[pulumi.Output.concat(k, "=", v) for k, v in sorted(env.items())],
         labels=docker_labels(labels, docker.ContainerLabelArgs),
         # Project files mounted read-only, as Compose mounts `configs` (the engine must see the project).
         mounts=[docker.ContainerMountArgs(target=f.path, source=f.source, type="bind", read_only=True) for f in spec.files] or None,
+        # Ephemeral paths are anonymous volumes (`docker run -v <path>`): filled from the image on creation,
+        # removed with the container (the provider's remove_volumes).
+        volumes=[*volumes, *(docker.ContainerVolumeArgs(container_path=path) for path in spec.ephemeral)],
         user=f"{spec.user[0]}:{spec.user[1]}" if spec.user else None,
         read_only=spec.read_only,
-        tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"} if spec.read_only else None,
+        tmpfs=_tmpfs(spec),
         capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(spec.capabilities) or None),
         security_opts=["no-new-privileges:true"],
         memory=spec.memory_mb,
         # Equal to memory: no swap on top of the limit (and no drift: the engine reports it).
         memory_swap=spec.memory_mb,
         cpus=str(spec.cpu),
-        destroy_grace_seconds=10,
+        # Unset flags stay unset (not false): a stack made before they existed sees no change.
+        working_dir=spec.working_dir,
+        tty=spec.tty or None,
+        stdin_open=spec.stdin_open or None,
+        init=spec.init or None,
+        hosts=[docker.ContainerHostArgs(host=host, ip=address)
+               for host, addresses in sorted(spec.extra_hosts.items()) for address in addresses] or None,
+        sysctls=dict(spec.sysctls) or None,
+        ulimits=[docker.ContainerUlimitArgs(name=limit, soft=soft, hard=hard)
+                 for limit, (soft, hard) in sorted(spec.ulimits.items())] or None,
+        shm_size=spec.shm_size_mb,
+        stop_signal=spec.stop_signal,
+        # The engine's stop timeout (`docker stop`, restarts) and the provider's before it removes the container.
+        stop_timeout=grace,
+        destroy_grace_seconds=10 if grace is None else grace,
     )
+
+
+def _tmpfs(spec: WorkloadSpec) -> Optional[dict[str, str]]:
+    """A read-only root gets a small /tmp; the spec's paths get the engine's defaults, as `--tmpfs <path>`."""
+    tmpfs = {"/tmp": "rw,noexec,nosuid,size=16m"} if spec.read_only else {}
+    return {**tmpfs, **{path: "" for path in spec.tmpfs}} or None
+
+
+def _published(port: PortSpec, port_offset: int) -> docker.ContainerPortArgs:
+    """`-p 127.0.0.1:<publish + offset>:<port>[/udp]`; ANY_HOST_PORT leaves the host port to the engine."""
+    return docker.ContainerPortArgs(
+        internal=port.port,
+        external=None if port.publish == ANY_HOST_PORT else port.publish + port_offset,
+        ip="127.0.0.1",
+        protocol=None if port.protocol == "tcp" else port.protocol,  # tcp: the provider's default
+    )
+
+
+def _url(port: PortSpec, port_offset: int, container: docker.Container) -> pulumi.Input[str]:
+    """The port's URL on the host; for ANY_HOST_PORT, the port the engine picked (the container's `ports`)."""
+    scheme = "http" if port.protocol == "tcp" else port.protocol
+    if port.publish != ANY_HOST_PORT:
+        return f"{scheme}://127.0.0.1:{port.publish + port_offset}"
+    return container.ports.apply(lambda bound: next((
+        f"{scheme}://127.0.0.1:{p.external}" for p in bound or ()
+        if p.internal == port.port and (p.protocol or "tcp") == port.protocol  # the provider reads tcp back
+    ), None))
+
+
+def _prepared_volume(parent: pulumi.Resource, name: str, spec: ServiceSpec, spec_volume: VolumeSpec,
+                     volume: docker.Volume, args: DockerServiceArgs) -> JobCheck:
+    """Makes a new named volume writable by the workload's user, as the pod's fsGroup does on Kubernetes.
+
+    Docker creates a volume's root owned by root, or copies the owner of the image's directory at the
+    mount path: an image run as the spec's user (10001 by default) without such a directory of its own
+    gets "Permission denied" writing its state. Before the service starts, a one-shot container of its
+    image, as root with CAP_CHOWN only (policy/rules.py spares it just that), chowns the volume's root
+    (not what it holds) to the user. It runs again when the volume is new (replaced) or the user changes,
+    not when the image does (the old one stays in the engine: built images are kept). Returns the check
+    that it exited 0.
+    """
+    uid, gid = spec.user
+    step_name = f"{name}-{spec_volume.name}-owner"
+    step = docker.Container(
+        step_name,
+        name=step_name,
+        image=args.image,
+        user="0:0",
+        entrypoints=["chown", f"{uid}:{gid}", spec_volume.path],
+        volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=spec_volume.path)],
+        network_mode="none",
+        read_only=True,
+        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=["CHOWN"]),
+        security_opts=["no-new-privileges:true"],
+        memory=spec.memory_mb,
+        memory_swap=spec.memory_mb,
+        cpus=str(spec.cpu),
+        restart="no",
+        must_run=False,
+        # The stack's labels (destroy finds it), not the service's name: what looks a service's container up
+        # by name (status, logs) must not find this one.
+        labels=docker_labels(args.labels, docker.ContainerLabelArgs),
+        opts=pulumi.ResourceOptions(
+            parent=parent, delete_before_replace=True, ignore_changes=["image"], replace_with=[volume],
+        ),
+    )
+    return JobCheck(f"{step_name}-completed", CheckArgs(
+        name=f"{spec.name} (volume {spec_volume.name} owner)", revision=step.id, timeout=args.ready_timeout,
+        workload=DockerWorkload(container=step.name, host=args.host),
+    ), opts=pulumi.ResourceOptions(parent=parent))
 
 
 class DockerService(pulumi.ComponentResource):
@@ -119,6 +217,7 @@ class DockerService(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, aliases=aliases, depends_on=list(depends_on), **extra)
 
         volumes, secret_labels = _secret_files(self, name, spec, args)
+        prepared_volumes = []
         for spec_volume in spec.volumes:
             volume = docker.Volume(
                 f"{name}-{spec_volume.name}",
@@ -129,13 +228,8 @@ class DockerService(pulumi.ComponentResource):
             volumes.append(docker.ContainerVolumeArgs(
                 volume_name=volume.name, container_path=spec_volume.path, read_only=spec_volume.read_only or None,
             ))
-
-        ports, urls = [], {}
-        for port in spec.ports:
-            if port.publish is not None:
-                host_port = port.publish + args.port_offset
-                ports.append(docker.ContainerPortArgs(internal=port.port, external=host_port, ip="127.0.0.1"))
-                urls[port.name] = f"http://127.0.0.1:{host_port}"
+            if spec.user and not spec_volume.read_only:
+                prepared_volumes.append(_prepared_volume(self, name, spec, spec_volume, volume, args))
 
         healthcheck = None
         if spec.health is not None:
@@ -148,14 +242,14 @@ class DockerService(pulumi.ComponentResource):
 
         container = docker.Container(
             name,
-            **_container_args(name, spec, args, secret_labels),
-            ports=ports,
-            volumes=volumes,
-            restart="unless-stopped",
+            **_container_args(name, spec, args, secret_labels, volumes, spec.aliases),
+            ports=[_published(port, args.port_offset) for port in spec.published],
+            restart=spec.restart,
             healthcheck=healthcheck,
             # A fixed container name and host port cannot exist twice: replace in place. The provider
             # plans a changed health check as an update it never applies to the container: replace.
-            opts=child(spec.name, args.after, delete_before_replace=True, replace_on_changes=["healthcheck"]),
+            opts=child(spec.name, [*args.after, *prepared_volumes], delete_before_replace=True,
+                       replace_on_changes=["healthcheck"]),
         )
         # `up` returns once the service runs (and reports healthy), like `docker run` + waiting by
         # hand; the provider's own `wait` would report neither a crash loop nor the logs.
@@ -164,6 +258,7 @@ class DockerService(pulumi.ComponentResource):
             timeout=args.ready_timeout,
         ), opts=pulumi.ResourceOptions(parent=self))
 
+        urls = {port.name: _url(port, args.port_offset, container) for port in spec.published}
         self.urls = pulumi.Output.from_input(urls)
         self.url = pulumi.Output.from_input(next(iter(urls.values()), None))
         self.register_outputs({"url": self.url, "urls": self.urls})
@@ -177,8 +272,7 @@ class DockerJob(pulumi.ComponentResource):
         volumes, secret_labels = _secret_files(self, name, args.spec, args)
         container = docker.Container(
             name,
-            **_container_args(name, args.spec, args, secret_labels),
-            volumes=volumes,
+            **_container_args(name, args.spec, args, secret_labels, volumes),
             restart="no",
             # Started, not kept running: the job's check waits for its exit (and enforces its
             # timeout), rather than the provider attaching to it with no time limit.

@@ -1,17 +1,23 @@
 """AppNamespace, KubernetesService and KubernetesJob: the app on a cluster.
 
 AppNamespace holds what the app's workloads share: the namespace, the imagePullSecret of the
-private registry and one Secret with the secret config values they use. A service is a Deployment
-(+ a Service when it has ports, + a PVC for its volume, + a ConfigMap for its files); a job is a
-Job run to completion before its dependants. Pods run images by digest, roll without downtime
-(readiness-gated RollingUpdate, maxUnavailable 0) and are hardened like the Docker containers.
+private registry, one Secret with the secret config values they use, and a NetworkPolicy per
+Compose network. A service is a Deployment (+ a Service when it has ports, and one per alias, + a
+PVC per volume, + a ConfigMap for its files); a job is a Job run to completion before its
+dependants. Pods run images by digest, roll without downtime (readiness-gated RollingUpdate,
+maxUnavailable 0) and are hardened like the Docker containers.
+
+What Kubernetes has no field for (a stop signal, an init process, ulimits, restart policies other
+than always) is reported as a warning on the workload, never an error.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
@@ -19,24 +25,32 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.core.v1 import (
     CapabilitiesArgs, ConfigMapVolumeSourceArgs, ContainerArgs, ContainerPortArgs, EmptyDirVolumeSourceArgs, EnvVarArgs,
-    EnvVarSourceArgs, ExecActionArgs, HTTPGetActionArgs, KeyToPathArgs, LifecycleArgs, LifecycleHandlerArgs, PersistentVolumeClaimVolumeSourceArgs,
-    PodSecurityContextArgs, PodSpecArgs, PodTemplateSpecArgs, ProbeArgs, ResourceRequirementsArgs, SeccompProfileArgs, SecretKeySelectorArgs,
-    SecretVolumeSourceArgs, SecurityContextArgs, SleepActionArgs, SysctlArgs, TCPSocketActionArgs, VolumeArgs,
-    VolumeMountArgs,
+    EnvVarSourceArgs, ExecActionArgs, HostAliasArgs, HTTPGetActionArgs, KeyToPathArgs, LifecycleArgs,
+    LifecycleHandlerArgs, PersistentVolumeClaimVolumeSourceArgs, PodSecurityContextArgs, PodSpecArgs,
+    PodTemplateSpecArgs, ProbeArgs, ResourceRequirementsArgs, SeccompProfileArgs, SecretKeySelectorArgs,
+    SecretVolumeSourceArgs, SecurityContextArgs, ServicePortArgs, ServiceSpecArgs, SleepActionArgs, SysctlArgs,
+    TCPSocketActionArgs, VolumeArgs, VolumeMountArgs,
 )
-from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.networking.v1 import (
+    NetworkPolicyIngressRuleArgs, NetworkPolicyPeerArgs, NetworkPolicyPortArgs, NetworkPolicySpecArgs,
+)
 
 from .readiness import CheckArgs, JobCheck, KubernetesWorkload, RolloutCheck
-from .spec import JobSpec, KubernetesSettings, ServiceSpec, WorkloadSpec
+from .spec import ANY_HOST_PORT, JobSpec, KubernetesSettings, PortSpec, ServiceSpec, WorkloadSpec
 from .workload import FILES_HASH, SERVICE_LABEL, WorkloadArgs, files_hash, first_release_alias, link_env, workload_labels
 
 FIRST_RELEASE_PARENT = ("kubernetes", "cloudservice:index:KubernetesDeployment")
 APP_SECRETS = "app-secrets"
 PULL_SECRET = "registry-credentials"
 SECRETS_REVISION = "cloudservice.dev/secrets-revision"
+STACK_LABEL = "cloudservice.dev/stack"
+NETWORK_LABEL_PREFIX = "network.cloudservice.dev/"
 # Kubernetes, unlike Docker, keeps ports below 1024 for root: this namespaced sysctl (one of the
 # "safe" ones every cluster allows) lets the non-root user bind them, as on Docker.
-UNPRIVILEGED_PORTS = SysctlArgs(name="net.ipv4.ip_unprivileged_port_start", value="0")
+UNPRIVILEGED_PORTS = {"net.ipv4.ip_unprivileged_port_start": "0"}
+# Services with ports sleep this long before their stop signal, so that endpoints drop the pod first.
+PRE_STOP_SECONDS = 5
 # The provider's own wait would report a crash loop only after its timeout, without logs, and keep
 # `up` running meanwhile: the workloads' readiness checks (components/readiness.py) wait instead.
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
@@ -52,7 +66,30 @@ SERVER_SIDE_APPLY = {"pulumi.com/patchForce": "true"}
 
 def _metadata(name: Optional[str], namespace: Optional[pulumi.Input[str]], labels: Mapping[str, str],
               annotations: Optional[Mapping[str, str]] = None) -> ObjectMetaArgs:
-    return ObjectMetaArgs(name=name, namespace=namespace, labels=dict(labels), annotations={**SERVER_SIDE_APPLY, **(annotations or {})})
+    annotations = {**(annotations or {}), **SERVER_SIDE_APPLY}
+    return ObjectMetaArgs(name=name, namespace=namespace, labels=dict(labels), annotations=annotations)
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _dns_label(name: str, taken: Sequence[str] = ()) -> str:
+    """`name` itself when it is a DNS label (as Kubernetes names are) not `taken`; else a DNS-safe form of it
+    with a hash of it, so that two names never meet (Compose names may hold `_` and `.`)."""
+    if _DNS_LABEL.match(name) and name not in taken:
+        return name
+    safe = re.sub(r"[^a-z0-9]+", "-", name.lower())[:55].strip("-")
+    return "-".join(filter(None, (safe, hashlib.sha256(name.encode()).hexdigest()[:6])))
+
+
+def network_label(network: str) -> str:
+    """The label of the pods that join `network`: its NetworkPolicy selects them by it."""
+    return NETWORK_LABEL_PREFIX + _dns_label(network)
+
+
+def _protocol(port: PortSpec) -> Optional[str]:
+    """UDP when asked; TCP, Kubernetes' default, is left unsaid (as earlier releases did)."""
+    return "UDP" if port.protocol == "udp" else None
 
 
 def _dockerconfigjson(server: str, username: str, password: str) -> str:
@@ -78,6 +115,8 @@ class AppNamespaceArgs:
     registry: Optional[PullCredentials] = None
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Secret config key -> value, for every key a workload uses."""
+    networks: Sequence[str] = ()
+    """The app's (Compose) networks, each isolated by a NetworkPolicy; none: the namespace is one network."""
     first_release_app: Optional[pulumi.Resource] = None
     """The app whose resources the first release declared in one KubernetesDeployment: they keep their URNs."""
 
@@ -133,7 +172,26 @@ class AppNamespace(pulumi.ComponentResource):
             )
             self.secrets_name = app_secrets.metadata.name
             self._secrets_uid = app_secrets.metadata.uid
+        for network in args.networks:
+            self._isolate(name, network, args.labels)
         self.register_outputs({"name": self.name, "pull_secrets": self.pull_secrets, "secrets_name": self.secrets_name})
+
+    def _isolate(self, name: str, network: str, labels: Mapping[str, str]) -> None:
+        """Compose's isolation of a network: its pods take connections from its own pods only (and on
+        their published ports from anywhere: KubernetesService). The kubelet's probes come from the
+        node, which NetworkPolicies always let through. The cluster's network plugin enforces this:
+        one that does not (as the local cluster's bridge) leaves the pods reachable from the whole
+        cluster, as without NetworkPolicies."""
+        members = LabelSelectorArgs(match_labels={network_label(network): "true", STACK_LABEL: labels[STACK_LABEL]})
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-{network}",
+            metadata=_metadata(f"network-{_dns_label(network)}", self.name, labels),
+            spec=NetworkPolicySpecArgs(
+                pod_selector=members, policy_types=["Ingress"],
+                ingress=[NetworkPolicyIngressRuleArgs(from_=[NetworkPolicyPeerArgs(pod_selector=members)])],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def secrets_revision(self, reads_app_secrets: bool) -> Optional[pulumi.Output[str]]:
         """Changes whenever a Secret that a workload's pods read (to pull, and `secrets_name` when it
@@ -151,6 +209,8 @@ class KubernetesWorkloadArgs(WorkloadArgs):
     """The Secret holding the secret config values the workload uses."""
     secrets_revision: Optional[pulumi.Input[str]] = None
     """Changes when a Secret the pods read changes (AppNamespace.secrets_revision): rolls them."""
+    networks: Sequence[str] = ()
+    """The app networks the pods join (a label each); empty when the app declares none."""
     settings: KubernetesSettings
 
 
@@ -173,10 +233,11 @@ class _PodBuilder:
         self.volumes: list[VolumeArgs] = []
         self.mounts: list[VolumeMountArgs] = []
         if spec.read_only:
-            self.volumes.append(VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="16Mi")))
-            self.mounts.append(VolumeMountArgs(name="tmp", mount_path="/tmp"))
+            self.mount("tmp", "/tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="16Mi"))
         if spec.files:
-            items = [KeyToPathArgs(key=f"file-{i}", path=f"file-{i}") for i in range(len(spec.files))]
+            # Readable by all as Docker's bind mount of the project file is; a script stays executable.
+            items = [KeyToPathArgs(key=f"file-{i}", path=f"file-{i}", mode=0o555 if f.executable else None)
+                     for i, f in enumerate(spec.files)]
             self.volumes.append(VolumeArgs(name="files", config_map=ConfigMapVolumeSourceArgs(name=files_config_map, items=items)))
             self.mounts += [
                 VolumeMountArgs(name="files", mount_path=f.path, sub_path=f"file-{i}", read_only=True)
@@ -190,6 +251,26 @@ class _PodBuilder:
             self.mounts += [
                 VolumeMountArgs(name="secret-files", mount_path=f.path, sub_path=f.key, read_only=True) for f in spec.secret_files
             ]
+        self._scratch_space()
+
+    def mount(self, name: str, path: str, read_only: bool = False, **source) -> None:
+        """A pod volume (`source`: its emptyDir, persistentVolumeClaim...) mounted at `path`."""
+        self.volumes.append(VolumeArgs(name=name, **source))
+        self.mounts.append(VolumeMountArgs(name=name, mount_path=path, read_only=read_only or None))
+
+    def _scratch_space(self) -> None:
+        """Compose's shm_size, tmpfs and anonymous volumes: emptyDirs, in memory for the first two,
+        writable by the pod's user (fsGroup)."""
+        spec = self.spec
+        if spec.shm_size_mb is not None:
+            shm = EmptyDirVolumeSourceArgs(medium="Memory", size_limit=f"{spec.shm_size_mb}Mi")
+            self.mount("shm", "/dev/shm", empty_dir=shm)
+        # Compose files often add a tmpfs /tmp to a read-only container, which has one already.
+        tmpfs = [path for path in spec.tmpfs if not (spec.read_only and path == "/tmp")]
+        for index, path in enumerate(tmpfs):
+            self.mount(f"tmpfs-{index}", path, empty_dir=EmptyDirVolumeSourceArgs(medium="Memory"))
+        for index, path in enumerate(spec.ephemeral):
+            self.mount(f"ephemeral-{index}", path, empty_dir=EmptyDirVolumeSourceArgs())
 
     def env(self) -> list[EnvVarArgs]:
         plain = {**self.spec.env, **link_env(self.args.links)}
@@ -209,6 +290,9 @@ class _PodBuilder:
             image=self.args.image,
             command=list(spec.command) if spec.command is not None else None,
             args=list(spec.args) if spec.args is not None else None,
+            working_dir=spec.working_dir,
+            tty=spec.tty or None,
+            stdin=spec.stdin_open or None,
             env=self.env(),
             resources=ResourceRequirementsArgs(requests=requests, limits=limits),
             security_context=SecurityContextArgs(
@@ -220,31 +304,58 @@ class _PodBuilder:
         )
 
     def template(self, labels: Mapping[str, str], pod: PodSpecArgs) -> PodTemplateSpecArgs:
-        """The pod template; its files' hash and its Secrets' revision roll the pods whenever a mounted
-        file or a Secret they read changes."""
-        annotations = {FILES_HASH: files_hash(self.spec)} if self.spec.files else {}
+        """The pod template, labelled with the networks it joins; its files' hash and its Secrets'
+        revision roll the pods whenever a mounted file or a Secret they read changes."""
+        annotations = {**self.spec.labels, **({FILES_HASH: files_hash(self.spec)} if self.spec.files else {})}
         if self.args.secrets_revision is not None:
             annotations[SECRETS_REVISION] = self.args.secrets_revision
+        labels = {**labels, **{network_label(network): "true" for network in self.args.networks}}
         return PodTemplateSpecArgs(metadata=ObjectMetaArgs(labels=labels, annotations=annotations or None), spec=pod)
 
-    def pod(self, container: ContainerArgs, low_ports: bool = False, **extra) -> PodSpecArgs:
-        user = self.spec.user
+    def pod(self, container: ContainerArgs, low_ports: bool = False, pre_stop: int = 0, **extra) -> PodSpecArgs:
+        """`pre_stop`: the seconds the container's preStop hook takes, which Kubernetes counts in the
+        grace period and Compose's stop_grace_period (from the stop signal on) does not."""
+        user, grace = self.spec.user, self.spec.stop_grace_period
+        # The spec's sysctls win over the default one (as a `docker run --sysctl` does).
+        sysctls = {**(UNPRIVILEGED_PORTS if low_ports else {}), **self.spec.sysctls}
         security = PodSecurityContextArgs(
             run_as_non_root=True if user else None,
             run_as_user=user[0] if user else None,
             run_as_group=user[1] if user else None,
             fs_group=user[1] if user else None,
             seccomp_profile=SeccompProfileArgs(type="RuntimeDefault"),
-            sysctls=[UNPRIVILEGED_PORTS] if low_ports else None,
+            sysctls=[SysctlArgs(name=name, value=value) for name, value in sysctls.items()] or None,
         )
         return PodSpecArgs(
             enable_service_links=False,
             image_pull_secrets=[{"name": secret} for secret in self.args.pull_secrets],
             security_context=security,
+            host_aliases=self.host_aliases(),
+            termination_grace_period_seconds=grace + pre_stop if grace is not None else None,
             containers=[container],
             volumes=self.volumes,
             **extra,
         )
+
+    def host_aliases(self) -> Optional[list[HostAliasArgs]]:
+        """extra_hosts gives each name its addresses; hostAliases give each address its names."""
+        names: dict[str, list[str]] = {}
+        for host, addresses in self.spec.extra_hosts.items():
+            for address in addresses:
+                names.setdefault(address, []).append(host)
+        return [HostAliasArgs(ip=address, hostnames=hosts) for address, hosts in names.items()] or None
+
+    def unsupported(self) -> list[str]:
+        """What the spec asks that Kubernetes has no field for, and what the cluster does instead."""
+        spec = self.spec
+        notes = []
+        if spec.stop_signal not in (None, "SIGTERM"):
+            notes.append(f"stopSignal {spec.stop_signal}: Kubernetes has no stop signal, the container gets SIGTERM")
+        if spec.init:
+            notes.append("init: Kubernetes runs no init process, the command is PID 1 (zombies are not reaped)")
+        if spec.ulimits:
+            notes.append(f"ulimits ({', '.join(spec.ulimits)}): Kubernetes sets none, the container runtime's apply")
+        return notes
 
 
 def _check_target(args: KubernetesWorkloadArgs, name: pulumi.Input[str]) -> KubernetesWorkload:
@@ -269,8 +380,9 @@ def _files_config_map(name: str, spec: WorkloadSpec, args: KubernetesWorkloadArg
 
 
 class KubernetesService(pulumi.ComponentResource):
-    """One service as a Deployment (+ Service, PVC, ConfigMap). Outputs: `service_name` (None for a
-    worker without ports), `url` (its first published port), `urls` (port name to URL)."""
+    """One service as a Deployment (+ Service, one more per alias, PVCs, ConfigMap). Outputs:
+    `service_name` (None for a worker without ports), `url` (its first published port), `urls` (port
+    name to URL)."""
 
     service_name: Optional[pulumi.Output[str]]
     url: pulumi.Output[Optional[str]]
@@ -278,103 +390,172 @@ class KubernetesService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KubernetesServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:KubernetesService", name, None, opts)
-        spec, settings = args.spec, args.settings
-        app = args.first_release_app
-        labels = workload_labels(args.labels, spec)
-        selector = {SERVICE_LABEL: spec.name, "cloudservice.dev/stack": args.labels["cloudservice.dev/stack"]}
+        spec = args.spec
+        self._name, self._args = name, args
+        self._labels = workload_labels(args.labels, spec)
+        self._selector = {SERVICE_LABEL: spec.name, STACK_LABEL: args.labels[STACK_LABEL]}
 
-        def child(first_release_name: Optional[str] = None, **extra) -> pulumi.ResourceOptions:
-            aliases = _aliases(app, first_release_name) if first_release_name else []
-            return pulumi.ResourceOptions(parent=self, aliases=aliases, **extra)
-
-        pod = _PodBuilder(spec, args, _files_config_map(name, spec, args, labels, child()))
-        for volume in spec.volumes:
-            claim = k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-{volume.name}",
-                metadata=_metadata(f"{spec.name}-{volume.name}", args.namespace, labels),
-                spec={
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": volume.size}},
-                    "storageClassName": settings.storage_class,
-                },
-                opts=child(f"{spec.name}-{volume.name}"),
-            )
-            pod.volumes.append(VolumeArgs(
-                name=volume.name, persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(claim_name=claim.metadata.name),
-            ))
-            pod.mounts.append(VolumeMountArgs(name=volume.name, mount_path=volume.path, read_only=volume.read_only or None))
-
+        pod = _PodBuilder(spec, args, _files_config_map(name, spec, args, self._labels, self._child()))
+        self._claims(pod)
         main = spec.main_port
-        health = spec.health
-        probe = None
-        if health is not None:
-            probe = ProbeArgs(
-                http_get=HTTPGetActionArgs(path=health.path, port=health.port) if health.path else None,
-                exec_=ExecActionArgs(command=list(health.command)) if health.command else None,
-                period_seconds=health.interval, timeout_seconds=health.timeout, failure_threshold=health.retries,
-            )
         container = pod.container(
-            ports=[ContainerPortArgs(name=p.name, container_port=p.port) for p in spec.ports],
-            readiness_probe=probe,
-            # Liveness only asks whether the process still listens, so a failing dependency makes
-            # pods unready, not restarted. A worker without ports is alive while its process runs.
-            liveness_probe=ProbeArgs(
-                tcp_socket=TCPSocketActionArgs(port=main.port), period_seconds=10, timeout_seconds=3, failure_threshold=3,
-                initial_delay_seconds=health.start_period if health else None,
-            ) if main else None,
+            ports=[ContainerPortArgs(name=p.name, container_port=p.port, protocol=_protocol(p)) for p in spec.ports],
+            readiness_probe=_readiness_probe(spec),
+            liveness_probe=_liveness_probe(spec),
             # Let endpoints drop the pod before it stops taking requests.
-            lifecycle=LifecycleArgs(pre_stop=LifecycleHandlerArgs(sleep=SleepActionArgs(seconds=5))) if main else None,
+            lifecycle=LifecycleArgs(pre_stop=LifecycleHandlerArgs(sleep=SleepActionArgs(seconds=PRE_STOP_SECONDS)))
+            if main else None,
         )
+        template = pod.template(self._labels, pod.pod(
+            container, low_ports=any(p.port < 1024 for p in spec.ports), pre_stop=PRE_STOP_SECONDS if main else 0,
+        ))
         deployment = k8s.apps.v1.Deployment(
             name,
-            metadata=_metadata(spec.name, args.namespace, labels, annotations=SKIP_AWAIT),
+            metadata=_metadata(spec.name, args.namespace, self._labels, annotations={**spec.labels, **SKIP_AWAIT}),
             spec={
                 "replicas": spec.replicas,
-                "selector": {"matchLabels": selector},
+                "selector": {"matchLabels": self._selector},
                 # One RWO volume cannot be mounted by old and new pod at once: stateful services recreate.
                 "strategy": {"type": "Recreate"} if spec.stateful else {
                     "type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
                 },
-                "template": pod.template(labels, pod.pod(container, low_ports=any(p.port < 1024 for p in spec.ports))),
+                "template": template,
             },
             # The selector is immutable and derived from names that never change, yet the provider
             # reports it as changed whenever the pod template does, which would replace (delete,
             # then create) the Deployment instead of rolling it.
-            opts=child(spec.name, depends_on=list(args.after), ignore_changes=["spec.selector"]),
+            opts=self._child(spec.name, depends_on=list(args.after), ignore_changes=["spec.selector"]),
         )
         # Every rollout (a new generation) is followed until its new pods are ready; a crash loop or
         # an image that cannot be pulled fails `up` at once, a service never ready after ready_timeout.
         RolloutCheck(f"{name}-ready", CheckArgs(
             name=spec.name, workload=_check_target(args, deployment.metadata.name), timeout=args.ready_timeout,
             revision=pulumi.Output.format("{0}/{1}", deployment.metadata.uid, deployment.metadata.generation),
-        ), opts=child())
+        ), opts=self._child())
 
-        self.service_name, urls = None, {}
-        if spec.ports:
-            published = spec.published
-            service_type = settings.service_type if published else "ClusterIP"
-            # pulumi-kubernetes waits for ready endpoints and then 10 s for them to "settle" (its
-            # await/service.go), which the rollout check already covers: only a load balancer's
-            # address (the URL) is worth the provider's wait, bounded by ready_timeout.
-            service_annotations = {"pulumi.com/timeoutSeconds": str(args.ready_timeout)} \
-                if service_type == "LoadBalancer" else SKIP_AWAIT
-            service = k8s.core.v1.Service(
-                name,
-                metadata=_metadata(spec.name, args.namespace, labels, annotations=service_annotations),
-                spec={
-                    "type": service_type,
-                    "selector": selector,
-                    "ports": [{"name": p.name, "port": p.publish or p.port, "targetPort": p.port} for p in spec.ports],
-                },
-                opts=child(spec.name),
-            )
-            self.service_name = service.metadata.name
-            for index, port in enumerate(spec.ports):
-                if port.publish is not None:
-                    urls[port.name] = _url(service, index, settings)
+        self.service_name, urls = self._services() if spec.ports else (None, {})
+        _warn(self, f"service {spec.name}", pod.unsupported() + self._unsupported())
         self.urls = pulumi.Output.from_input(urls)
         self.url = pulumi.Output.from_input(next(iter(urls.values()), None))
         self.register_outputs({"service_name": self.service_name, "url": self.url, "urls": self.urls})
+
+    def _child(self, first_release_name: Optional[str] = None, **extra) -> pulumi.ResourceOptions:
+        aliases = _aliases(self._args.first_release_app, first_release_name) if first_release_name else []
+        return pulumi.ResourceOptions(parent=self, aliases=aliases, **extra)
+
+    def _claims(self, pod: _PodBuilder) -> None:
+        """A PVC per volume, mounted by the pod; the first release's `data` keeps its names."""
+        spec, args = self._args.spec, self._args
+        for volume in spec.volumes:
+            claim = k8s.core.v1.PersistentVolumeClaim(
+                f"{self._name}-{volume.name}",
+                metadata=_metadata(f"{spec.name}-{_dns_label(volume.name)}", args.namespace, self._labels),
+                spec={
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": volume.size}},
+                    "storageClassName": args.settings.storage_class,
+                },
+                opts=self._child(f"{spec.name}-{volume.name}"),
+            )
+            pod.mount(
+                _dns_label(volume.name, taken=[v.name for v in pod.volumes]), volume.path, read_only=volume.read_only,
+                persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(claim_name=claim.metadata.name),
+            )
+
+    def _services(self) -> tuple[pulumi.Output[str], dict]:
+        """The Service of the pods' ports, one more per alias, and the published ports' NetworkPolicy;
+        returns the Service's name and its published ports' URLs."""
+        spec, settings = self._args.spec, self._args.settings
+        service_type = settings.service_type if spec.published else "ClusterIP"
+        ports = [_service_port(p, _service_port_number(p)) for p in spec.ports]
+        service = self._service(self._name, spec.name, service_type, ports, self._child(spec.name))
+        urls = {p.name: _url(service, index, settings) for index, p in enumerate(spec.ports) if p.publish is not None}
+        # As a Compose network alias, an alias answers on the container's own ports, whatever is published.
+        alias_ports = [_service_port(p, p.port) for p in spec.ports]
+        for alias in spec.aliases:
+            self._service(f"{self._name}-alias-{alias}", alias, "ClusterIP", alias_ports, self._child())
+        self._open_published()
+        return service.metadata.name, urls
+
+    def _service(self, name: str, service_name: str, service_type: str, ports: list[ServicePortArgs],
+                 opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+        args = self._args
+        # pulumi-kubernetes waits for ready endpoints and then 10 s for them to "settle" (its
+        # await/service.go), which the rollout check already covers: only a load balancer's
+        # address (the URL) is worth the provider's wait, bounded by ready_timeout.
+        wait = {"pulumi.com/timeoutSeconds": str(args.ready_timeout)} if service_type == "LoadBalancer" else SKIP_AWAIT
+        return k8s.core.v1.Service(
+            name,
+            metadata=_metadata(service_name, args.namespace, self._labels, annotations={**args.spec.labels, **wait}),
+            spec=ServiceSpecArgs(type=service_type, selector=self._selector, ports=ports),
+            opts=opts,
+        )
+
+    def _open_published(self) -> None:
+        """Once NetworkPolicies isolate the app's networks, the published ports still take traffic from
+        outside them (NodePort, load balancer)."""
+        spec, args = self._args.spec, self._args
+        if not (args.networks and spec.published):
+            return
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-published",
+            metadata=_metadata(f"published-{spec.name}", args.namespace, self._labels),
+            spec=NetworkPolicySpecArgs(
+                pod_selector=LabelSelectorArgs(match_labels=self._selector), policy_types=["Ingress"],
+                ingress=[NetworkPolicyIngressRuleArgs(ports=[
+                    NetworkPolicyPortArgs(port=p.port, protocol=_protocol(p)) for p in spec.published
+                ])],
+            ),
+            opts=self._child(),
+        )
+
+    def _unsupported(self) -> list[str]:
+        spec = self._args.spec
+        notes = []
+        if spec.restart not in ("always", "unless-stopped"):
+            notes.append(f"restart {spec.restart}: Kubernetes always restarts a Deployment's pods")
+        if spec.aliases and not spec.ports:
+            notes.append(f"aliases ({', '.join(spec.aliases)}): a service without ports has no Service to alias")
+        return notes
+
+
+def _warn(resource: pulumi.Resource, workload: str, notes: list[str]) -> None:
+    if notes:
+        pulumi.log.warn(f"{workload}: not on Kubernetes: " + "; ".join(notes), resource=resource)
+
+
+def _service_port_number(port: PortSpec) -> int:
+    """The published port, or the container's own for an unpublished one or any host port (a
+    NodePort is picked anyway)."""
+    return port.port if port.publish in (None, ANY_HOST_PORT) else port.publish
+
+
+def _service_port(port: PortSpec, number: int) -> ServicePortArgs:
+    return ServicePortArgs(name=port.name, port=number, target_port=port.port, protocol=_protocol(port))
+
+
+def _readiness_probe(spec: ServiceSpec) -> Optional[ProbeArgs]:
+    health = spec.health
+    if health is None:
+        return None
+    return ProbeArgs(
+        http_get=HTTPGetActionArgs(path=health.path, port=health.port) if health.path else None,
+        exec_=ExecActionArgs(command=list(health.command)) if health.command else None,
+        period_seconds=health.interval, timeout_seconds=health.timeout, failure_threshold=health.retries,
+    )
+
+
+def _liveness_probe(spec: ServiceSpec) -> Optional[ProbeArgs]:
+    """Liveness only asks whether the process still listens on its first TCP port, so a failing
+    dependency makes pods unready, not restarted. A worker without one (or with UDP ports only,
+    which a probe cannot ask) is alive while its process runs."""
+    port = next((p for p in spec.ports if p.protocol != "udp"), None)
+    if port is None:
+        return None
+    return ProbeArgs(
+        tcp_socket=TCPSocketActionArgs(port=port.port), period_seconds=10, timeout_seconds=3, failure_threshold=3,
+        initial_delay_seconds=spec.health.start_period if spec.health else None,
+    )
 
 
 def _url(service: k8s.core.v1.Service, index: int, settings: KubernetesSettings) -> pulumi.Output[str]:
@@ -404,7 +585,7 @@ class KubernetesJob(pulumi.ComponentResource):
             name,
             # No fixed name: a changed job is a new Job (its pod template is immutable), created
             # before the old one is deleted.
-            metadata=_metadata(None, args.namespace, labels, annotations=SKIP_AWAIT),
+            metadata=_metadata(None, args.namespace, labels, annotations={**spec.labels, **SKIP_AWAIT}),
             spec={
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": spec.timeout,
@@ -415,5 +596,6 @@ class KubernetesJob(pulumi.ComponentResource):
         JobCheck(f"{name}-completed", CheckArgs(
             name=spec.name, workload=_check_target(args, job.metadata.name), revision=job.metadata.uid, timeout=spec.timeout,
         ), opts=child)
+        _warn(self, f"job {spec.name}", pod.unsupported())
         self.job_name = job.metadata.name
         self.register_outputs({"job_name": self.job_name})

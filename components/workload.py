@@ -77,10 +77,11 @@ def http_check_command(health: HealthSpec) -> list[str]:
 
 
 def files_hash(workload: WorkloadSpec) -> str:
-    """Changes whenever a mounted file's path or content does: the service rolls with it."""
+    """Changes whenever a mounted file's path, content or executable bit does: the service rolls with it."""
     digest = hashlib.sha256()
     for file in sorted(workload.files, key=lambda f: f.path):
-        digest.update(f"{file.path}\0{file.content}\0".encode())
+        # The bit only when set: the hashes of stacks made before it stay as they were (no roll).
+        digest.update(f"{file.path}\0{file.content}\0{'x' if file.executable else ''}".encode())
     return digest.hexdigest()[:16]
 
 

@@ -188,9 +188,25 @@ def docker_user_problem(user: Any) -> Optional[str]:
     return None
 
 
+def prepares_a_volume(resource_type: str, props: Mapping) -> bool:
+    """The step that makes a new Docker volume writable by its workload's user (the engine creates it
+    owned by root; Kubernetes has fsGroup instead) runs as root, but it is one `chown <uid>:<gid> <path>`
+    with CHOWN as its only capability, no network and no restart. Only the rules on root and capabilities
+    spare it."""
+    entrypoint = [str(arg) for arg in _items(props.get("entrypoints"))]
+    return (
+        resource_type == DOCKER_CONTAINER
+        and len(entrypoint) == 3 and entrypoint[0] == "chown" and not _items(props.get("command"))
+        and [str(cap).upper() for cap in _items(_get(props.get("capabilities"), "adds"))] == ["CHOWN"]
+        and props.get("networkMode") == "none" and _is_false(props.get("mustRun")) and not _items(props.get("ports"))
+    )
+
+
 def check_non_root(resource_type: str, props: Mapping) -> list[str]:
     """Containers run as a non-root user: runAsNonRoot true and runAsUser not 0 (pod or container
     securityContext, the container's winning); on Docker, `user` set and not root/0."""
+    if prepares_a_volume(resource_type, props):
+        return []
     if resource_type == DOCKER_CONTAINER:
         problem = docker_user_problem(props.get("user"))
         return [problem] if problem else []
@@ -255,6 +271,8 @@ def _capability_problems(label: str, dropped: Any, added: Any) -> list[str]:
 
 def check_capabilities(resource_type: str, props: Mapping) -> list[str]:
     """Every Linux capability is dropped and none is added back."""
+    if prepares_a_volume(resource_type, props):
+        return _capability_problems("container", _get(props.get("capabilities"), "drops"), None)
     if resource_type == DOCKER_CONTAINER:
         capabilities = props.get("capabilities")
         return _capability_problems("container", _get(capabilities, "drops"), _get(capabilities, "adds"))

@@ -13,7 +13,7 @@ import pytest
 from components.cloudservice import CloudService, _image_from_stack
 from components.image import content_tag
 from components.kubernetes_service import SERVER_SIDE_APPLY
-from components.spec import DockerSettings
+from components.spec import DockerSettings, NetworkSpec
 from harness import (
     APP_NAMESPACE, APP_NETWORK, CLOUD_SERVICE, CONFIG_MAP, CONTAINER, CONTAINER_IMAGE, DB_PASSWORD, DEPLOYMENT,
     DOCKER_JOB, DOCKER_PROVIDER, DOCKER_SERVICE, JOB, JOB_CHECK, K8S_PROVIDER, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE,
@@ -79,7 +79,7 @@ def test_docker_target_graph(mocks):
     assert {(r.type, r.name) for r in docker_resources(mocks)} == {
         (REMOTE_IMAGE, f"{APP}-web"), (REMOTE_IMAGE, f"{APP}-redis"), (REGISTRY_IMAGE, f"{APP}-web"),
         (REGISTRY_IMAGE, f"{APP}-redis"), (NETWORK, f"{APP}-network"), (VOLUME, f"{APP}-redis-data"),
-        (CONTAINER, f"{APP}-web"), (CONTAINER, f"{APP}-redis"),
+        (CONTAINER, f"{APP}-web"), (CONTAINER, f"{APP}-redis"), (CONTAINER, f"{APP}-redis-data-owner"),
     }
     for resource in docker_resources(mocks):
         assert mocks.provider_of(resource) is provider, f"{resource.type} {resource.name} uses the stack's engine"
@@ -144,6 +144,19 @@ def test_service_with_an_image_reference_is_pulled_not_built(mocks):
     assert redis.inputs["name"] == "redis:7-bookworm" and "build" not in redis.inputs
     assert mocks.find(REGISTRY_IMAGE, f"{APP}-redis") is None
     assert mocks.get(CONTAINER, f"{APP}-redis").inputs["image"] == image_id("redis:7-bookworm")
+
+
+def test_stand_ins_are_tagged_for_the_bases_builds_use_only(mocks):
+    """baseImages: the project's Dockerfiles build FROM ${BASE_IMAGE}; a stand-in nobody uses is not tagged."""
+    mocks.local_images = {"cloudservice/base:bookworm": fake_digest("base")}
+    config = docker_config(buildArgs={"BASE_IMAGE": "python:3.12-slim"},
+                           baseImages={"python:3.12-slim": "cloudservice/base:bookworm", "node:22": "cloudservice/base:bookworm"})
+    deploy(config)
+    tags = mocks.of_type("docker:index/tag:Tag")
+    assert [(t.inputs["targetImage"], t.inputs["sourceImage"]) for t in tags] == [("python:3.12-slim", "cloudservice/base:bookworm")]
+    assert mocks.provider_of(tags[0]).type == DOCKER_PROVIDER
+    for image in mocks.of_type(REMOTE_IMAGE):
+        assert tags[0].urn in image.dependencies, "built after the stand-in is tagged"
 
 
 def test_docker_port_offset_and_ready_timeout_reach_the_containers(mocks):
@@ -482,6 +495,7 @@ def test_two_apps_in_one_stack_share_nothing(mocks, target):
         assert {r.inputs["name"] for r in mocks.of_type(VOLUME)} == {f"{APP}-redis-data", "shop-redis-data"}
         assert {r.inputs["name"] for r in mocks.of_type(CONTAINER)} == {
             f"{APP}-web", f"{APP}-redis", f"{APP}-migrate", "shop-web", "shop-redis", "shop-migrate",
+            f"{APP}-redis-data-owner", "shop-redis-data-owner",
         }
         assert resolve(first_app.url) == "http://127.0.0.1:8080" and resolve(shop.url) == "http://127.0.0.1:9080"
         assert mocks.get(CONTAINER, "shop-web").inputs["networksAdvanced"][0]["name"] == "shop"
@@ -514,3 +528,114 @@ def test_only_the_first_release_app_claims_the_old_urns(mocks, target):
             assert alias not in claimed, f"{resource.name} and {claimed[alias]} both claim {alias}"
             claimed[alias] = resource.name
     assert claimed, "the first release's app keeps its old URNs"
+
+
+# -- docker target: the app's networks ------------------------------------------------------------
+
+
+def on_networks(networks, **joined):
+    """The Docker app with `networks` (NetworkSpecs) declared and each named workload joining the
+    networks given for it; a `migrate` job (on no named network) is added when joined names it."""
+    config = with_job("docker") if "migrate" in joined else docker_config()
+    workloads = tuple(dataclasses.replace(w, networks=joined.get(w.name, ())) for w in config.app.workloads)
+    return with_app(config, workloads=workloads, networks=networks)
+
+
+def with_app(config, **changes):
+    """The program's CloudServiceArgs for `config`, its app spec's fields replaced."""
+    return dataclasses.replace(app_args(config), app=dataclasses.replace(config.app, **changes))
+
+
+def networks_of(mocks, workload: str) -> list[str]:
+    return [n["name"] for n in mocks.get(CONTAINER, f"{APP}-{workload}").inputs["networksAdvanced"]]
+
+
+def test_docker_workloads_join_only_their_networks(mocks):
+    front, back = NetworkSpec("front"), NetworkSpec("back")
+    args = on_networks((front, back), web=("front",), redis=("back",), migrate=("front", "back"))
+    app = run(lambda: CloudService(APP, args))
+    assert {(r.name, r.inputs["name"]) for r in mocks.of_type(NETWORK)} == {
+        (f"{APP}-front-network", f"{APP}-front"), (f"{APP}-back-network", f"{APP}-back"),
+    }, "one bridge per network, named from the app's and the network's names; the unused default is not created"
+    for network in mocks.of_type(APP_NETWORK):
+        assert mocks.parent_of(network) is mocks.get(CLOUD_SERVICE, APP)
+    assert networks_of(mocks, "web") == [f"{APP}-front"], "web cannot reach redis: they share no network"
+    assert networks_of(mocks, "redis") == [f"{APP}-back"]
+    assert networks_of(mocks, "migrate") == [f"{APP}-front", f"{APP}-back"]
+    assert resolve(app.network) is None
+
+
+def test_docker_default_network_keeps_its_urn_beside_named_ones(mocks):
+    app = run(lambda: CloudService(APP, on_networks((NetworkSpec("front"),), web=("front", "default"))))
+    default = mocks.get(NETWORK, f"{APP}-network")
+    assert default.urn == (f"urn:pulumi:dev::cloudservice::{CLOUD_SERVICE}${APP_NETWORK}${NETWORK}::{APP}-network")
+    assert default.inputs["name"] == APP and resolve(app.network) == APP
+    assert networks_of(mocks, "web") == [f"{APP}-front", APP]
+    assert networks_of(mocks, "redis") == [APP], "no networks: the default one"
+
+
+def test_docker_external_network_is_joined_not_created(mocks):
+    args = on_networks((NetworkSpec("shared", external="proxy-net"),), web=("shared",), redis=("shared",))
+    run(lambda: CloudService(APP, args))
+    assert mocks.of_type(NETWORK) == [] and mocks.of_type(APP_NETWORK) == []
+    assert networks_of(mocks, "web") == networks_of(mocks, "redis") == ["proxy-net"]
+
+
+def test_docker_aliases_reach_the_container(mocks):
+    config = docker_config()
+    redis = dataclasses.replace(config.app.service("redis"), aliases=("cache",))
+    workloads = tuple(redis if w.name == "redis" else w for w in config.app.workloads)
+    run(lambda: CloudService(APP, with_app(config, workloads=workloads)))
+    assert mocks.get(CONTAINER, f"{APP}-redis").inputs["networksAdvanced"] == [
+        {"name": APP, "aliases": ["redis", "cache"]},
+    ]
+
+
+def test_docker_new_volume_is_prepared_before_its_service(mocks):
+    deploy(docker_config())
+    step = mocks.get(CONTAINER, f"{APP}-redis-data-owner")
+    assert step.inputs["image"] == mocks.get(CONTAINER, f"{APP}-redis").inputs["image"]
+    assert step.inputs["entrypoints"] == ["chown", "10002:10002", "/data"]
+    prepared = mocks.get(JOB_CHECK, f"{APP}-redis-data-owner-completed")
+    assert prepared.urn in mocks.get(CONTAINER, f"{APP}-redis").dependencies
+    assert mocks.find(CONTAINER, f"{APP}-web-data-owner") is None, "web has no volume"
+
+
+def test_kubernetes_networks_are_isolated_by_network_policies(mocks, monkeypatch):
+    """A NetworkPolicy per network some workload joins (the default one too), pods labelled with theirs;
+    an external network is a Docker network: a notice, no policy, no label."""
+    notices = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, resource, **_: notices.append((resource._name, message)))
+    config = kubernetes_config(services=with_services(tool={"build": "app/web", "args": ["tool"]}))
+    joined = {"web": ("front", "legacy"), "redis": ("back", "front")}
+    workloads = tuple(dataclasses.replace(w, networks=joined.get(w.name, ())) for w in config.app.workloads)
+    networks = (NetworkSpec("front"), NetworkSpec("back"), NetworkSpec("legacy", external="corp-net"))
+    app = dataclasses.replace(config.app, workloads=workloads, networks=networks)
+    run(lambda: CloudService(APP, dataclasses.replace(app_args(config), app=app)))
+    namespace = mocks.get(APP_NAMESPACE, f"{APP}-namespace")
+    policies = {r.name: r for r in mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    isolated = ("front", "back", "default")
+    assert set(policies) == {f"{APP}-namespace-network-{n}" for n in isolated} | {f"{APP}-web-published"}
+    for network in isolated:
+        policy = policies[f"{APP}-namespace-network-{network}"]
+        assert mocks.parent_of(policy) is namespace
+        assert mocks.provider_of(policy) is mocks.get(K8S_PROVIDER, f"{APP}-kubernetes")
+        members = {"matchLabels": {f"network.cloudservice.dev/{network}": "true", "cloudservice.dev/stack": "dev"}}
+        assert policy.inputs["spec"]["podSelector"] == members
+        assert policy.inputs["spec"]["ingress"] == [{"from": [{"podSelector": members}]}]
+
+    def networks_of_pods(name):
+        labels = mocks.get(DEPLOYMENT, f"{APP}-{name}").inputs["spec"]["template"]["metadata"]["labels"]
+        return sorted(key.split("/")[1] for key in labels if key.startswith("network.cloudservice.dev/"))
+
+    assert [networks_of_pods(name) for name in ("web", "redis", "tool")] == [["front"], ["back", "front"], ["default"]]
+    assert policies[f"{APP}-web-published"].inputs["spec"]["ingress"] == [{"ports": [{"port": 8080}]}]
+    assert notices == [(APP, notices[0][1])] and "network legacy is external" in notices[0][1]
+
+
+def test_kubernetes_app_without_networks_gets_no_network_policy(mocks):
+    deploy(kubernetes_config())
+    assert mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy") == []
+    for name in ("web", "redis"):
+        labels = mocks.get(DEPLOYMENT, f"{APP}-{name}").inputs["spec"]["template"]["metadata"]["labels"]
+        assert not any(key.startswith("network.cloudservice.dev/") for key in labels)

@@ -3,16 +3,19 @@ container; DockerJob runs one task to its exit."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pulumi
 import pytest
 
+import harness
 from components.docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
+from components.spec import ANY_HOST_PORT, PortSpec, VolumeSpec
 from components.workload import Endpoint
 from harness import (
-    CONTAINER, DB_PASSWORD, DOCKER_JOB, DOCKER_SERVICE, ROLLOUT_CHECK, ROOT, STACK_LABELS, VOLUME, file_versions,
-    plaintext_occurrences, resolve, run, spec_of,
+    CONTAINER, DB_PASSWORD, DOCKER_JOB, DOCKER_SERVICE, JOB_CHECK, ROLLOUT_CHECK, ROOT, STACK_LABELS, VOLUME,
+    file_versions, plaintext_occurrences, resolve, run, spec_of,
 )
 from pulumi.runtime import rpc
 
@@ -28,7 +31,7 @@ def secrets_for(spec) -> dict:
 
 def deploy(mocks, spec=None, **args):
     spec = spec or spec_of()
-    args = {"image": IMAGE, "network": NETWORK, "labels": STACK_LABELS, "secrets": secrets_for(spec), **args}
+    args = {"image": IMAGE, "networks": [NETWORK], "labels": STACK_LABELS, "secrets": secrets_for(spec), **args}
     name = f"cloudservice-dev-{spec.name}"
     service = run(lambda: DockerService(name, DockerServiceArgs(spec=spec, **args)))
     return service, mocks.get(CONTAINER, name)
@@ -270,7 +273,7 @@ def test_images_are_what_the_caller_resolved(mocks):
 
 
 def test_network_output_is_used(mocks):
-    _, container = deploy(mocks, network=pulumi.Output.from_input("custom-net"))
+    _, container = deploy(mocks, networks=[pulumi.Output.from_input("custom-net")])
     assert container.inputs["networksAdvanced"][0]["name"] == "custom-net"
 
 
@@ -279,7 +282,7 @@ def test_the_container_waits_for_what_it_comes_after(mocks):
         before = pulumi.CustomResource("test:index:Thing", "pushed")
         spec = spec_of()
         return DockerService("cloudservice-dev-web", DockerServiceArgs(
-            spec=spec, image=IMAGE, network=NETWORK, labels=STACK_LABELS, after=[before]))
+            spec=spec, image=IMAGE, networks=[NETWORK], labels=STACK_LABELS, after=[before]))
 
     run(program)
     assert mocks.get("test:index:Thing", "pushed").urn in mocks.get(CONTAINER, "cloudservice-dev-web").dependencies
@@ -298,7 +301,7 @@ MIGRATE = {"migrate": {"build": "app/web", "command": ["python3", "-m", "migrate
 
 def run_job(mocks, jobs=None, **args):
     spec = spec_of("migrate", jobs=jobs or MIGRATE)
-    args = {"image": IMAGE, "network": NETWORK, "labels": STACK_LABELS, "secrets": secrets_for(spec), **args}
+    args = {"image": IMAGE, "networks": [NETWORK], "labels": STACK_LABELS, "secrets": secrets_for(spec), **args}
     job = run(lambda: DockerJob("cloudservice-dev-migrate", DockerJobArgs(spec=spec, **args)))
     return job, mocks.get(CONTAINER, "cloudservice-dev-migrate")
 
@@ -350,8 +353,218 @@ def test_job_runs_after_what_it_comes_after(mocks):
         before = pulumi.CustomResource("test:index:Thing", "db")
         spec = spec_of("migrate", jobs=MIGRATE)
         return DockerJob("cloudservice-dev-migrate", DockerJobArgs(
-            spec=spec, image=IMAGE, network=NETWORK, labels=STACK_LABELS, secrets=secrets_for(spec), after=[before]))
+            spec=spec, image=IMAGE, networks=[NETWORK], labels=STACK_LABELS, secrets=secrets_for(spec), after=[before]))
 
     run(program)
     container = mocks.get(CONTAINER, "cloudservice-dev-migrate")
     assert mocks.get("test:index:Thing", "db").urn in container.dependencies
+
+
+# -- what `docker run` flags the spec sets -----------------------------------------------------------
+
+
+def with_fields(name: str = "web", **fields):
+    """The parsed spec of `name` with spec fields (components/spec.py names) replaced."""
+    return dataclasses.replace(spec_of(name), **fields)
+
+
+def test_user_labels_are_merged_under_the_stacks(mocks):
+    spec = with_fields(labels={"team": "payments", "cloudservice.dev/stack": "spoofed", "app.kubernetes.io/name": "x"})
+    _, container = deploy(mocks, spec)
+    expected = {**STACK_LABELS, "app.kubernetes.io/name": "web", "team": "payments"}
+    assert as_dict(container.inputs["labels"]) == expected, "the stack's win: destroy and the checks select by them"
+
+
+def test_process_flags(mocks):
+    spec = with_fields(working_dir="/srv", tty=True, stdin_open=True, init=True, stop_signal="SIGQUIT",
+                       sysctls={"net.core.somaxconn": "1024"}, shm_size_mb=256)
+    _, container = deploy(mocks, spec)
+    inputs = container.inputs
+    assert (inputs["workingDir"], inputs["tty"], inputs["stdinOpen"], inputs["init"]) == ("/srv", True, True, True)
+    assert inputs["stopSignal"] == "SIGQUIT"
+    assert inputs["sysctls"] == {"net.core.somaxconn": "1024"}
+    assert inputs["shmSize"] == 256
+
+
+def test_unset_flags_are_not_sent(mocks):
+    """A stack made before these fields existed plans no change (container fields replace it)."""
+    _, container = deploy(mocks)
+    for key in ("workingDir", "tty", "stdinOpen", "init", "hosts", "sysctls", "ulimits", "shmSize", "stopSignal",
+                "stopTimeout"):
+        assert key not in container.inputs, key
+    assert container.inputs["destroyGraceSeconds"] == 10
+
+
+def test_extra_hosts_one_entry_per_address_and_ulimits(mocks):
+    spec = with_fields(extra_hosts={"db.internal": ("10.0.0.5", "10.0.0.6"), "api.internal": ("10.0.0.7",)},
+                       ulimits={"nofile": (1024, 65536), "nproc": (512, 512)})
+    _, container = deploy(mocks, spec)
+    assert container.inputs["hosts"] == [
+        {"host": "api.internal", "ip": "10.0.0.7"}, {"host": "db.internal", "ip": "10.0.0.5"},
+        {"host": "db.internal", "ip": "10.0.0.6"},
+    ]
+    assert container.inputs["ulimits"] == [
+        {"name": "nofile", "soft": 1024, "hard": 65536}, {"name": "nproc", "soft": 512, "hard": 512},
+    ]
+
+
+def test_tmpfs_paths_besides_the_read_only_roots_tmp(mocks):
+    _, container = deploy(mocks, with_fields(tmpfs=("/run", "/var/cache/app")))
+    assert container.inputs["tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=16m", "/run": "", "/var/cache/app": ""}, \
+        "the spec's paths get the engine's defaults, as `--tmpfs <path>`"
+    mocks.resources.clear()
+    _, writable = deploy(mocks, with_fields(read_only=False, tmpfs=("/run",)))
+    assert writable.inputs["tmpfs"] == {"/run": ""}
+
+
+def test_ephemeral_paths_are_anonymous_volumes(mocks):
+    _, container = deploy(mocks, with_fields("redis", ephemeral=("/scratch",)))
+    assert container.inputs["volumes"] == [
+        {"volumeName": "cloudservice-dev-redis-data", "containerPath": "/data"}, {"containerPath": "/scratch"},
+    ], "no volume name: the engine creates it with the container (from the image) and removes it with it"
+    assert [v.inputs["name"] for v in mocks.of_type(VOLUME)] == ["cloudservice-dev-redis-data"]
+    assert container.inputs.get("removeVolumes", True) is True
+
+
+def test_stop_grace_period_bounds_stop_and_destroy(mocks):
+    _, container = deploy(mocks, with_fields(stop_grace_period=45))
+    assert (container.inputs["stopTimeout"], container.inputs["destroyGraceSeconds"]) == (45, 45)
+
+
+@pytest.mark.parametrize("restart", ["always", "on-failure", "no"])
+def test_service_restart_policy(mocks, restart):
+    _, container = deploy(mocks, with_fields(restart=restart))
+    assert container.inputs["restart"] == restart
+
+
+def test_read_only_volume(mocks):
+    spec = with_fields("redis", volumes=(VolumeSpec(path="/seed", name="seed", read_only=True),))
+    _, container = deploy(mocks, spec)
+    assert container.inputs["volumes"] == [
+        {"volumeName": "cloudservice-dev-redis-seed", "containerPath": "/seed", "readOnly": True},
+    ]
+    assert mocks.find(CONTAINER, "cloudservice-dev-redis-seed-owner") is None, "nothing writes to it: none to prepare"
+
+
+def test_job_gets_the_same_flags_and_never_restarts(mocks):
+    jobs = {"migrate": {"build": "app/web"}}
+    spec = dataclasses.replace(spec_of("migrate", jobs=jobs), init=True, ephemeral=("/work",), stop_grace_period=5,
+                               labels={"team": "data"})
+    job = run(lambda: DockerJob("cloudservice-dev-migrate", DockerJobArgs(
+        spec=spec, image=IMAGE, networks=[NETWORK], labels=STACK_LABELS)))
+    assert job is not None
+    inputs = mocks.get(CONTAINER, "cloudservice-dev-migrate").inputs
+    assert inputs["init"] is True and inputs["volumes"] == [{"containerPath": "/work"}]
+    assert (inputs["stopTimeout"], inputs["destroyGraceSeconds"], inputs["restart"]) == (5, 5, "no")
+    assert as_dict(inputs["labels"])["team"] == "data"
+
+
+# -- networks and aliases ----------------------------------------------------------------------------
+
+
+def test_aliases_on_every_network(mocks):
+    _, container = deploy(mocks, with_fields(aliases=("cache", "db")), networks=["app-front", "app-back"])
+    aliases = ["web", "cache", "db"]
+    assert container.inputs["networksAdvanced"] == [{"name": "app-front", "aliases": aliases},
+                                                    {"name": "app-back", "aliases": aliases}]
+
+
+# -- ports -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def engine_picks_host_ports(mocks, monkeypatch):
+    """The mocked engine fills in the host port of each published port without one (from 32768), and
+    reads the protocol back, as the provider reports the container's `ports`."""
+    outputs = mocks._outputs
+
+    def with_bound_ports(typ, name, inputs):
+        state = outputs(typ, name, inputs)
+        if typ == CONTAINER:
+            state["ports"] = [
+                {**port, "external": port.get("external") or 32768 + index, "protocol": port.get("protocol", "tcp")}
+                for index, port in enumerate(inputs.get("ports", []))
+            ]
+        return state
+
+    monkeypatch.setattr(mocks, "_outputs", with_bound_ports)
+
+
+def test_udp_port(mocks, engine_picks_host_ports):
+    spec = with_fields(ports=(PortSpec(name="http", port=8080, publish=8080),
+                              PortSpec(name="dns", port=5353, publish=5353, protocol="udp")), health=None)
+    service, container = deploy(mocks, spec, port_offset=1)
+    assert container.inputs["ports"] == [
+        {"internal": 8080, "external": 8081, "ip": "127.0.0.1"},
+        {"internal": 5353, "external": 5354, "ip": "127.0.0.1", "protocol": "udp"},
+    ]
+    assert resolve(service.urls) == {"http": "http://127.0.0.1:8081", "dns": "udp://127.0.0.1:5354"}
+
+
+def test_any_host_port_is_picked_by_the_engine_and_reported(mocks, engine_picks_host_ports):
+    spec = with_fields(ports=(PortSpec(name="http", port=8080, publish=ANY_HOST_PORT),
+                              PortSpec(name="dns", port=8080, publish=ANY_HOST_PORT, protocol="udp")))
+    service, container = deploy(mocks, spec, port_offset=100)
+    assert container.inputs["ports"] == [
+        {"internal": 8080, "ip": "127.0.0.1"}, {"internal": 8080, "ip": "127.0.0.1", "protocol": "udp"},
+    ], "no host port (and no offset): the engine picks a free one on the loopback address"
+    assert resolve(service.urls) == {"http": "http://127.0.0.1:32768", "dns": "udp://127.0.0.1:32769"}, \
+        "the URL has the port the engine picked, from the container's ports"
+    assert resolve(service.url) == "http://127.0.0.1:32768"
+
+
+# -- a new volume is made writable for the service's user ---------------------------------------------
+
+
+@pytest.fixture
+def replaced_with(monkeypatch):
+    """Resource name -> the URNs whose replacement replaces it (ResourceOptions.replace_with), as sent."""
+    sent = {}
+    register = harness.RecordingMonitor.RegisterResource
+
+    def recording(self, request):
+        sent[request.name] = list(request.replace_with)
+        return register(self, request)
+
+    monkeypatch.setattr(harness.RecordingMonitor, "RegisterResource", recording)
+    return sent
+
+
+def test_new_volume_is_chowned_for_the_user_before_the_service_starts(mocks, replaced_with):
+    spec = with_fields("redis", volumes=(VolumeSpec(path="/data"), VolumeSpec(path="/var/log/redis", name="logs")))
+    _, container = deploy(mocks, spec, ready_timeout=30)
+    component = mocks.get(DOCKER_SERVICE, "cloudservice-dev-redis")
+    for volume_name, path in (("data", "/data"), ("logs", "/var/log/redis")):
+        volume = mocks.get(VOLUME, f"cloudservice-dev-redis-{volume_name}")
+        step = mocks.get(CONTAINER, f"cloudservice-dev-redis-{volume_name}-owner")
+        check = mocks.get(JOB_CHECK, f"cloudservice-dev-redis-{volume_name}-owner-completed")
+        assert mocks.parent_of(step) is component and mocks.parent_of(check) is component
+        inputs = step.inputs
+        assert inputs["image"] == IMAGE, "the service's own image: it has chown, and the path's content to copy in"
+        assert inputs["user"] == "0:0" and inputs["entrypoints"] == ["chown", "10002:10002", path]
+        assert "command" not in inputs, "not recursive: only the new volume's root"
+        assert inputs["capabilities"] == {"drops": ["ALL"], "adds": ["CHOWN"]}
+        assert inputs["securityOpts"] == ["no-new-privileges:true"] and inputs["readOnly"] is True
+        assert inputs["volumes"] == [{"volumeName": f"cloudservice-dev-redis-{volume_name}", "containerPath": path}]
+        assert (inputs["networkMode"], inputs["mustRun"], inputs["restart"]) == ("none", False, "no")
+        assert as_dict(inputs["labels"]) == STACK_LABELS, "destroy finds it; a look-up of redis's container does not"
+        assert step.delete_before_replace
+        assert step.ignore_changes == ["image"], "a new image of the service does not run it again"
+        assert replaced_with[step.name] == [volume.urn], "a new volume (replaced) is prepared again"
+        assert check.inputs["container"] == step.name and check.inputs["revision"] == f"{step.name}-id"
+        assert check.inputs["timeout"] == 30, "bounded; fails with the step's exit code and logs"
+        assert check.urn in container.dependencies, "the service starts on a prepared volume"
+
+
+def test_a_changed_user_runs_the_step_again(mocks):
+    deploy(mocks, with_fields("redis", user=(2000, 3000)))
+    step = mocks.get(CONTAINER, "cloudservice-dev-redis-data-owner")
+    assert step.inputs["entrypoints"] == ["chown", "2000:3000", "/data"], \
+        "the entrypoint changes with the user: the step is replaced, so it runs again"
+
+
+@pytest.mark.parametrize("name,changes", [("redis", {"user": None}), ("web", {})])
+def test_no_step_without_a_user_or_a_volume(mocks, name, changes):
+    deploy(mocks, with_fields(name, **changes))
+    assert [c.name for c in mocks.of_type(CONTAINER)] == [f"cloudservice-dev-{name}"]
+    assert mocks.of_type(JOB_CHECK) == []

@@ -4,6 +4,7 @@ KubernetesService (Deployment + Service + PVC + ConfigMap per service) and Kuber
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 from typing import Optional
@@ -15,7 +16,7 @@ from components.kubernetes_service import (
     SERVER_SIDE_APPLY, AppNamespace, AppNamespaceArgs, KubernetesJob, KubernetesJobArgs, KubernetesService, KubernetesServiceArgs,
     SECRETS_REVISION, PullCredentials,
 )
-from components.spec import KubernetesSettings
+from components.spec import ANY_HOST_PORT, FileSpec, KubernetesSettings, PortSpec, VolumeSpec
 from components.workload import FILES_HASH, Endpoint
 from harness import (
     APP_NAMESPACE, CONFIG_MAP, DB_PASSWORD, DEPLOYMENT, JOB, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE, PVC,
@@ -28,6 +29,8 @@ REGISTRY = PullCredentials(server="localhost:5000", username="cloudservice", pas
 SETTINGS = KubernetesSettings(namespace="cloudservice-dev")
 REDIS = {"redis": Endpoint(host="redis", ports={"main": 6379})}
 CONFIG_FILE = "app/redis/redis.conf"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+SELECTOR = {"app.kubernetes.io/name": "web", "cloudservice.dev/stack": "dev"}
 
 
 def image_of(name: str) -> str:
@@ -36,6 +39,20 @@ def image_of(name: str) -> str:
 
 def k8s_spec(name: str = "web", **changes):
     return spec_of(name, target="kubernetes", **changes)
+
+
+def with_fields(base: str = "web", **fields):
+    """The parsed spec of service `base` with spec fields (not config keys) changed, e.g. those Compose files need."""
+    return dataclasses.replace(k8s_spec(base), **fields)
+
+
+@pytest.fixture
+def warnings(monkeypatch) -> list[str]:
+    """The messages of pulumi.log.warn, each with the name of the resource it is about."""
+    seen: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, resource=None, **_: seen.append(
+        (resource._name if resource is not None else None, message)))
+    return seen
 
 
 def namespace_for(specs, registry: Optional[PullCredentials] = REGISTRY, namespace: str = "cloudservice-dev") -> AppNamespace:
@@ -439,6 +456,19 @@ def test_a_changed_file_rolls_the_pods(mocks, tmp_path):
     assert hashes[0] != hashes[1] and hashes[0] == hashes[2]
 
 
+def test_an_executable_file_stays_executable_and_its_bit_rolls_the_pods(mocks):
+    """A health-check script mounted from the project runs on Kubernetes as it does on Docker."""
+    hashes = []
+    for executable in (False, True):
+        script = FileSpec(path="/healthchecks/check.sh", source="/project/check.sh", content="exit 0\n", executable=executable)
+        _, deployment = deploy(mocks, with_fields(files=(script,)))
+        (volume,) = [v for v in pod(deployment)["volumes"] if v["name"] == "files"]
+        assert volume["configMap"]["items"] == [{"key": "file-0", "path": "file-0", **({"mode": 0o555} if executable else {})}]
+        hashes.append(deployment.inputs["spec"]["template"]["metadata"]["annotations"]["cloudservice.dev/files-hash"])
+        mocks.resources.clear()
+    assert hashes[0] != hashes[1]
+
+
 def test_no_files_no_config_map_and_no_annotation(mocks):
     _, deployment = deploy(mocks)
     assert mocks.of_type(CONFIG_MAP) == []
@@ -587,3 +617,269 @@ def test_job_runs_after_what_it_comes_after(mocks):
 
     run(program)
     assert mocks.get("test:index:Thing", "db").urn in mocks.get(JOB, "cloudservice-dev-migrate").dependencies
+
+
+# -- what Compose files need ---------------------------------------------------------------------
+
+
+def test_a_spec_without_the_new_fields_declares_what_it_did(mocks, warnings):
+    """Existing stacks see no change: no new keys in the pod, the container, the Service or the
+    metadata, no new objects, no notice."""
+    _, web = deploy(mocks)
+    _, redis = deploy(mocks, k8s_spec("redis"))
+    for deployment in (web, redis):
+        assert set(pod(deployment)) == {
+            "enableServiceLinks", "imagePullSecrets", "securityContext", "containers", "volumes",
+        }
+        assert set(container(deployment)) == {
+            "name", "image", "env", "resources", "securityContext", "volumeMounts", "ports", "readinessProbe",
+            "livenessProbe", "lifecycle",
+        }
+        assert deployment.inputs["metadata"]["annotations"] == {**SERVER_SIDE_APPLY, "pulumi.com/skipAwait": "true"}
+        assert set(deployment.inputs["spec"]["template"]["metadata"]) == {"labels", "annotations"}
+    assert container(web)["ports"] == [{"name": "main", "containerPort": 8080}]
+    assert mocks.get(SERVICE, "cloudservice-dev-web").inputs["spec"] == {
+        "type": "NodePort", "selector": SELECTOR,
+        "ports": [{"name": "main", "port": 8080, "targetPort": 8080}],
+    }
+    assert {r.type for r in mocks.resources if r.custom} == {NAMESPACE, SECRET, DEPLOYMENT, SERVICE, PVC, ROLLOUT_CHECK}
+    assert warnings == []
+
+
+def test_user_labels_are_annotations_of_the_deployment_its_pods_and_its_services(mocks):
+    labels = {"com.example.description": "Front end: serves /, /notes", "app.kubernetes.io/name": "not-web",
+              "pulumi.com/skipAwait": "false"}
+    _, deployment = deploy(mocks, with_fields(labels=labels, aliases=("www",)))
+    service, alias = mocks.get(SERVICE, "cloudservice-dev-web"), mocks.get(SERVICE, "cloudservice-dev-web-alias-www")
+    template = deployment.inputs["spec"]["template"]["metadata"]
+    for annotations in (deployment.inputs["metadata"]["annotations"], template["annotations"],
+                        service.inputs["metadata"]["annotations"], alias.inputs["metadata"]["annotations"]):
+        assert annotations["com.example.description"] == "Front end: serves /, /notes", "values need not be label-safe"
+        assert annotations["app.kubernetes.io/name"] == "not-web"
+    for resource in (deployment, service, alias):
+        assert resource.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true", "the stack's own win"
+        assert resource.inputs["metadata"]["labels"] == {**STACK_LABELS, "app.kubernetes.io/name": "web"}
+    assert template["labels"] == {**STACK_LABELS, "app.kubernetes.io/name": "web"}
+    assert deployment.inputs["spec"]["selector"]["matchLabels"] == SELECTOR
+
+
+def test_working_dir_tty_and_stdin(mocks):
+    _, deployment = deploy(mocks, with_fields(working_dir="/srv/app", tty=True, stdin_open=True))
+    assert (container(deployment)["workingDir"], container(deployment)["tty"], container(deployment)["stdin"]) == \
+        ("/srv/app", True, True)
+
+
+def test_extra_hosts_are_host_aliases_grouped_by_address(mocks):
+    hosts = {"db.local": ("10.0.0.5",), "cache.local": ("10.0.0.5", "fd00::5"), "api.local": ("10.0.0.9",)}
+    _, deployment = deploy(mocks, with_fields(extra_hosts=hosts))
+    assert pod(deployment)["hostAliases"] == [
+        {"ip": "10.0.0.5", "hostnames": ["db.local", "cache.local"]}, {"ip": "fd00::5", "hostnames": ["cache.local"]},
+        {"ip": "10.0.0.9", "hostnames": ["api.local"]},
+    ]
+
+
+@pytest.mark.parametrize("port,sysctls,expected", [
+    (8080, {"net.core.somaxconn": "1024"}, [("net.core.somaxconn", "1024")]),
+    (80, {"net.core.somaxconn": "1024"},
+     [("net.ipv4.ip_unprivileged_port_start", "0"), ("net.core.somaxconn", "1024")]),
+    (80, {"net.ipv4.ip_unprivileged_port_start": "80"}, [("net.ipv4.ip_unprivileged_port_start", "80")]),
+])
+def test_sysctls_join_the_unprivileged_port_start(mocks, port, sysctls, expected):
+    spec = with_fields(ports=(PortSpec(name="main", port=port, publish=8080),), health=None, sysctls=sysctls)
+    _, deployment = deploy(mocks, spec)
+    assert pod(deployment)["securityContext"]["sysctls"] == [{"name": name, "value": value} for name, value in expected]
+
+
+def test_shm_tmpfs_and_ephemeral_paths_are_empty_dirs(mocks):
+    spec = with_fields(shm_size_mb=256, tmpfs=("/tmp", "/run/app"), ephemeral=("/var/cache/app", "/scratch"))
+    _, deployment = deploy(mocks, spec)
+    volumes = {v["name"]: v for v in pod(deployment)["volumes"]}
+    mounts = {m["mountPath"]: m for m in container(deployment)["volumeMounts"]}
+    assert volumes["shm"] == {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}
+    assert mounts["/dev/shm"] == {"name": "shm", "mountPath": "/dev/shm"}
+    assert volumes["tmpfs-0"] == {"name": "tmpfs-0", "emptyDir": {"medium": "Memory"}}
+    assert mounts["/run/app"] == {"name": "tmpfs-0", "mountPath": "/run/app"}
+    assert mounts["/tmp"]["name"] == "tmp", "a read-only container's /tmp is already there"
+    assert volumes["ephemeral-0"] == {"name": "ephemeral-0", "emptyDir": {}}
+    assert volumes["ephemeral-1"] == {"name": "ephemeral-1", "emptyDir": {}}
+    assert (mounts["/var/cache/app"]["name"], mounts["/scratch"]["name"]) == ("ephemeral-0", "ephemeral-1")
+    assert not any(m.get("readOnly") for m in mounts.values()), "writable, by the pod's fsGroup"
+    assert pod(deployment)["securityContext"]["fsGroup"] == 10001
+    assert len(volumes) == len(pod(deployment)["volumes"]), "no two pod volumes share a name"
+    _, writable = deploy(mocks, dataclasses.replace(spec, name="wr", read_only=False, tmpfs=("/tmp",)))
+    assert {"name": "tmpfs-0", "mountPath": "/tmp"} in container(writable)["volumeMounts"]
+
+
+@pytest.mark.parametrize("ports,grace", [
+    ((PortSpec(name="main", port=8080, publish=8080),), 15),  # the preStop sleep of a service with ports counts too
+    ((), 10),
+])
+def test_stop_grace_period_is_counted_from_the_stop_signal(mocks, ports, grace):
+    _, deployment = deploy(mocks, with_fields(ports=ports, health=None, stop_grace_period=10))
+    assert pod(deployment)["terminationGracePeriodSeconds"] == grace
+    if ports:
+        assert container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"] == grace - 10
+
+
+def test_volumes_are_claims_with_dns_names_and_may_be_read_only(mocks):
+    volumes = (VolumeSpec(path="/data"), VolumeSpec(path="/srv/seed", name="Seed_Data", read_only=True),
+               VolumeSpec(path="/var/tmp", name="tmp", size="2Gi"))
+    _, deployment = deploy(mocks, dataclasses.replace(k8s_spec("redis"), volumes=volumes))
+    data, seed, tmp = (mocks.get(PVC, f"cloudservice-dev-redis-{v.name}") for v in volumes)
+    assert data.inputs["metadata"]["name"] == "redis-data", "the first release's volume keeps its name"
+    seed_name = seed.inputs["metadata"]["name"]
+    assert seed_name.startswith("redis-seed-data-") and seed_name == seed_name.lower(), "DNS-safe, distinct"
+    assert tmp.inputs["metadata"]["name"] == "redis-tmp"
+    assert tmp.inputs["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    claims = {v["persistentVolumeClaim"]["claimName"]: v["name"]
+              for v in pod(deployment)["volumes"] if "persistentVolumeClaim" in v}
+    mounts = {m["name"]: m for m in container(deployment)["volumeMounts"]}
+    assert claims["redis-data"] == "data" and mounts["data"] == {"name": "data", "mountPath": "/data"}
+    assert mounts[claims[seed_name]] == {"name": claims[seed_name], "mountPath": "/srv/seed", "readOnly": True}
+    assert claims["redis-tmp"] != "tmp", "the pod's own /tmp volume keeps its name"
+    assert mounts[claims["redis-tmp"]]["mountPath"] == "/var/tmp"
+    names = [v["name"] for v in pod(deployment)["volumes"]]
+    assert len(set(names)) == len(names)
+    assert deployment.inputs["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_read_only_volumes_only_roll(mocks):
+    spec = with_fields(volumes=(VolumeSpec(path="/srv/seed", name="seed", read_only=True),))
+    _, deployment = deploy(mocks, spec)
+    assert deployment.inputs["spec"]["strategy"]["type"] == "RollingUpdate", "nothing written: pods may share it"
+
+
+def test_udp_ports(mocks):
+    ports = (PortSpec(name="dns", port=5353, protocol="udp"), PortSpec(name="http", port=8080, publish=8080))
+    _, deployment = deploy(mocks, with_fields(ports=ports, health=None))
+    assert container(deployment)["ports"] == [
+        {"name": "dns", "containerPort": 5353, "protocol": "UDP"}, {"name": "http", "containerPort": 8080},
+    ]
+    assert mocks.get(SERVICE, "cloudservice-dev-web").inputs["spec"]["ports"] == [
+        {"name": "dns", "port": 5353, "targetPort": 5353, "protocol": "UDP"},
+        {"name": "http", "port": 8080, "targetPort": 8080},
+    ]
+    assert container(deployment)["livenessProbe"]["tcpSocket"] == {"port": 8080}, "a TCP probe cannot ask a UDP port"
+    mocks.resources.clear()
+    udp = PortSpec(name="dns", port=5353, publish=5353, protocol="udp")
+    _, udp_only = deploy(mocks, with_fields(name="dns", ports=(udp,), health=None))
+    assert "livenessProbe" not in container(udp_only)
+    assert mocks.get(SERVICE, "cloudservice-dev-dns").inputs["spec"]["ports"] == [
+        {"name": "dns", "port": 5353, "targetPort": 5353, "protocol": "UDP"},
+    ]
+
+
+def test_any_host_port_is_the_container_port_on_a_node_port(mocks):
+    web, _ = deploy(mocks, with_fields(ports=(PortSpec(name="main", port=8080, publish=ANY_HOST_PORT),)))
+    service = mocks.get(SERVICE, "cloudservice-dev-web")
+    assert service.inputs["spec"]["type"] == "NodePort"
+    assert service.inputs["spec"]["ports"] == [{"name": "main", "port": 8080, "targetPort": 8080}]
+    assert resolve(web.url) == f"http://127.0.0.1:{service.outputs['spec']['ports'][0]['nodePort']}"
+
+
+def test_aliases_are_more_services_of_the_same_pods(mocks):
+    ports = (PortSpec(name="http", port=9200, publish=9201), PortSpec(name="transport", port=9300))
+    web, _ = deploy(mocks, with_fields(name="elasticsearch", ports=ports, health=None, aliases=("es", "search")))
+    component = mocks.get(KUBERNETES_SERVICE, "cloudservice-dev-elasticsearch")
+    main = mocks.get(SERVICE, "cloudservice-dev-elasticsearch")
+    for alias in ("es", "search"):
+        service = mocks.get(SERVICE, f"cloudservice-dev-elasticsearch-alias-{alias}")
+        assert mocks.parent_of(service) is component
+        metadata = service.inputs["metadata"]
+        assert (metadata["name"], metadata["namespace"]) == (alias, "cloudservice-dev")
+        # As a Compose network alias: http://es:9200 reaches the container's port, whatever is published.
+        assert service.inputs["spec"] == {"type": "ClusterIP", "selector": main.inputs["spec"]["selector"], "ports": [
+            {"name": "http", "port": 9200, "targetPort": 9200}, {"name": "transport", "port": 9300, "targetPort": 9300},
+        ]}
+    assert main.inputs["metadata"]["name"] == "elasticsearch" and main.urn.endswith("::cloudservice-dev-elasticsearch")
+    assert resolve(web.service_name) == "elasticsearch"
+    assert resolve(web.urls) == {"http": f"http://127.0.0.1:{main.outputs['spec']['ports'][0]['nodePort']}"}
+
+
+def test_what_kubernetes_cannot_do_is_one_notice_per_workload(mocks, warnings):
+    spec = with_fields(stop_signal="SIGQUIT", init=True, ulimits={"nofile": (1024, 2048)}, restart="on-failure")
+    deploy(mocks, spec)
+    ((resource, message),) = warnings
+    assert resource == "cloudservice-dev-web"
+    assert message.startswith("service web: ")
+    for said in ("stopSignal SIGQUIT", "SIGTERM", "init", "PID 1", "ulimits (nofile)", "restart on-failure",
+                 "always restarts"):
+        assert said in message, said
+    warnings.clear()
+    deploy(mocks, with_fields(name="ok", restart="always", stop_signal="SIGTERM"))
+    assert warnings == []
+
+
+def test_aliases_of_a_service_without_ports_are_a_notice(mocks, warnings):
+    deploy(mocks, with_fields(name="worker", ports=(), health=None, aliases=("bee",)))
+    assert not any(r.type == SERVICE for r in mocks.resources)
+    ((resource, message),) = warnings
+    assert resource == "cloudservice-dev-worker" and "aliases (bee)" in message and "without ports" in message
+
+
+def test_pods_carry_a_label_per_network_and_published_ports_stay_open(mocks):
+    _, deployment = deploy(mocks, networks=["front", "back_end"])
+    labels = deployment.inputs["spec"]["template"]["metadata"]["labels"]
+    assert labels["network.cloudservice.dev/front"] == "true"
+    (back,) = [key for key in labels if key.startswith("network.cloudservice.dev/back")]
+    assert labels[back] == "true" and back.split("/")[1] == back.split("/")[1].lower()
+    assert deployment.inputs["spec"]["selector"]["matchLabels"] == SELECTOR
+    assert deployment.inputs["metadata"]["labels"] == {**STACK_LABELS, "app.kubernetes.io/name": "web"}
+    policy = mocks.get(NETWORK_POLICY, "cloudservice-dev-web-published")
+    assert mocks.parent_of(policy).type == KUBERNETES_SERVICE
+    assert policy.inputs["metadata"]["name"] == "published-web"
+    assert policy.inputs["spec"] == {
+        "podSelector": {"matchLabels": SELECTOR},
+        "policyTypes": ["Ingress"], "ingress": [{"ports": [{"port": 8080}]}],
+    }
+
+
+def test_unpublished_services_and_apps_without_networks_open_nothing(mocks):
+    deploy(mocks, k8s_spec("redis"), networks=["default"])
+    deploy(mocks)
+    assert mocks.of_type(NETWORK_POLICY) == []
+
+
+def test_namespace_isolates_each_network(mocks):
+    run(lambda: AppNamespace("cloudservice-dev-namespace", AppNamespaceArgs(
+        namespace="cloudservice-dev", labels=STACK_LABELS, networks=["default", "back_end"])))
+    component = mocks.get(APP_NAMESPACE, "cloudservice-dev-namespace")
+    for network in ("default", "back_end"):
+        policy = mocks.get(NETWORK_POLICY, f"cloudservice-dev-namespace-network-{network}")
+        assert mocks.parent_of(policy) is component
+        assert policy.inputs["metadata"]["namespace"] == "cloudservice-dev"
+        assert policy.inputs["metadata"]["labels"] == STACK_LABELS
+        members = policy.inputs["spec"]["podSelector"]
+        (label,) = [key for key in members["matchLabels"] if key.startswith("network.cloudservice.dev/")]
+        assert members == {"matchLabels": {label: "true", "cloudservice.dev/stack": "dev"}}
+        assert policy.inputs["spec"] == {
+            "podSelector": members, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": members}]}],
+        }
+    names = [mocks.get(NETWORK_POLICY, f"cloudservice-dev-namespace-network-{network}").inputs["metadata"]["name"]
+             for network in ("default", "back_end")]
+    assert names[0] == "network-default" and names[1].startswith("network-back-end-")
+
+
+def test_job_takes_the_workload_fields(mocks, warnings):
+    base = spec_of("migrate", target="kubernetes", jobs=MIGRATE)
+    spec = dataclasses.replace(base, labels={"com.example.team": "data"}, working_dir="/work", stop_grace_period=7,
+                               extra_hosts={"db.local": ("10.0.0.5",)}, ephemeral=("/scratch",), init=True)
+
+    def program():
+        namespace = namespace_for([spec])
+        return KubernetesJob("cloudservice-dev-migrate", KubernetesJobArgs(
+            spec=spec, **workload_args(spec, namespace, links=REDIS, networks=["default"])))
+
+    run(program)
+    created = mocks.get(JOB, "cloudservice-dev-migrate")
+    template = created.inputs["spec"]["template"]
+    assert created.inputs["metadata"]["annotations"]["com.example.team"] == "data"
+    assert template["metadata"]["annotations"]["com.example.team"] == "data"
+    assert template["metadata"]["labels"]["network.cloudservice.dev/default"] == "true"
+    assert template["spec"]["terminationGracePeriodSeconds"] == 7, "no preStop hook to cover"
+    assert template["spec"]["hostAliases"] == [{"ip": "10.0.0.5", "hostnames": ["db.local"]}]
+    (job_container,) = template["spec"]["containers"]
+    assert job_container["workingDir"] == "/work"
+    assert {"name": "ephemeral-0", "mountPath": "/scratch"} in job_container["volumeMounts"]
+    ((resource, message),) = warnings
+    assert resource == "cloudservice-dev-migrate" and message.startswith("job migrate: ") and "init" in message
