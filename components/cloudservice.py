@@ -17,7 +17,7 @@ import pulumi
 import pulumi_docker as docker
 
 from .docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
-from .image import ContainerImage, ContainerImageArgs, StandIn, base_images, digest_of
+from .image import ContainerImage, ContainerImageArgs, Engine, StandIn, base_images, digest_of
 from .network import AppNetwork, AppNetworkArgs
 from .spec import (
     AppSpec, DockerSettings, ImageSources, JobSpec, KubernetesSettings, NetworkSpec, TargetSettings, WorkloadSpec,
@@ -98,7 +98,8 @@ class CloudService(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, aliases=self._first_release_name("docker")),
             )
             self._engine = pulumi.ResourceOptions(parent=self, provider=provider)
-        stand_ins = self._stand_ins(references) if self._engine else {}
+        engine = Engine(args.target.host if on_docker else None)
+        stand_ins = self._stand_ins(references, engine) if self._engine else {}
 
         # What each workload runs (deploy_refs) and waits for (releases); the references exported.
         self._deploy_refs, self._releases, exported, digests = {}, {}, {}, {}
@@ -117,6 +118,7 @@ class CloudService(pulumi.ComponentResource):
                     push=sources.push,
                     pull=on_docker,
                     labels=args.labels,
+                    engine=engine,
                     stand_ins=sources.base_images,
                     after=list(stand_ins.values()),
                 ),
@@ -145,12 +147,12 @@ class CloudService(pulumi.ComponentResource):
             "network": self.network, "namespace": self.namespace, "services": self.services,
         })
 
-    def _stand_ins(self, references: Mapping[str, Optional[pulumi.Input[str]]]) -> dict[str, pulumi.Resource]:
+    def _stand_ins(self, references: Mapping[str, Optional[pulumi.Input[str]]], engine: Engine) -> dict[str, pulumi.Resource]:
         """The stand-in of each base image (`baseImages`) a build starts FROM or a workload runs."""
         wanted = self._args.images.base_images
         used = {base for workload in self._args.app.workloads if references[workload.name] is None
                 for base in base_images(workload.build)} | {r for r in references.values() if isinstance(r, str)}
-        return {base: StandIn(f"{self._name}-stand-in-{re.sub('[^a-z0-9]+', '-', base.lower())}", base, local,
+        return {base: StandIn(f"{self._name}-stand-in-{re.sub('[^a-z0-9]+', '-', base.lower())}", base, local, engine,
                               opts=self._engine).tag for base, local in wanted.items() if base in used}
 
     def _first_release_name(self, name: str) -> list[pulumi.Alias]:

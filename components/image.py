@@ -15,6 +15,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence
 
+import docker as docker_sdk
 import pulumi
 import pulumi_docker as docker
 from docker.utils.build import exclude_paths
@@ -68,14 +69,34 @@ def content_tag(build: BuildSpec, base_image_ids: Optional[Mapping[str, Optional
     return "c-" + digest.hexdigest()[:16]
 
 
-def local_image_id(name: str, opts: pulumi.InvokeOptions) -> Optional[str]:
-    """The ID of image `name` in the Docker engine of the provider, or None when it has no such image."""
-    try:
-        return docker.get_remote_image(name=name, opts=opts).id
-    except Exception as error:  # noqa: BLE001 - the SDK raises a bare Exception for a failed invoke
-        if "did not find docker image" in str(error):
+class Engine:
+    """The Docker engine a stack builds on, asked directly (the Docker SDK) which images it has.
+
+    The program reads base image IDs before it can declare its images: asked through the Docker
+    provider (an invoke), every preview first waited for the provider plugin to start. The dev loop
+    reads them the same way, so both compute the same tags."""
+
+    def __init__(self, host: Optional[str] = None):
+        self.host = host
+        self._client: Optional[docker_sdk.DockerClient] = None
+
+    def image_id(self, name: str) -> Optional[str]:
+        """The ID of image `name` in the engine, or None when it has no such image."""
+        try:
+            if self._client is None:  # the ssh binary for ssh:// hosts, as the docker CLI uses
+                self._client = docker_sdk.DockerClient(base_url=self.host, use_ssh_client=self.host.startswith("ssh://")) \
+                    if self.host else docker_sdk.from_env()
+            return self._client.images.get(name).id
+        except docker_sdk.errors.ImageNotFound:
             return None
-        raise
+        except docker_sdk.errors.DockerException as error:
+            raise pulumi.RunError(f"cannot read image {name} in the Docker engine at {self.host or 'DOCKER_HOST'}: "
+                                  f"{error}") from None
+
+    def base_image_ids(self, build: BuildSpec, stand_ins: Mapping[str, str] = {}) -> dict[str, Optional[str]]:
+        """The ID of each image the build starts FROM; a stand-in (tagged under the base's name by the
+        same run) gives its own, the one the base will have."""
+        return {base: self.image_id(stand_ins.get(base, base)) for base in base_images(build)}
 
 
 # The registry (distribution) rewrites a tag's link file in place: a push of a repository:tag that
@@ -107,6 +128,8 @@ class ContainerImageArgs:
     pull: bool = True
     """Keep a copy in the local engine (the docker target runs containers from it)."""
     labels: Mapping[str, str] = field(default_factory=dict)
+    engine: Engine = field(default_factory=Engine)
+    """The engine that builds: the provider's host."""
     stand_ins: Mapping[str, str] = field(default_factory=dict)
     """Base image name -> the local image the engine has under that name (see StandIn)."""
     after: Sequence[pulumi.Resource] = ()
@@ -142,10 +165,7 @@ class ContainerImage(pulumi.ComponentResource):
             self.registry_ref = self.reference
         else:
             # Asked of the engine that builds (the provider's), in preview and update alike.
-            in_engine = pulumi.InvokeOptions(parent=self)
-            # A stand-in is tagged under the base's name by this same run: its own ID is the base's.
-            base_ids = {base: local_image_id(args.stand_ins.get(base, base), in_engine) for base in base_images(args.build)}
-            tagged = f"{args.repository}:{content_tag(args.build, base_ids)}"
+            tagged = f"{args.repository}:{content_tag(args.build, args.engine.base_image_ids(args.build, args.stand_ins))}"
             local = docker.RemoteImage(
                 name,
                 name=tagged,
@@ -197,9 +217,9 @@ class StandIn(pulumi.ComponentResource):
     python:3.12-slim`), so the Dockerfile builds unchanged on an engine that cannot pull. Re-tagged when
     the local image changes."""
 
-    def __init__(self, name: str, base: str, local: str, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, base: str, local: str, engine: Engine, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:StandIn", name, None, opts)
-        local_id = local_image_id(local, pulumi.InvokeOptions(parent=self))
+        local_id = engine.image_id(local)
         if local_id is None:
             raise pulumi.RunError(f"baseImages.{base}: the engine has no image {local} to stand in for it "
                                   "(build it first, e.g. `make platform`)")

@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 from typing import Optional, TextIO
 
-from docker.errors import ImageNotFound
-
-from components.image import base_images, content_tag
+from components.image import Engine, content_tag
 from components.spec import BuildSpec
 
 from .stack import ImageBuild, Stack, StackError, service_of
@@ -59,7 +57,7 @@ class DevLoop:
             "Pulumi.yaml", f"Pulumi.{stack.name}.yaml", f".stacks/Pulumi.{stack.name}.yaml", "__main__.py", "components",
         )]  # the stack's config: the team's file and your own (stackConfigDir)
         self.builds: dict[str, ImageBuild] = {}
-        self.engine = stack.docker_client()
+        self.engine = Engine(stack.config("dockerHost"))
         self.outputs: dict = {}
         self.program = self.program_hash()
 
@@ -87,19 +85,9 @@ class DevLoop:
         changed = [PROGRAM] if self.program_hash() != self.program else []
         for service, build in sorted(self.builds.items()):
             spec = BuildSpec(context=build.context, dockerfile=build.dockerfile, target=build.target, args=build.args)
-            if content_tag(spec, self.base_image_ids(spec)) != build.tag:
+            if content_tag(spec, self.engine.base_image_ids(spec)) != build.tag:
                 changed.append(service)
         return changed
-
-    def base_image_ids(self, build: BuildSpec) -> dict[str, Optional[str]]:
-        """The IDs of the build's base images in the engine, as the program puts them in the tag."""
-        ids: dict[str, Optional[str]] = {}
-        for base in base_images(build):
-            try:
-                ids[base] = self.engine.images.get(base).id
-            except ImageNotFound:
-                ids[base] = None
-        return ids
 
     def update(self, changed: list[str], saved: float) -> None:
         self.say(f"{', '.join(changed)} changed: "

@@ -6,6 +6,7 @@ import hypothesis
 import pulumi
 import pytest
 
+from components.image import Engine
 from harness import install_mocks
 
 # hypothesis is imported here, at collection, on purpose: its pytest plugin otherwise imports it
@@ -18,6 +19,12 @@ from harness import install_mocks
 hypothesis.settings.register_profile("unit", max_examples=50, deadline=None)
 hypothesis.settings.register_profile("thorough", max_examples=2000, deadline=None)
 hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "unit"))
+
+
+@pytest.fixture(autouse=True)
+def real_engine_after_each_test(monkeypatch):
+    """install_mocks answers engine look-ups from its mocks: each test ends with the real Engine again."""
+    monkeypatch.setattr(Engine, "image_id", Engine.image_id)
 
 
 @pytest.fixture

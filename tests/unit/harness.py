@@ -28,6 +28,7 @@ from pulumi.runtime.proto import alias_pb2
 
 from components.cloudservice import CloudService, CloudServiceArgs
 from components.config import StackConfig, parse_stack_config
+from components.image import Engine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROJECT = "cloudservice"
@@ -49,7 +50,6 @@ JOB = "kubernetes:batch/v1:Job"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 ROLLOUT_CHECK = "pulumi-python:dynamic/cloudservice:RolloutCheck"
 JOB_CHECK = "pulumi-python:dynamic/cloudservice:JobCheck"
-GET_REMOTE_IMAGE = "docker:index/getRemoteImage:getRemoteImage"
 ROOT_STACK = "pulumi:pulumi:Stack"
 
 CLOUD_SERVICE = "cloudservice:index:CloudService"
@@ -113,6 +113,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.calls: list[pulumi.runtime.MockCallArgs] = []
         self.local_images: dict[str, str] = {}
         """Image name to ID: the images the mocked Docker engine has (base images of builds)."""
+        self.engine_lookups: list[tuple[Optional[str], str]] = []
+        """(engine host, image name) of each image the program asked the engine about."""
         self._request = threading.local()
         self._services = 0
 
@@ -133,12 +135,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
         self.calls.append(args)
-        if args.token == GET_REMOTE_IMAGE:  # the images `local_images` names, as the provider answers
-            name = args.args["name"]
-            if name not in self.local_images:
-                return {}, [("name", f"did not find docker image '{name}'")]
-            return {"id": self.local_images[name], "name": name, "repoDigest": ""}, []
         return {}, []
+
+    def engine_image_id(self, engine: Engine, name: str) -> Optional[str]:
+        """What the engine answers (components.image.Engine.image_id): the images `local_images` names."""
+        self.engine_lookups.append((engine.host, name))
+        return self.local_images.get(name)
 
     def _outputs(self, typ: str, name: str, inputs: dict) -> dict:
         state = dict(inputs)
@@ -269,6 +271,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 def install_mocks(stack: str = "dev", stack_outputs: Optional[dict] = None, preview: bool = False) -> RecordingMocks:
     mocks = RecordingMocks(stack, stack_outputs, preview)
+    Engine.image_id = lambda engine, name: mocks.engine_image_id(engine, name)  # no engine in the unit suite
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=RecordingMonitor(mocks))
     return mocks
 

@@ -11,11 +11,12 @@ import pulumi
 import pytest
 
 from components.spec import BuildSpec
-from components.image import ContainerImage, ContainerImageArgs, StandIn, base_images, content_tag
+from components.image import ContainerImage, ContainerImageArgs, Engine, StandIn, base_images, content_tag
 from harness import (
-    DOCKER_PROVIDER, GET_REMOTE_IMAGE, REGISTRY_IMAGE, REMOTE_IMAGE, ROOT, fake_digest, image_id, install_mocks,
+    DOCKER_PROVIDER, REGISTRY_IMAGE, REMOTE_IMAGE, ROOT, fake_digest, image_id, install_mocks,
     registry_digest, resolve, run,
 )
+import docker as docker_sdk
 import pulumi_docker as docker
 
 REPOSITORY = "localhost:5000/cloudservice/web"
@@ -220,7 +221,7 @@ def test_a_stand_in_is_tagged_under_the_base_name_before_the_build(mocks, contex
     mocks.local_images = {"cloudservice/base:bookworm": fake_digest("base-1")}
 
     def program():
-        stand_in = StandIn("py", "python:3.12-slim", "cloudservice/base:bookworm")
+        stand_in = StandIn("py", "python:3.12-slim", "cloudservice/base:bookworm", Engine())
         return ContainerImage("web", ContainerImageArgs(
             repository=REPOSITORY, build=build, stand_ins={"python:3.12-slim": "cloudservice/base:bookworm"},
             after=[stand_in.tag]))
@@ -236,7 +237,30 @@ def test_a_stand_in_is_tagged_under_the_base_name_before_the_build(mocks, contex
 
 def test_a_stand_in_the_engine_lacks_fails_naming_the_setting(mocks):
     with pytest.raises(Exception, match="baseImages.python:3.12-slim: the engine has no image cloudservice/base"):
-        run(lambda: StandIn("py", "python:3.12-slim", "cloudservice/base:bookworm"))
+        run(lambda: StandIn("py", "python:3.12-slim", "cloudservice/base:bookworm", Engine()))
+
+
+class _Images:
+    def __init__(self, known: dict, error=None):
+        self.known, self.error = known, error
+
+    def get(self, name):
+        if self.error:
+            raise self.error
+        if name not in self.known:
+            raise docker_sdk.errors.ImageNotFound(name)
+        return type("Image", (), {"id": self.known[name]})
+
+
+def test_the_engine_answers_image_ids_and_names_itself_when_unreachable():
+    engine = Engine("tcp://127.0.0.1:1")
+    engine._client = type("Client", (), {"images": _Images({"cloudservice/base:bookworm": "sha256:1"})})()
+    build = BuildSpec(context=os.path.join(ROOT, "app", "web"), args={"BASE_IMAGE": "python:3.12-slim"})
+    assert engine.base_image_ids(build) == {"python:3.12-slim": None}
+    assert engine.base_image_ids(build, {"python:3.12-slim": "cloudservice/base:bookworm"}) == {"python:3.12-slim": "sha256:1"}
+    engine._client.images = _Images({}, docker_sdk.errors.DockerException("Connection refused"))
+    with pytest.raises(pulumi.RunError, match="in the Docker engine at tcp://127.0.0.1:1: Connection refused"):
+        engine.image_id("anything")
 
 
 def test_build_without_push_stays_local(mocks, context):
@@ -299,7 +323,8 @@ def test_children_use_the_provider_given_to_the_component(mocks, context):
 
     def program():
         provider = docker.Provider("engine", host="unix:///run/other.sock")
-        return ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=_build(str(context)), push=True),
+        return ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=_build(str(context)), push=True,
+                                                        engine=Engine("unix:///run/other.sock")),
                               opts=pulumi.ResourceOptions(provider=provider))
 
     run(program)
@@ -307,10 +332,8 @@ def test_children_use_the_provider_given_to_the_component(mocks, context):
     assert provider.inputs["host"] == "unix:///run/other.sock"
     for typ in (REMOTE_IMAGE, REGISTRY_IMAGE):
         assert mocks.provider_of(mocks.get(typ, "web")) is provider
-    # The base image is looked up in the same engine that builds.
-    assert [(c.token, c.args["name"], c.provider.rsplit("::", 1)[0]) for c in mocks.calls] == [
-        (GET_REMOTE_IMAGE, "cloudservice/base:bookworm", provider.urn),
-    ]
+    # The base image is looked up in the engine that builds, directly: no invoke waits for the provider.
+    assert mocks.engine_lookups == [("unix:///run/other.sock", "cloudservice/base:bookworm")] and mocks.calls == []
 
 
 # .dockerignore follows Go's filepath.Match with parent-directory matching (moby/patternmatcher):
