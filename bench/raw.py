@@ -21,8 +21,9 @@ from typing import Iterable, Mapping, Sequence
 import docker
 
 from components.spec import ServiceSpec
-from components.workload import SERVICE_LABEL, endpoint, http_check_command, link_env
-from support.testing import STACK_LABEL, RegistryCredentials, wait_for
+from components.conventions import SERVICE_LABEL, STACK_LABEL
+from components.workload import endpoint, http_check_command, link_env
+from support.testing import RegistryCredentials, wait_for
 
 BENCH_DIR = Path(__file__).resolve().parent
 HEALTH_TIMEOUT = 90  # as long as the raw way may take to report a container healthy

@@ -28,7 +28,7 @@ import yaml
 from pulumi import automation as auto
 
 from components.config import parse_stack_config
-from components.workload import SERVICE_LABEL
+from components.conventions import SERVICE_LABEL
 from support.processes import OutputWatcher
 from support.testing import (
     ROOT, STACK_LABEL, ProjectCopy, RegistryCredentials, edit_app_version, get_json, http, wait_for,

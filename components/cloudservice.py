@@ -16,6 +16,7 @@ from typing import Mapping, Optional
 import pulumi
 import pulumi_docker as docker
 
+from .conventions import DEFAULT_NETWORK, DEFAULT_READY_TIMEOUT
 from .docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
 from .image import ContainerImage, ContainerImageArgs, Engine, StandIn, base_images, digest_of
 from .network import AppNetwork, AppNetworkArgs
@@ -25,8 +26,6 @@ from .spec import (
 from .workload import endpoint
 
 COMPONENT_TYPE = "cloudservice:index:CloudService"
-DEFAULT_NETWORK = "default"
-"""The app network of workloads that name none (Compose's name for it)."""
 
 
 @dataclass(kw_only=True)
@@ -36,9 +35,9 @@ class CloudServiceArgs:
     target: TargetSettings
     """DockerSettings or KubernetesSettings: where the workloads run."""
     labels: Mapping[str, str]
-    """Put on every engine and cluster object; `cloudservice.dev/stack` identifies the stack."""
+    """Put on every engine and cluster object; STACK_LABEL identifies the stack."""
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    ready_timeout: int = 60
+    ready_timeout: int = DEFAULT_READY_TIMEOUT
 
 
 def _image_from_stack(stack: pulumi.StackReference, name: str, service: str) -> pulumi.Output[str]:

@@ -20,9 +20,9 @@ import pulumi_docker as docker
 from .network import docker_labels
 from .readiness import CheckArgs, DockerWorkload, JobCheck, RolloutCheck
 from .spec import ANY_HOST_PORT, JobSpec, PortSpec, ServiceSpec, VolumeSpec, WorkloadSpec
+from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, SECRETS_DIR, SECRETS_REVISION
 from .workload import (
-    FILES_HASH, SECRETS_DIR, SECRETS_REVISION, WorkloadArgs, files_hash, first_release_alias, http_check_command,
-    link_env, workload_labels,
+    WorkloadArgs, files_hash, first_release_alias, http_check_command, link_env, workload_labels,
 )
 
 FIRST_RELEASE_PARENT = ("docker", "cloudservice:index:DockerDeployment")
@@ -42,7 +42,7 @@ class DockerWorkloadArgs(WorkloadArgs):
 class DockerServiceArgs(DockerWorkloadArgs):
     spec: ServiceSpec
     port_offset: int = 0
-    ready_timeout: int = 60
+    ready_timeout: int = DEFAULT_READY_TIMEOUT
 
 
 @dataclass(kw_only=True)

@@ -36,16 +36,14 @@ from pulumi_kubernetes.networking.v1 import (
     NetworkPolicyIngressRuleArgs, NetworkPolicyPeerArgs, NetworkPolicyPortArgs, NetworkPolicySpecArgs,
 )
 
+from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, NETWORK_LABEL_PREFIX, SECRETS_REVISION, SERVICE_LABEL, STACK_LABEL
 from .readiness import CheckArgs, JobCheck, KubernetesWorkload, RolloutCheck
 from .spec import ANY_HOST_PORT, JobSpec, KubernetesSettings, PortSpec, ServiceSpec, WorkloadSpec
-from .workload import FILES_HASH, SERVICE_LABEL, WorkloadArgs, files_hash, first_release_alias, link_env, workload_labels
+from .workload import WorkloadArgs, files_hash, first_release_alias, link_env, workload_labels
 
 FIRST_RELEASE_PARENT = ("kubernetes", "cloudservice:index:KubernetesDeployment")
 APP_SECRETS = "app-secrets"
 PULL_SECRET = "registry-credentials"
-SECRETS_REVISION = "cloudservice.dev/secrets-revision"
-STACK_LABEL = "cloudservice.dev/stack"
-NETWORK_LABEL_PREFIX = "network.cloudservice.dev/"
 # Kubernetes, unlike Docker, keeps ports below 1024 for root: this namespaced sysctl (one of the
 # "safe" ones every cluster allows) lets the non-root user bind them, as on Docker.
 UNPRIVILEGED_PORTS = {"net.ipv4.ip_unprivileged_port_start": "0"}
@@ -217,7 +215,7 @@ class KubernetesWorkloadArgs(WorkloadArgs):
 @dataclass(kw_only=True)
 class KubernetesServiceArgs(KubernetesWorkloadArgs):
     spec: ServiceSpec
-    ready_timeout: int = 60
+    ready_timeout: int = DEFAULT_READY_TIMEOUT
 
 
 @dataclass(kw_only=True)

@@ -28,13 +28,12 @@ from typing import Any, Callable, Optional, Protocol, Union
 import pulumi
 from pulumi import dynamic
 
+from .conventions import DEFAULT_READY_TIMEOUT
 from .workload_status import (
     FAILED, READY, Observation, docker_job_status, docker_service_status, failed, failure_message, job_status,
     newest_replica_set, pending, rollout_status,
 )
 
-DEFAULT_READY_TIMEOUT = 60
-"""Seconds a service may take to become ready (stack key `readyTimeout`)."""
 UNPROBED_SETTLE_SECONDS = 5
 """How long a service without a health check must keep running to count as started."""
 POLL_SECONDS = 1

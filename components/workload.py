@@ -9,13 +9,8 @@ from typing import Mapping, Optional, Sequence
 
 import pulumi
 
+from .conventions import SERVICE_LABEL
 from .spec import MAIN_PORT, HealthSpec, ServiceSpec, WorkloadSpec
-
-SERVICE_LABEL = "app.kubernetes.io/name"
-FILES_HASH = "cloudservice.dev/files-hash"
-SECRETS_DIR = "/run/secrets"
-SECRETS_REVISION = "cloudservice.dev/secrets-revision"
-"""Where secret files go on both targets (as Compose and Swarm mount them)."""
 
 
 @dataclass(frozen=True)

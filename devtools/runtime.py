@@ -12,7 +12,9 @@ from typing import Callable, Iterator, Optional
 
 from docker.errors import ImageNotFound
 
-from .stack import PROJECT_LABEL, STACK_LABEL, Stack, StackError, repository_of
+from components.conventions import STACK_LABEL
+
+from .stack import PROJECT_LABEL, Stack, StackError, repository_of
 
 SERVICE_LABEL = "app.kubernetes.io/name"
 

@@ -10,7 +10,6 @@ from typing import Optional
 
 import docker
 
-STACK_LABEL = "cloudservice.dev/stack"
 PROJECT_LABEL = "app.kubernetes.io/part-of"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 

@@ -44,7 +44,8 @@ from urllib.parse import urlparse
 import docker
 import yaml
 
-STACK_LABEL = "cloudservice.dev/stack"
+from components.conventions import STACK_LABEL
+
 PLUGIN_PREFIXES = ("pulumi-resource-", "pulumi-language-", "pulumi-analyzer-")
 # What runs under a Python interpreter: the language host, the program it starts, the dynamic provider.
 PYTHON_PLUGINS = ("language_host.py", "program_runner.py", "pulumi.dynamic")

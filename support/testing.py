@@ -26,7 +26,6 @@ from .stack_files import stack_file, sync, team_settings, write_stack_file
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "app", "policy")
 STATE_DIR = Path(os.environ.get("CLOUDSERVICE_STATE", Path.home() / ".local/state/cloudservice"))
-STACK_LABEL = "cloudservice.dev/stack"
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -25,6 +25,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterable, Mapping, Optional
 
+from ..conventions import SECRETS_DIR
 from .errors import ConfigError
 from .exposed_ports import ImageInspector, exposed_ports, inspect_local_image
 
@@ -745,10 +746,10 @@ class _ServiceMapper:
             key, source = f"{kind}[{index}]", reference.get("source")
             if source not in definitions:
                 continue  # reported with the top-level definition
-            target = reference.get("target") or (f"/run/secrets/{source}" if kind == "secrets" else f"/{source}")
-            target = target if target.startswith("/") else f"/run/secrets/{target}"
-            if kind == "secrets" and os.path.dirname(target) != "/run/secrets":
-                self.fail(f"{key}.target", "expected a file name directly in /run/secrets, where both targets mount "
+            target = reference.get("target") or (f"{SECRETS_DIR}/{source}" if kind == "secrets" else f"/{source}")
+            target = target if target.startswith("/") else f"{SECRETS_DIR}/{target}"
+            if kind == "secrets" and os.path.dirname(target) != SECRETS_DIR:
+                self.fail(f"{key}.target", f"expected a file name directly in {SECRETS_DIR}, where both targets mount "
                                            f"secrets (got {target!r})")
                 continue
             mounts[target] = source

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import pulumi
 
+from ..conventions import DEFAULT_READY_TIMEOUT, STACK_LABEL
 from ..spec import ANY_HOST_PORT, MAIN_PORT, AppSpec, DockerSettings, ImageSources, KubernetesSettings, Registry
 from .compose import load_compose
 from .errors import DNS_LABEL, REPOSITORY, ConfigError, Reader, decode_json, is_image_reference, read_env, read_names
@@ -35,7 +36,7 @@ class StackConfig:
     kubernetes: KubernetesSettings
     secrets: Mapping[str, pulumi.Input[str]]
     """Secret config key -> its value (a secret Output), for every key a workload uses."""
-    ready_timeout: int = 60
+    ready_timeout: int = DEFAULT_READY_TIMEOUT
     notices: tuple[str, ...] = ()
     """What a Compose file's mapping approximated or ignored: `pulumi up` shows them as warnings."""
 
@@ -53,7 +54,7 @@ class StackConfig:
         return {
             "app.kubernetes.io/part-of": self.project,
             "app.kubernetes.io/managed-by": "pulumi",
-            "cloudservice.dev/stack": self.stack,
+            STACK_LABEL: self.stack,
         }
 
 
@@ -99,7 +100,7 @@ def parse_stack_config(
     reader = WorkloadReader(r, base_dir, build_args, replicas_override)
     app = reader.app(values.get("services"), values.get("jobs", {}), values.get("networks", {}))
     secrets = _read_secrets(r, values, is_secret, app)
-    ready_timeout = r.integer("readyTimeout", values.get("readyTimeout", 60), 5, 3600)
+    ready_timeout = r.integer("readyTimeout", values.get("readyTimeout", DEFAULT_READY_TIMEOUT), 5, 3600)
 
     repository = r.text(
         "imageRepository", values.get("imageRepository", f"{project}"), REPOSITORY,

@@ -11,7 +11,7 @@ from ..spec import (
     ANY_HOST_PORT, DEFAULT_USER, MAIN_PORT, AppSpec, BuildSpec, FileSpec, HealthSpec, JobSpec, NetworkSpec, PortSpec,
     SecretFileSpec, ServiceSpec, VolumeSpec, WorkloadSpec,
 )
-from ..workload import SECRETS_DIR
+from ..conventions import DEFAULT_NETWORK, SECRETS_DIR
 from .errors import (
     ABSOLUTE_PATH, CONFIG_KEY, DNS_LABEL, QUANTITY, Reader, as_int, is_image_reference, read_argv, read_env, read_names,
 )
@@ -22,8 +22,6 @@ RESTART_POLICIES = ("always", "unless-stopped", "on-failure", "no")
 
 PROTOCOLS = ("tcp", "udp")
 
-DEFAULT_NETWORK = "default"
-"""The network a workload joins when it names none (Compose's name for it)."""
 # Linux capabilities a service may add back (after dropping all), as Docker and Kubernetes name them.
 CAPABILITIES = (
     "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN",

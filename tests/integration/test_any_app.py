@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from support.testing import ROOT, STACK_LABEL, changed_resources, free_port, get_json, http, kubectl, kubectl_json, wait_for
+from components.conventions import STACK_LABEL
+from support.testing import ROOT, changed_resources, free_port, get_json, http, kubectl, kubectl_json, wait_for
 
 DB_PASSWORD = "db-pw-5c1e0b7a93"
 API_TOKEN = "api-token-e27d44f08b"

@@ -16,7 +16,8 @@ import shutil
 import pytest
 from pulumi import automation as auto
 
-from support.testing import ROOT, STACK_LABEL, free_port, get_json, kubectl, kubectl_json, wait_for
+from components.conventions import STACK_LABEL
+from support.testing import ROOT, free_port, get_json, kubectl, kubectl_json, wait_for
 
 STAND_INS = {"python:3.12-slim": "cloudservice/base:bookworm", "redis:7": "cloudservice/base:bookworm"}
 

@@ -15,7 +15,8 @@ import uuid
 import pytest
 
 from support.processes import OutputWatcher
-from support.testing import ROOT, STACK_LABEL, ProjectCopy, edit_app_version, free_port, get_json, kubectl_json
+from components.conventions import STACK_LABEL
+from support.testing import ROOT, ProjectCopy, edit_app_version, free_port, get_json, kubectl_json
 
 # What `make dev/logs/status` need beside the project itself.
 MAKE_FILES = ("Makefile", "versions.env", "platform/lib.sh", "scripts/env.sh", "scripts/python-env.sh",

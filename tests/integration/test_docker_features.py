@@ -15,7 +15,8 @@ import docker
 import pytest
 from pulumi import automation as auto
 
-from support.testing import ROOT, STACK_LABEL, wait_for
+from components.conventions import STACK_LABEL
+from support.testing import ROOT, wait_for
 
 FIXTURE = "apps/features"
 HEALTH = "/healthz"

@@ -17,7 +17,8 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from support.testing import ROOT, STACK_LABEL, changed_resources, free_port, get_json, http, kubectl, kubectl_json, wait_for
+from components.conventions import STACK_LABEL
+from support.testing import ROOT, changed_resources, free_port, get_json, http, kubectl, kubectl_json, wait_for
 
 SHOP_DEFAULT_PASSWORD = (ROOT / "examples" / "shop" / "secrets" / "db_password.txt").read_text().strip()
 

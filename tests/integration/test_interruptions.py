@@ -18,7 +18,8 @@ from typing import Callable
 import pytest
 from pulumi import automation as auto
 
-from support.testing import STACK_LABEL, edit_app_version, free_port, get_json, kubectl, recover, wait_for
+from components.conventions import STACK_LABEL
+from support.testing import edit_app_version, free_port, get_json, kubectl, recover, wait_for
 
 RECORDS = [f"record {n}" for n in range(20)]
 

@@ -16,7 +16,8 @@ import socket
 
 import pytest
 
-from support.testing import ROOT, STACK_LABEL, kubectl, kubectl_json, wait_for
+from components.conventions import STACK_LABEL
+from support.testing import ROOT, kubectl, kubectl_json, wait_for
 
 APP = "cluster-features"
 SERVICES = {

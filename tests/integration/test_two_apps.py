@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from pulumi import automation as auto
 
-from support.testing import STACK_LABEL, free_port, get_json, http, kubectl_json
+from components.conventions import STACK_LABEL
+from support.testing import free_port, get_json, http, kubectl_json
 
 PROGRAM = '''
 """Two instances of the demo app in one stack."""

@@ -17,7 +17,8 @@ from components.kubernetes_service import (
     SECRETS_REVISION, PullCredentials,
 )
 from components.spec import ANY_HOST_PORT, FileSpec, KubernetesSettings, PortSpec, VolumeSpec
-from components.workload import FILES_HASH, Endpoint
+from components.conventions import FILES_HASH
+from components.workload import Endpoint
 from harness import (
     APP_NAMESPACE, CONFIG_MAP, DB_PASSWORD, DEPLOYMENT, JOB, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE, PVC,
     ROLLOUT_CHECK, ROOT, SECRET, SERVICE, STACK_LABELS, fake_digest, file_versions, install_mocks, plaintext_occurrences, resolve, run, spec_of,
