@@ -3,7 +3,8 @@ typed model of components/spec.py, every problem reported at once, before any re
 
 - errors.py: ConfigError, the problem-collecting Reader and the shared value rules (a leaf);
 - workloads.py: `services`, `jobs` and `networks` into the app spec;
-- compose.py: a Compose file, loaded by Compose's own loader, translated into that raw spec;
+- compose.py: a Compose file, loaded by Compose's own loader, translated into that raw spec (per service in
+  compose_service.py, by the rules of compose_rules.py);
 - stack.py: the whole stack config (`parse_stack_config`), load.py: the current stack's (`load_stack_config`).
 """
 

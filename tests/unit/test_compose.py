@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.config import ConfigError, load_stack_config, parse_stack_config
-from components.config.compose import ComposeApp, compose_to_spec, dns_name, load_compose, mebibytes, seconds
+from components.config.compose import ComposeApp, compose_to_spec, load_compose
+from components.config.compose_rules import dns_name, mebibytes, seconds
 from components.spec import ANY_HOST_PORT, JobSpec
 from harness import PROJECT, REGISTRY, ROOT, as_pulumi_config, is_secret, resolve, run, stack_values
 
