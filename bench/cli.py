@@ -15,8 +15,11 @@ class PulumiCli:
         self.env = {**os.environ, **env}
 
     def __call__(self, *args: str, env: dict | None = None) -> str:
-        return run(["pulumi", *args, "--stack", self.stack, "--non-interactive"], env={**self.env, **(env or {})},
-                   cwd=self.project_dir)
+        return run(
+            ["pulumi", *args, "--stack", self.stack, "--non-interactive"],
+            env={**self.env, **(env or {})},
+            cwd=self.project_dir,
+        )
 
     def up(self) -> str:
         """`pulumi up --yes --skip-preview`: what `make dev` runs, and a scripted `pulumi up`."""

@@ -63,12 +63,16 @@ def check(compose: Path, project: Path, target: str) -> Outcome:
     """The one call into the stack: parse_stack_config with the Compose file as the app of `project`,
     the sample's repository (a Compose file may build from its parent directories)."""
     values = {
-        "compose": str(compose.relative_to(project)), "target": target, "push": "true", "registryServer": "localhost:5000",
-        "registryUsername": "u", "registryPassword": "p", "imageRepository": "localhost:5000/corpus",
+        "compose": str(compose.relative_to(project)),
+        "target": target,
+        "push": "true",
+        "registryServer": "localhost:5000",
+        "registryUsername": "u",
+        "registryPassword": "p",
+        "imageRepository": "localhost:5000/corpus",
     }
     try:
-        parse_stack_config(values, project="corpus", stack="corpus", base_dir=str(project),
-                           is_secret=lambda key: True)
+        parse_stack_config(values, project="corpus", stack="corpus", base_dir=str(project), is_secret=lambda key: True)
     except ConfigError as error:
         return Outcome("refused", problems=[str(p) for p in error.problems])
     except Exception as error:  # noqa: BLE001 - any other exception is what this bench counts as a crash
@@ -93,8 +97,11 @@ def reason(problem: str, file_name: str) -> str:
 
 
 def compose_files(root: Path, variants: bool) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()
-                  and (p.name in NAMES or (variants and VARIANT.match(p.name))))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink() and (p.name in NAMES or (variants and VARIANT.match(p.name)))
+    )
 
 
 def measure(root: Path, variants: bool) -> list[FileResult]:
@@ -127,8 +134,10 @@ def print_table(results: list[FileResult], totals: dict[str, Any]) -> None:
         docker, kubernetes = (r.targets[t] for t in TARGETS)
         detail = ", ".join(r.reasons) or "; ".join(o.error for o in r.targets.values() if o.error)
         print(f"{r.path:<{width}}  {docker.outcome:<8}  {kubernetes.outcome:<10}  {detail}")
-    print(f"\n{totals['files']} files: {totals['accepted on both']} accepted on both targets, "
-          f"{totals['refused']} refused, {totals['crashed']} crashed")
+    print(
+        f"\n{totals['files']} files: {totals['accepted on both']} accepted on both targets, "
+        f"{totals['refused']} refused, {totals['crashed']} crashed"
+    )
     for target, counts in totals["by target"].items():
         print(f"  {target}: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())))
     print("\nfiles refused, by key:")
@@ -150,8 +159,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     totals = summary(results)
     print_table(results, totals)
     if args.json:
-        args.json.write_text(json.dumps({"root": str(root), "totals": totals,
-                                         "files": [asdict(r) for r in results]}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"root": str(root), "totals": totals, "files": [asdict(r) for r in results]}, indent=2) + "\n"
+        )
     return 0
 
 

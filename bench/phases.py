@@ -30,7 +30,11 @@ if TYPE_CHECKING:
     from .cli import PulumiCli
     from .run import Bench
 
-IMAGE, PUSH, CONTAINER = "docker:index/remoteImage:RemoteImage", "docker:index/registryImage:RegistryImage", "docker:index/container:Container"
+IMAGE, PUSH, CONTAINER = (
+    "docker:index/remoteImage:RemoteImage",
+    "docker:index/registryImage:RegistryImage",
+    "docker:index/container:Container",
+)
 CREATED = {"create", "create-replacement", "update"}.__contains__
 DEPLOYMENT, SERVICE = "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"
 
@@ -70,12 +74,17 @@ class Timeline:
 
     def steps(self, kind: str, resource_type: str, ops: Callable[[str], bool] = lambda op: op != "same") -> list[float]:
         """Arrival times of `kind` events (resourcePreEvent / resOutputsEvent) for that type and ops."""
-        return [stamp for stamp, event in self.events if kind in event
-                and event[kind]["metadata"]["type"] == resource_type and ops(event[kind]["metadata"]["op"])]
+        return [
+            stamp
+            for stamp, event in self.events
+            if kind in event and event[kind]["metadata"]["type"] == resource_type and ops(event[kind]["metadata"]["op"])
+        ]
 
     def span(self, resource_type: str, ops: Callable[[str], bool] = lambda op: op != "same") -> tuple[float, float]:
         """From the first step of that type starting to the last one done."""
-        return min(self.steps("resourcePreEvent", resource_type, ops)), max(self.steps("resOutputsEvent", resource_type, ops))
+        return min(self.steps("resourcePreEvent", resource_type, ops)), max(
+            self.steps("resOutputsEvent", resource_type, ops)
+        )
 
     def prelude(self) -> dict[str, float]:
         """The phases before any resource work: CLI and engine start, language host and program start.
@@ -101,7 +110,8 @@ def edit_phases(timeline: Timeline, container: dict) -> dict[str, float]:
     healthy = min(engine_time(check["End"]) for check in container["State"]["Health"]["Log"] if check["ExitCode"] == 0)
     return {
         **timeline.prelude(),
-        "program until the build starts (registrations, context hashing, diffs)": build[0] - timeline.first("resourcePreEvent"),
+        "program until the build starts (registrations, context hashing, diffs)": build[0]
+        - timeline.first("resourcePreEvent"),
         "build (docker build of web)": build[1] - build[0],
         "push": push[1] - push[0],
         "stop the old container (graceful)": stop[1] - stop[0],
@@ -156,7 +166,9 @@ def isolated(b: "Bench") -> dict[str, float]:
     for plugin in ("docker", "kubernetes"):
         costs[f"{plugin} resource plugin start (to its port)"] = median(lambda: plugin_start(plugin))
     for module in ("pulumi", "pulumi_docker", "pulumi_kubernetes"):
-        costs[f"import {module} (after Python start)"] = median(lambda: seconds([python, "-c", f"import {module}"])) - python_start
+        costs[f"import {module} (after Python start)"] = (
+            median(lambda: seconds([python, "-c", f"import {module}"])) - python_start
+        )
     builds = [service.build for service in b.services if service.build is not None]
 
     def hashing() -> float:
@@ -164,6 +176,7 @@ def isolated(b: "Bench") -> dict[str, float]:
         for build in builds:
             content_tag(build)
         return time.perf_counter() - start
+
     costs[f"context hashing ({len(builds)} contexts)"] = median(hashing)
     return costs
 
@@ -190,10 +203,16 @@ def bench_phases(b: "Bench") -> None:
     cli.destroy()
     raw.down()
 
-    staging = b.pulumi(b.stack("staging", "phases-k8s", config={
-        "images": json.dumps(ensure_images(b)),
-        "kubernetes": json.dumps({"namespace": b.name("phases-k8s"), "serviceType": "NodePort"}),
-    }))
+    staging = b.pulumi(
+        b.stack(
+            "staging",
+            "phases-k8s",
+            config={
+                "images": json.dumps(ensure_images(b)),
+                "kubernetes": json.dumps({"namespace": b.name("phases-k8s"), "serviceType": "NodePort"}),
+            },
+        )
+    )
     for _ in range(b.runs):
         clusters.append(kubernetes_phases(Timeline(staging, "up", "--yes", "--skip-preview")))
         staging.destroy()

@@ -20,8 +20,8 @@ from typing import Iterable, Mapping, Sequence
 
 import docker
 
-from components.spec import ServiceSpec
 from components.conventions import SERVICE_LABEL, STACK_LABEL
+from components.spec import ServiceSpec
 from components.workload import endpoint, http_check_command, link_env
 from support.testing import RegistryCredentials, wait_for
 
@@ -29,8 +29,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 HEALTH_TIMEOUT = 90  # as long as the raw way may take to report a container healthy
 
 
-def run(command: Sequence[str], env: Mapping[str, str] | None = None, stdin: str | None = None,
-        check: bool = True, cwd: Path | None = None) -> str:
+def run(
+    command: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    check: bool = True,
+    cwd: Path | None = None,
+) -> str:
     result = subprocess.run(list(command), env=env, input=stdin, capture_output=True, text=True, timeout=900, cwd=cwd)
     if check and result.returncode != 0:
         output = (result.stderr.strip() or result.stdout.strip())[-2000:]  # pulumi reports errors on stdout
@@ -56,11 +61,13 @@ class DockerCli:
     def wait_healthy(self, containers: Iterable[str]) -> None:
         """What `wait: true` does in the stack: poll the engine's health status (every 0.1 s)."""
         for container in containers:
+
             def healthy(container=container) -> bool:
                 status = self.client.api.inspect_container(container)["State"].get("Health", {}).get("Status")
                 if status == "unhealthy":
                     raise RuntimeError(f"container {container} is unhealthy")
                 return status == "healthy"
+
             wait_for(healthy, timeout=HEALTH_TIMEOUT, interval=0.1, what=f"{container} healthy")
 
     def remove_images(self, label_values: Iterable[str]) -> None:
@@ -73,8 +80,7 @@ class DockerCli:
 class RawDockerApp:
     """The dev stack as a docker CLI sequence: build, tag, push, network, volume, run, wait healthy."""
 
-    def __init__(self, cli: DockerCli, name: str, services: Sequence[ServiceSpec], repository: str,
-                 port_offset: int):
+    def __init__(self, cli: DockerCli, name: str, services: Sequence[ServiceSpec], repository: str, port_offset: int):
         self.cli, self.name, self.services, self.repository = cli, name, services, repository
         self.port_offset = port_offset
         self.steps: dict[str, float] = {}
@@ -85,11 +91,22 @@ class RawDockerApp:
 
     def build_and_push(self, service: ServiceSpec, tag: str) -> str:
         local, remote = f"{self.name}/{service.name}:{tag}", f"{self.repository}/{service.name}:{tag}"
-        build_args = [arg for key, value in sorted(service.build.args.items()) for arg in ("--build-arg", f"{key}={value}")]
+        build_args = [
+            arg for key, value in sorted(service.build.args.items()) for arg in ("--build-arg", f"{key}={value}")
+        ]
         labels = [arg for key, value in sorted(self.labels.items()) for arg in ("--label", f"{key}={value}")]
         with self.step("build"):
-            self.cli("build", "-q", "-t", local, "-f", os.path.join(service.build.context, service.build.dockerfile),
-                     *build_args, *labels, service.build.context)
+            self.cli(
+                "build",
+                "-q",
+                "-t",
+                local,
+                "-f",
+                os.path.join(service.build.context, service.build.dockerfile),
+                *build_args,
+                *labels,
+                service.build.context,
+            )
         with self.step("tag and push"):
             self.cli("tag", local, remote)
             self.cli("push", "-q", remote)
@@ -105,12 +122,32 @@ class RawDockerApp:
     def run_args(self, service: ServiceSpec, image: str) -> list[str]:
         """`docker run` with the flags components/docker_service.py gives the container."""
         args = [
-            "run", "-d", "--name", self.container(service), "--hostname", service.name,
-            "--network", self.name, "--network-alias", service.name, "--restart", "unless-stopped",
-            "--cap-drop", "ALL", *(f"--cap-add={cap}" for cap in service.capabilities),
-            "--security-opt", "no-new-privileges:true",
-            "--memory", f"{service.memory_mb}m", "--memory-swap", f"{service.memory_mb}m", "--cpus", str(service.cpu),
-            "--label", f"{SERVICE_LABEL}={service.name}", *(f"--label={k}={v}" for k, v in self.labels.items()),
+            "run",
+            "-d",
+            "--name",
+            self.container(service),
+            "--hostname",
+            service.name,
+            "--network",
+            self.name,
+            "--network-alias",
+            service.name,
+            "--restart",
+            "unless-stopped",
+            "--cap-drop",
+            "ALL",
+            *(f"--cap-add={cap}" for cap in service.capabilities),
+            "--security-opt",
+            "no-new-privileges:true",
+            "--memory",
+            f"{service.memory_mb}m",
+            "--memory-swap",
+            f"{service.memory_mb}m",
+            "--cpus",
+            str(service.cpu),
+            "--label",
+            f"{SERVICE_LABEL}={service.name}",
+            *(f"--label={k}={v}" for k, v in self.labels.items()),
         ]
         if service.user is not None:
             args += ["--user", "{}:{}".format(*service.user)]
@@ -127,9 +164,18 @@ class RawDockerApp:
         if health is not None:
             # The CLI takes the shell form only (the stack's command check is exec form: one sh less).
             check = http_check_command(health)[1] if health.path else shlex.join(health.command)
-            args += ["--health-cmd", check, "--health-interval", f"{health.interval}s", "--health-timeout",
-                     f"{health.timeout}s", "--health-retries", str(health.retries),
-                     "--health-start-period", f"{health.start_period}s"]
+            args += [
+                "--health-cmd",
+                check,
+                "--health-interval",
+                f"{health.interval}s",
+                "--health-timeout",
+                f"{health.timeout}s",
+                "--health-retries",
+                str(health.retries),
+                "--health-start-period",
+                f"{health.start_period}s",
+            ]
         return [*args, image]
 
     def up(self, tag: str) -> None:
@@ -140,7 +186,13 @@ class RawDockerApp:
         self.cli("network", "create", "--driver", "bridge", "--label", f"{STACK_LABEL}={self.name}", self.name)
         for service in self.services:
             for volume in service.volumes:
-                self.cli("volume", "create", "--label", f"{STACK_LABEL}={self.name}", f"{self.container(service)}-{volume.name}")
+                self.cli(
+                    "volume",
+                    "create",
+                    "--label",
+                    f"{STACK_LABEL}={self.name}",
+                    f"{self.container(service)}-{volume.name}",
+                )
         healthy: set[str] = set()
         for service in self.services:  # linked services come first
             waits = [link for link in service.links if link not in healthy]
@@ -176,13 +228,21 @@ class ComposeApp:
 
     def __init__(self, cli: DockerCli, project: str, app_dir: Path, web_port: int, base_image: str):
         self.cli, self.project = cli, project
-        self.env = {**cli.env, "APP_DIR": str(app_dir), "WEB_PORT": str(web_port), "BASE_IMAGE": base_image,
-                    "BENCH_STACK": project}
+        self.env = {
+            **cli.env,
+            "APP_DIR": str(app_dir),
+            "WEB_PORT": str(web_port),
+            "BASE_IMAGE": base_image,
+            "BENCH_STACK": project,
+        }
         self.url = f"http://127.0.0.1:{web_port}"
 
     def compose(self, *args: str, check: bool = True) -> str:
-        return run(["docker-compose", "-p", self.project, "-f", str(BENCH_DIR / "compose.yaml"), *args],
-                   env=self.env, check=check)
+        return run(
+            ["docker-compose", "-p", self.project, "-f", str(BENCH_DIR / "compose.yaml"), *args],
+            env=self.env,
+            check=check,
+        )
 
     def up(self) -> None:
         # depends_on (service_healthy) makes up wait for redis; web's health is waited for here.
@@ -199,8 +259,9 @@ class ComposeApp:
 
 def dockerconfigjson(registry: RegistryCredentials) -> str:
     token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
-    return json.dumps({"auths": {registry.server: {
-        "username": registry.username, "password": registry.password, "auth": token}}})
+    return json.dumps(
+        {"auths": {registry.server: {"username": registry.username, "password": registry.password, "auth": token}}}
+    )
 
 
 class KubectlApp:
@@ -209,7 +270,10 @@ class KubectlApp:
     def __init__(self, namespace: str, images: Mapping[str, str], registry: RegistryCredentials, replicas: int):
         self.namespace = namespace
         self.manifest = Template((BENCH_DIR / "k8s" / "app.yaml").read_text()).substitute(
-            NAMESPACE=namespace, WEB_IMAGE=images["web"], REDIS_IMAGE=images["redis"], WEB_REPLICAS=replicas,
+            NAMESPACE=namespace,
+            WEB_IMAGE=images["web"],
+            REDIS_IMAGE=images["redis"],
+            WEB_REPLICAS=replicas,
             DOCKERCONFIGJSON=dockerconfigjson(registry),
         )
 

@@ -31,7 +31,14 @@ from components.config import parse_stack_config
 from components.conventions import SERVICE_LABEL
 from support.processes import OutputWatcher
 from support.testing import (
-    ROOT, STACK_LABEL, ProjectCopy, RegistryCredentials, edit_app_version, get_json, http, wait_for,
+    ROOT,
+    STACK_LABEL,
+    ProjectCopy,
+    RegistryCredentials,
+    edit_app_version,
+    get_json,
+    http,
+    wait_for,
 )
 
 from .cli import PulumiCli
@@ -60,9 +67,15 @@ DESCRIPTIONS = {
     "edit.raw": "the same by hand: docker build && push && rm -f && run + wait healthy",
     "k8s.pulumi": f"{UP} of a fresh staging stack (by digest) until the rollout completes",
     "k8s.kubectl": "`kubectl apply` of equivalent manifests + `kubectl rollout status`",
-    **{f"scale{n}.{op}": f"`pulumi {op}` of a fresh dev stack with {n} service(s)" for n in SCALES for op in ("preview", "up")},
-    **{f"scale{n}.raw": f"the same {n} services by hand: build+push the first, `docker run` one after another, wait healthy"
-       for n in RAW_SCALES},
+    **{
+        f"scale{n}.{op}": f"`pulumi {op}` of a fresh dev stack with {n} service(s)"
+        for n in SCALES
+        for op in ("preview", "up")
+    },
+    **{
+        f"scale{n}.raw": f"the same {n} services by hand: build+push the first, `docker run` one after another, wait healthy"
+        for n in RAW_SCALES
+    },
     "dev.pulumi": "`make dev` running: web's version changed in server.py -> the new version answers on its URL",
     "dev.raw": "the same by hand: docker build && push && rm -f && run -> the new version answers",
     "dev.compose": "the same under Compose: `docker-compose up -d --build web` -> the new version answers",
@@ -82,8 +95,12 @@ RATIOS = {
 }
 # The goals of issue #14, as upper bounds of the median ratios.
 GOALS = {
-    "cold pulumi/raw": 1.3, "edit pulumi/raw": 1.3, "no-op preview/empty preview": 1.3,
-    "kubernetes pulumi/kubectl": 1.3, "scale10 pulumi/raw": 1.0, "scale50 pulumi/raw": 1.0,
+    "cold pulumi/raw": 1.3,
+    "edit pulumi/raw": 1.3,
+    "no-op preview/empty preview": 1.3,
+    "kubernetes pulumi/kubectl": 1.3,
+    "scale10 pulumi/raw": 1.0,
+    "scale50 pulumi/raw": 1.0,
     "dev save-to-live/raw": 1.3,
 }
 
@@ -129,7 +146,9 @@ class Bench:
     def parse_services(self, spec: dict):
         """The ServiceSpecs a stack with this `services` config and the dev build args runs."""
         return parse_stack_config(
-            {"services": spec, "buildArgs": self.build_args}, project="cloudservice", stack="bench",
+            {"services": spec, "buildArgs": self.build_args},
+            project="cloudservice",
+            stack="bench",
             base_dir=str(self.project.directory),
         ).app.services
 
@@ -137,8 +156,9 @@ class Bench:
         return f"bench-{self.id}-{what}"
 
     def stack(self, template: str, what: str, config: Optional[dict] = None) -> auto.Stack:
-        stack = self.project.stack(template, name=self.name(what), config=config,
-                                   secrets={"registryPassword": self.registry.password})
+        stack = self.project.stack(
+            template, name=self.name(what), config=config, secrets={"registryPassword": self.registry.password}
+        )
         self.stacks.append(stack)
         self.built_labels.append(stack.name)
         return stack
@@ -156,8 +176,12 @@ class Bench:
 
     def wait_for_registry(self) -> None:
         auth = (self.registry.username, self.registry.password)
-        wait_for(lambda: http("GET", f"{self.registry.url}/v2/", auth=auth)[0] == 200,
-                 timeout=120, interval=1, what="the registry")
+        wait_for(
+            lambda: http("GET", f"{self.registry.url}/v2/", auth=auth)[0] == 200,
+            timeout=120,
+            interval=1,
+            what="the registry",
+        )
 
     def timed(self, key: str, action: Callable[[], object], reset: Optional[Callable[[], None]] = None):
         """Times `action` into figure `key`. Another engineer's platform tests may restart the
@@ -202,9 +226,15 @@ class Bench:
 
 def bench_unit(b: Bench) -> None:
     for _ in range(b.runs):
-        b.figures.time("unit", lambda: subprocess.run(
-            [str(ROOT / "venv/bin/pytest"), "tests/unit", "-q", "-p", "no:cacheprovider"],
-            cwd=ROOT, check=True, capture_output=True))
+        b.figures.time(
+            "unit",
+            lambda: subprocess.run(
+                [str(ROOT / "venv/bin/pytest"), "tests/unit", "-q", "-p", "no:cacheprovider"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            ),
+        )
 
 
 def bench_cold(b: Bench) -> None:
@@ -233,12 +263,14 @@ def empty_stack(b: Bench) -> PulumiCli:
     directory = b.workdir / "empty"
     (directory / ".state").mkdir(parents=True)
     (directory / "Pulumi.yaml").write_text(
-        "name: bench-empty\nruntime:\n  name: python\n  options: {toolchain: pip, virtualenv: venv}\n")
+        "name: bench-empty\nruntime:\n  name: python\n  options: {toolchain: pip, virtualenv: venv}\n"
+    )
     (directory / "__main__.py").write_text('"""Declares nothing: what remains is Pulumi\'s own cost."""\n')
     (directory / "venv").symlink_to(ROOT / "venv")
     env = {"PULUMI_BACKEND_URL": f"file://{directory / '.state'}"}
-    auto.create_stack(b.name("empty"), work_dir=str(directory),
-                      opts=auto.LocalWorkspaceOptions(work_dir=str(directory), env_vars=env))
+    auto.create_stack(
+        b.name("empty"), work_dir=str(directory), opts=auto.LocalWorkspaceOptions(work_dir=str(directory), env_vars=env)
+    )
     return PulumiCli(directory, env, b.name("empty"))
 
 
@@ -294,10 +326,16 @@ def ensure_images(b: Bench) -> dict:
 def bench_kubernetes(b: Bench) -> None:
     """Section 4: the same digests on the cluster; distinct namespaces, fresh each run."""
     images = ensure_images(b)
-    staging = b.pulumi(b.stack("staging", "staging", config={
-        "images": json.dumps(images),  # no build: the images the dev stack pushed, like the manifests
-        "kubernetes": json.dumps({"namespace": b.name("k8s-pulumi"), "serviceType": "NodePort"}),
-    }))
+    staging = b.pulumi(
+        b.stack(
+            "staging",
+            "staging",
+            config={
+                "images": json.dumps(images),  # no build: the images the dev stack pushed, like the manifests
+                "kubernetes": json.dumps({"namespace": b.name("k8s-pulumi"), "serviceType": "NodePort"}),
+            },
+        )
+    )
 
     def kubectl_app(what: str) -> KubectlApp:
         app = KubectlApp(b.name(what), images, b.registry, replicas=2)
@@ -332,9 +370,11 @@ def bench_scale(b: Bench) -> None:
     image = ensure_images(b)["redis"]
     for count in SCALES:
         spec = scale_spec(count, image)
-        stack = b.pulumi(b.stack("dev", f"scale{count}", config={
-            "services": json.dumps(spec), "portOffset": str(free_port() - 6379),
-        }))
+        stack = b.pulumi(
+            b.stack(
+                "dev", f"scale{count}", config={"services": json.dumps(spec), "portOffset": str(free_port() - 6379)}
+            )
+        )
         raw = b.raw_app(f"scale{count}", b.parse_services(spec)) if count in RAW_SCALES else None
         for run_index in range(b.runs):
             b.figures.time(f"scale{count}.preview", stack.preview)
@@ -354,9 +394,11 @@ def set_version(b: Bench, version: str) -> str:
 
 def wait_for_version(url: str, version: str) -> None:
     """Until the service at `url` answers with `version` (polled every 0.05 s)."""
+
     def answers() -> bool:
         status, document = get_json(url + "/")
         return status == 200 and document.get("version") == version
+
     wait_for(answers, timeout=180, interval=0.05, what=f"version {version} at {url}")
 
 
@@ -366,8 +408,11 @@ def bench_dev(b: Bench) -> None:
     stack = b.dev_stack("devloop")
     cli = b.pulumi(stack)
     b.stamp_app("devloop")
-    loop = OutputWatcher([str(ROOT / "venv/bin/python"), "-m", "devtools", "dev", "--stack", stack.name],
-                         cwd=b.project.directory, env={**b.project.env, "PYTHONPATH": str(ROOT)})
+    loop = OutputWatcher(
+        [str(ROOT / "venv/bin/python"), "-m", "devtools", "dev", "--stack", stack.name],
+        cwd=b.project.directory,
+        env={**b.project.env, "PYTHONPATH": str(ROOT)},
+    )
     b.cleanups.append(loop.stop)
     loop.wait_for("[dev] watching", timeout=600)
     url = cli.outputs()["url"]
@@ -386,9 +431,14 @@ def bench_dev(b: Bench) -> None:
     web = next(service for service in b.services if service.name == "web")
     for run_index in range(b.runs):
         version = f"{b.id}-raw-{run_index}"
-        b.figures.time("dev.raw", lambda: (
-            set_version(b, version), raw.redeploy(web, tag=b.name(f"dev-{run_index}"), wait=False),
-            wait_for_version(raw.url(web), version)))
+        b.figures.time(
+            "dev.raw",
+            lambda: (
+                set_version(b, version),
+                raw.redeploy(web, tag=b.name(f"dev-{run_index}"), wait=False),
+                wait_for_version(raw.url(web), version),
+            ),
+        )
     raw.down()
 
     compose = ComposeApp(b.cli, b.name("compose-dev"), b.app_dir, free_port(), b.build_args["BASE_IMAGE"])
@@ -397,15 +447,23 @@ def bench_dev(b: Bench) -> None:
     compose.up()
     for run_index in range(b.runs):
         version = f"{b.id}-compose-{run_index}"
-        b.figures.time("dev.compose", lambda: (
-            set_version(b, version), compose.rebuild("web"), wait_for_version(compose.url, version)))
+        b.figures.time(
+            "dev.compose",
+            lambda: (set_version(b, version), compose.rebuild("web"), wait_for_version(compose.url, version)),
+        )
     compose.down()
 
 
 def machine_info() -> dict:
     meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
 
     def version(*command: str) -> str:
         return run(command, check=False).strip()
@@ -419,7 +477,9 @@ def machine_info() -> dict:
         "docker": version("docker", "version", "--format", "{{.Server.Version}}"),
         "docker_compose": version("docker-compose", "version", "--short"),
         "pulumi": version("pulumi", "version"),
-        "kubernetes": json.loads(version("kubectl", "version", "-o", "json") or "{}").get("serverVersion", {}).get("gitVersion"),
+        "kubernetes": json.loads(version("kubectl", "version", "-o", "json") or "{}")
+        .get("serverVersion", {})
+        .get("gitVersion"),
     }
 
 
@@ -460,8 +520,13 @@ def write_results(results: dict) -> None:
 
 
 SECTION_FUNCTIONS = {
-    "unit": bench_unit, "cold": bench_cold, "steady": bench_steady, "kubernetes": bench_kubernetes,
-    "scale": bench_scale, "dev": bench_dev, "phases": bench_phases,
+    "unit": bench_unit,
+    "cold": bench_cold,
+    "steady": bench_steady,
+    "kubernetes": bench_kubernetes,
+    "scale": bench_scale,
+    "dev": bench_dev,
+    "phases": bench_phases,
 }
 assert tuple(SECTION_FUNCTIONS) == SECTIONS
 
@@ -470,8 +535,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of every figure (default 3)")
     parser.add_argument("--quick", action="store_true", help="one run of each: a smoke check")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ", ".join(SECTIONS))
-    parser.add_argument("--no-write", action="store_true", help="print the results, leave results.json and README alone")
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ", ".join(SECTIONS)
+    )
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the results, leave results.json and README alone"
+    )
     args = parser.parse_args(argv)
     sections = [section.strip() for section in args.sections.split(",") if section.strip()]
     unknown = set(sections) - set(SECTIONS)
@@ -495,8 +564,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     for key, (numerator, denominator) in RATIOS.items():
         if numerator in figures.figures and denominator in figures.figures:
             figures.ratio(key, numerator, denominator)
-    results = {"runs": runs, "machine": machine_info(), "figures": figures.figures, "ratios": figures.ratios,
-               "phases": bench.phases}
+    results = {
+        "runs": runs,
+        "machine": machine_info(),
+        "figures": figures.figures,
+        "ratios": figures.ratios,
+        "phases": bench.phases,
+    }
     print(render_table(results))
     if not args.no_write:
         write_results(results)

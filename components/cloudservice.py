@@ -21,7 +21,14 @@ from .docker_service import DockerJob, DockerJobArgs, DockerService, DockerServi
 from .image import ContainerImage, ContainerImageArgs, Engine, StandIn, base_images, digest_of
 from .network import AppNetwork, AppNetworkArgs
 from .spec import (
-    AppSpec, DockerSettings, ImageSources, JobSpec, KubernetesSettings, NetworkSpec, TargetSettings, WorkloadSpec,
+    AppSpec,
+    DockerSettings,
+    ImageSources,
+    JobSpec,
+    KubernetesSettings,
+    NetworkSpec,
+    TargetSettings,
+    WorkloadSpec,
 )
 from .workload import endpoint
 
@@ -75,8 +82,11 @@ class CloudService(pulumi.ComponentResource):
         self._first_release = self if name == f"{pulumi.get_project()}-{pulumi.get_stack()}" else None
         on_docker = isinstance(args.target, DockerSettings)
         sources = args.images
-        source_stack = pulumi.StackReference(sources.images_from, opts=pulumi.ResourceOptions(parent=self)) \
-            if sources.images_from else None
+        source_stack = (
+            pulumi.StackReference(sources.images_from, opts=pulumi.ResourceOptions(parent=self))
+            if sources.images_from
+            else None
+        )
         references = {}
         for workload in args.app.workloads:
             references[workload.name] = sources.pinned.get(workload.name) or workload.image
@@ -87,13 +97,21 @@ class CloudService(pulumi.ComponentResource):
         # deploys images built elsewhere (prod) needs none.
         self._engine = None
         if on_docker or None in references.values():
-            registry_auth = [
-                docker.ProviderRegistryAuthArgs(
-                    address=sources.registry.url, username=sources.registry.username, password=sources.registry.password
-                )
-            ] if sources.registry else None
+            registry_auth = (
+                [
+                    docker.ProviderRegistryAuthArgs(
+                        address=sources.registry.url,
+                        username=sources.registry.username,
+                        password=sources.registry.password,
+                    )
+                ]
+                if sources.registry
+                else None
+            )
             provider = docker.Provider(
-                f"{name}-docker", host=args.target.host if on_docker else None, registry_auth=registry_auth,
+                f"{name}-docker",
+                host=args.target.host if on_docker else None,
+                registry_auth=registry_auth,
                 opts=pulumi.ResourceOptions(parent=self, aliases=self._first_release_name("docker")),
             )
             self._engine = pulumi.ResourceOptions(parent=self, provider=provider)
@@ -121,11 +139,15 @@ class CloudService(pulumi.ComponentResource):
                     stand_ins=sources.base_images,
                     after=list(stand_ins.values()),
                 ),
-                opts=pulumi.ResourceOptions.merge(self._engine, pulumi.ResourceOptions(aliases=self._first_release_name(workload.name))),
+                opts=pulumi.ResourceOptions.merge(
+                    self._engine, pulumi.ResourceOptions(aliases=self._first_release_name(workload.name))
+                ),
             )
             self._deploy_refs[workload.name] = image.deploy_ref
             self._releases[workload.name] = image.release
-            exported[workload.name] = pulumi.Output.all(image.registry_ref, image.reference).apply(lambda refs: refs[0] or refs[1])
+            exported[workload.name] = pulumi.Output.all(image.registry_ref, image.reference).apply(
+                lambda refs: refs[0] or refs[1]
+            )
             digests[workload.name] = image.digest
         self.images = pulumi.Output.from_input(exported)
         self.digests = pulumi.Output.from_input(digests)
@@ -141,18 +163,40 @@ class CloudService(pulumi.ComponentResource):
         )
         self.url = self.urls.apply(lambda urls: next(iter(urls.values()), None))
 
-        self.register_outputs({
-            "images": self.images, "digests": self.digests, "urls": self.urls, "url": self.url,
-            "network": self.network, "namespace": self.namespace, "services": self.services,
-        })
+        self.register_outputs(
+            {
+                "images": self.images,
+                "digests": self.digests,
+                "urls": self.urls,
+                "url": self.url,
+                "network": self.network,
+                "namespace": self.namespace,
+                "services": self.services,
+            }
+        )
 
-    def _stand_ins(self, references: Mapping[str, Optional[pulumi.Input[str]]], engine: Engine) -> dict[str, pulumi.Resource]:
+    def _stand_ins(
+        self, references: Mapping[str, Optional[pulumi.Input[str]]], engine: Engine
+    ) -> dict[str, pulumi.Resource]:
         """The stand-in of each base image (`baseImages`) a build starts FROM or a workload runs."""
         wanted = self._args.images.base_images
-        used = {base for workload in self._args.app.workloads if references[workload.name] is None
-                for base in base_images(workload.build)} | {r for r in references.values() if isinstance(r, str)}
-        return {base: StandIn(f"{self._name}-stand-in-{re.sub('[^a-z0-9]+', '-', base.lower())}", base, local, engine,
-                              opts=self._engine).tag for base, local in wanted.items() if base in used}
+        used = {
+            base
+            for workload in self._args.app.workloads
+            if references[workload.name] is None
+            for base in base_images(workload.build)
+        } | {r for r in references.values() if isinstance(r, str)}
+        return {
+            base: StandIn(
+                f"{self._name}-stand-in-{re.sub('[^a-z0-9]+', '-', base.lower())}",
+                base,
+                local,
+                engine,
+                opts=self._engine,
+            ).tag
+            for base, local in wanted.items()
+            if base in used
+        }
 
     def _first_release_name(self, name: str) -> list[pulumi.Alias]:
         """The alias of a direct child that the first release named `name`."""
@@ -177,17 +221,27 @@ class CloudService(pulumi.ComponentResource):
         self.network = networks.get(DEFAULT_NETWORK)
         for workload in self._args.app.workloads:
             common = dict(
-                **self._common(workload, links_wait=True), host=settings.host,
+                **self._common(workload, links_wait=True),
+                host=settings.host,
                 networks=[networks[network] for network in workload.networks or (DEFAULT_NETWORK,)],
                 secrets={key: self._args.secrets[key] for key in workload.secret_keys},
             )
             name = f"{self._name}-{workload.name}"
             if isinstance(workload, JobSpec):
-                self._workloads[workload.name] = DockerJob(name, DockerJobArgs(spec=workload, **common), opts=self._engine)
+                self._workloads[workload.name] = DockerJob(
+                    name, DockerJobArgs(spec=workload, **common), opts=self._engine
+                )
             else:
-                self._workloads[workload.name] = DockerService(name, DockerServiceArgs(
-                    spec=workload, port_offset=settings.port_offset, ready_timeout=self._args.ready_timeout, **common,
-                ), opts=self._engine)
+                self._workloads[workload.name] = DockerService(
+                    name,
+                    DockerServiceArgs(
+                        spec=workload,
+                        port_offset=settings.port_offset,
+                        ready_timeout=self._args.ready_timeout,
+                        **common,
+                    ),
+                    opts=self._engine,
+                )
 
     def _docker_networks(self) -> dict[str, pulumi.Input[str]]:
         """The Docker network's name of each app network some workload joins (as Compose, only those)."""
@@ -206,7 +260,7 @@ class CloudService(pulumi.ComponentResource):
             f"{self._name}-network" if default else f"{self._name}-{network.name}-network",
             AppNetworkArgs(name=self._name if default else f"{self._name}-{network.name}", labels=self._args.labels),
             opts=pulumi.ResourceOptions.merge(
-                self._engine, pulumi.ResourceOptions(aliases=self._first_release_name("network") if default else None),
+                self._engine, pulumi.ResourceOptions(aliases=self._first_release_name("network") if default else None)
             ),
         )
         return created.name
@@ -216,7 +270,12 @@ class CloudService(pulumi.ComponentResource):
         import pulumi_kubernetes as k8s
 
         from .kubernetes_service import (
-            AppNamespace, AppNamespaceArgs, KubernetesJob, KubernetesJobArgs, KubernetesService, KubernetesServiceArgs,
+            AppNamespace,
+            AppNamespaceArgs,
+            KubernetesJob,
+            KubernetesJobArgs,
+            KubernetesService,
+            KubernetesServiceArgs,
             PullCredentials,
         )
 
@@ -233,10 +292,14 @@ class CloudService(pulumi.ComponentResource):
         namespace = AppNamespace(
             f"{self._name}-namespace",
             AppNamespaceArgs(
-                namespace=settings.namespace, labels=args.labels, secrets=args.secrets, networks=isolated,
+                namespace=settings.namespace,
+                labels=args.labels,
+                secrets=args.secrets,
+                networks=isolated,
                 first_release_app=self._first_release,
                 registry=PullCredentials(server=registry.server, username=registry.username, password=registry.password)
-                if registry else None,
+                if registry
+                else None,
             ),
             opts=in_cluster,
         )
@@ -246,18 +309,25 @@ class CloudService(pulumi.ComponentResource):
             # Links resolve by DNS name, not by ClusterIP: no reason to wait for the linked service,
             # so services start side by side and readiness gates the traffic. Only dependsOn waits.
             common = dict(
-                **self._common(workload, links_wait=False), namespace=namespace.name, settings=settings,
-                pull_secrets=namespace.pull_secrets, secrets_name=namespace.secrets_name if workload.secret_keys else None,
+                **self._common(workload, links_wait=False),
+                namespace=namespace.name,
+                settings=settings,
+                pull_secrets=namespace.pull_secrets,
+                secrets_name=namespace.secrets_name if workload.secret_keys else None,
                 secrets_revision=namespace.secrets_revision(bool(workload.secret_keys)),
                 networks=[network for network in workload.networks or (DEFAULT_NETWORK,) if network in isolated],
             )
             name = f"{self._name}-{workload.name}"
             if isinstance(workload, JobSpec):
-                self._workloads[workload.name] = KubernetesJob(name, KubernetesJobArgs(spec=workload, **common), opts=in_cluster)
+                self._workloads[workload.name] = KubernetesJob(
+                    name, KubernetesJobArgs(spec=workload, **common), opts=in_cluster
+                )
             else:
-                service = KubernetesService(name, KubernetesServiceArgs(
-                    spec=workload, ready_timeout=args.ready_timeout, **common,
-                ), opts=in_cluster)
+                service = KubernetesService(
+                    name,
+                    KubernetesServiceArgs(spec=workload, ready_timeout=args.ready_timeout, **common),
+                    opts=in_cluster,
+                )
                 self._workloads[workload.name] = service
                 if service.service_name is not None:
                     service_names[workload.name] = service.service_name
@@ -272,6 +342,9 @@ class CloudService(pulumi.ComponentResource):
             return []
         external = {network.name for network in app.networks if network.external}
         for name in sorted(external):
-            pulumi.log.warn(f"network {name} is external (a Docker network): ignored on Kubernetes, its workloads "
-                            "join the namespace's pod network", resource=self)
+            pulumi.log.warn(
+                f"network {name} is external (a Docker network): ignored on Kubernetes, its workloads "
+                "join the namespace's pod network",
+                resource=self,
+            )
         return [name for name in _joined_networks(app) if name not in external]

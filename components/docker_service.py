@@ -17,13 +17,11 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_docker as docker
 
+from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, SECRETS_DIR, SECRETS_REVISION
 from .network import docker_labels
 from .readiness import CheckArgs, DockerWorkload, JobCheck, RolloutCheck
 from .spec import ANY_HOST_PORT, JobSpec, PortSpec, ServiceSpec, VolumeSpec, WorkloadSpec
-from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, SECRETS_DIR, SECRETS_REVISION
-from .workload import (
-    WorkloadArgs, files_hash, first_release_alias, http_check_command, link_env, workload_labels,
-)
+from .workload import WorkloadArgs, files_hash, first_release_alias, http_check_command, link_env, workload_labels
 
 FIRST_RELEASE_PARENT = ("docker", "cloudservice:index:DockerDeployment")
 
@@ -50,7 +48,9 @@ class DockerJobArgs(DockerWorkloadArgs):
     spec: JobSpec
 
 
-def _secret_files(parent: pulumi.Resource, name: str, spec: WorkloadSpec, args: DockerWorkloadArgs) -> tuple[list, dict]:
+def _secret_files(
+    parent: pulumi.Resource, name: str, spec: WorkloadSpec, args: DockerWorkloadArgs
+) -> tuple[list, dict]:
     """Secret files live in a volume at /run/secrets. A read-only root file system takes no uploads
     (the engine writes them through the root), so a container that is created but never started
     carries them into the volume; the workload is replaced with it whenever a secret changes.
@@ -58,7 +58,9 @@ def _secret_files(parent: pulumi.Resource, name: str, spec: WorkloadSpec, args: 
     if not spec.secret_files:
         return [], {}
     labels = docker_labels(workload_labels(args.labels, spec), docker.VolumeLabelArgs)
-    volume = docker.Volume(f"{name}-secrets", name=f"{name}-secrets", labels=labels, opts=pulumi.ResourceOptions(parent=parent))
+    volume = docker.Volume(
+        f"{name}-secrets", name=f"{name}-secrets", labels=labels, opts=pulumi.ResourceOptions(parent=parent)
+    )
     mount = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR)
     # Readable, not writable. No owner: the engine would resolve one by name in the image's passwd
     # (`docker cp -a`), which a numeric user of the spec is not in.
@@ -71,16 +73,24 @@ def _secret_files(parent: pulumi.Resource, name: str, spec: WorkloadSpec, args: 
         must_run=False,
         network_mode="none",
         volumes=[mount],
-        uploads=[docker.ContainerUploadArgs(file=f.path, content=args.secrets[f.key], **readable) for f in spec.secret_files],
+        uploads=[
+            docker.ContainerUploadArgs(file=f.path, content=args.secrets[f.key], **readable) for f in spec.secret_files
+        ],
         labels=docker_labels(workload_labels(args.labels, spec), docker.ContainerLabelArgs),
         opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
     )
-    return [docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR, read_only=True)], {SECRETS_REVISION: carrier.id}
+    return [docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR, read_only=True)], {
+        SECRETS_REVISION: carrier.id
+    }
 
 
 def _container_args(
-    name: str, spec: WorkloadSpec, args: DockerWorkloadArgs, extra_labels: Mapping[str, pulumi.Input[str]],
-    volumes: Sequence[docker.ContainerVolumeArgs], aliases: Sequence[str] = (),
+    name: str,
+    spec: WorkloadSpec,
+    args: DockerWorkloadArgs,
+    extra_labels: Mapping[str, pulumi.Input[str]],
+    volumes: Sequence[docker.ContainerVolumeArgs],
+    aliases: Sequence[str] = (),
 ) -> dict:
     """What a service's and a job's container have in common: `docker run` minus ports and restarts."""
     env = {**spec.env, **link_env(args.links), **{var: args.secrets[key] for var, key in spec.secret_env.items()}}
@@ -93,14 +103,19 @@ def _container_args(
         name=name,
         image=args.image,
         hostname=spec.name,
-        networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[spec.name, *aliases])
-                           for network in args.networks],
+        networks_advanced=[
+            docker.ContainerNetworksAdvancedArgs(name=network, aliases=[spec.name, *aliases])
+            for network in args.networks
+        ],
         entrypoints=list(spec.command) if spec.command is not None else None,
         command=list(spec.args) if spec.args is not None else None,
         envs=[pulumi.Output.concat(k, "=", v) for k, v in sorted(env.items())],
         labels=docker_labels(labels, docker.ContainerLabelArgs),
         # Project files mounted read-only, as Compose mounts `configs` (the engine must see the project).
-        mounts=[docker.ContainerMountArgs(target=f.path, source=f.source, type="bind", read_only=True) for f in spec.files] or None,
+        mounts=[
+            docker.ContainerMountArgs(target=f.path, source=f.source, type="bind", read_only=True) for f in spec.files
+        ]
+        or None,
         # Ephemeral paths are anonymous volumes (`docker run -v <path>`): filled from the image on creation,
         # removed with the container (the provider's remove_volumes).
         volumes=[*volumes, *(docker.ContainerVolumeArgs(container_path=path) for path in spec.ephemeral)],
@@ -118,11 +133,18 @@ def _container_args(
         tty=spec.tty or None,
         stdin_open=spec.stdin_open or None,
         init=spec.init or None,
-        hosts=[docker.ContainerHostArgs(host=host, ip=address)
-               for host, addresses in sorted(spec.extra_hosts.items()) for address in addresses] or None,
+        hosts=[
+            docker.ContainerHostArgs(host=host, ip=address)
+            for host, addresses in sorted(spec.extra_hosts.items())
+            for address in addresses
+        ]
+        or None,
         sysctls=dict(spec.sysctls) or None,
-        ulimits=[docker.ContainerUlimitArgs(name=limit, soft=soft, hard=hard)
-                 for limit, (soft, hard) in sorted(spec.ulimits.items())] or None,
+        ulimits=[
+            docker.ContainerUlimitArgs(name=limit, soft=soft, hard=hard)
+            for limit, (soft, hard) in sorted(spec.ulimits.items())
+        ]
+        or None,
         shm_size=spec.shm_size_mb,
         stop_signal=spec.stop_signal,
         # The engine's stop timeout (`docker stop`, restarts) and the provider's before it removes the container.
@@ -152,14 +174,26 @@ def _url(port: PortSpec, port_offset: int, container: docker.Container) -> pulum
     scheme = "http" if port.protocol == "tcp" else port.protocol
     if port.publish != ANY_HOST_PORT:
         return f"{scheme}://127.0.0.1:{port.publish + port_offset}"
-    return container.ports.apply(lambda bound: next((
-        f"{scheme}://127.0.0.1:{p.external}" for p in bound or ()
-        if p.internal == port.port and (p.protocol or "tcp") == port.protocol  # the provider reads tcp back
-    ), None))
+    return container.ports.apply(
+        lambda bound: next(
+            (
+                f"{scheme}://127.0.0.1:{p.external}"
+                for p in bound or ()
+                if p.internal == port.port and (p.protocol or "tcp") == port.protocol  # the provider reads tcp back
+            ),
+            None,
+        )
+    )
 
 
-def _prepared_volume(parent: pulumi.Resource, name: str, spec: ServiceSpec, spec_volume: VolumeSpec,
-                     volume: docker.Volume, args: DockerServiceArgs) -> JobCheck:
+def _prepared_volume(
+    parent: pulumi.Resource,
+    name: str,
+    spec: ServiceSpec,
+    spec_volume: VolumeSpec,
+    volume: docker.Volume,
+    args: DockerServiceArgs,
+) -> JobCheck:
     """Makes a new named volume writable by the workload's user, as the pod's fsGroup does on Kubernetes.
 
     Docker creates a volume's root owned by root, or copies the owner of the image's directory at the
@@ -192,13 +226,19 @@ def _prepared_volume(parent: pulumi.Resource, name: str, spec: ServiceSpec, spec
         # by name (status, logs) must not find this one.
         labels=docker_labels(args.labels, docker.ContainerLabelArgs),
         opts=pulumi.ResourceOptions(
-            parent=parent, delete_before_replace=True, ignore_changes=["image"], replace_with=[volume],
+            parent=parent, delete_before_replace=True, ignore_changes=["image"], replace_with=[volume]
         ),
     )
-    return JobCheck(f"{step_name}-completed", CheckArgs(
-        name=f"{spec.name} (volume {spec_volume.name} owner)", revision=step.id, timeout=args.ready_timeout,
-        workload=DockerWorkload(container=step.name, host=args.host),
-    ), opts=pulumi.ResourceOptions(parent=parent))
+    return JobCheck(
+        f"{step_name}-completed",
+        CheckArgs(
+            name=f"{spec.name} (volume {spec_volume.name} owner)",
+            revision=step.id,
+            timeout=args.ready_timeout,
+            workload=DockerWorkload(container=step.name, host=args.host),
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 class DockerService(pulumi.ComponentResource):
@@ -212,7 +252,9 @@ class DockerService(pulumi.ComponentResource):
         spec = args.spec
         app = args.first_release_app
 
-        def child(first_release_name: str, depends_on: Sequence[pulumi.Resource] = (), **extra) -> pulumi.ResourceOptions:
+        def child(
+            first_release_name: str, depends_on: Sequence[pulumi.Resource] = (), **extra
+        ) -> pulumi.ResourceOptions:
             aliases = [first_release_alias(app, *FIRST_RELEASE_PARENT, first_release_name)] if app else []
             return pulumi.ResourceOptions(parent=self, aliases=aliases, depends_on=list(depends_on), **extra)
 
@@ -225,9 +267,11 @@ class DockerService(pulumi.ComponentResource):
                 labels=docker_labels(workload_labels(args.labels, spec), docker.VolumeLabelArgs),
                 opts=child(f"{spec.name}-{spec_volume.name}"),
             )
-            volumes.append(docker.ContainerVolumeArgs(
-                volume_name=volume.name, container_path=spec_volume.path, read_only=spec_volume.read_only or None,
-            ))
+            volumes.append(
+                docker.ContainerVolumeArgs(
+                    volume_name=volume.name, container_path=spec_volume.path, read_only=spec_volume.read_only or None
+                )
+            )
             if spec.user and not spec_volume.read_only:
                 prepared_volumes.append(_prepared_volume(self, name, spec, spec_volume, volume, args))
 
@@ -236,7 +280,9 @@ class DockerService(pulumi.ComponentResource):
             health = spec.health
             healthcheck = docker.ContainerHealthcheckArgs(
                 tests=http_check_command(health) if health.path else ["CMD", *health.command],
-                interval=f"{health.interval}s", timeout=f"{health.timeout}s", retries=health.retries,
+                interval=f"{health.interval}s",
+                timeout=f"{health.timeout}s",
+                retries=health.retries,
                 start_period=f"{health.start_period}s",
             )
 
@@ -248,15 +294,25 @@ class DockerService(pulumi.ComponentResource):
             healthcheck=healthcheck,
             # A fixed container name and host port cannot exist twice: replace in place. The provider
             # plans a changed health check as an update it never applies to the container: replace.
-            opts=child(spec.name, [*args.after, *prepared_volumes], delete_before_replace=True,
-                       replace_on_changes=["healthcheck"]),
+            opts=child(
+                spec.name,
+                [*args.after, *prepared_volumes],
+                delete_before_replace=True,
+                replace_on_changes=["healthcheck"],
+            ),
         )
         # `up` returns once the service runs (and reports healthy), like `docker run` + waiting by
         # hand; the provider's own `wait` would report neither a crash loop nor the logs.
-        RolloutCheck(f"{name}-ready", CheckArgs(
-            name=spec.name, workload=DockerWorkload(container=container.name, host=args.host), revision=container.id,
-            timeout=args.ready_timeout,
-        ), opts=pulumi.ResourceOptions(parent=self))
+        RolloutCheck(
+            f"{name}-ready",
+            CheckArgs(
+                name=spec.name,
+                workload=DockerWorkload(container=container.name, host=args.host),
+                revision=container.id,
+                timeout=args.ready_timeout,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
         urls = {port.name: _url(port, args.port_offset, container) for port in spec.published}
         self.urls = pulumi.Output.from_input(urls)
@@ -279,8 +335,14 @@ class DockerJob(pulumi.ComponentResource):
             must_run=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after), delete_before_replace=True),
         )
-        JobCheck(f"{name}-completed", CheckArgs(
-            name=args.spec.name, workload=DockerWorkload(container=container.name, host=args.host), revision=container.id,
-            timeout=args.spec.timeout,
-        ), opts=pulumi.ResourceOptions(parent=self))
+        JobCheck(
+            f"{name}-completed",
+            CheckArgs(
+                name=args.spec.name,
+                workload=DockerWorkload(container=container.name, host=args.host),
+                revision=container.id,
+                timeout=args.spec.timeout,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.register_outputs({})

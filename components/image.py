@@ -84,14 +84,18 @@ class Engine:
         """The ID of image `name` in the engine, or None when it has no such image."""
         try:
             if self._client is None:  # the ssh binary for ssh:// hosts, as the docker CLI uses
-                self._client = docker_sdk.DockerClient(base_url=self.host, use_ssh_client=self.host.startswith("ssh://")) \
-                    if self.host else docker_sdk.from_env()
+                self._client = (
+                    docker_sdk.DockerClient(base_url=self.host, use_ssh_client=self.host.startswith("ssh://"))
+                    if self.host
+                    else docker_sdk.from_env()
+                )
             return self._client.images.get(name).id
         except docker_sdk.errors.ImageNotFound:
             return None
         except docker_sdk.errors.DockerException as error:
-            raise pulumi.RunError(f"cannot read image {name} in the Docker engine at {self.host or 'DOCKER_HOST'}: "
-                                  f"{error}") from None
+            raise pulumi.RunError(
+                f"cannot read image {name} in the Docker engine at {self.host or 'DOCKER_HOST'}: {error}"
+            ) from None
 
     def base_image_ids(self, build: BuildSpec, stand_ins: Mapping[str, str] = {}) -> dict[str, Optional[str]]:
         """The ID of each image the build starts FROM; a stand-in (tagged under the base's name by the
@@ -165,7 +169,9 @@ class ContainerImage(pulumi.ComponentResource):
             self.registry_ref = self.reference
         else:
             # Asked of the engine that builds (the provider's), in preview and update alike.
-            tagged = f"{args.repository}:{content_tag(args.build, args.engine.base_image_ids(args.build, args.stand_ins))}"
+            tagged = (
+                f"{args.repository}:{content_tag(args.build, args.engine.base_image_ids(args.build, args.stand_ins))}"
+            )
             local = docker.RemoteImage(
                 name,
                 name=tagged,
@@ -206,10 +212,14 @@ class ContainerImage(pulumi.ComponentResource):
         # back to or promoted by digest. Consumers depend on this resource.
         self.release = pushed or local
 
-        self.register_outputs({
-            "reference": self.reference, "digest": self.digest,
-            "registry_ref": self.registry_ref, "deploy_ref": self.deploy_ref,
-        })
+        self.register_outputs(
+            {
+                "reference": self.reference,
+                "digest": self.digest,
+                "registry_ref": self.registry_ref,
+                "deploy_ref": self.deploy_ref,
+            }
+        )
 
 
 class StandIn(pulumi.ComponentResource):
@@ -221,9 +231,15 @@ class StandIn(pulumi.ComponentResource):
         super().__init__("cloudservice:index:StandIn", name, None, opts)
         local_id = engine.image_id(local)
         if local_id is None:
-            raise pulumi.RunError(f"baseImages.{base}: the engine has no image {local} to stand in for it "
-                                  "(build it first, e.g. `make platform`)")
-        self.tag = docker.Tag(name, source_image=local, target_image=base, tag_triggers=[local_id],
-                              opts=pulumi.ResourceOptions(parent=self))
+            raise pulumi.RunError(
+                f"baseImages.{base}: the engine has no image {local} to stand in for it "
+                "(build it first, e.g. `make platform`)"
+            )
+        self.tag = docker.Tag(
+            name,
+            source_image=local,
+            target_image=base,
+            tag_triggers=[local_id],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.register_outputs({})
-

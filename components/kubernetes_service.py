@@ -24,19 +24,53 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.core.v1 import (
-    CapabilitiesArgs, ConfigMapVolumeSourceArgs, ContainerArgs, ContainerPortArgs, EmptyDirVolumeSourceArgs, EnvVarArgs,
-    EnvVarSourceArgs, ExecActionArgs, HostAliasArgs, HTTPGetActionArgs, KeyToPathArgs, LifecycleArgs,
-    LifecycleHandlerArgs, PersistentVolumeClaimVolumeSourceArgs, PodSecurityContextArgs, PodSpecArgs,
-    PodTemplateSpecArgs, ProbeArgs, ResourceRequirementsArgs, SeccompProfileArgs, SecretKeySelectorArgs,
-    SecretVolumeSourceArgs, SecurityContextArgs, ServicePortArgs, ServiceSpecArgs, SleepActionArgs, SysctlArgs,
-    TCPSocketActionArgs, VolumeArgs, VolumeMountArgs,
+    CapabilitiesArgs,
+    ConfigMapVolumeSourceArgs,
+    ContainerArgs,
+    ContainerPortArgs,
+    EmptyDirVolumeSourceArgs,
+    EnvVarArgs,
+    EnvVarSourceArgs,
+    ExecActionArgs,
+    HostAliasArgs,
+    HTTPGetActionArgs,
+    KeyToPathArgs,
+    LifecycleArgs,
+    LifecycleHandlerArgs,
+    PersistentVolumeClaimVolumeSourceArgs,
+    PodSecurityContextArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    ProbeArgs,
+    ResourceRequirementsArgs,
+    SeccompProfileArgs,
+    SecretKeySelectorArgs,
+    SecretVolumeSourceArgs,
+    SecurityContextArgs,
+    ServicePortArgs,
+    ServiceSpecArgs,
+    SleepActionArgs,
+    SysctlArgs,
+    TCPSocketActionArgs,
+    VolumeArgs,
+    VolumeMountArgs,
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.networking.v1 import (
-    NetworkPolicyIngressRuleArgs, NetworkPolicyPeerArgs, NetworkPolicyPortArgs, NetworkPolicySpecArgs,
+    NetworkPolicyIngressRuleArgs,
+    NetworkPolicyPeerArgs,
+    NetworkPolicyPortArgs,
+    NetworkPolicySpecArgs,
 )
 
-from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, NETWORK_LABEL_PREFIX, SECRETS_REVISION, SERVICE_LABEL, STACK_LABEL
+from .conventions import (
+    DEFAULT_READY_TIMEOUT,
+    FILES_HASH,
+    NETWORK_LABEL_PREFIX,
+    SECRETS_REVISION,
+    SERVICE_LABEL,
+    STACK_LABEL,
+)
 from .readiness import CheckArgs, JobCheck, KubernetesWorkload, RolloutCheck
 from .spec import ANY_HOST_PORT, JobSpec, KubernetesSettings, PortSpec, ServiceSpec, WorkloadSpec
 from .workload import WorkloadArgs, files_hash, first_release_alias, link_env, workload_labels
@@ -62,8 +96,12 @@ SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 SERVER_SIDE_APPLY = {"pulumi.com/patchForce": "true"}
 
 
-def _metadata(name: Optional[str], namespace: Optional[pulumi.Input[str]], labels: Mapping[str, str],
-              annotations: Optional[Mapping[str, str]] = None) -> ObjectMetaArgs:
+def _metadata(
+    name: Optional[str],
+    namespace: Optional[pulumi.Input[str]],
+    labels: Mapping[str, str],
+    annotations: Optional[Mapping[str, str]] = None,
+) -> ObjectMetaArgs:
     annotations = {**(annotations or {}), **SERVER_SIDE_APPLY}
     return ObjectMetaArgs(name=name, namespace=namespace, labels=dict(labels), annotations=annotations)
 
@@ -96,7 +134,9 @@ def _dockerconfigjson(server: str, username: str, password: str) -> str:
 
 
 def _aliases(first_release_app: Optional[pulumi.Resource], first_release_name: str) -> list:
-    return [first_release_alias(first_release_app, *FIRST_RELEASE_PARENT, first_release_name)] if first_release_app else []
+    return (
+        [first_release_alias(first_release_app, *FIRST_RELEASE_PARENT, first_release_name)] if first_release_app else []
+    )
 
 
 @dataclass(kw_only=True)
@@ -131,13 +171,16 @@ class AppNamespace(pulumi.ComponentResource):
         super().__init__("cloudservice:index:AppNamespace", name, None, opts)
         app = args.first_release_app
         namespace = k8s.core.v1.Namespace(
-            name, metadata=_metadata(args.namespace, None, args.labels),
+            name,
+            metadata=_metadata(args.namespace, None, args.labels),
             opts=pulumi.ResourceOptions(parent=self, aliases=_aliases(app, "namespace")),
         )
         self.name = namespace.metadata.name
 
         def in_namespace(first_release_name: str) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, depends_on=[namespace], aliases=_aliases(app, first_release_name))
+            return pulumi.ResourceOptions(
+                parent=self, depends_on=[namespace], aliases=_aliases(app, first_release_name)
+            )
 
         self.pull_secrets = []
         # The provider replaces a Secret whose data changes (a new UID), but running pods keep what
@@ -185,7 +228,8 @@ class AppNamespace(pulumi.ComponentResource):
             f"{name}-network-{network}",
             metadata=_metadata(f"network-{_dns_label(network)}", self.name, labels),
             spec=NetworkPolicySpecArgs(
-                pod_selector=members, policy_types=["Ingress"],
+                pod_selector=members,
+                policy_types=["Ingress"],
                 ingress=[NetworkPolicyIngressRuleArgs(from_=[NetworkPolicyPeerArgs(pod_selector=members)])],
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -234,20 +278,28 @@ class _PodBuilder:
             self.mount("tmp", "/tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="16Mi"))
         if spec.files:
             # Readable by all as Docker's bind mount of the project file is; a script stays executable.
-            items = [KeyToPathArgs(key=f"file-{i}", path=f"file-{i}", mode=0o555 if f.executable else None)
-                     for i, f in enumerate(spec.files)]
-            self.volumes.append(VolumeArgs(name="files", config_map=ConfigMapVolumeSourceArgs(name=files_config_map, items=items)))
+            items = [
+                KeyToPathArgs(key=f"file-{i}", path=f"file-{i}", mode=0o555 if f.executable else None)
+                for i, f in enumerate(spec.files)
+            ]
+            self.volumes.append(
+                VolumeArgs(name="files", config_map=ConfigMapVolumeSourceArgs(name=files_config_map, items=items))
+            )
             self.mounts += [
                 VolumeMountArgs(name="files", mount_path=f.path, sub_path=f"file-{i}", read_only=True)
                 for i, f in enumerate(spec.files)
             ]
         if spec.secret_files:
             items = [KeyToPathArgs(key=key, path=key) for key in sorted({f.key for f in spec.secret_files})]
-            self.volumes.append(VolumeArgs(
-                name="secret-files", secret=SecretVolumeSourceArgs(secret_name=args.secrets_name, items=items, default_mode=0o440),
-            ))
+            self.volumes.append(
+                VolumeArgs(
+                    name="secret-files",
+                    secret=SecretVolumeSourceArgs(secret_name=args.secrets_name, items=items, default_mode=0o440),
+                )
+            )
             self.mounts += [
-                VolumeMountArgs(name="secret-files", mount_path=f.path, sub_path=f.key, read_only=True) for f in spec.secret_files
+                VolumeMountArgs(name="secret-files", mount_path=f.path, sub_path=f.key, read_only=True)
+                for f in spec.secret_files
             ]
         self._scratch_space()
 
@@ -273,7 +325,10 @@ class _PodBuilder:
     def env(self) -> list[EnvVarArgs]:
         plain = {**self.spec.env, **link_env(self.args.links)}
         return [EnvVarArgs(name=var, value=value) for var, value in sorted(plain.items())] + [
-            EnvVarArgs(name=var, value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=self.args.secrets_name, key=key)))
+            EnvVarArgs(
+                name=var,
+                value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=self.args.secrets_name, key=key)),
+            )
             for var, key in sorted(self.spec.secret_env.items())
         ]
 
@@ -294,7 +349,9 @@ class _PodBuilder:
             env=self.env(),
             resources=ResourceRequirementsArgs(requests=requests, limits=limits),
             security_context=SecurityContextArgs(
-                allow_privilege_escalation=False, privileged=False, read_only_root_filesystem=spec.read_only,
+                allow_privilege_escalation=False,
+                privileged=False,
+                read_only_root_filesystem=spec.read_only,
                 capabilities=CapabilitiesArgs(drop=["ALL"], add=list(spec.capabilities) or None),
             ),
             volume_mounts=self.mounts,
@@ -360,12 +417,16 @@ def _check_target(args: KubernetesWorkloadArgs, name: pulumi.Input[str]) -> Kube
     """Where the readiness check finds the workload: the cluster the provider deploys to."""
     settings = args.settings
     return KubernetesWorkload(
-        namespace=args.namespace, name=name, context=settings.context,
+        namespace=args.namespace,
+        name=name,
+        context=settings.context,
         kubeconfig=os.path.expanduser(settings.kubeconfig) if settings.kubeconfig else None,
     )
 
 
-def _files_config_map(name: str, spec: WorkloadSpec, args: KubernetesWorkloadArgs, labels, opts) -> Optional[pulumi.Output[str]]:
+def _files_config_map(
+    name: str, spec: WorkloadSpec, args: KubernetesWorkloadArgs, labels, opts
+) -> Optional[pulumi.Output[str]]:
     if not spec.files:
         return None
     config_map = k8s.core.v1.ConfigMap(
@@ -402,11 +463,15 @@ class KubernetesService(pulumi.ComponentResource):
             liveness_probe=_liveness_probe(spec),
             # Let endpoints drop the pod before it stops taking requests.
             lifecycle=LifecycleArgs(pre_stop=LifecycleHandlerArgs(sleep=SleepActionArgs(seconds=PRE_STOP_SECONDS)))
-            if main else None,
+            if main
+            else None,
         )
-        template = pod.template(self._labels, pod.pod(
-            container, low_ports=any(p.port < 1024 for p in spec.ports), pre_stop=PRE_STOP_SECONDS if main else 0,
-        ))
+        template = pod.template(
+            self._labels,
+            pod.pod(
+                container, low_ports=any(p.port < 1024 for p in spec.ports), pre_stop=PRE_STOP_SECONDS if main else 0
+            ),
+        )
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=_metadata(spec.name, args.namespace, self._labels, annotations={**spec.labels, **SKIP_AWAIT}),
@@ -414,9 +479,9 @@ class KubernetesService(pulumi.ComponentResource):
                 "replicas": spec.replicas,
                 "selector": {"matchLabels": self._selector},
                 # One RWO volume cannot be mounted by old and new pod at once: stateful services recreate.
-                "strategy": {"type": "Recreate"} if spec.stateful else {
-                    "type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-                },
+                "strategy": {"type": "Recreate"}
+                if spec.stateful
+                else {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": template,
             },
             # The selector is immutable and derived from names that never change, yet the provider
@@ -426,10 +491,16 @@ class KubernetesService(pulumi.ComponentResource):
         )
         # Every rollout (a new generation) is followed until its new pods are ready; a crash loop or
         # an image that cannot be pulled fails `up` at once, a service never ready after ready_timeout.
-        RolloutCheck(f"{name}-ready", CheckArgs(
-            name=spec.name, workload=_check_target(args, deployment.metadata.name), timeout=args.ready_timeout,
-            revision=pulumi.Output.format("{0}/{1}", deployment.metadata.uid, deployment.metadata.generation),
-        ), opts=self._child())
+        RolloutCheck(
+            f"{name}-ready",
+            CheckArgs(
+                name=spec.name,
+                workload=_check_target(args, deployment.metadata.name),
+                timeout=args.ready_timeout,
+                revision=pulumi.Output.format("{0}/{1}", deployment.metadata.uid, deployment.metadata.generation),
+            ),
+            opts=self._child(),
+        )
 
         self.service_name, urls = self._services() if spec.ports else (None, {})
         _warn(self, f"service {spec.name}", pod.unsupported() + self._unsupported())
@@ -456,7 +527,9 @@ class KubernetesService(pulumi.ComponentResource):
                 opts=self._child(f"{spec.name}-{volume.name}"),
             )
             pod.mount(
-                _dns_label(volume.name, taken=[v.name for v in pod.volumes]), volume.path, read_only=volume.read_only,
+                _dns_label(volume.name, taken=[v.name for v in pod.volumes]),
+                volume.path,
+                read_only=volume.read_only,
                 persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(claim_name=claim.metadata.name),
             )
 
@@ -475,8 +548,14 @@ class KubernetesService(pulumi.ComponentResource):
         self._open_published()
         return service.metadata.name, urls
 
-    def _service(self, name: str, service_name: str, service_type: str, ports: list[ServicePortArgs],
-                 opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    def _service(
+        self,
+        name: str,
+        service_name: str,
+        service_type: str,
+        ports: list[ServicePortArgs],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.core.v1.Service:
         args = self._args
         # pulumi-kubernetes waits for ready endpoints and then 10 s for them to "settle" (its
         # await/service.go), which the rollout check already covers: only a load balancer's
@@ -499,10 +578,13 @@ class KubernetesService(pulumi.ComponentResource):
             f"{self._name}-published",
             metadata=_metadata(f"published-{spec.name}", args.namespace, self._labels),
             spec=NetworkPolicySpecArgs(
-                pod_selector=LabelSelectorArgs(match_labels=self._selector), policy_types=["Ingress"],
-                ingress=[NetworkPolicyIngressRuleArgs(ports=[
-                    NetworkPolicyPortArgs(port=p.port, protocol=_protocol(p)) for p in spec.published
-                ])],
+                pod_selector=LabelSelectorArgs(match_labels=self._selector),
+                policy_types=["Ingress"],
+                ingress=[
+                    NetworkPolicyIngressRuleArgs(
+                        ports=[NetworkPolicyPortArgs(port=p.port, protocol=_protocol(p)) for p in spec.published]
+                    )
+                ],
             ),
             opts=self._child(),
         )
@@ -539,7 +621,9 @@ def _readiness_probe(spec: ServiceSpec) -> Optional[ProbeArgs]:
     return ProbeArgs(
         http_get=HTTPGetActionArgs(path=health.path, port=health.port) if health.path else None,
         exec_=ExecActionArgs(command=list(health.command)) if health.command else None,
-        period_seconds=health.interval, timeout_seconds=health.timeout, failure_threshold=health.retries,
+        period_seconds=health.interval,
+        timeout_seconds=health.timeout,
+        failure_threshold=health.retries,
     )
 
 
@@ -551,7 +635,10 @@ def _liveness_probe(spec: ServiceSpec) -> Optional[ProbeArgs]:
     if port is None:
         return None
     return ProbeArgs(
-        tcp_socket=TCPSocketActionArgs(port=port.port), period_seconds=10, timeout_seconds=3, failure_threshold=3,
+        tcp_socket=TCPSocketActionArgs(port=port.port),
+        period_seconds=10,
+        timeout_seconds=3,
+        failure_threshold=3,
         initial_delay_seconds=spec.health.start_period if spec.health else None,
     )
 
@@ -591,9 +678,16 @@ class KubernetesJob(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
-        JobCheck(f"{name}-completed", CheckArgs(
-            name=spec.name, workload=_check_target(args, job.metadata.name), revision=job.metadata.uid, timeout=spec.timeout,
-        ), opts=child)
+        JobCheck(
+            f"{name}-completed",
+            CheckArgs(
+                name=spec.name,
+                workload=_check_target(args, job.metadata.name),
+                revision=job.metadata.uid,
+                timeout=spec.timeout,
+            ),
+            opts=child,
+        )
         _warn(self, f"job {spec.name}", pod.unsupported())
         self.job_name = job.metadata.name
         self.register_outputs({"job_name": self.job_name})

@@ -30,8 +30,17 @@ from pulumi import dynamic
 
 from .conventions import DEFAULT_READY_TIMEOUT
 from .workload_status import (
-    FAILED, READY, Observation, docker_job_status, docker_service_status, failed, failure_message, job_status,
-    newest_replica_set, pending, rollout_status,
+    FAILED,
+    READY,
+    Observation,
+    docker_job_status,
+    docker_service_status,
+    failed,
+    failure_message,
+    job_status,
+    newest_replica_set,
+    pending,
+    rollout_status,
 )
 
 UNPROBED_SETTLE_SECONDS = 5
@@ -58,8 +67,14 @@ class Workload(Protocol):
         """Called once the timeout has passed."""
 
 
-def await_workload(workload: Workload, kind: str, name: str, timeout: float,
-                   clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Observation:
+def await_workload(
+    workload: Workload,
+    kind: str,
+    name: str,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Observation:
     """Polls `workload` until it is ready; raises ReadinessError when it fails or `timeout` passes."""
     deadline = clock() + timeout
     ready_since = None
@@ -104,8 +119,9 @@ class DockerContainer:
         import docker  # only the provider process talks to the engine
 
         self.errors = docker.errors
-        self.api = docker.APIClient(base_url=host, use_ssh_client=host.startswith("ssh://")) if host \
-            else docker.from_env().api
+        self.api = (
+            docker.APIClient(base_url=host, use_ssh_client=host.startswith("ssh://")) if host else docker.from_env().api
+        )
         self.container = container
         self.job = job
 
@@ -122,8 +138,10 @@ class DockerContainer:
     def _last_exit_code(self, inspect: dict) -> Optional[int]:
         """The exit code of the container's latest `die` event."""
         deaths = self.api.events(
-            since=datetime.fromisoformat(inspect["Created"]), until=datetime.now(timezone.utc),
-            filters={"container": inspect["Id"], "event": "die"}, decode=True,
+            since=datetime.fromisoformat(inspect["Created"]),
+            until=datetime.now(timezone.utc),
+            filters={"container": inspect["Id"], "event": "die"},
+            decode=True,
         )
         codes = [event["Actor"]["Attributes"].get("exitCode") for event in deaths]
         return int(codes[-1]) if codes and codes[-1] is not None else None
@@ -179,7 +197,10 @@ class KubernetesCluster:
         if not observation.subject:
             return []
         text = self.core.read_namespaced_pod_log(
-            observation.subject, namespace, container=observation.container, previous=observation.previous,
+            observation.subject,
+            namespace,
+            container=observation.container,
+            previous=observation.previous,
             tail_lines=LOG_LINES,
         )
         return text.splitlines()
@@ -187,8 +208,11 @@ class KubernetesCluster:
     def events(self, namespace: str, observation: Observation) -> list[str]:
         if not observation.subject:
             return []
-        items = self.read(self.core.list_namespaced_event, namespace,
-                          field_selector=f"involvedObject.name={observation.subject},type=Warning")["items"]
+        items = self.read(
+            self.core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.name={observation.subject},type=Warning",
+        )["items"]
         # "Back-off restarting failed container" repeats what the failure already says.
         items = [event for event in items if event.get("reason") != "BackOff"]
         items.sort(key=lambda event: event.get("lastTimestamp") or event.get("eventTime") or "")
@@ -207,7 +231,9 @@ class KubernetesDeployment:
         if deployment is None:
             return failed(f"Deployment {self.namespace}/{self.name} does not exist")
         labels = deployment["spec"]["selector"].get("matchLabels", {})
-        replica_sets = cluster.read(cluster.apps.list_namespaced_replica_set, self.namespace, label_selector=_selector(labels))
+        replica_sets = cluster.read(
+            cluster.apps.list_namespaced_replica_set, self.namespace, label_selector=_selector(labels)
+        )
         newest = newest_replica_set(deployment, replica_sets["items"])
         pods = []
         if newest is not None:
@@ -274,12 +300,20 @@ _WATCHED = ("name", "target", "dockerHost", "container", "kubeconfig", "context"
 
 def _inputs(args: CheckArgs) -> dict[str, Any]:
     workload = args.workload
-    common = {"name": args.name, "revision": pulumi.Output.from_input(args.revision).apply(str), "timeout": args.timeout}
+    common = {
+        "name": args.name,
+        "revision": pulumi.Output.from_input(args.revision).apply(str),
+        "timeout": args.timeout,
+    }
     if isinstance(workload, DockerWorkload):
         return {**common, "target": "docker", "dockerHost": workload.host, "container": workload.container}
     return {
-        **common, "target": "kubernetes", "kubeconfig": workload.kubeconfig, "context": workload.context,
-        "namespace": workload.namespace, "workload": workload.name,
+        **common,
+        "target": "kubernetes",
+        "kubeconfig": workload.kubeconfig,
+        "context": workload.context,
+        "namespace": workload.namespace,
+        "workload": workload.name,
     }
 
 
@@ -287,7 +321,9 @@ def _workload(kind: str, props: dict[str, Any]) -> Workload:
     if props["target"] == "docker":
         return DockerContainer(props.get("dockerHost"), props["container"], job=kind == "job")
     cluster = KubernetesCluster(props.get("kubeconfig"), props.get("context"))
-    return (KubernetesDeployment if kind == "service" else KubernetesJob)(cluster, props["namespace"], props["workload"])
+    return (KubernetesDeployment if kind == "service" else KubernetesJob)(
+        cluster, props["namespace"], props["workload"]
+    )
 
 
 class _CheckProvider(dynamic.ResourceProvider):

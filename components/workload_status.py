@@ -23,10 +23,17 @@ CRASHES_TO_FAIL = 2
 """Crashes after which a service counts as crash-looping rather than waiting for a dependency."""
 
 # Container waiting reasons that only a change of the spec (or of the registry) fixes.
-FATAL_WAITING_REASONS = frozenset({
-    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
-    "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
-})
+FATAL_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -149,8 +156,9 @@ def _container_problem(pod_name: str, status: dict, service: bool, init: bool = 
 def _statuses(pod: dict) -> list[tuple[dict, bool]]:
     """(container status, is an init container) of every container of the pod."""
     status = pod.get("status", {})
-    return [(container, True) for container in status.get("initContainerStatuses") or []] + \
-        [(container, False) for container in status.get("containerStatuses") or []]
+    return [(container, True) for container in status.get("initContainerStatuses") or []] + [
+        (container, False) for container in status.get("containerStatuses") or []
+    ]
 
 
 def pod_status(pod: dict) -> Observation:
@@ -223,8 +231,12 @@ def rollout_status(deployment: dict, new_pods: list[dict]) -> Observation:
         progress += f", {total - updated} old replicas terminating"
     if not_ready is None:
         return pending(progress)
-    return pending(f"{progress}; {not_ready.detail}", subject=not_ready.subject, container=not_ready.container,
-                   previous=not_ready.previous)
+    return pending(
+        f"{progress}; {not_ready.detail}",
+        subject=not_ready.subject,
+        container=not_ready.container,
+        previous=not_ready.previous,
+    )
 
 
 def job_status(job: dict, pods: list[dict]) -> Observation:
@@ -237,27 +249,37 @@ def job_status(job: dict, pods: list[dict]) -> Observation:
         condition = conditions["Failed"]
         for pod in newest_first:
             for container, _ in _statuses(pod):
-                terminated = container.get("state", {}).get("terminated") or container.get("lastState", {}).get("terminated")
+                terminated = container.get("state", {}).get("terminated") or container.get("lastState", {}).get(
+                    "terminated"
+                )
                 if terminated and terminated.get("exitCode", 0) != 0:
-                    return failed(f"{_termination(terminated)} ({condition.get('reason')})",
-                                  subject=pod["metadata"]["name"], container=container.get("name"))
-        return failed(f"{condition.get('reason')}: {condition.get('message')}",
-                      subject=newest_first[0]["metadata"]["name"] if newest_first else None)
+                    return failed(
+                        f"{_termination(terminated)} ({condition.get('reason')})",
+                        subject=pod["metadata"]["name"],
+                        container=container.get("name"),
+                    )
+        return failed(
+            f"{condition.get('reason')}: {condition.get('message')}",
+            subject=newest_first[0]["metadata"]["name"] if newest_first else None,
+        )
     for pod in newest_first:
         for container, init in _statuses(pod):
             problem = _container_problem(pod["metadata"]["name"], container, service=False, init=init)
             if problem:
                 return problem
     if newest_first:
-        return pending(f"running (pod {newest_first[0]['metadata']['name']})", subject=newest_first[0]["metadata"]["name"])
+        return pending(
+            f"running (pod {newest_first[0]['metadata']['name']})", subject=newest_first[0]["metadata"]["name"]
+        )
     return pending("waiting for its pod")
 
 
 # -- the error `pulumi up` shows ------------------------------------------------------------------
 
 
-def failure_message(kind: str, name: str, observation: Observation, timeout: Optional[float],
-                    logs: list[str], events: list[str] = ()) -> str:
+def failure_message(
+    kind: str, name: str, observation: Observation, timeout: Optional[float], logs: list[str], events: list[str] = ()
+) -> str:
     """The error for a failed workload, or (with `timeout`) for one not ready in time; `logs` are
     its last log lines, `events` the cluster's recent warnings about it."""
     if timeout is None:

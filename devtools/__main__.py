@@ -27,12 +27,15 @@ def main(argv=None) -> int:
     try:
         if args.command == "status":
             from .status import status
+
             print(status(stack))
         elif args.command == "logs":
             from .logs import follow
+
             follow(stack, [s for s in args.service.split(",") if s], tail=args.tail)
         else:
             from .dev import dev  # imports the components (content tags) only here
+
             dev(stack)
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -53,9 +53,16 @@ def answering(url: str) -> bool:
 class DevLoop:
     def __init__(self, stack: Stack, out: TextIO = sys.stdout):
         self.stack, self.out = stack, out
-        self.program_files = [stack.project_dir / name for name in (
-            "Pulumi.yaml", f"Pulumi.{stack.name}.yaml", f".stacks/Pulumi.{stack.name}.yaml", "__main__.py", "components",
-        )]  # the stack's config: the team's file and your own (stackConfigDir)
+        self.program_files = [
+            stack.project_dir / name
+            for name in (
+                "Pulumi.yaml",
+                f"Pulumi.{stack.name}.yaml",
+                f".stacks/Pulumi.{stack.name}.yaml",
+                "__main__.py",
+                "components",
+            )
+        ]  # the stack's config: the team's file and your own (stackConfigDir)
         self.builds: dict[str, ImageBuild] = {}
         self.engine = Engine(stack.config("dockerHost"))
         self.outputs: dict = {}
@@ -77,8 +84,9 @@ class DevLoop:
         """What the stack deployed: its outputs, and per service the build and the tag it has."""
         self.outputs = self.stack.outputs()
         images = self.outputs.get("images") or {}
-        self.builds = {service_of(build.repository, images) or build.repository: build
-                       for build in self.stack.image_builds()}
+        self.builds = {
+            service_of(build.repository, images) or build.repository: build for build in self.stack.image_builds()
+        }
 
     def changed(self) -> list[str]:
         """Services whose build context no longer matches the tag deployed, and PROGRAM."""
@@ -90,8 +98,10 @@ class DevLoop:
         return changed
 
     def update(self, changed: list[str], saved: float) -> None:
-        self.say(f"{', '.join(changed)} changed: "
-                 + ("updating the stack" if PROGRAM in changed else "rebuilding and rolling it"))
+        self.say(
+            f"{', '.join(changed)} changed: "
+            + ("updating the stack" if PROGRAM in changed else "rebuilding and rolling it")
+        )
         self.program = self.program_hash()
         before = {key: dict(self.outputs.get(key) or {}) for key in ("images", "digests")}
         if subprocess.run(self.stack.up_command(), cwd=self.stack.project_dir).returncode != 0:
@@ -100,8 +110,11 @@ class DevLoop:
             return
         if PROGRAM in changed:  # anything may have changed, URLs too: ask the stack which services rolled
             self.refresh()
-            changed = sorted(service for service in self.outputs.get("images") or {} if any(
-                (self.outputs.get(key) or {}).get(service) != before[key].get(service) for key in before))
+            changed = sorted(
+                service
+                for service in self.outputs.get("images") or {}
+                if any((self.outputs.get(key) or {}).get(service) != before[key].get(service) for key in before)
+            )
         for service in changed:  # URLs stay while only sources change: no need to wait for the outputs
             self.say(self.live_message(service, saved))
         if not changed:
@@ -138,8 +151,15 @@ class DevLoop:
             self.say(f"{service}: {url}")
         paths = self.watch_paths()
         watcher = subprocess.Popen(
-            [watcher_binary(), "--origin", str(self.stack.project_dir), *(arg for path in paths for arg in ("--watch", path))],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [
+                watcher_binary(),
+                "--origin",
+                str(self.stack.project_dir),
+                *(arg for path in paths for arg in ("--watch", path)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         time.sleep(WATCHER_SETUP)
         self.say(f"watching {len(paths)} paths; save a file to roll its service (Ctrl-C to stop)")

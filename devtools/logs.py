@@ -43,8 +43,10 @@ def follow(stack: Stack, services: Iterable[str] = (), tail: int = 20, out: Text
     wanted = set(services)
     known = set(outputs.get("images") or {})
     if wanted - known:
-        raise StackError(f"stack {stack.name} has no service {', '.join(sorted(wanted - known))} "
-                         f"(its services: {', '.join(sorted(known))})")
+        raise StackError(
+            f"stack {stack.name} has no service {', '.join(sorted(wanted - known))} "
+            f"(its services: {', '.join(sorted(known))})"
+        )
     runtime = runtime_for(stack, outputs, tail=tail)
     follower = LogFollower(out, max(map(len, wanted or known or {""})))
     follower.attach(runtime.log_sources(), wanted, everything=False)

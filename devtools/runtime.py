@@ -76,14 +76,17 @@ class DockerRuntime:
     def log_sources(self) -> dict[str, LogSource]:
         def opener(container):
             started = datetime.datetime.fromisoformat(container.attrs["State"]["StartedAt"][:19]).replace(
-                tzinfo=datetime.timezone.utc)
+                tzinfo=datetime.timezone.utc
+            )
             return lambda everything: container.logs(
-                stream=True, follow=True, **({"since": started} if everything else {"tail": self.tail}))
+                stream=True, follow=True, **({"since": started} if everything else {"tail": self.tail})
+            )
 
         # A restarted container is a new source (its log since that start); a replaced one, too.
         return {
-            f"{container.id}@{container.attrs['State']['StartedAt']}":
-                LogSource(container.labels.get(SERVICE_LABEL, container.name), opener(container))
+            f"{container.id}@{container.attrs['State']['StartedAt']}": LogSource(
+                container.labels.get(SERVICE_LABEL, container.name), opener(container)
+            )
             for container in self.client.containers.list(filters={"label": self.labels})
         }
 
@@ -119,10 +122,14 @@ class KubernetesRuntime:
                 continue
             service = item["metadata"].get("labels", {}).get(SERVICE_LABEL, item["metadata"]["name"])
             mine = [pod for pod in pods if pod["metadata"].get("labels", {}).get(SERVICE_LABEL) == service]
-            digests = sorted({
-                status["imageID"].rpartition("@")[2]
-                for pod in mine for status in pod["status"].get("containerStatuses") or [] if status.get("imageID")
-            })
+            digests = sorted(
+                {
+                    status["imageID"].rpartition("@")[2]
+                    for pod in mine
+                    for status in pod["status"].get("containerStatuses") or []
+                    if status.get("imageID")
+                }
+            )
             rows.append(Workload(service, _state(item, mine), tuple(digests)))
         return sorted(rows, key=lambda row: row.service)
 
@@ -130,18 +137,26 @@ class KubernetesRuntime:
         def opener(pod: str):
             def lines(everything: bool) -> Iterator[bytes]:
                 tail = [] if everything else [f"--tail={self.tail}"]
-                process = subprocess.Popen([*self.kubectl, "logs", "--follow", "--all-containers", *tail, pod],
-                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                process = subprocess.Popen(
+                    [*self.kubectl, "logs", "--follow", "--all-containers", *tail, pod],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                )
                 self.processes.append(process)
                 yield from process.stdout
+
             return lines
 
         return {
-            pod["metadata"]["uid"]: LogSource(pod["metadata"].get("labels", {}).get(SERVICE_LABEL, pod["metadata"]["name"]),
-                                              opener(pod["metadata"]["name"]))
+            pod["metadata"]["uid"]: LogSource(
+                pod["metadata"].get("labels", {}).get(SERVICE_LABEL, pod["metadata"]["name"]),
+                opener(pod["metadata"]["name"]),
+            )
             for pod in self.get("pods")
-            if any("running" in status.get("state", {}) or "terminated" in status.get("state", {})
-                   for status in pod["status"].get("containerStatuses") or [])
+            if any(
+                "running" in status.get("state", {}) or "terminated" in status.get("state", {})
+                for status in pod["status"].get("containerStatuses") or []
+            )
         }
 
     def close(self) -> None:
@@ -160,11 +175,14 @@ def _state(item: dict, pods: list[dict]) -> str:
     if status.get("updatedReplicas", 0) < wanted or status.get("replicas", 0) > wanted:
         state += ", rolling out"
     # Why pods are not ready: CrashLoopBackOff, ImagePullBackOff, ...
-    reasons = sorted({
-        container["state"]["waiting"]["reason"]
-        for pod in pods for container in pod["status"].get("containerStatuses") or []
-        if container.get("state", {}).get("waiting", {}).get("reason") not in (None, "ContainerCreating")
-    })
+    reasons = sorted(
+        {
+            container["state"]["waiting"]["reason"]
+            for pod in pods
+            for container in pod["status"].get("containerStatuses") or []
+            if container.get("state", {}).get("waiting", {}).get("reason") not in (None, "ContainerCreating")
+        }
+    )
     return state + (f" ({', '.join(reasons)})" if reasons else "")
 
 

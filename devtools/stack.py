@@ -40,7 +40,9 @@ class Stack:
     def pulumi(self, *args: str) -> str:
         result = subprocess.run(
             ["pulumi", *args, "--stack", self.name, "--non-interactive"],
-            cwd=self.project_dir, capture_output=True, text=True,
+            cwd=self.project_dir,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise StackError(f"pulumi {' '.join(args)} --stack {self.name}: {result.stderr.strip()}")
@@ -75,11 +77,16 @@ class Stack:
             if resource["type"] != REMOTE_IMAGE or not build:
                 continue
             repository, _, tag = resource["inputs"]["name"].rpartition(":")
-            builds.append(ImageBuild(
-                repository=repository, tag=tag, context=str(self.project_dir / build["context"]),
-                dockerfile=build.get("dockerfile") or "Dockerfile", target=build.get("target") or None,
-                args=build.get("buildArgs") or {},
-            ))
+            builds.append(
+                ImageBuild(
+                    repository=repository,
+                    tag=tag,
+                    context=str(self.project_dir / build["context"]),
+                    dockerfile=build.get("dockerfile") or "Dockerfile",
+                    target=build.get("target") or None,
+                    args=build.get("buildArgs") or {},
+                )
+            )
         return builds
 
     def up_command(self, *extra: str) -> list[str]:

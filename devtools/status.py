@@ -26,6 +26,8 @@ def status(stack: Stack) -> str:
         rows.append([service, row.state, ", ".join(row.digests) or "-", urls.get(service) or "-"])
         wanted = declared.get(service)
         if wanted and row.digests and set(row.digests) != {wanted}:
-            notes.append(f"note: {service} runs {', '.join(row.digests)} but the stack declares {wanted}: run `make up`")
+            notes.append(
+                f"note: {service} runs {', '.join(row.digests)} but the stack declares {wanted}: run `make up`"
+            )
     header = f"stack {stack.name} on {outputs['target']} ({where}), {len(services)} services"
     return "\n".join([header, table(rows), *notes])

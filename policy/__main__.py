@@ -5,8 +5,13 @@ The rules themselves are pure functions in rules.py; this file only wraps each o
 ResourceValidationPolicy and serves the pack (PolicyPack prints its port and blocks).
 """
 
-from pulumi_policy import EnforcementLevel, PolicyPack, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
-
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyPack,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
 from rules import RULES, Rule, runs_nothing
 
 PACK_NAME = "cloudservice-production"
@@ -25,8 +30,7 @@ def _validator(rule: Rule):
 
 
 POLICIES = [
-    ResourceValidationPolicy(name=rule.name, description=rule.description, validate=_validator(rule))
-    for rule in RULES
+    ResourceValidationPolicy(name=rule.name, description=rule.description, validate=_validator(rule)) for rule in RULES
 ]
 
 

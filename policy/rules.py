@@ -29,7 +29,9 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 }
 # Long-running workloads: the ones that serve traffic and need probes.
 SERVING_WORKLOADS = (
-    "kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet",
+    "kubernetes:apps/v1:Deployment",
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:apps/v1:DaemonSet",
     "kubernetes:apps/v1:ReplicaSet",
 )
 
@@ -123,7 +125,9 @@ def image_problem(image: Any, allow_local_id: bool = True) -> Optional[str]:
         return f"image {image!r} has a malformed digest: expected <repository>@sha256:<64 hex digits>"
     last = image.rsplit("/", 1)[-1]
     if ":" not in last:
-        return f"image {image!r} has no tag, which means the mutable :latest: pin it by digest (<repository>@sha256:...)"
+        return (
+            f"image {image!r} has no tag, which means the mutable :latest: pin it by digest (<repository>@sha256:...)"
+        )
     if last.rsplit(":", 1)[1] == "latest":
         return f"image {image!r} uses the mutable tag :latest: pin it by digest (<repository>@sha256:...)"
     return f"image {image!r} uses a tag, which can be moved: pin it by digest (<repository>@sha256:...)"
@@ -134,8 +138,11 @@ def check_image_pinned(resource_type: str, props: Mapping) -> list[str]:
     if resource_type == DOCKER_CONTAINER:
         problem = image_problem(props.get("image"))
         return [f"container {problem}"] if problem else []
-    return [f"{c.label} {problem}" for c in containers(pod_spec(resource_type, props))
-            if (problem := image_problem(c.spec.get("image")))]
+    return [
+        f"{c.label} {problem}"
+        for c in containers(pod_spec(resource_type, props))
+        if (problem := image_problem(c.spec.get("image")))
+    ]
 
 
 def check_resource_limits(resource_type: str, props: Mapping) -> list[str]:
@@ -172,8 +179,11 @@ def check_health_probes(resource_type: str, props: Mapping) -> list[str]:
     for c in containers(pod_spec(resource_type, props)):
         if c.init or not _items(c.spec.get("ports")):  # a worker without ports serves nothing to probe
             continue
-        missing = [probe for probe in ("readinessProbe", "livenessProbe")
-                   if not (isinstance(c.spec.get(probe), Mapping) and len(c.spec.get(probe)) > 0)]
+        missing = [
+            probe
+            for probe in ("readinessProbe", "livenessProbe")
+            if not (isinstance(c.spec.get(probe), Mapping) and len(c.spec.get(probe)) > 0)
+        ]
         if missing:
             problems.append(f"{c.label} has no {' and no '.join(missing)}")
     return problems
@@ -196,9 +206,13 @@ def prepares_a_volume(resource_type: str, props: Mapping) -> bool:
     entrypoint = [str(arg) for arg in _items(props.get("entrypoints"))]
     return (
         resource_type == DOCKER_CONTAINER
-        and len(entrypoint) == 3 and entrypoint[0] == "chown" and not _items(props.get("command"))
+        and len(entrypoint) == 3
+        and entrypoint[0] == "chown"
+        and not _items(props.get("command"))
         and [str(cap).upper() for cap in _items(_get(props.get("capabilities"), "adds"))] == ["CHOWN"]
-        and props.get("networkMode") == "none" and _is_false(props.get("mustRun")) and not _items(props.get("ports"))
+        and props.get("networkMode") == "none"
+        and _is_false(props.get("mustRun"))
+        and not _items(props.get("ports"))
     )
 
 
@@ -255,9 +269,11 @@ def check_read_only_root(resource_type: str, props: Mapping) -> list[str]:
     """The root file system is read-only (Docker `readOnly`; Kubernetes readOnlyRootFilesystem)."""
     if resource_type == DOCKER_CONTAINER:
         return [] if _is_true(props.get("readOnly")) else ["container has a writable root file system (readOnly: true)"]
-    return [f"{c.label} has a writable root file system (securityContext.readOnlyRootFilesystem: true)"
-            for c in containers(pod_spec(resource_type, props))
-            if not _is_true(_get(c.spec, "securityContext", "readOnlyRootFilesystem"))]
+    return [
+        f"{c.label} has a writable root file system (securityContext.readOnlyRootFilesystem: true)"
+        for c in containers(pod_spec(resource_type, props))
+        if not _is_true(_get(c.spec, "securityContext", "readOnlyRootFilesystem"))
+    ]
 
 
 def _capability_problems(label: str, dropped: Any, added: Any) -> list[str]:
@@ -290,27 +306,33 @@ class Rule(NamedTuple):
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("no-mutable-image-tags",
-         "Container images must be pinned by digest (repository@sha256:...) or a local image ID, never a tag or :latest.",
-         check_image_pinned),
-    Rule("resource-limits-required",
-         "Every container must have CPU and memory limits.",
-         check_resource_limits),
-    Rule("health-probes-required",
-         "Serving containers must have readiness and liveness probes (a healthcheck on Docker containers that publish ports).",
-         check_health_probes),
-    Rule("non-root-containers",
-         "Containers must run as a non-root user (runAsNonRoot: true and runAsUser not 0; Docker: user set, not root).",
-         check_non_root),
-    Rule("no-privileged-containers",
-         "Containers must not be privileged nor able to escalate privileges.",
-         check_not_privileged),
-    Rule("read-only-root-filesystem",
-         "Containers must have a read-only root file system (writable paths are volumes or tmpfs).",
-         check_read_only_root),
-    Rule("no-added-capabilities",
-         "Containers must drop every Linux capability and add none back.",
-         check_capabilities),
+    Rule(
+        "no-mutable-image-tags",
+        "Container images must be pinned by digest (repository@sha256:...) or a local image ID, never a tag or :latest.",
+        check_image_pinned,
+    ),
+    Rule("resource-limits-required", "Every container must have CPU and memory limits.", check_resource_limits),
+    Rule(
+        "health-probes-required",
+        "Serving containers must have readiness and liveness probes (a healthcheck on Docker containers that publish ports).",
+        check_health_probes,
+    ),
+    Rule(
+        "non-root-containers",
+        "Containers must run as a non-root user (runAsNonRoot: true and runAsUser not 0; Docker: user set, not root).",
+        check_non_root,
+    ),
+    Rule(
+        "no-privileged-containers",
+        "Containers must not be privileged nor able to escalate privileges.",
+        check_not_privileged,
+    ),
+    Rule(
+        "read-only-root-filesystem",
+        "Containers must have a read-only root file system (writable paths are volumes or tmpfs).",
+        check_read_only_root,
+    ),
+    Rule("no-added-capabilities", "Containers must drop every Linux capability and add none back.", check_capabilities),
 )
 
 CHECKED_TYPES = (DOCKER_CONTAINER, *POD_SPEC_PATHS)

@@ -14,6 +14,9 @@ cd "$ROOT_DIR"
 
 tree_state() { git status --porcelain --untracked-files=all 2>/dev/null || true; }
 before=$(tree_state)
+log "ruff: lint and format check (pyproject.toml; \`venv/bin/ruff format .\` formats)"
+venv/bin/ruff check --quiet .
+venv/bin/ruff format --check --quiet .
 rc=0
 venv/bin/pytest tests "$@" || rc=$?
 if [ "$(tree_state)" != "$before" ]; then

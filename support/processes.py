@@ -16,8 +16,13 @@ class OutputWatcher:
     def __init__(self, command: Sequence[str], cwd: Path, env: Optional[dict] = None):
         self.command = list(command)
         self.process = subprocess.Popen(
-            self.command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            self.command,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         self.lines: list[str] = []
         self.changed = threading.Condition()
@@ -47,8 +52,10 @@ class OutputWatcher:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self.process.poll() is not None:
                     tail = "\n".join(self.lines[-40:])
-                    raise AssertionError(f"{' '.join(self.command)}: no line with {text!r} after {timeout}s "
-                                         f"(exit code {self.process.poll()}); output:\n{tail}")
+                    raise AssertionError(
+                        f"{' '.join(self.command)}: no line with {text!r} after {timeout}s "
+                        f"(exit code {self.process.poll()}); output:\n{tail}"
+                    )
                 self.changed.wait(min(remaining, 0.5))
 
     def stop(self) -> None:

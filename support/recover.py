@@ -67,8 +67,9 @@ def pulumi(*args: str, stack: str) -> str:
 
 def file_backend() -> Optional[Path]:
     """The directory of the state backend when it is a file backend (others keep their own state)."""
-    url = json.loads(subprocess.run(["pulumi", "whoami", "--json"], capture_output=True, text=True,
-                                    check=True).stdout)["url"]
+    url = json.loads(subprocess.run(["pulumi", "whoami", "--json"], capture_output=True, text=True, check=True).stdout)[
+        "url"
+    ]
     parsed = urlparse(url)
     return Path(os.path.expanduser(parsed.netloc + parsed.path)) / ".pulumi" if parsed.scheme == "file" else None
 
@@ -82,8 +83,10 @@ def remove_cut_off_sidecars(project: str, stack: str) -> None:
     backend = file_backend()
     if backend is None:
         return
-    sidecars = [*(backend / "stacks" / project).glob(f"{stack}.json*.attrs"),
-                *(backend / "locks" / "organization" / project / stack).glob("*.attrs")]
+    sidecars = [
+        *(backend / "stacks" / project).glob(f"{stack}.json*.attrs"),
+        *(backend / "locks" / "organization" / project / stack).glob("*.attrs"),
+    ]
     for sidecar in sidecars:
         try:
             json.loads(sidecar.read_text())
@@ -214,10 +217,14 @@ def docker_client(interrupted: Interrupted) -> docker.DockerClient:
     return docker.DockerClient(base_url=host) if isinstance(host, str) and host else docker.from_env()
 
 
-def recover_docker_object(interrupted: Interrupted, stack: str, known_ids: set[str],
-                          adoptions: list[Callable[[], None]]) -> None:
-    kind = {"docker:index/container:Container": "containers", "docker:index/network:Network": "networks",
-            "docker:index/volume:Volume": "volumes"}.get(interrupted.type)
+def recover_docker_object(
+    interrupted: Interrupted, stack: str, known_ids: set[str], adoptions: list[Callable[[], None]]
+) -> None:
+    kind = {
+        "docker:index/container:Container": "containers",
+        "docker:index/network:Network": "networks",
+        "docker:index/volume:Volume": "volumes",
+    }.get(interrupted.type)
     name = interrupted.inputs.get("name")
     if kind is None or not isinstance(name, str):
         return  # images and pushes: doing them again is harmless
@@ -280,8 +287,10 @@ def recover_interrupted_creates(stack: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", help="the stack (default: the selected one)")
-    stack = parser.parse_args().stack or subprocess.run(
-        ["pulumi", "stack", "--show-name"], capture_output=True, text=True, check=True).stdout.strip()
+    stack = (
+        parser.parse_args().stack
+        or subprocess.run(["pulumi", "stack", "--show-name"], capture_output=True, text=True, check=True).stdout.strip()
+    )
     project_dir = Path.cwd().resolve()
     project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
     remove_cut_off_sidecars(project, stack)

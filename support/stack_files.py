@@ -86,8 +86,11 @@ def main(argv: list[str]) -> int:
     changed = sync(ROOT, stack, template)
     if changed:
         source = f"Pulumi.{template}.yaml"
-        print(f"stack {stack}: {', '.join(changed)} from the committed {source} "
-              f"(your settings: {stack_file(ROOT, stack).relative_to(ROOT)})", file=sys.stderr)
+        print(
+            f"stack {stack}: {', '.join(changed)} from the committed {source} "
+            f"(your settings: {stack_file(ROOT, stack).relative_to(ROOT)})",
+            file=sys.stderr,
+        )
     return 0
 
 

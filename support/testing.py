@@ -49,8 +49,14 @@ class RegistryCredentials:
         return "http://" + self.server.replace("localhost", "127.0.0.1")
 
 
-def http(method: str, url: str, body: Optional[bytes] = None, auth: Optional[tuple[str, str]] = None,
-         timeout: float = 5, headers: Optional[dict] = None) -> tuple[int, bytes, Message]:
+def http(
+    method: str,
+    url: str,
+    body: Optional[bytes] = None,
+    auth: Optional[tuple[str, str]] = None,
+    timeout: float = 5,
+    headers: Optional[dict] = None,
+) -> tuple[int, bytes, Message]:
     """One HTTP request; returns (status, body, headers) for every status, raises only on network errors."""
     request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
     if auth:
@@ -90,16 +96,20 @@ def wait_for(condition, timeout: float, interval: float = 1.0, what: str = "cond
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
 
 
-def registry_manifest_status(registry: RegistryCredentials, repository: str, reference: str,
-                             auth: Optional[tuple[str, str]] = None) -> int:
-    accept = ", ".join([
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-    ])
-    status, _, _ = http("HEAD", f"{registry.url}/v2/{repository}/manifests/{reference}", auth=auth,
-                        headers={"Accept": accept})
+def registry_manifest_status(
+    registry: RegistryCredentials, repository: str, reference: str, auth: Optional[tuple[str, str]] = None
+) -> int:
+    accept = ", ".join(
+        [
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.index.v1+json",
+        ]
+    )
+    status, _, _ = http(
+        "HEAD", f"{registry.url}/v2/{repository}/manifests/{reference}", auth=auth, headers={"Accept": accept}
+    )
     return status
 
 
@@ -124,8 +134,9 @@ class ProjectCopy:
         self.directory = directory
         self.revision = revision
         if revision:
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, *PROJECT_FILES],
-                                     capture_output=True, check=True).stdout
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", revision, *PROJECT_FILES], capture_output=True, check=True
+            ).stdout
             subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
         else:
             self.copy_current_files()
@@ -147,15 +158,17 @@ class ProjectCopy:
         for path in self.directory.glob("Pulumi.*.yaml"):
             sync(self.directory, path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
 
-    def stack(self, template: str, name: Optional[str] = None, config: Optional[dict] = None,
-              secrets: Optional[dict] = None) -> auto.Stack:
+    def stack(
+        self, template: str, name: Optional[str] = None, config: Optional[dict] = None, secrets: Optional[dict] = None
+    ) -> auto.Stack:
         """Stack `name` (default: a unique one) with this copy's own settings file made from the
         committed Pulumi.<template>.yaml; created, or selected when the backend has it already."""
         name = name or f"it-{template}-{uuid.uuid4().hex[:6]}"
         # The committed settings only: secrets a user set locally are encrypted for their stack.
         write_stack_file(self.stack_file(name), team_settings(self.read_file(f"Pulumi.{template}.yaml")))
         stack = auto.create_or_select_stack(
-            name, work_dir=str(self.directory),
+            name,
+            work_dir=str(self.directory),
             opts=auto.LocalWorkspaceOptions(work_dir=str(self.directory), env_vars=self.env),
         )
         for key, value in (config or {}).items():
@@ -167,8 +180,9 @@ class ProjectCopy:
     def read_file(self, name: str) -> str:
         """A committed file of the project, at this copy's revision."""
         if self.revision:
-            return subprocess.run(["git", "-C", str(ROOT), "show", f"{self.revision}:{name}"],
-                                  capture_output=True, text=True, check=True).stdout
+            return subprocess.run(
+                ["git", "-C", str(ROOT), "show", f"{self.revision}:{name}"], capture_output=True, text=True, check=True
+            ).stdout
         return (ROOT / name).read_text()
 
     def stack_file(self, stack_name: str) -> Path:
@@ -177,7 +191,6 @@ class ProjectCopy:
 
     def state_file(self, stack_name: str) -> Path:
         return self.backend / ".pulumi" / "stacks" / "cloudservice" / f"{stack_name}.json"
-
 
 
 def step_events(events):
@@ -202,7 +215,10 @@ def recover(project: ProjectCopy, stack_name: str) -> str:
     returns what it reported."""
     result = subprocess.run(
         [sys.executable, "-m", "support.recover", "--stack", stack_name],  # this checkout's, on the copy
-        cwd=project.directory, env={**os.environ, **project.env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        cwd=project.directory,
+        env={**os.environ, **project.env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
         timeout=300,
     )
     print(result.stderr)  # what it did, shown with a failure

@@ -7,6 +7,7 @@ Standard library only, so the image needs nothing but a Python base. Endpoints:
   POST /notes     stores the request body as a note; GET /notes lists them
   POST /visits    counts a visit; GET /visits reads the counter
 """
+
 import json
 import os
 import signal

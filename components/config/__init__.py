@@ -14,6 +14,14 @@ from .stack import KUBERNETES_KEYS, STACK_KEYS, StackConfig, parse_stack_config
 from .workloads import JOB_KEYS, SERVICE_KEYS, WORKLOAD_KEYS
 
 __all__ = [
-    "ConfigError", "JOB_KEYS", "KUBERNETES_KEYS", "SERVICE_KEYS", "STACK_KEYS", "StackConfig", "WORKLOAD_KEYS",
-    "is_image_reference", "load_stack_config", "parse_stack_config",
+    "ConfigError",
+    "JOB_KEYS",
+    "KUBERNETES_KEYS",
+    "SERVICE_KEYS",
+    "STACK_KEYS",
+    "StackConfig",
+    "WORKLOAD_KEYS",
+    "is_image_reference",
+    "load_stack_config",
+    "parse_stack_config",
 ]

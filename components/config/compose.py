@@ -32,7 +32,6 @@ from .exposed_ports import ImageInspector, inspect_local_image
 LOADER = "compose-loader"
 
 
-
 @dataclass(frozen=True)
 class ComposeApp:
     services: dict[str, dict] = field(default_factory=dict)
@@ -45,8 +44,14 @@ class ComposeApp:
     """What was mapped approximately or ignored, for `pulumi up` to show as warnings."""
 
 
-def load_compose(path: str, base_dir: str, given_secrets: Collection[str] = (), environment: Mapping[str, str] = {},
-                 profiles: Collection[str] = (), inspect: ImageInspector = inspect_local_image) -> ComposeApp:
+def load_compose(
+    path: str,
+    base_dir: str,
+    given_secrets: Collection[str] = (),
+    environment: Mapping[str, str] = {},
+    profiles: Collection[str] = (),
+    inspect: ImageInspector = inspect_local_image,
+) -> ComposeApp:
     """Loads the Compose file at `path` (relative to `base_dir`) with Compose's loader and maps it
     (see compose_to_spec). `environment` plays the shell's part for interpolation, over the `.env`."""
     project = run_loader(os.path.join(os.path.abspath(base_dir), path), environment, profiles, source=path)
@@ -57,10 +62,18 @@ def run_loader(compose_file: str, environment: Mapping[str, str], profiles: Coll
     """The project as compose-go normalises it (`docker compose config`), or a ConfigError with its message."""
     loader = shutil.which(LOADER)
     if loader is None:
-        raise ConfigError([f"compose: expected the Compose loader `{LOADER}` on PATH (built by `make toolchain`, "
-                           "put on PATH by scripts/env.sh)"])
-    request = {"workingDir": os.path.dirname(compose_file), "files": [compose_file],
-               "environment": dict(environment), "profiles": list(profiles)}
+        raise ConfigError(
+            [
+                f"compose: expected the Compose loader `{LOADER}` on PATH (built by `make toolchain`, "
+                "put on PATH by scripts/env.sh)"
+            ]
+        )
+    request = {
+        "workingDir": os.path.dirname(compose_file),
+        "files": [compose_file],
+        "environment": dict(environment),
+        "profiles": list(profiles),
+    }
     result = subprocess.run([loader], input=json.dumps(request), capture_output=True, text=True, timeout=120)
     try:
         answer = json.loads(result.stdout)
@@ -71,8 +84,13 @@ def run_loader(compose_file: str, environment: Mapping[str, str], profiles: Coll
     return answer["project"]
 
 
-def compose_to_spec(project: Mapping[str, Any], source: str, base_dir: str, given_secrets: Collection[str] = (),
-                    inspect: ImageInspector = inspect_local_image) -> ComposeApp:
+def compose_to_spec(
+    project: Mapping[str, Any],
+    source: str,
+    base_dir: str,
+    given_secrets: Collection[str] = (),
+    inspect: ImageInspector = inspect_local_image,
+) -> ComposeApp:
     """Maps a normalised Compose project onto raw `services`/`jobs`/`networks`, or raises ConfigError
     listing every problem as `<source>: services.<service>.<key>: ...`.
 
@@ -88,8 +106,14 @@ def compose_to_spec(project: Mapping[str, Any], source: str, base_dir: str, give
 class ProjectMapper:
     """One pass over the project; collects every problem and notice instead of stopping at the first."""
 
-    def __init__(self, project: Mapping[str, Any], source: str, base_dir: str, given_secrets: Collection[str],
-                 inspect: ImageInspector) -> None:
+    def __init__(
+        self,
+        project: Mapping[str, Any],
+        source: str,
+        base_dir: str,
+        given_secrets: Collection[str],
+        inspect: ImageInspector,
+    ) -> None:
         self.project, self.source, self.inspect = project, source, inspect
         self.base_dir = os.path.realpath(base_dir)
         self.given_secrets = set(given_secrets)
@@ -116,8 +140,12 @@ class ProjectMapper:
         services = self.project.get("services") or {}
         if not services:
             self.fail("services", "expected at least one service (in the active profiles)")
-        jobs = {target for spec in services.values() for target, dependency in (spec.get("depends_on") or {}).items()
-                if dependency.get("condition") == "service_completed_successfully"}
+        jobs = {
+            target
+            for spec in services.values()
+            for target, dependency in (spec.get("depends_on") or {}).items()
+            if dependency.get("condition") == "service_completed_successfully"
+        }
         networks = self.networks(services)
         secrets = self.top_level_files("secrets")
         configs = self.top_level_files("configs")
@@ -131,8 +159,11 @@ class ProjectMapper:
                 volume_users.setdefault(volume, []).append(name)
         for volume, users in volume_users.items():
             if len(users) > 1:
-                self.fail(f"volumes.{volume}", "expected a named volume per service (a volume or PVC each, which "
-                                               "one replica writes); used by " + ", ".join(users))
+                self.fail(
+                    f"volumes.{volume}",
+                    "expected a named volume per service (a volume or PVC each, which "
+                    "one replica writes); used by " + ", ".join(users),
+                )
         self.aliases_from_links(mapped)
         for name, service in mappers.items():
             if name not in jobs and "ports" not in mapped[name] and self.referenced(name, mapped):
@@ -144,7 +175,9 @@ class ProjectMapper:
         return ComposeApp(
             services={dns_name(n): s for n, s in mapped.items() if n not in jobs},
             jobs={dns_name(n): s for n, s in mapped.items() if n in jobs},
-            networks=networks, secrets=self.secret_values, notices=tuple(self.notices),
+            networks=networks,
+            secrets=self.secret_values,
+            notices=tuple(self.notices),
         )
 
     def networks(self, services: Mapping[str, Any]) -> dict[str, dict]:
@@ -162,8 +195,10 @@ class ProjectMapper:
             if name != "default":  # the app's default network, which the stack always has
                 networks[dns_name(name)] = {}
             if spec.get("driver") not in (None, "", "bridge"):
-                self.notice(f"networks.{name}.driver", f"{spec['driver']}: a bridge network on Docker, the pod network "
-                                                        "on Kubernetes")
+                self.notice(
+                    f"networks.{name}.driver",
+                    f"{spec['driver']}: a bridge network on Docker, the pod network on Kubernetes",
+                )
             if spec.get("internal"):
                 self.notice(f"networks.{name}.internal", "its workloads can still reach outside addresses")
         return networks
@@ -195,8 +230,11 @@ class ProjectMapper:
             with open(os.path.join(self.base_dir, path), encoding="utf-8") as handle:
                 self.secret_values[name] = handle.read()
         except (OSError, UnicodeDecodeError) as error:
-            self.fail(f"{key}.file", f"expected a readable text file, or set the stack secret "
-                                     f"`pulumi config set --secret {name}` ({error}: {path})")
+            self.fail(
+                f"{key}.file",
+                f"expected a readable text file, or set the stack secret "
+                f"`pulumi config set --secret {name}` ({error}: {path})",
+            )
 
     def aliases_from_links(self, mapped: Mapping[str, dict]) -> None:
         """`links: [db:database]` makes db answer to `database` too."""
@@ -214,18 +252,27 @@ class ProjectMapper:
         """Whether another workload reaches `name`: it links to or depends on it, or names it as a host in
         its environment or command line (`REDIS_HOST=redis`, `postgres://db:5432/app`)."""
         host = re.compile(rf"(^|[\s/@=,]){re.escape(name)}($|[\s:/,])")
-        mentions = (value for other, spec in mapped.items() if other != name
-                    for value in (*spec.get("env", {}).values(), *spec.get("args", []), *spec.get("command", [])))
+        mentions = (
+            value
+            for other, spec in mapped.items()
+            if other != name
+            for value in (*spec.get("env", {}).values(), *spec.get("args", []), *spec.get("command", []))
+        )
         return bool(self.users(name, mapped)) or any(host.search(value) for value in mentions)
 
     def check_reachable(self, mapped: Mapping[str, dict], jobs: Collection[str]) -> None:
         """A service others reach by name needs a port: on Kubernetes its name is a Service's."""
         for name, spec in mapped.items():
-            users = [user for user in self.users(name, mapped) if dns_name(name) in mapped[user].get("links", [])
-                     or mapped[user].get("dependsOn", {}).get(dns_name(name)) != "completed"]
+            users = [
+                user
+                for user in self.users(name, mapped)
+                if dns_name(name) in mapped[user].get("links", [])
+                or mapped[user].get("dependsOn", {}).get(dns_name(name)) != "completed"
+            ]
             if name not in jobs and users and "ports" not in spec:
-                self.notice(f"services.{name}", "no ports (none in the file or its image): reachable by nobody on "
-                                                f"Kubernetes, though {', '.join(users)} depend on it; declare them "
-                                                "with `expose:`")
-
-
+                self.notice(
+                    f"services.{name}",
+                    "no ports (none in the file or its image): reachable by nobody on "
+                    f"Kubernetes, though {', '.join(users)} depend on it; declare them "
+                    "with `expose:`",
+                )

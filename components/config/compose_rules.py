@@ -10,11 +10,7 @@ from typing import Any, Callable, Optional
 EXTENSION = "x-cloudservice"
 """A service's spec keys that Compose cannot say (e.g. `readOnly: false`: Compose's own default, so
 the loader does not tell it from an absent `read_only`), applied over the mapped ones."""
-CONDITIONS = {
-    "service_started": "started",
-    "service_healthy": "healthy",
-    "service_completed_successfully": "completed",
-}
+CONDITIONS = {"service_started": "started", "service_healthy": "healthy", "service_completed_successfully": "completed"}
 RESTARTS = {"no": "no", "always": "always", "unless-stopped": "unless-stopped", "on-failure": "on-failure"}
 # Keys whose value cannot exist on a cluster (or would hand the container the host): refused, with why.
 HOST_BOUND: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -35,9 +31,11 @@ HOST_BOUND: dict[str, tuple[Callable[[Any], bool], str]] = {
     "credential_spec": (bool, "a Windows credential spec of the host"),
     "storage_opt": (bool, "storage driver options of the host"),
     "mac_address": (bool, "a fixed MAC address: pods get theirs from the cluster"),
-    "security_opt": (lambda v: any(not str(o).startswith("no-new-privileges") for o in v or ()),
-                     "security profiles (seccomp, AppArmor, SELinux labels) are the host's; every container "
-                     "already runs with no-new-privileges and the runtime's default seccomp profile"),
+    "security_opt": (
+        lambda v: any(not str(o).startswith("no-new-privileges") for o in v or ()),
+        "security profiles (seccomp, AppArmor, SELinux labels) are the host's; every container "
+        "already runs with no-new-privileges and the runtime's default seccomp profile",
+    ),
 }
 # Keys with no meaning for a stack (the stack decides it, or no target has it): ignored, with a notice.
 IGNORED = {
@@ -53,13 +51,20 @@ IGNORED = {
     "memswap_limit": "containers get no swap beyond their memory limit",
     "oom_kill_disable": "the kernel's OOM killer stays on",
     "oom_score_adj": "the target sets OOM scores by priority",
-    "cpu_shares": "CPU is set by cpus / deploy.resources", "cpu_quota": "CPU is set by cpus / deploy.resources",
-    "cpu_period": "CPU is set by cpus / deploy.resources", "cpuset": "CPU is set by cpus / deploy.resources",
-    "cpu_count": "CPU is set by cpus / deploy.resources", "cpu_percent": "CPU is set by cpus / deploy.resources",
-    "cpu_rt_runtime": "CPU is set by cpus / deploy.resources", "cpu_rt_period": "CPU is set by cpus / deploy.resources",
-    "blkio_config": "block I/O weights are the host's", "pids_limit": "the target's process limits apply",
-    "group_add": "the workload's group is its user's gid", "attach": "logs are followed by `make logs`",
-    "post_start": "lifecycle hooks are not mapped", "pre_stop": "lifecycle hooks are not mapped",
+    "cpu_shares": "CPU is set by cpus / deploy.resources",
+    "cpu_quota": "CPU is set by cpus / deploy.resources",
+    "cpu_period": "CPU is set by cpus / deploy.resources",
+    "cpuset": "CPU is set by cpus / deploy.resources",
+    "cpu_count": "CPU is set by cpus / deploy.resources",
+    "cpu_percent": "CPU is set by cpus / deploy.resources",
+    "cpu_rt_runtime": "CPU is set by cpus / deploy.resources",
+    "cpu_rt_period": "CPU is set by cpus / deploy.resources",
+    "blkio_config": "block I/O weights are the host's",
+    "pids_limit": "the target's process limits apply",
+    "group_add": "the workload's group is its user's gid",
+    "attach": "logs are followed by `make logs`",
+    "post_start": "lifecycle hooks are not mapped",
+    "pre_stop": "lifecycle hooks are not mapped",
 }
 # Set by the loader on every service, or mapped elsewhere (profiles are applied by the loader).
 HANDLED_ELSEWHERE = ("name", "profiles", "image", "environment", "scale", "mem_limit", "cpus", "annotations")

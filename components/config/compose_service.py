@@ -8,8 +8,20 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from ..conventions import SECRETS_DIR
 from .compose_rules import (
-    ANY_ADDRESS, CONDITIONS, DIRECTORY_FILES, DNS_LABEL, EXTENSION, FILE_LIMIT, HANDLED_ELSEWHERE, HOST_BOUND, IGNORED,
-    LOOPBACK, RESTARTS, dns_name, mebibytes, seconds,
+    ANY_ADDRESS,
+    CONDITIONS,
+    DIRECTORY_FILES,
+    DNS_LABEL,
+    EXTENSION,
+    FILE_LIMIT,
+    HANDLED_ELSEWHERE,
+    HOST_BOUND,
+    IGNORED,
+    LOOPBACK,
+    RESTARTS,
+    dns_name,
+    mebibytes,
+    seconds,
 )
 from .exposed_ports import exposed_ports
 
@@ -20,8 +32,16 @@ if TYPE_CHECKING:
 class ServiceMapper:
     """One Compose service onto one raw spec entry."""
 
-    def __init__(self, project: ProjectMapper, name: str, compose: Mapping[str, Any], is_job: bool,
-                 secrets: Mapping[str, dict], configs: Mapping[str, dict], has_networks: bool) -> None:
+    def __init__(
+        self,
+        project: ProjectMapper,
+        name: str,
+        compose: Mapping[str, Any],
+        is_job: bool,
+        secrets: Mapping[str, dict],
+        configs: Mapping[str, dict],
+        has_networks: bool,
+    ) -> None:
         self.project, self.name, self.is_job = project, name, is_job
         self.key = f"services.{name}"
         self.compose = {k: v for k, v in compose.items() if v not in (None, [], {}, "") and not k.startswith("x-")}
@@ -60,15 +80,27 @@ class ServiceMapper:
         return self.spec
 
     def as_job(self) -> None:
-        for spec_key, compose_key in (("ports", "ports"), ("volumes", "volumes"), ("health", "healthcheck"),
-                                      ("aliases", "container_name"), ("restart", "restart"), ("replicas", "deploy")):
+        for spec_key, compose_key in (
+            ("ports", "ports"),
+            ("volumes", "volumes"),
+            ("health", "healthcheck"),
+            ("aliases", "container_name"),
+            ("restart", "restart"),
+            ("replicas", "deploy"),
+        ):
             if spec_key in self.spec:
                 if spec_key in ("ports", "health", "aliases", "restart", "replicas"):
-                    self.notice(compose_key, f"ignored: {self.name} runs as a job (a service waits for it with "
-                                             "service_completed_successfully), to its exit, once")
+                    self.notice(
+                        compose_key,
+                        f"ignored: {self.name} runs as a job (a service waits for it with "
+                        "service_completed_successfully), to its exit, once",
+                    )
                 else:
-                    self.fail(compose_key, f"{self.name} runs as a job (a service waits for it with "
-                                           "service_completed_successfully), which keeps no volume")
+                    self.fail(
+                        compose_key,
+                        f"{self.name} runs as a job (a service waits for it with "
+                        "service_completed_successfully), which keeps no volume",
+                    )
                 del self.spec[spec_key]
 
     # -- image and process ----------------------------------------------------------------------
@@ -114,8 +146,11 @@ class ServiceMapper:
     def key_user(self, user: str) -> None:
         match = re.fullmatch(r"([0-9]+)(?::([0-9]+))?", str(user))
         if not match:
-            self.fail("user", "expected a numeric uid or uid:gid (Kubernetes checks a non-root user by number): "
-                              f"look up `{user}` with `docker run --rm --entrypoint id IMAGE {user}`")
+            self.fail(
+                "user",
+                "expected a numeric uid or uid:gid (Kubernetes checks a non-root user by number): "
+                f"look up `{user}` with `docker run --rm --entrypoint id IMAGE {user}`",
+            )
         elif int(match.group(1)) == 0:
             self.fail("user", "expected a non-root uid: containers run unprivileged on both targets (got 0)")
         else:
@@ -170,9 +205,12 @@ class ServiceMapper:
         self.spec["sysctls"] = {k: str(v) for k, v in sysctls.items()}
 
     def key_ulimits(self, ulimits: Mapping[str, Any]) -> None:
-        self.spec["ulimits"] = {name: limit if isinstance(limit, int) else {"soft": limit.get("soft", limit.get("single")),
-                                                                             "hard": limit.get("hard", limit.get("single"))}
-                                for name, limit in ulimits.items()}
+        self.spec["ulimits"] = {
+            name: limit
+            if isinstance(limit, int)
+            else {"soft": limit.get("soft", limit.get("single")), "hard": limit.get("hard", limit.get("single"))}
+            for name, limit in ulimits.items()
+        }
 
     def key_shm_size(self, size: Any) -> None:
         self.spec["shmSize"] = mebibytes(size)
@@ -190,8 +228,10 @@ class ServiceMapper:
         for host, addresses in hosts.items():
             addresses = addresses if isinstance(addresses, list) else [addresses]
             if "host-gateway" in addresses:
-                self.fail(f"extra_hosts.{host}", "not supported: host-gateway is the Docker host, which a cluster's pods "
-                                                 "do not have")
+                self.fail(
+                    f"extra_hosts.{host}",
+                    "not supported: host-gateway is the Docker host, which a cluster's pods do not have",
+                )
             else:
                 mapped[host] = addresses
         if mapped:
@@ -220,20 +260,27 @@ class ServiceMapper:
             self.spec["linkAliases"] = aliases
 
     def key_depends_on(self, depends_on: Mapping[str, Mapping[str, Any]]) -> None:
-        self.spec["dependsOn"] = {dns_name(target): CONDITIONS[dependency.get("condition", "service_started")]
-                                  for target, dependency in depends_on.items()}
+        self.spec["dependsOn"] = {
+            dns_name(target): CONDITIONS[dependency.get("condition", "service_started")]
+            for target, dependency in depends_on.items()
+        }
 
     def key_network_mode(self, mode: str) -> None:
         if mode not in ("bridge", "default"):
-            self.fail("network_mode", f"not supported: {mode} (the host's, another container's or no network) does "
-                                      "not exist for a pod; services join the app's networks")
+            self.fail(
+                "network_mode",
+                f"not supported: {mode} (the host's, another container's or no network) does "
+                "not exist for a pod; services join the app's networks",
+            )
 
     def key_networks(self, networks: Mapping[str, Any]) -> None:
         for network, options in networks.items():
             for address in ("ipv4_address", "ipv6_address", "link_local_ips"):
                 if (options or {}).get(address):
-                    self.fail(f"networks.{network}.{address}", "not supported: static IPs; pods get theirs from "
-                                                               "the cluster (reach services by name)")
+                    self.fail(
+                        f"networks.{network}.{address}",
+                        "not supported: static IPs; pods get theirs from the cluster (reach services by name)",
+                    )
             for alias in (options or {}).get("aliases") or []:
                 self.alias(f"networks.{network}.aliases", alias)
         if self.has_networks and list(networks) != ["default"]:
@@ -244,12 +291,18 @@ class ServiceMapper:
 
     # -- ports ----------------------------------------------------------------------------------
 
-    def add_port(self, key: str, target: int, protocol: str, published: Optional[int], name: Optional[str] = None) -> None:
+    def add_port(
+        self, key: str, target: int, protocol: str, published: Optional[int], name: Optional[str] = None
+    ) -> None:
         ports = self.spec.setdefault("ports", {})
-        existing = next((n for n, p in ports.items() if (p["port"], p.get("protocol", "tcp")) == (target, protocol)), None)
+        existing = next(
+            (n for n, p in ports.items() if (p["port"], p.get("protocol", "tcp")) == (target, protocol)), None
+        )
         if existing is not None:
             if published is not None and ports[existing].get("publish") not in (None, published):
-                self.notice(key, f"container port {target}/{protocol} is published once, on {ports[existing]['publish']}")
+                self.notice(
+                    key, f"container port {target}/{protocol} is published once, on {ports[existing]['publish']}"
+                )
             elif published is not None:
                 ports[existing]["publish"] = published
             return
@@ -270,8 +323,10 @@ class ServiceMapper:
             if host_ip in ANY_ADDRESS:
                 self.notice(f"{key}.host_ip", f"{host_ip}: published on 127.0.0.1 only, like every port of the stack")
             elif host_ip not in LOOPBACK:
-                self.fail(f"{key}.host_ip", f"expected no host_ip or 127.0.0.1: ports are published on the loopback "
-                                            f"host (got {host_ip!r})")
+                self.fail(
+                    f"{key}.host_ip",
+                    f"expected no host_ip or 127.0.0.1: ports are published on the loopback host (got {host_ip!r})",
+                )
                 continue
             published = str(port.get("published") or "0")
             if "-" in published:  # a range of candidate host ports: the first free one, Docker says
@@ -303,7 +358,11 @@ class ServiceMapper:
         if check.get("disable") or not test or test[0] == "NONE":
             return
         health: dict[str, Any] = {"command": test[1:] if test[0] == "CMD" else ["sh", "-c", " ".join(test[1:])]}
-        for compose_key, spec_key in (("interval", "interval"), ("timeout", "timeout"), ("start_period", "startPeriod")):
+        for compose_key, spec_key in (
+            ("interval", "interval"),
+            ("timeout", "timeout"),
+            ("start_period", "startPeriod"),
+        ):
             if check.get(compose_key):
                 health[spec_key] = seconds(check[compose_key])
         if check.get("retries"):
@@ -327,7 +386,10 @@ class ServiceMapper:
         """deploy.resources, or the older mem_limit and cpus; scale is the older deploy.replicas."""
         resources = (self.compose.get("deploy") or {}).get("resources") or {}
         limits, reservations = resources.get("limits") or {}, resources.get("reservations") or {}
-        cpus, memory = limits.get("cpus") or self.compose.get("cpus"), limits.get("memory") or self.compose.get("mem_limit")
+        cpus, memory = (
+            limits.get("cpus") or self.compose.get("cpus"),
+            limits.get("memory") or self.compose.get("mem_limit"),
+        )
         if cpus:
             self.spec["cpu"] = float(cpus)
         if reservations.get("cpus"):
@@ -339,8 +401,10 @@ class ServiceMapper:
         self.key_labels(self.compose.get("annotations") or {})
         for var, value in (self.compose.get("environment") or {}).items():
             if value is None:
-                self.notice(f"environment.{var}", "not set: neither the .env beside the file nor the stack's "
-                                                  "composeEnv gives it a value")
+                self.notice(
+                    f"environment.{var}",
+                    "not set: neither the .env beside the file nor the stack's composeEnv gives it a value",
+                )
             else:
                 self.spec.setdefault("env", {})[var] = value
 
@@ -364,8 +428,10 @@ class ServiceMapper:
                 self.fail(key, f"expected a bind mount, a volume or a tmpfs (got type {kind!r})")
         for key, target in anonymous:
             if any(target.startswith(path.rstrip("/") + "/") for path in live_reload):
-                self.notice(key, f"ignored: {target} only kept the image's files from the live-reload mount, which "
-                                 "is not deployed")
+                self.notice(
+                    key,
+                    f"ignored: {target} only kept the image's files from the live-reload mount, which is not deployed",
+                )
             else:
                 self.spec.setdefault("ephemeral", []).append(target)
 
@@ -373,8 +439,11 @@ class ServiceMapper:
         source = mount["source"]
         definition = (self.project.project.get("volumes") or {}).get(source) or {}
         if definition.get("external"):
-            self.fail(key, f"not supported: the external volume {source} lives outside the stack; let the stack "
-                           "make it (drop external)")
+            self.fail(
+                key,
+                f"not supported: the external volume {source} lives outside the stack; let the stack "
+                "make it (drop external)",
+            )
             return
         self.named_volumes.append(source)
         self.add_volume(dns_name(source), mount["target"], bool(mount.get("read_only")))
@@ -392,26 +461,38 @@ class ServiceMapper:
         source, target = mount.get("source", ""), mount.get("target", "")
         resolved = os.path.realpath(source)
         if os.path.commonpath([self.project.base_dir, resolved]) != self.project.base_dir:
-            why = "the Docker socket hands the container the engine" if source.endswith("docker.sock") else \
-                "a host path does not exist on a cluster's nodes"
-            self.fail(key, f"not supported: a bind mount of {source} ({why}); mount project files, or use a "
-                           "named volume for data")
+            why = (
+                "the Docker socket hands the container the engine"
+                if source.endswith("docker.sock")
+                else "a host path does not exist on a cluster's nodes"
+            )
+            self.fail(
+                key,
+                f"not supported: a bind mount of {source} ({why}); mount project files, or use a named volume for data",
+            )
             return False
         relative = os.path.relpath(resolved, self.project.base_dir)
         context = (self.compose.get("build") or {}).get("context")
         if context and os.path.commonpath([os.path.realpath(context), resolved]) == os.path.realpath(context):
-            self.notice(key, f"ignored: {relative} is the service's build context (a live-reload mount); the image "
-                             "has its files")
+            self.notice(
+                key,
+                f"ignored: {relative} is the service's build context (a live-reload mount); the image has its files",
+            )
             return True
         if os.path.isfile(resolved) and os.path.getsize(resolved) > FILE_LIMIT:
-            self.fail(key, f"expected a project file of at most {FILE_LIMIT // 1024} KiB to mount as a file (got "
-                           f"{os.path.getsize(resolved) // 1024} KiB: {relative}); build it into the image")
+            self.fail(
+                key,
+                f"expected a project file of at most {FILE_LIMIT // 1024} KiB to mount as a file (got "
+                f"{os.path.getsize(resolved) // 1024} KiB: {relative}); build it into the image",
+            )
             return False
         files = self.small_text_files(resolved)
         if files is not None:
             self.spec.setdefault("files", {}).update(
-                {os.path.join(target, name): os.path.join(relative, name) for name in files} if os.path.isdir(resolved)
-                else {target: relative})
+                {os.path.join(target, name): os.path.join(relative, name) for name in files}
+                if os.path.isdir(resolved)
+                else {target: relative}
+            )
             if not mount.get("read_only"):
                 self.notice(key, f"{relative} is mounted read-only, as files (a change rolls the service)")
             return False
@@ -453,8 +534,11 @@ class ServiceMapper:
             target = reference.get("target") or (f"{SECRETS_DIR}/{source}" if kind == "secrets" else f"/{source}")
             target = target if target.startswith("/") else f"{SECRETS_DIR}/{target}"
             if kind == "secrets" and os.path.dirname(target) != SECRETS_DIR:
-                self.fail(f"{key}.target", f"expected a file name directly in {SECRETS_DIR}, where both targets mount "
-                                           f"secrets (got {target!r})")
+                self.fail(
+                    f"{key}.target",
+                    f"expected a file name directly in {SECRETS_DIR}, where both targets mount "
+                    f"secrets (got {target!r})",
+                )
                 continue
             mounts[target] = source
         return mounts
@@ -467,4 +551,6 @@ class ServiceMapper:
     def key_configs(self, references: list) -> None:
         mounts = self.file_references("configs", references)
         if mounts:
-            self.spec.setdefault("files", {}).update({path: self.configs[name]["file"] for path, name in mounts.items()})
+            self.spec.setdefault("files", {}).update(
+                {path: self.configs[name]["file"] for path, name in mounts.items()}
+            )

@@ -32,8 +32,9 @@ def inspect_local_image(reference: str) -> list[Port]:
     return sorted(_parse(spec) for spec in config.get("ExposedPorts") or {})
 
 
-def exposed_ports(base_dir: str, build: Optional[Mapping[str, Any]], image: Optional[str],
-                  inspect: ImageInspector) -> list[Port]:
+def exposed_ports(
+    base_dir: str, build: Optional[Mapping[str, Any]], image: Optional[str], inspect: ImageInspector
+) -> list[Port]:
     """The exposed ports of a raw spec's `build` (context relative to `base_dir`) or `image`."""
     if build is None:
         return inspect(image) if image else []
@@ -47,10 +48,13 @@ def exposed_ports(base_dir: str, build: Optional[Mapping[str, Any]], image: Opti
     parents = iter(parser.parent_images)
     for instruction in parser.structure:
         if instruction["instruction"] == "FROM":
-            stages.append({"from": next(parents, None), "name": (image_from(instruction["value"])[1] or "").lower(),
-                           "ports": []})
+            stages.append(
+                {"from": next(parents, None), "name": (image_from(instruction["value"])[1] or "").lower(), "ports": []}
+            )
         elif instruction["instruction"] == "EXPOSE" and stages:
-            stages[-1]["ports"] += [_parse(spec) for spec in instruction["value"].split() if spec.split("/")[0].isdigit()]
+            stages[-1]["ports"] += [
+                _parse(spec) for spec in instruction["value"].split() if spec.split("/")[0].isdigit()
+            ]
     by_name = {stage["name"]: stage for stage in stages if stage["name"]}
     stage = by_name.get((build.get("target") or "").lower(), stages[-1] if stages else None)
     ports: set[Port] = set()

@@ -18,14 +18,20 @@ def load_stack_config(base_dir: str = ".") -> StackConfig:
     prefix = f"{project}:"
     # Config reaches the program either in-process (language host, Automation API) or by environment.
     everything = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    values = {key[len(prefix):]: value for key, value in everything.items() if key.startswith(prefix)}
+    values = {key[len(prefix) :]: value for key, value in everything.items() if key.startswith(prefix)}
     if "compose" in values:
         # Pulumi hands the program Pulumi.yaml's default app like a stack's own: `compose` replaces it.
         defaults = _project_values(base_dir)
-        values = {key: value for key, value in values.items()
-                  if not (key in ("services", "jobs") and key in defaults and decode_json(value) == defaults[key])}
+        values = {
+            key: value
+            for key, value in values.items()
+            if not (key in ("services", "jobs") and key in defaults and decode_json(value) == defaults[key])
+        }
     return parse_stack_config(
-        values, project=project, stack=stack, base_dir=base_dir,
+        values,
+        project=project,
+        stack=stack,
+        base_dir=base_dir,
         is_secret=lambda key: pulumi.runtime.is_config_secret(prefix + key),
     )
 

@@ -59,9 +59,27 @@ class StackConfig:
 
 
 STACK_KEYS = (
-    "target", "services", "jobs", "networks", "imageRepository", "push", "registryServer", "registryUsername",
-    "registryPassword", "images", "imagesFrom", "replicas", "portOffset", "dockerHost",
-    "kubernetes", "buildArgs", "baseImages", "readyTimeout", "compose", "composeEnv", "composeProfiles",
+    "target",
+    "services",
+    "jobs",
+    "networks",
+    "imageRepository",
+    "push",
+    "registryServer",
+    "registryUsername",
+    "registryPassword",
+    "images",
+    "imagesFrom",
+    "replicas",
+    "portOffset",
+    "dockerHost",
+    "kubernetes",
+    "buildArgs",
+    "baseImages",
+    "readyTimeout",
+    "compose",
+    "composeEnv",
+    "composeProfiles",
 )
 
 KUBERNETES_KEYS = ("namespace", "serviceType", "kubeconfig", "context", "storageClass", "nodeHost")
@@ -103,7 +121,9 @@ def parse_stack_config(
     ready_timeout = r.integer("readyTimeout", values.get("readyTimeout", DEFAULT_READY_TIMEOUT), 5, 3600)
 
     repository = r.text(
-        "imageRepository", values.get("imageRepository", f"{project}"), REPOSITORY,
+        "imageRepository",
+        values.get("imageRepository", f"{project}"),
+        REPOSITORY,
         "a repository prefix such as localhost:5000/team or docker.io/user",
     )
     push = r.boolean("push", values.get("push", False))
@@ -112,15 +132,26 @@ def parse_stack_config(
     base_images = r.mapping("baseImages", values.get("baseImages", {}))
     for name, stand_in in base_images.items():
         if not is_image_reference(str(name)) or not isinstance(stand_in, str) or not is_image_reference(stand_in):
-            r.fail(f"baseImages.{name}", "an image name of a FROM line to a local image reference, such as "
-                   "python:3.12-slim: cloudservice/base:bookworm", stand_in)
+            r.fail(
+                f"baseImages.{name}",
+                "an image name of a FROM line to a local image reference, such as "
+                "python:3.12-slim: cloudservice/base:bookworm",
+                stand_in,
+            )
     images_from = None
     if "imagesFrom" in values:
-        images_from = r.text("imagesFrom", values["imagesFrom"], _STACK_NAME, "a stack name such as organization/cloudservice/dev")
+        images_from = r.text(
+            "imagesFrom", values["imagesFrom"], _STACK_NAME, "a stack name such as organization/cloudservice/dev"
+        )
     port_offset = r.integer("portOffset", values.get("portOffset", 0), 0, 65534)
     docker_host = values.get("dockerHost")
     if docker_host is not None:
-        r.text("dockerHost", docker_host, re.compile(r"^(unix|tcp|ssh)://.+"), "a Docker host URL such as unix:///var/run/docker.sock")
+        r.text(
+            "dockerHost",
+            docker_host,
+            re.compile(r"^(unix|tcp|ssh)://.+"),
+            "a Docker host URL such as unix:///var/run/docker.sock",
+        )
     kubernetes = _read_kubernetes(r, values.get("kubernetes", {}), project, stack, target)
 
     if target == "docker":
@@ -128,17 +159,33 @@ def parse_stack_config(
     elif not push and not images_from:
         for workload in app.workloads:
             if workload.build is not None and workload.name not in pinned:
-                r.fail("push", f"true on the kubernetes target: the cluster pulls {workload_key(workload)} from a "
-                       "registry (or pin it in images, or set imagesFrom)", push)
+                r.fail(
+                    "push",
+                    f"true on the kubernetes target: the cluster pulls {workload_key(workload)} from a "
+                    "registry (or pin it in images, or set imagesFrom)",
+                    push,
+                )
 
     if r.problems:
         raise ConfigError(r.problems)
     return StackConfig(
-        project=project, stack=stack, target=target, app=app,
-        images=ImageSources(repository=repository, push=push, registry=registry, pinned=pinned, images_from=images_from,
-                            base_images=dict(base_images)),
-        docker=DockerSettings(host=docker_host, port_offset=port_offset), kubernetes=kubernetes,
-        secrets=secrets, ready_timeout=ready_timeout, notices=notices,
+        project=project,
+        stack=stack,
+        target=target,
+        app=app,
+        images=ImageSources(
+            repository=repository,
+            push=push,
+            registry=registry,
+            pinned=pinned,
+            images_from=images_from,
+            base_images=dict(base_images),
+        ),
+        docker=DockerSettings(host=docker_host, port_offset=port_offset),
+        kubernetes=kubernetes,
+        secrets=secrets,
+        ready_timeout=ready_timeout,
+        notices=notices,
     )
 
 
@@ -155,14 +202,22 @@ def _with_compose(r: Reader, values: Mapping[str, Any], is_secret: Callable[[str
     if path is None or r.problems:
         return values, is_secret, ()
     try:
-        app = load_compose(path, base_dir, given_secrets={key for key in values if is_secret(key)},
-                           environment=environment, profiles=profiles)
+        app = load_compose(
+            path,
+            base_dir,
+            given_secrets={key for key in values if is_secret(key)},
+            environment=environment,
+            profiles=profiles,
+        )
     except ConfigError as error:
         r.problems.extend(error.problems)
         return {**values, "services": {}}, is_secret, ()
     from_file = {key: value for key, value in app.secrets.items() if key not in values}
-    return ({**values, "services": app.services, "jobs": app.jobs, "networks": app.networks, **from_file},
-            lambda key: key in from_file or is_secret(key), app.notices)
+    return (
+        {**values, "services": app.services, "jobs": app.jobs, "networks": app.networks, **from_file},
+        lambda key: key in from_file or is_secret(key),
+        app.notices,
+    )
 
 
 def _read_secrets(r: Reader, values: Mapping[str, Any], is_secret: Callable[[str], bool], app: AppSpec) -> dict:
@@ -222,7 +277,9 @@ def _read_kubernetes(r: Reader, raw: Any, project: str, stack: str, target: Opti
     spec = r.mapping("kubernetes", raw)
     r.unknown_keys("kubernetes.", spec, KUBERNETES_KEYS)
     namespace = r.text(
-        "kubernetes.namespace", spec.get("namespace", f"{project}-{stack}".lower()), re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"),
+        "kubernetes.namespace",
+        spec.get("namespace", f"{project}-{stack}".lower()),
+        re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"),
         "a Kubernetes namespace name (lowercase DNS label)",
     )
     service_type = r.choice("kubernetes.serviceType", spec.get("serviceType", "NodePort"), SERVICE_TYPES)
@@ -237,10 +294,16 @@ def _read_kubernetes(r: Reader, raw: Any, project: str, stack: str, target: Opti
     storage_class = spec.get("storageClass")
     if storage_class is not None:
         r.text("kubernetes.storageClass", storage_class, DNS_LABEL, "a StorageClass name")
-    node_host = r.text("kubernetes.nodeHost", spec.get("nodeHost", "127.0.0.1"), re.compile(r"^[A-Za-z0-9.:-]+$"), "a host name or IP")
+    node_host = r.text(
+        "kubernetes.nodeHost", spec.get("nodeHost", "127.0.0.1"), re.compile(r"^[A-Za-z0-9.:-]+$"), "a host name or IP"
+    )
     return KubernetesSettings(
-        namespace=namespace, service_type=service_type, kubeconfig=kubeconfig, context=context,
-        storage_class=storage_class, node_host=node_host,
+        namespace=namespace,
+        service_type=service_type,
+        kubeconfig=kubeconfig,
+        context=context,
+        storage_class=storage_class,
+        node_host=node_host,
     )
 
 
@@ -248,12 +311,20 @@ def _check_docker_target(r: Reader, app: AppSpec, port_offset: int) -> None:
     host_ports: dict[tuple[int, str], str] = {}
     for service in app.services:
         if service.replicas > 1:
-            r.fail(f"services.{service.name}.replicas", "1 on the docker target (one container per service; scale on kubernetes)", service.replicas)
+            r.fail(
+                f"services.{service.name}.replicas",
+                "1 on the docker target (one container per service; scale on kubernetes)",
+                service.replicas,
+            )
         for port in service.published:
             if port.publish == ANY_HOST_PORT:
                 continue  # the engine picks a free one
             host_port = (port.publish + port_offset, port.protocol)
-            where = f"services.{service.name}.publish" if port.name == MAIN_PORT else f"services.{service.name}.ports.{port.name}.publish"
+            where = (
+                f"services.{service.name}.publish"
+                if port.name == MAIN_PORT
+                else f"services.{service.name}.ports.{port.name}.publish"
+            )
             if host_port[0] > 65535:
                 r.fail("portOffset", f"an offset that keeps {where} within 65535", port_offset)
             elif host_port in host_ports:

@@ -7,13 +7,34 @@ import os
 import re
 from typing import Any, Callable, Mapping, Optional
 
-from ..spec import (
-    ANY_HOST_PORT, DEFAULT_USER, MAIN_PORT, AppSpec, BuildSpec, FileSpec, HealthSpec, JobSpec, NetworkSpec, PortSpec,
-    SecretFileSpec, ServiceSpec, VolumeSpec, WorkloadSpec,
-)
 from ..conventions import DEFAULT_NETWORK, SECRETS_DIR
+from ..spec import (
+    ANY_HOST_PORT,
+    DEFAULT_USER,
+    MAIN_PORT,
+    AppSpec,
+    BuildSpec,
+    FileSpec,
+    HealthSpec,
+    JobSpec,
+    NetworkSpec,
+    PortSpec,
+    SecretFileSpec,
+    ServiceSpec,
+    VolumeSpec,
+    WorkloadSpec,
+)
 from .errors import (
-    ABSOLUTE_PATH, CONFIG_KEY, DNS_LABEL, QUANTITY, Reader, as_int, is_image_reference, read_argv, read_env, read_names,
+    ABSOLUTE_PATH,
+    CONFIG_KEY,
+    DNS_LABEL,
+    QUANTITY,
+    Reader,
+    as_int,
+    is_image_reference,
+    read_argv,
+    read_env,
+    read_names,
 )
 
 CONDITIONS = ("started", "healthy", "completed")
@@ -24,12 +45,47 @@ PROTOCOLS = ("tcp", "udp")
 
 # Linux capabilities a service may add back (after dropping all), as Docker and Kubernetes name them.
 CAPABILITIES = (
-    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN",
-    "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
-    "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE", "NET_BROADCAST",
-    "NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT",
-    "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME",
-    "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "SYSLOG",
+    "WAKE_ALARM",
 )
 
 _PORT_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,13}[a-z0-9])?$")
@@ -47,14 +103,48 @@ _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 _FILE_LIMIT = 512 * 1024  # a ConfigMap holds at most 1 MiB; config files are far smaller
 
 WORKLOAD_KEYS = (
-    "build", "image", "command", "args", "env", "secretEnv", "secretFiles", "files", "links", "dependsOn",
-    "user", "readOnly", "capabilities", "cpu", "cpuRequest", "memory", "labels", "networks", "workingDir", "tty",
-    "stdinOpen", "init", "extraHosts", "sysctls", "ulimits", "shmSize", "tmpfs", "ephemeral", "stopSignal",
+    "build",
+    "image",
+    "command",
+    "args",
+    "env",
+    "secretEnv",
+    "secretFiles",
+    "files",
+    "links",
+    "dependsOn",
+    "user",
+    "readOnly",
+    "capabilities",
+    "cpu",
+    "cpuRequest",
+    "memory",
+    "labels",
+    "networks",
+    "workingDir",
+    "tty",
+    "stdinOpen",
+    "init",
+    "extraHosts",
+    "sysctls",
+    "ulimits",
+    "shmSize",
+    "tmpfs",
+    "ephemeral",
+    "stopSignal",
     "stopGracePeriod",
 )
 
 SERVICE_KEYS = WORKLOAD_KEYS + (
-    "port", "publish", "ports", "replicas", "volume", "volumes", "health", "aliases", "restart",
+    "port",
+    "publish",
+    "ports",
+    "replicas",
+    "volume",
+    "volumes",
+    "health",
+    "aliases",
+    "restart",
 )
 
 JOB_KEYS = WORKLOAD_KEYS + ("timeout",)
@@ -99,7 +189,10 @@ class WorkloadReader:
         networks = []
         for name, spec in self.r.mapping("networks", raw).items():
             key = f"networks.{name}"
-            if self.r.text(f"{key} (name)", name, DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
+            if (
+                self.r.text(f"{key} (name)", name, DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)")
+                is None
+            ):
                 continue
             spec = self.r.mapping(key, spec if spec is not None else {})
             self.r.unknown_keys(f"{key}.", spec, ("external",))
@@ -115,14 +208,19 @@ class WorkloadReader:
         for service in services:
             for alias in service.aliases:
                 if alias in by_name or alias in owners:
-                    self.r.fail(f"services.{service.name}.aliases", "names not used by another workload or alias", alias)
+                    self.r.fail(
+                        f"services.{service.name}.aliases", "names not used by another workload or alias", alias
+                    )
                 owners[alias] = service.name
 
     def _each(self, section: str, raw: Any, read: Callable) -> list:
         result = []
         for name, spec in self.r.mapping(section, raw).items():
             key = f"{section}.{name}"
-            if self.r.text(f"{key} (name)", name, DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)") is None:
+            if (
+                self.r.text(f"{key} (name)", name, DNS_LABEL, "a lowercase DNS label (a-z, 0-9, '-'; at most 32)")
+                is None
+            ):
                 continue
             self.declared.add(name)
             before = len(self.r.problems)
@@ -144,14 +242,22 @@ class WorkloadReader:
         if self.replicas_override is not None and not stateful:
             replicas = self.replicas_override
         health = self._health(f"{key}.health", spec.get("health"), ports)
-        aliases = [alias for alias in read_names(r, f"{key}.aliases", spec.get("aliases", []))
-                   if r.text(f"{key}.aliases", alias, DNS_LABEL, "lowercase DNS labels (a-z, 0-9, '-'; at most 32)")]
+        aliases = [
+            alias
+            for alias in read_names(r, f"{key}.aliases", spec.get("aliases", []))
+            if r.text(f"{key}.aliases", alias, DNS_LABEL, "lowercase DNS labels (a-z, 0-9, '-'; at most 32)")
+        ]
         restart = r.choice(f"{key}.restart", spec.get("restart", "unless-stopped"), RESTART_POLICIES)
         if common is None or None in (ports, volumes, replicas, restart):
             return None
         self._check_mount_paths(key, common, volumes, volume_shorthand="volume" in spec)
         return ServiceSpec(
-            **common, ports=ports, replicas=replicas, volumes=volumes, health=health, aliases=tuple(aliases),
+            **common,
+            ports=ports,
+            replicas=replicas,
+            volumes=volumes,
+            health=health,
+            aliases=tuple(aliases),
             restart=restart,
         )
 
@@ -164,13 +270,18 @@ class WorkloadReader:
         self._check_mount_paths(key, common, ())
         return JobSpec(**common, timeout=timeout)
 
-    def _check_mount_paths(self, key: str, common: Mapping[str, Any], volumes: tuple[VolumeSpec, ...],
-                           volume_shorthand: bool = False) -> None:
+    def _check_mount_paths(
+        self, key: str, common: Mapping[str, Any], volumes: tuple[VolumeSpec, ...], volume_shorthand: bool = False
+    ) -> None:
         """Each path in the container is mounted once: by a file, a secret file, a volume or a scratch path."""
         seen: dict[str, str] = {}
-        mounts = [*((f.path, "files") for f in common["files"]), *((f.path, "secretFiles") for f in common["secret_files"]),
-                  *((v.path, "volume.path" if volume_shorthand else f"volumes.{v.name}.path") for v in volumes),
-                  *((p, "tmpfs") for p in common["tmpfs"]), *((p, "ephemeral") for p in common["ephemeral"])]
+        mounts = [
+            *((f.path, "files") for f in common["files"]),
+            *((f.path, "secretFiles") for f in common["secret_files"]),
+            *((v.path, "volume.path" if volume_shorthand else f"volumes.{v.name}.path") for v in volumes),
+            *((p, "tmpfs") for p in common["tmpfs"]),
+            *((p, "ephemeral") for p in common["ephemeral"]),
+        ]
         for path, where in mounts:
             if path in seen:
                 self.r.fail(f"{key}.{where}", f"a path not also used by {seen[path]}", path)
@@ -185,7 +296,9 @@ class WorkloadReader:
         elif "build" in spec:
             build = _read_build(r, f"{key}.build", spec["build"], self.base_dir, self.build_args)
         else:
-            image = r.text(f"{key}.image", spec["image"], expected="an image reference such as redis:7 or repo@sha256:<digest>")
+            image = r.text(
+                f"{key}.image", spec["image"], expected="an image reference such as redis:7 or repo@sha256:<digest>"
+            )
             if image and not is_image_reference(image):
                 r.fail(f"{key}.image", "an image reference such as redis:7 or repo@sha256:<digest>", image)
         command = read_argv(r, f"{key}.command", spec.get("command"))
@@ -193,17 +306,29 @@ class WorkloadReader:
         env = read_env(r, f"{key}.env", spec.get("env", {}))
         secret_env = read_env(r, f"{key}.secretEnv", spec.get("secretEnv", {}))
         for var, secret_key in secret_env.items():
-            r.text(f"{key}.secretEnv.{var}", secret_key, CONFIG_KEY, "the name of a secret config key such as dbPassword")
+            r.text(
+                f"{key}.secretEnv.{var}", secret_key, CONFIG_KEY, "the name of a secret config key such as dbPassword"
+            )
         secret_files = [
             SecretFileSpec(path=path, key=secret_key)
             for path, secret_key in self._paths(f"{key}.secretFiles", spec.get("secretFiles", {})).items()
-            if r.text(f"{key}.secretFiles.{path}", secret_key, CONFIG_KEY, "the name of a secret config key such as dbPassword")
+            if r.text(
+                f"{key}.secretFiles.{path}",
+                secret_key,
+                CONFIG_KEY,
+                "the name of a secret config key such as dbPassword",
+            )
         ]
         for file in secret_files:
             if os.path.dirname(file.path) != SECRETS_DIR or file.path == f"{SECRETS_DIR}/":
-                r.fail(f"{key}.secretFiles.{file.path}", f"a file directly in {SECRETS_DIR}/, where both targets mount secrets (as Compose does)", file.path)
+                r.fail(
+                    f"{key}.secretFiles.{file.path}",
+                    f"a file directly in {SECRETS_DIR}/, where both targets mount secrets (as Compose does)",
+                    file.path,
+                )
         files = [
-            file for path, source in self._paths(f"{key}.files", spec.get("files", {})).items()
+            file
+            for path, source in self._paths(f"{key}.files", spec.get("files", {})).items()
             if (file := self._file(f"{key}.files.{path}", path, source)) is not None
         ]
         for path in {f.path for f in files} & {f.path for f in secret_files}:
@@ -215,7 +340,9 @@ class WorkloadReader:
         capabilities = read_names(r, f"{key}.capabilities", spec.get("capabilities", []))
         for capability in capabilities:
             if capability not in CAPABILITIES:
-                r.fail(f"{key}.capabilities", "Linux capability names such as NET_BIND_SERVICE (without CAP_)", capability)
+                r.fail(
+                    f"{key}.capabilities", "Linux capability names such as NET_BIND_SERVICE (without CAP_)", capability
+                )
         cpu = r.number(f"{key}.cpu", spec.get("cpu", 0.5), 0.01, 64)
         cpu_request = r.number(f"{key}.cpuRequest", spec.get("cpuRequest", min(0.05, cpu or 0.05)), 0.001, 64)
         if cpu and cpu_request and cpu_request > cpu:
@@ -225,10 +352,24 @@ class WorkloadReader:
         if len(r.problems) > before:
             return None
         return dict(
-            name=name, build=build, image=image, command=command, args=args, env=env, secret_env=secret_env,
-            secret_files=tuple(secret_files), files=tuple(files), links=tuple(links), depends_on=depends_on,
-            user=user, read_only=read_only, capabilities=tuple(capabilities), cpu=cpu, cpu_request=cpu_request,
-            memory_mb=memory, **runtime,
+            name=name,
+            build=build,
+            image=image,
+            command=command,
+            args=args,
+            env=env,
+            secret_env=secret_env,
+            secret_files=tuple(secret_files),
+            files=tuple(files),
+            links=tuple(links),
+            depends_on=depends_on,
+            user=user,
+            read_only=read_only,
+            capabilities=tuple(capabilities),
+            cpu=cpu,
+            cpu_request=cpu_request,
+            memory_mb=memory,
+            **runtime,
         )
 
     def _runtime(self, key: str, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -239,12 +380,18 @@ class WorkloadReader:
         networks = read_names(r, f"{key}.networks", spec.get("networks", []))
         for network in networks:
             if network not in self.network_names:
-                r.fail(f"{key}.networks", "names of the stack's networks: " + ", ".join(sorted(self.network_names)), network)
+                r.fail(
+                    f"{key}.networks",
+                    "names of the stack's networks: " + ", ".join(sorted(self.network_names)),
+                    network,
+                )
         working_dir = spec.get("workingDir")
         if working_dir is not None:
             r.text(f"{key}.workingDir", working_dir, ABSOLUTE_PATH, "an absolute path in the container")
-        flags = {flag: r.boolean(f"{key}.{name}", spec.get(name, False))
-                 for flag, name in (("tty", "tty"), ("stdin_open", "stdinOpen"), ("init", "init"))}
+        flags = {
+            flag: r.boolean(f"{key}.{name}", spec.get(name, False))
+            for flag, name in (("tty", "tty"), ("stdin_open", "stdinOpen"), ("init", "init"))
+        }
         extra_hosts = {}
         for host, addresses in r.mapping(f"{key}.extraHosts", spec.get("extraHosts", {})).items():
             addresses = addresses if isinstance(addresses, list) else [addresses]
@@ -258,11 +405,15 @@ class WorkloadReader:
             limit = {"soft": limit, "hard": limit} if not isinstance(limit, Mapping) else limit
             soft, hard = as_int(limit.get("soft")), as_int(limit.get("hard"))
             if not re.match(r"^[a-z]+$", str(name)) or soft is None or hard is None or not 0 <= soft <= hard:
-                r.fail(f"{key}.ulimits.{name}", "a limit such as nofile: 65536 or nofile: {soft: 1024, hard: 65536}", limit)
+                r.fail(
+                    f"{key}.ulimits.{name}", "a limit such as nofile: 65536 or nofile: {soft: 1024, hard: 65536}", limit
+                )
             else:
                 ulimits[name] = (soft, hard)
         shm_size = r.integer(f"{key}.shmSize", spec["shmSize"], 1, 1024 * 1024) if "shmSize" in spec else None
-        scratch = {name: tuple(self._absolute_paths(f"{key}.{name}", spec.get(name, []))) for name in ("tmpfs", "ephemeral")}
+        scratch = {
+            name: tuple(self._absolute_paths(f"{key}.{name}", spec.get(name, []))) for name in ("tmpfs", "ephemeral")
+        }
         stop_signal = spec.get("stopSignal")
         if stop_signal is not None:
             r.text(f"{key}.stopSignal", stop_signal, _SIGNAL, "a signal name such as SIGQUIT")
@@ -270,8 +421,16 @@ class WorkloadReader:
         if grace is not None:
             grace = r.integer(f"{key}.stopGracePeriod", grace, 0, 3600)
         return dict(
-            labels=labels, networks=tuple(networks), working_dir=working_dir, **flags, extra_hosts=extra_hosts,
-            sysctls=sysctls, ulimits=ulimits, shm_size_mb=shm_size, **scratch, stop_signal=stop_signal,
+            labels=labels,
+            networks=tuple(networks),
+            working_dir=working_dir,
+            **flags,
+            extra_hosts=extra_hosts,
+            sysctls=sysctls,
+            ulimits=ulimits,
+            shm_size_mb=shm_size,
+            **scratch,
+            stop_signal=stop_signal,
             stop_grace_period=grace,
         )
 
@@ -292,24 +451,39 @@ class WorkloadReader:
                 if "publish" in spec:
                     r.fail(f"{key}.port", "the container port that `publish` publishes")
                 return ()
-            raw = {MAIN_PORT: {"port": spec["port"], **({"publish": spec["publish"]} if spec.get("publish") is not None else {})}}
+            raw = {
+                MAIN_PORT: {
+                    "port": spec["port"],
+                    **({"publish": spec["publish"]} if spec.get("publish") is not None else {}),
+                }
+            }
         else:
             raw = r.mapping(f"{key}.ports", spec["ports"])
         ports, before = [], len(r.problems)
         for name, port in raw.items():
             port_key = f"{key}.ports.{name}"
-            r.text(f"{port_key} (name)", name, _PORT_NAME, "a port name: a lowercase DNS label of at most 15 characters")
+            r.text(
+                f"{port_key} (name)", name, _PORT_NAME, "a port name: a lowercase DNS label of at most 15 characters"
+            )
             port = r.mapping(port_key, {"port": port} if isinstance(port, (int, str)) else port)
             r.unknown_keys(f"{port_key}.", port, ("port", "publish", "protocol"))
             where = f"{port_key}." if "ports" in spec else f"{key}."  # errors name the keys the user wrote
             number = r.integer(f"{where}port", port.get("port"), 1, 65535)
-            publish = r.integer(f"{where}publish", port["publish"], ANY_HOST_PORT, 65535) if port.get("publish") is not None else None
+            publish = (
+                r.integer(f"{where}publish", port["publish"], ANY_HOST_PORT, 65535)
+                if port.get("publish") is not None
+                else None
+            )
             protocol = r.choice(f"{port_key}.protocol", port.get("protocol", "tcp"), PROTOCOLS)
             ports.append(PortSpec(name=name, port=number, publish=publish, protocol=protocol))
         numbers = [(p.port, p.protocol) for p in ports]
         for port in ports:
             if numbers.count((port.port, port.protocol)) > 1:
-                r.fail(f"{key}.ports.{port.name}.port", "a container port not used by another port of the service", port.port)
+                r.fail(
+                    f"{key}.ports.{port.name}.port",
+                    "a container port not used by another port of the service",
+                    port.port,
+                )
         return tuple(ports) if len(r.problems) == before else None
 
     def _health(self, key: str, raw: Any, ports: Optional[tuple[PortSpec, ...]]) -> Optional[HealthSpec]:
@@ -331,8 +505,11 @@ class WorkloadReader:
             by_name = {p.name: p.port for p in ports or ()}
             port_name = spec.get("port", next(iter(by_name), None))
             if ports is not None and port_name not in by_name:
-                r.fail(f"{key}.port" if "port" in spec else key,
-                       "the name of one of the service's ports (an HTTP check needs a port)", port_name)
+                r.fail(
+                    f"{key}.port" if "port" in spec else key,
+                    "the name of one of the service's ports (an HTTP check needs a port)",
+                    port_name,
+                )
             port = by_name.get(port_name)
         else:
             command = read_argv(r, f"{key}.command", command)
@@ -343,8 +520,13 @@ class WorkloadReader:
         if None in timings.values():
             return None
         return HealthSpec(
-            path=path, port=port, command=tuple(command or ()), interval=timings["interval"],
-            timeout=timings["timeout"], retries=timings["retries"], start_period=timings["startPeriod"],
+            path=path,
+            port=port,
+            command=tuple(command or ()),
+            interval=timings["interval"],
+            timeout=timings["timeout"],
+            retries=timings["retries"],
+            start_period=timings["startPeriod"],
         )
 
     def _volumes(self, key: str, spec: Mapping[str, Any]) -> Optional[tuple[VolumeSpec, ...]]:
@@ -352,7 +534,9 @@ class WorkloadReader:
         if "volume" in spec and "volumes" in spec:
             self.r.fail(key, "either `volume` or `volumes`, not both")
             return None
-        raw = {"data": spec["volume"]} if "volume" in spec else self.r.mapping(f"{key}.volumes", spec.get("volumes", {}))
+        raw = (
+            {"data": spec["volume"]} if "volume" in spec else self.r.mapping(f"{key}.volumes", spec.get("volumes", {}))
+        )
         before = len(self.r.problems)
         volumes = []
         for name, volume in raw.items():
@@ -388,8 +572,12 @@ class WorkloadReader:
             return None
         try:
             with open(resolved, encoding="utf-8") as handle:
-                return FileSpec(path=path, source=resolved, content=handle.read(),
-                                executable=bool(os.stat(resolved).st_mode & 0o111))
+                return FileSpec(
+                    path=path,
+                    source=resolved,
+                    content=handle.read(),
+                    executable=bool(os.stat(resolved).st_mode & 0o111),
+                )
         except UnicodeDecodeError:
             self.r.fail(key, "a UTF-8 text file", source)
             return None
@@ -419,11 +607,18 @@ class WorkloadReader:
             if name in self.invalid:
                 continue
             if target is None or name == workload.name:
-                r.fail(f"{key}.dependsOn.{name}", "the name of another service or job: " + ", ".join(sorted(set(by_name) - {workload.name})))
+                r.fail(
+                    f"{key}.dependsOn.{name}",
+                    "the name of another service or job: " + ", ".join(sorted(set(by_name) - {workload.name})),
+                )
             elif isinstance(target, JobSpec) and condition != "completed":
                 r.fail(f"{key}.dependsOn.{name}", f"completed (jobs.{name} is a job)", condition)
             elif isinstance(target, ServiceSpec) and condition == "completed":
-                r.fail(f"{key}.dependsOn.{name}", f"started or healthy (services.{name} is a service; jobs complete)", condition)
+                r.fail(
+                    f"{key}.dependsOn.{name}",
+                    f"started or healthy (services.{name} is a service; jobs complete)",
+                    condition,
+                )
             elif condition == "healthy" and target.health is None:
                 r.fail(f"{key}.dependsOn.{name}", f"started, or a health check on services.{name}", condition)
 

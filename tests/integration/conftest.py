@@ -7,7 +7,7 @@ import subprocess
 import docker
 import pytest
 
-from support.testing import ProjectCopy, RegistryCredentials, STATE_DIR, http, kubectl
+from support.testing import STATE_DIR, ProjectCopy, RegistryCredentials, http, kubectl
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from components.conventions import STACK_LABEL
-from support.testing import ROOT, changed_resources, free_port, get_json, http, kubectl, kubectl_json, wait_for
+from support.testing import ROOT, changed_resources, free_port, get_json, http, kubectl_json, wait_for
 
 DB_PASSWORD = "db-pw-5c1e0b7a93"
 API_TOKEN = "api-token-e27d44f08b"
@@ -28,13 +28,18 @@ def polyglot_spec(http_port: int, metrics_port: int) -> tuple[dict, dict]:
     build = "apps/polyglot"
     services = {
         "store": {
-            "build": build, "args": ["store"], "port": 7000, "volume": {"path": "/data", "size": "64Mi"},
+            "build": build,
+            "args": ["store"],
+            "port": 7000,
+            "volume": {"path": "/data", "size": "64Mi"},
             "health": {"http": "/healthz", "interval": 1, "retries": 5},
         },
         "api": {
-            "build": build, "args": ["serve"],
+            "build": build,
+            "args": ["serve"],
             "ports": {"http": {"port": 80, "publish": http_port}, "metrics": {"port": 9100, "publish": metrics_port}},
-            "links": ["store"], "dependsOn": {"migrate": "completed"},
+            "links": ["store"],
+            "dependsOn": {"migrate": "completed"},
             "env": {"PORT": "80", "METRICS_PORT": "9100"},
             "files": {"/etc/polyglot/config.json": CONFIG_FILE},
             "secretEnv": {"DB_PASSWORD": "dbPassword"},
@@ -42,7 +47,10 @@ def polyglot_spec(http_port: int, metrics_port: int) -> tuple[dict, dict]:
             "health": "/healthz",
         },
         "worker": {
-            "build": build, "command": ["python3", "-u", "/app/app.py"], "args": ["worker"], "links": ["api"],
+            "build": build,
+            "command": ["python3", "-u", "/app/app.py"],
+            "args": ["worker"],
+            "links": ["api"],
             "memory": 64,
         },
     }
@@ -70,7 +78,8 @@ def _deploy(project, registry, template: str, target: str, http_port: int, metri
             shutil.copytree(ROOT / "tests" / "integration" / "apps" / name, project.directory / "apps" / name)
     services, jobs = polyglot_spec(http_port, metrics_port)
     stack = project.stack(
-        template, config={"services": json.dumps(services), "jobs": json.dumps(jobs), **config},
+        template,
+        config={"services": json.dumps(services), "jobs": json.dumps(jobs), **config},
         secrets={"registryPassword": registry.password, "dbPassword": DB_PASSWORD, "apiToken": API_TOKEN},
     )
     app = App(stack, target)
@@ -95,7 +104,9 @@ def on_kubernetes(project, registry, cluster):
     # On the cluster the published ports are the Service's ports; NodePorts carry them to the host.
     app = _deploy(project, registry, "staging", "kubernetes", 80, 9100, replicas="1")
     namespace = app.outputs["namespace"].value
-    metrics = next(p for p in kubectl_json("get", "service", "api", "-n", namespace)["spec"]["ports"] if p["name"] == "metrics")
+    metrics = next(
+        p for p in kubectl_json("get", "service", "api", "-n", namespace)["spec"]["ports"] if p["name"] == "metrics"
+    )
     app.metrics_url = f"http://127.0.0.1:{metrics['nodePort']}"
     yield app
     app.stack.destroy()
@@ -152,10 +163,12 @@ def test_secrets_are_never_in_plaintext(app, project, docker_client):
 
 def test_migration_completed_before_the_api_started(app, docker_client):
     if app.target == "docker":
+
         def container(name):
             return docker_client.containers.list(
                 all=True, filters={"label": [f"{STACK_LABEL}={app.stack.name}", f"app.kubernetes.io/name={name}"]}
             )[0].attrs["State"]
+
         job, api = container("migrate"), container("api")
         assert job["Status"] == "exited" and job["ExitCode"] == 0
         finished, started = job["FinishedAt"], api["StartedAt"]
@@ -183,7 +196,10 @@ def test_a_changed_config_file_rolls_only_its_service(app, project):
         app.stack.up(on_event=events.append)
         changed = {name for _, name in changed_resources(events)}
         assert changed and all("api" in name for name in changed), f"only the api rolls: {changed}"
-        wait_for(lambda: status(app)["config"] == {"greeting": f"hello {app.target}", "level": 2}, timeout=60,
-                 what="the new config file")
+        wait_for(
+            lambda: status(app)["config"] == {"greeting": f"hello {app.target}", "level": 2},
+            timeout=60,
+            what="the new config file",
+        )
     finally:
         shutil.copy(ROOT / "tests" / "integration" / CONFIG_FILE, source)

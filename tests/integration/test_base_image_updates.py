@@ -31,9 +31,11 @@ def rebuild(docker_client, name: str) -> str:
 
 
 def test_a_rebuilt_base_image_rolls_every_service_built_on_it(project, registry, docker_client, private_base):
-    stack = project.stack("dev", config={"portOffset": str(free_port() - 8080),
-                                         "buildArgs": json.dumps({"BASE_IMAGE": private_base})},
-                          secrets={"registryPassword": registry.password})
+    stack = project.stack(
+        "dev",
+        config={"portOffset": str(free_port() - 8080), "buildArgs": json.dumps({"BASE_IMAGE": private_base})},
+        secrets={"registryPassword": registry.password},
+    )
     try:
         outputs = stack.up().outputs
         url, first_images = outputs["url"].value, outputs["images"].value
@@ -44,9 +46,9 @@ def test_a_rebuilt_base_image_rolls_every_service_built_on_it(project, registry,
         events = []
         second_images = stack.up(on_event=events.append).outputs["images"].value
         changed = Counter(kind for kind, _ in changed_resources(events))
-        assert changed["docker:index/remoteImage:RemoteImage"] == len(SERVICES), changed    # rebuilt...
+        assert changed["docker:index/remoteImage:RemoteImage"] == len(SERVICES), changed  # rebuilt...
         assert changed["docker:index/registryImage:RegistryImage"] == len(SERVICES), changed  # ...pushed...
-        assert changed["docker:index/container:Container"] == len(SERVICES), changed        # ...and rolled
+        assert changed["docker:index/container:Container"] == len(SERVICES), changed  # ...and rolled
         for service in SERVICES:
             assert second_images[service] != first_images[service], service
             container = docker_client.containers.get(f"cloudservice-{stack.name}-{service}")

@@ -25,11 +25,15 @@ STAND_INS = {"python:3.12-slim": "cloudservice/base:bookworm", "redis:7": "cloud
 class Guestbook:
     def __init__(self, project, registry, template: str, web_port: int, **config):
         if not (project.directory / "apps" / "guestbook").exists():
-            shutil.copytree(ROOT / "tests" / "integration" / "apps" / "guestbook", project.directory / "apps" / "guestbook")
+            shutil.copytree(
+                ROOT / "tests" / "integration" / "apps" / "guestbook", project.directory / "apps" / "guestbook"
+            )
         self.environment = {"WEB_PORT": str(web_port)}
-        self.stack = project.stack(template, config={
-            "compose": "apps/guestbook/compose.yaml", "baseImages": json.dumps(STAND_INS), **config,
-        }, secrets={"registryPassword": registry.password})
+        self.stack = project.stack(
+            template,
+            config={"compose": "apps/guestbook/compose.yaml", "baseImages": json.dumps(STAND_INS), **config},
+            secrets={"registryPassword": registry.password},
+        )
         self.logs: list[str] = []
         self.outputs: dict = {}
 
@@ -44,9 +48,11 @@ class Guestbook:
 
     def visit(self) -> dict:
         """One visit; retried while a rolled store comes back (the web keeps answering meanwhile)."""
+
         def answer():
             status, body = get_json(f"{self.url}/")
             return body if status == 200 else None
+
         return wait_for(answer, timeout=60, interval=1, what=f"an answer from {self.url}/")
 
 
@@ -94,8 +100,9 @@ def test_the_store_runs_unprivileged_and_keeps_its_data_across_a_roll(guestbook,
     guestbook.up(STORE_RELEASE="2")  # a changed environment: a new store container / pod
     assert guestbook.visit()["hits"] == before + 1, "the append-only file on the volume survived the new store"
     if guestbook.target == "docker":
-        (store,) = docker_client.containers.list(filters={"label": [f"{STACK_LABEL}={guestbook.stack.name}",
-                                                                    "app.kubernetes.io/name=store"]})
+        (store,) = docker_client.containers.list(
+            filters={"label": [f"{STACK_LABEL}={guestbook.stack.name}", "app.kubernetes.io/name=store"]}
+        )
         assert store.attrs["Config"]["User"] == "10001:10001" and "RELEASE=2" in store.attrs["Config"]["Env"]
     else:
         namespace = guestbook.outputs["namespace"].value
@@ -113,5 +120,8 @@ def test_destroy_leaves_nothing(guestbook, docker_client):
         assert docker_client.networks.list(filters=label) == []
     else:
         namespace = guestbook.outputs["namespace"].value
-        wait_for(lambda: namespace not in kubectl("get", "namespaces", "-o", "name"), timeout=120,
-                 what=f"namespace {namespace} to be gone")
+        wait_for(
+            lambda: namespace not in kubectl("get", "namespaces", "-o", "name"),
+            timeout=120,
+            what=f"namespace {namespace} to be gone",
+        )

@@ -14,13 +14,20 @@ import uuid
 
 import pytest
 
-from support.processes import OutputWatcher
 from components.conventions import STACK_LABEL
+from support.processes import OutputWatcher
 from support.testing import ROOT, ProjectCopy, edit_app_version, free_port, get_json, kubectl_json
 
 # What `make dev/logs/status` need beside the project itself.
-MAKE_FILES = ("Makefile", "versions.env", "platform/lib.sh", "scripts/env.sh", "scripts/python-env.sh",
-              "scripts/devtools.sh", "devtools")
+MAKE_FILES = (
+    "Makefile",
+    "versions.env",
+    "platform/lib.sh",
+    "scripts/env.sh",
+    "scripts/python-env.sh",
+    "scripts/devtools.sh",
+    "devtools",
+)
 
 
 class MakeProject:
@@ -33,20 +40,26 @@ class MakeProject:
     def make(self, target: str, **variables: str) -> OutputWatcher:
         """Starts `make TARGET STACK=... VAR=...` (long-running ones are stopped by the test)."""
         settings = [f"{key}={value}" for key, value in {"STACK": self.stack.name, **variables}.items()]
-        return OutputWatcher(["make", "--no-print-directory", target, *settings], cwd=self.project.directory,
-                             env=self.project.env)
+        return OutputWatcher(
+            ["make", "--no-print-directory", target, *settings], cwd=self.project.directory, env=self.project.env
+        )
 
     def status(self) -> dict[str, list[str]]:
         """`make status`, its table read back: service -> [state, digest, url]."""
-        result = subprocess.run(["make", "--no-print-directory", "status", f"STACK={self.stack.name}"],
-                                cwd=self.project.directory, env={**os.environ, **self.project.env},
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            ["make", "--no-print-directory", "status", f"STACK={self.stack.name}"],
+            cwd=self.project.directory,
+            env={**os.environ, **self.project.env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         header = lines.index(next(line for line in lines if line.startswith("SERVICE")))
         columns = [match.start() for match in re.finditer(r"\S+(?: \S+)*", lines[header])]
         rows = {}
-        for line in lines[header + 1:]:
+        for line in lines[header + 1 :]:
             if not line or line.startswith(" "):
                 break
             cells = [line[start:end].strip() for start, end in zip(columns, [*columns[1:], None])]
@@ -111,7 +124,9 @@ def check_status(made: MakeProject, expected_states: dict[str, str]) -> None:
     for service, state in expected_states.items():
         row_state, digest, url = status[service]
         assert row_state == state, status
-        assert digest == made.outputs["digests"][service], f"{service} runs {digest}, the stack pushed {made.outputs['digests'][service]}"
+        assert digest == made.outputs["digests"][service], (
+            f"{service} runs {digest}, the stack pushed {made.outputs['digests'][service]}"
+        )
         assert url == made.outputs["urls"].get(service, "-")
 
 
@@ -206,8 +221,11 @@ def test_dev_loop_rolls_only_the_saved_service_on_kubernetes(on_kubernetes):
 def test_pulumi_watch_finds_its_helper_and_updates_on_save(on_docker):
     """`pulumi watch` itself, offline: its pulumi-watch helper is beside the CLI (make toolchain)."""
     url = on_docker.outputs["url"]
-    watch = OutputWatcher(["pulumi", "watch", "--stack", on_docker.stack.name, "--path", "app/web"],
-                          cwd=on_docker.project.directory, env=on_docker.project.env)
+    watch = OutputWatcher(
+        ["pulumi", "watch", "--stack", on_docker.stack.name, "--path", "app/web"],
+        cwd=on_docker.project.directory,
+        env=on_docker.project.env,
+    )
     try:
         watch.wait_for("Watch mode enabled", timeout=120)
         time.sleep(2)  # the CLI says so once the helper started, not once it watches: a save before is missed

@@ -24,14 +24,30 @@ HEALTH = "/healthz"
 
 def services(generation: str) -> str:
     """The app spec; `generation` is the store's env value (a new one replaces its container)."""
-    return json.dumps({
-        "store": {"build": FIXTURE, "port": 8000, "health": HEALTH, "networks": ["back"], "aliases": ["db"],
-                  "volume": {"path": "/data", "size": "64Mi"}, "env": {"DATA_DIR": "/data", "GENERATION": generation},
-                  "ephemeral": ["/scratch", "/cache"]},
-        "web": {"build": FIXTURE, "port": 8000, "health": HEALTH, "networks": ["front"]},
-        "api": {"build": FIXTURE, "health": HEALTH, "networks": ["front", "back"], "ports": {
-            "http": {"port": 8000, "publish": 0}, "echo": {"port": 9000, "publish": 0, "protocol": "udp"}}},
-    })
+    return json.dumps(
+        {
+            "store": {
+                "build": FIXTURE,
+                "port": 8000,
+                "health": HEALTH,
+                "networks": ["back"],
+                "aliases": ["db"],
+                "volume": {"path": "/data", "size": "64Mi"},
+                "env": {"DATA_DIR": "/data", "GENERATION": generation},
+                "ephemeral": ["/scratch", "/cache"],
+            },
+            "web": {"build": FIXTURE, "port": 8000, "health": HEALTH, "networks": ["front"]},
+            "api": {
+                "build": FIXTURE,
+                "health": HEALTH,
+                "networks": ["front", "back"],
+                "ports": {
+                    "http": {"port": 8000, "publish": 0},
+                    "echo": {"port": 9000, "publish": 0, "protocol": "udp"},
+                },
+            },
+        }
+    )
 
 
 class Features:
@@ -54,16 +70,21 @@ class Features:
         """The names of what the engine has with the stack's label."""
         label = {"label": f"{STACK_LABEL}={self.stack.name}"}
         client = self.docker_client
-        return {"containers": [c.name for c in client.containers.list(all=True, filters=label)],
-                "networks": [n.name for n in client.networks.list(filters=label)],
-                "volumes": [v.name for v in client.volumes.list(filters=label)]}
+        return {
+            "containers": [c.name for c in client.containers.list(all=True, filters=label)],
+            "networks": [n.name for n in client.networks.list(filters=label)],
+            "volumes": [v.name for v in client.volumes.list(filters=label)],
+        }
 
 
 @pytest.fixture(scope="module")
 def features(project, registry, docker_client):
     shutil.copytree(ROOT / "tests" / "integration" / FIXTURE, project.directory / FIXTURE, dirs_exist_ok=True)
-    stack = project.stack("dev", config={"services": services("1"), "networks": json.dumps({"front": {}, "back": {}})},
-                          secrets={"registryPassword": registry.password})
+    stack = project.stack(
+        "dev",
+        config={"services": services("1"), "networks": json.dumps({"front": {}, "back": {}})},
+        secrets={"registryPassword": registry.password},
+    )
     try:
         yield Features(project, stack, docker_client)
     finally:
@@ -80,8 +101,10 @@ def test_no_changes_right_after_up(features):
 def test_networks_are_created_only_as_named(features):
     app = f"cloudservice-{features.stack.name}"
     assert sorted(features.made()["networks"]) == [f"{app}-back", f"{app}-front"], "no default network: none uses it"
-    joined = {service: sorted(features.container(service).attrs["NetworkSettings"]["Networks"])
-              for service in ("store", "web", "api")}
+    joined = {
+        service: sorted(features.container(service).attrs["NetworkSettings"]["Networks"])
+        for service in ("store", "web", "api")
+    }
     assert joined == {"store": [f"{app}-back"], "web": [f"{app}-front"], "api": [f"{app}-back", f"{app}-front"]}
 
 

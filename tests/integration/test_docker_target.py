@@ -11,7 +11,13 @@ import pytest
 from pulumi import automation as auto
 
 from support.testing import (
-    STACK_LABEL, changed_resources, edit_app_version, free_port, get_json, registry_manifest_status, step_events,
+    STACK_LABEL,
+    changed_resources,
+    edit_app_version,
+    free_port,
+    get_json,
+    registry_manifest_status,
+    step_events,
     wait_for,
 )
 

@@ -71,8 +71,9 @@ def example(request, project, examples, registry, docker_client):
 
 
 def both_targets(name: str):
-    return pytest.mark.parametrize("example", [(name, "docker"), (name, "kubernetes")], indirect=True,
-                                   ids=["docker", "kubernetes"])
+    return pytest.mark.parametrize(
+        "example", [(name, "docker"), (name, "kubernetes")], indirect=True, ids=["docker", "kubernetes"]
+    )
 
 
 def edit(path, old: str, new: str) -> None:
@@ -95,7 +96,9 @@ def process_user(example: Example, docker_client, service: str) -> str:
     """The user the service's container runs as, as the target declares it."""
     if example.target == "docker":
         return container(docker_client, example, service).attrs["Config"]["User"]
-    pod = kubectl_json("get", "pods", "-n", example.outputs["namespace"], "-l", f"app.kubernetes.io/name={service}")["items"][0]
+    pod = kubectl_json("get", "pods", "-n", example.outputs["namespace"], "-l", f"app.kubernetes.io/name={service}")[
+        "items"
+    ][0]
     context = {**pod["spec"].get("securityContext", {}), **pod["spec"]["containers"][0].get("securityContext", {})}
     return f"{context['runAsUser']}:{context['runAsGroup']}"
 
@@ -132,12 +135,21 @@ def assert_destroy_leaves_nothing(example: Example, docker_client) -> None:
         assert docker_client.networks.list(filters=label) == [] and docker_client.volumes.list(filters=label) == []
     else:
         namespace = example.outputs["namespace"]
-        leftovers = kubectl("get", "all,job,pvc,secret,configmap,namespace", "-A", "-l", f"{STACK_LABEL}={name}", "-o", "name")
+        leftovers = kubectl(
+            "get", "all,job,pvc,secret,configmap,namespace", "-A", "-l", f"{STACK_LABEL}={name}", "-o", "name"
+        )
         assert leftovers.strip() == ""
         assert kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name").strip() == ""
-        wait_for(lambda: not any(pv["spec"].get("claimRef", {}).get("namespace") == namespace
-                                 for pv in kubectl_json("get", "pv")["items"]),
-                 timeout=60, what="the volumes of the stack's claims to be released")
+        wait_for(
+            lambda: (
+                not any(
+                    pv["spec"].get("claimRef", {}).get("namespace") == namespace
+                    for pv in kubectl_json("get", "pv")["items"]
+                )
+            ),
+            timeout=60,
+            what="the volumes of the stack's claims to be released",
+        )
 
 
 # -- walkthrough ----------------------------------------------------------------------------------
@@ -174,8 +186,9 @@ def test_walkthrough_serves_the_docs_and_rolls_out_a_docs_change(example, exampl
 
 
 def api(url: str, path: str, body: dict | None = None):
-    status, payload = get_json(url + path, "POST" if body is not None else "GET",
-                               json.dumps(body).encode() if body is not None else None)
+    status, payload = get_json(
+        url + path, "POST" if body is not None else "GET", json.dumps(body).encode() if body is not None else None
+    )
     assert status in (200, 201), (path, status, payload)
     return payload
 
@@ -197,7 +210,11 @@ def workload_state(example: Example, docker_client) -> dict:
     namespace = example.outputs["namespace"]
     db = kubectl_json("get", "pods", "-n", namespace, "-l", "app.kubernetes.io/name=db")["items"][0]
     job = kubectl_json("get", "jobs", "-n", namespace, "-l", "app.kubernetes.io/name=migrate")["items"][0]
-    return {"db": db["metadata"]["uid"], "migrate": job["metadata"]["uid"], "migrated": job["status"].get("succeeded") == 1}
+    return {
+        "db": db["metadata"]["uid"],
+        "migrate": job["metadata"]["uid"],
+        "migrated": job["status"].get("succeeded") == 1,
+    }
 
 
 @both_targets("shop")
@@ -251,27 +268,38 @@ def test_shop_keeps_its_orders_across_an_api_update_and_a_rollback(example, exam
 
 BAD_COMPOSE = {
     "services": {
-        "web": {"build": "./web", "network_mode": "host", "ports": ["8000-8010:8000-8010"],
-                "volumes": ["./data:/data"], "depends_on": ["db"]},
+        "web": {
+            "build": "./web",
+            "network_mode": "host",
+            "ports": ["8000-8010:8000-8010"],
+            "volumes": ["./data:/data"],
+            "depends_on": ["db"],
+        },
         "db": {"image": "postgres:16", "env_file": "missing.env", "depends_on": ["web"]},
-    },
+    }
 }
 
 
 def test_a_bad_compose_file_is_refused_before_any_resource(project, examples, registry, docker_client):
     (examples / "bad").mkdir()
     (examples / "bad" / "compose.yaml").write_text(yaml.safe_dump(BAD_COMPOSE))
-    stack = project.stack("shop-docker", config={"compose": "examples/bad/compose.yaml"},
-                          secrets={"registryPassword": registry.password})
+    stack = project.stack(
+        "shop-docker", config={"compose": "examples/bad/compose.yaml"}, secrets={"registryPassword": registry.password}
+    )
     try:
         started = time.monotonic()
         output: list[str] = []
         with pytest.raises(auto.CommandError):
             stack.up(on_output=output.append)
         message = "\n".join(output)
-        for problem in ("services.web.network_mode:", "services.web.ports[0]:", "services.web.volumes[0]:",
-                        "services.db.env_file:", "depends_on: expected no cycle"):
-            assert f"examples/bad/compose.yaml: services." in message and problem in message, (problem, message)
+        for problem in (
+            "services.web.network_mode:",
+            "services.web.ports[0]:",
+            "services.web.volumes[0]:",
+            "services.db.env_file:",
+            "depends_on: expected no cycle",
+        ):
+            assert "examples/bad/compose.yaml: services." in message and problem in message, (problem, message)
         assert "Traceback" not in message
         assert resources_in_state(stack) == []
         assert containers(docker_client, stack.name) == []

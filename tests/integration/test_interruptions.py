@@ -31,8 +31,10 @@ def kill_up_when(project, stack: auto.Stack, point: Callable[[dict], bool], dela
     log = (project.directory / f"{events.stem}.log").open("w")
     cli = subprocess.Popen(
         ["pulumi", "up", "--yes", "--skip-preview", "--stack", stack.name, "--event-log", str(events)],
-        cwd=project.directory, env={**os.environ, **project.env, "PULUMI_DEBUG_COMMANDS": "true"},
-        stdout=log, stderr=subprocess.STDOUT,
+        cwd=project.directory,
+        env={**os.environ, **project.env, "PULUMI_DEBUG_COMMANDS": "true"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for(events.exists, timeout=60, interval=0.05, what="the engine's event log")
@@ -60,8 +62,11 @@ def step(event: dict, kind: str, type_: str, name: str) -> bool:
     """`event` is the engine starting (resourcePreEvent) or finishing (resOutputsEvent) a real step
     on resource `name` of type `type_`."""
     metadata = (event.get(kind) or {}).get("metadata") or {}
-    return metadata.get("type") == type_ and metadata.get("urn", "").endswith(f"::{name}") \
+    return (
+        metadata.get("type") == type_
+        and metadata.get("urn", "").endswith(f"::{name}")
         and metadata.get("op") not in ("same", "read", None)
+    )
 
 
 def converge(stack: auto.Stack) -> auto.UpResult:
@@ -90,6 +95,7 @@ def notes(url: str):
 
 # -- Docker target --------------------------------------------------------------------------------
 
+
 class Dev:
     def __init__(self, stack: auto.Stack, host_port: int):
         self.stack = stack
@@ -99,8 +105,9 @@ class Dev:
 @pytest.fixture(scope="module")
 def dev(project, registry, docker_client):
     host_port = free_port()
-    stack = project.stack("dev", config={"portOffset": str(host_port - 8080)},
-                          secrets={"registryPassword": registry.password})
+    stack = project.stack(
+        "dev", config={"portOffset": str(host_port - 8080)}, secrets={"registryPassword": registry.password}
+    )
     yield Dev(stack, host_port)
     recover(project, stack.name)
     stack.destroy()
@@ -117,8 +124,11 @@ def labelled(docker_client, stack_name: str) -> dict[str, list[str]]:
 
 
 def test_killed_right_after_the_network_is_created(dev, project, docker_client):
-    kill_up_when(project, dev.stack, lambda e: step(e, "resOutputsEvent", "docker:index/network:Network",
-                                                 f"cloudservice-{dev.stack.name}-network"))
+    kill_up_when(
+        project,
+        dev.stack,
+        lambda e: step(e, "resOutputsEvent", "docker:index/network:Network", f"cloudservice-{dev.stack.name}-network"),
+    )
     assert labelled(docker_client, dev.stack.name)["networks"], "the network was not created before the kill"
     recover(project, dev.stack.name)
     assert not plugins_left(project)
@@ -131,8 +141,13 @@ def test_killed_right_after_the_network_is_created(dev, project, docker_client):
 
 def test_killed_during_the_image_push(dev, project, docker_client):
     edit_app_version(project, "after-killed-push")
-    kill_up_when(project, dev.stack, lambda e: step(e, "resourcePreEvent", "docker:index/registryImage:RegistryImage",
-                                                 f"cloudservice-{dev.stack.name}-web"))
+    kill_up_when(
+        project,
+        dev.stack,
+        lambda e: step(
+            e, "resourcePreEvent", "docker:index/registryImage:RegistryImage", f"cloudservice-{dev.stack.name}-web"
+        ),
+    )
     recover(project, dev.stack.name)
     converge(dev.stack)
     assert get_json(dev.url + "/")[1]["version"] == "after-killed-push"
@@ -142,9 +157,12 @@ def test_killed_during_the_image_push(dev, project, docker_client):
 def test_killed_during_container_creation(dev, project, docker_client):
     edit_app_version(project, "after-killed-create")
     # The new container exists and is starting (up waits for it to be healthy) when the CLI dies.
-    kill_up_when(project, dev.stack, lambda e: step(e, "resourcePreEvent", "docker:index/container:Container",
-                                                 f"cloudservice-{dev.stack.name}-web"),
-                 delay=1.5)
+    kill_up_when(
+        project,
+        dev.stack,
+        lambda e: step(e, "resourcePreEvent", "docker:index/container:Container", f"cloudservice-{dev.stack.name}-web"),
+        delay=1.5,
+    )
     recover(project, dev.stack.name)
     converge(dev.stack)
     assert get_json(dev.url + "/")[1]["version"] == "after-killed-create"
@@ -167,12 +185,15 @@ def test_destroy_after_the_interruptions_leaves_nothing(dev, project, docker_cli
 
 # -- Kubernetes target ----------------------------------------------------------------------------
 
+
 def test_killed_during_kubernetes_rollouts(project, registry, cluster):
     """Killed while the first rollout creates the Deployments (their objects are adopted), then while
     an update rolls out (the next up applies it again)."""
     stack = project.stack("staging", secrets={"registryPassword": registry.password})
-    web_deployment = lambda e: step(e, "resourcePreEvent", "kubernetes:apps/v1:Deployment",  # noqa: E731
-                                    f"cloudservice-{stack.name}-web")
+
+    def web_deployment(event):
+        return step(event, "resourcePreEvent", "kubernetes:apps/v1:Deployment", f"cloudservice-{stack.name}-web")
+
     try:
         kill_up_when(project, stack, web_deployment, delay=1)
         recover(project, stack.name)

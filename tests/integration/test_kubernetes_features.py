@@ -22,21 +22,34 @@ from support.testing import ROOT, kubectl, kubectl_json, wait_for
 APP = "cluster-features"
 SERVICES = {
     "search": {
-        "build": f"apps/{APP}", "args": ["http"], "env": {"SERVICE": "search"}, "port": 8080, "health": "/healthz",
-        "aliases": ["es"], "networks": ["back"], "ephemeral": ["/scratch"],
-        "volumes": {"data": {"path": "/data", "size": "16Mi"}, "extra": {"path": "/extra", "size": "16Mi"},
-                    "seed": {"path": "/seed", "size": "16Mi", "readOnly": True}},
+        "build": f"apps/{APP}",
+        "args": ["http"],
+        "env": {"SERVICE": "search"},
+        "port": 8080,
+        "health": "/healthz",
+        "aliases": ["es"],
+        "networks": ["back"],
+        "ephemeral": ["/scratch"],
+        "volumes": {
+            "data": {"path": "/data", "size": "16Mi"},
+            "extra": {"path": "/extra", "size": "16Mi"},
+            "seed": {"path": "/seed", "size": "16Mi", "readOnly": True},
+        },
     },
     "echo": {
-        "build": f"apps/{APP}", "args": ["udp"], "networks": ["front"],
+        "build": f"apps/{APP}",
+        "args": ["udp"],
+        "networks": ["front"],
         "ports": {"dns": {"port": 5353, "publish": 0, "protocol": "udp"}},
     },
     "client": {"build": f"apps/{APP}", "args": ["idle"], "networks": ["front", "back"], "memory": 64},
 }
 NETWORKS = {"front": {}, "back": {}}
 PYTHON_GET = "import urllib.request; print(urllib.request.urlopen('http://es:8080/', timeout=3).read().decode())"
-PYTHON_UDP = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); "
-              "s.sendto(b'ping', ('echo', 5353)); print(s.recvfrom(64)[0].decode())")
+PYTHON_UDP = (
+    "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); "
+    "s.sendto(b'ping', ('echo', 5353)); print(s.recvfrom(64)[0].decode())"
+)
 
 
 class Deployed:
@@ -56,9 +69,11 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed(project, registry, cluster):
     shutil.copytree(ROOT / "tests" / "integration" / "apps" / APP, project.directory / "apps" / APP)
-    stack = project.stack("staging", config={"services": json.dumps(SERVICES), "networks": json.dumps(NETWORKS),
-                                             "replicas": "1"},
-                          secrets={"registryPassword": registry.password})
+    stack = project.stack(
+        "staging",
+        config={"services": json.dumps(SERVICES), "networks": json.dumps(NETWORKS), "replicas": "1"},
+        secrets={"registryPassword": registry.password},
+    )
     try:
         yield Deployed(stack, stack.up().outputs["namespace"].value)
     finally:  # a failed `up` leaves objects too
@@ -70,8 +85,11 @@ def test_a_pod_reaches_a_service_by_its_alias(deployed):
     service = kubectl_json("-n", deployed.namespace, "get", "service", "es")
     assert service["spec"]["type"] == "ClusterIP" and service["spec"]["selector"]["app.kubernetes.io/name"] == "search"
     # A Service just made ready can precede kube-proxy's rule for it: retried briefly.
-    answer = wait_for(lambda: deployed.run_in("client", "python3", "-c", PYTHON_GET, check=False).strip(),
-                      timeout=30, what="an answer from http://es:8080/")
+    answer = wait_for(
+        lambda: deployed.run_in("client", "python3", "-c", PYTHON_GET, check=False).strip(),
+        timeout=30,
+        what="an answer from http://es:8080/",
+    )
     assert json.loads(answer) == {"service": "search", "path": "/"}
 
 
@@ -80,8 +98,11 @@ def test_a_udp_port_answers_through_its_service(deployed):
     (port,) = service["spec"]["ports"]
     # Any host port: the Service port is the container's, on a NodePort.
     assert (port["protocol"], port["port"], service["spec"]["type"]) == ("UDP", 5353, "NodePort")
-    from_pod = wait_for(lambda: deployed.run_in("client", "python3", "-c", PYTHON_UDP, check=False).strip(),
-                        timeout=30, what="a UDP answer from echo:5353")
+    from_pod = wait_for(
+        lambda: deployed.run_in("client", "python3", "-c", PYTHON_UDP, check=False).strip(),
+        timeout=30,
+        what="a UDP answer from echo:5353",
+    )
     assert from_pod == "echo:ping"
 
     def from_host() -> bytes:
@@ -94,20 +115,29 @@ def test_a_udp_port_answers_through_its_service(deployed):
 
 
 def test_volumes_and_ephemeral_paths_are_writable_by_the_user_and_read_only_ones_are_not(deployed):
-    report = deployed.run_in("search", "sh", "-c", (
-        "id -u; for dir in /scratch /data /extra /seed; do "
-        "touch $dir/probe 2>/dev/null && echo $dir writable || echo $dir read-only; done"
-    )).splitlines()
+    report = deployed.run_in(
+        "search",
+        "sh",
+        "-c",
+        (
+            "id -u; for dir in /scratch /data /extra /seed; do "
+            "touch $dir/probe 2>/dev/null && echo $dir writable || echo $dir read-only; done"
+        ),
+    ).splitlines()
     assert report == ["10001", "/scratch writable", "/data writable", "/extra writable", "/seed read-only"], report
-    claims = {c["metadata"]["name"]: c["status"]["phase"]
-              for c in kubectl_json("-n", deployed.namespace, "get", "pvc")["items"]}
+    claims = {
+        c["metadata"]["name"]: c["status"]["phase"]
+        for c in kubectl_json("-n", deployed.namespace, "get", "pvc")["items"]
+    }
     assert claims == {"search-data": "Bound", "search-extra": "Bound", "search-seed": "Bound"}
 
 
 def test_each_network_is_a_network_policy_over_its_pods(deployed):
     stack = {STACK_LABEL: deployed.stack.name}
-    policies = {p["metadata"]["name"]: p["spec"]
-                for p in kubectl_json("-n", deployed.namespace, "get", "networkpolicies")["items"]}
+    policies = {
+        p["metadata"]["name"]: p["spec"]
+        for p in kubectl_json("-n", deployed.namespace, "get", "networkpolicies")["items"]
+    }
     assert set(policies) == {"network-front", "network-back", "published-echo"}, "default is joined by none"
     for network in ("front", "back"):
         members = {"matchLabels": {f"network.cloudservice.dev/{network}": "true", **stack}}

@@ -15,7 +15,15 @@ import yaml
 from pulumi import automation as auto
 
 from support.testing import (
-    ROOT, STACK_LABEL, changed_resources, edit_app_version, get_json, http, kubectl, kubectl_json, step_events,
+    ROOT,
+    STACK_LABEL,
+    changed_resources,
+    edit_app_version,
+    get_json,
+    http,
+    kubectl,
+    kubectl_json,
+    step_events,
     wait_for,
 )
 
@@ -96,8 +104,11 @@ class Lifecycle:
         before = web_pods(self.namespace)
         with Prober(self.url) as prober:
             result = self.stack.up(on_output=OUTPUT.append, **kwargs)
-            wait_for(lambda: not set(before) & set(web_pods(self.namespace)), timeout=180,
-                     what="the web pods of the previous version to be gone")
+            wait_for(
+                lambda: not set(before) & set(web_pods(self.namespace)),
+                timeout=180,
+                what="the web pods of the previous version to be gone",
+            )
         print("rollout:", prober.report())
         assert prober.failures == Counter(), prober.report()
         assert prober.requests >= MIN_REQUESTS, prober.report()
@@ -108,8 +119,11 @@ class Lifecycle:
 def staging(project, registry, cluster):
     services = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["services"]["value"]
     services["web"]["secretEnv"] = {"APP_SECRET": "appSecret"}
-    stack = project.stack("staging", config={"services": json.dumps(services)},
-                          secrets={"registryPassword": registry.password, "appSecret": APP_SECRET})
+    stack = project.stack(
+        "staging",
+        config={"services": json.dumps(services)},
+        secrets={"registryPassword": registry.password, "appSecret": APP_SECRET},
+    )
     lifecycle = Lifecycle(stack)
     yield lifecycle
     stack.destroy(on_output=OUTPUT.append)
@@ -164,15 +178,22 @@ def test_running_pods_are_hardened(staging):
     for service, uid in (("web", "10001"), ("redis", "10002")):
         pod = kubectl_json("-n", ns, "get", "pods", "-l", f"app.kubernetes.io/name={service}")["items"][0]
         name = pod["metadata"]["name"]
-        report = _in_pod(ns, name, "id -u; id -g; touch /hardening-probe 2>/dev/null && echo writable || echo read-only; "
-                                   "touch /tmp/probe && echo tmp-writable; grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs):' /proc/self/status; "
-                                   "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+        report = _in_pod(
+            ns,
+            name,
+            "id -u; id -g; touch /hardening-probe 2>/dev/null && echo writable || echo read-only; "
+            "touch /tmp/probe && echo tmp-writable; grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs):' /proc/self/status; "
+            "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+        )
         lines = report.split()
         assert lines[:2] == [uid, uid], (service, report)
         assert "read-only" in lines and "writable" not in lines and "tmp-writable" in lines, (service, report)
         # A non-root process has no effective capabilities anyway: the bounding set shows they were dropped.
         status = dict(re.findall(r"^(CapEff|CapPrm|CapBnd|NoNewPrivs):\s+(\S+)$", report, re.MULTILINE))
-        assert status == {"CapPrm": "0" * 16, "CapEff": "0" * 16, "CapBnd": "0" * 16, "NoNewPrivs": "1"}, (service, report)
+        assert status == {"CapPrm": "0" * 16, "CapEff": "0" * 16, "CapBnd": "0" * 16, "NoNewPrivs": "1"}, (
+            service,
+            report,
+        )
         limit = pod["spec"]["containers"][0]["resources"]["limits"]["memory"]
         assert int(lines[-1]) == int(limit.removesuffix("Mi")) * 1024 * 1024, (service, report)
 
@@ -212,8 +233,11 @@ def test_deleted_pods_are_replaced_and_the_stack_stays_converged(staging):
 
     def ready_replacements():
         current = [pod for uid, pod in pods().items() if uid not in deleted]
-        ready = [pod for pod in current if any(c["type"] == "Ready" and c["status"] == "True"
-                                               for c in pod["status"].get("conditions", []))]
+        ready = [
+            pod
+            for pod in current
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+        ]
         return len(ready) == 3 and len(current) == 3
 
     deleted = set(pods())
@@ -228,12 +252,16 @@ def test_deleted_pods_are_replaced_and_the_stack_stays_converged(staging):
 
 def test_prod_promotes_the_digests_staging_runs_without_building(staging, project, registry):
     """Build once, deploy many: prod takes staging's images by StackReference, passes the policies."""
-    prod = project.stack("prod", config={"imagesFrom": f"organization/cloudservice/{staging.stack.name}"},
-                         secrets={"registryPassword": registry.password})
+    prod = project.stack(
+        "prod",
+        config={"imagesFrom": f"organization/cloudservice/{staging.stack.name}"},
+        secrets={"registryPassword": registry.password},
+    )
     try:
         events = []
-        result = prod.up(policy_packs=[str(project.directory / "policy")], on_event=events.append,
-                         on_output=OUTPUT.append)
+        result = prod.up(
+            policy_packs=[str(project.directory / "policy")], on_event=events.append, on_output=OUTPUT.append
+        )
         types = {m.type for m in step_events(events)}
         assert not any(t.startswith("docker:") for t in types), types  # nothing built, pushed or pulled
         assert result.outputs["images"].value == staging.stack.outputs()["images"].value
@@ -277,8 +305,11 @@ def test_destroy_removes_every_object_by_name(staging):
     for kind, found in names.items():
         for name in found:
             assert not kubectl("-n", ns, "get", kind, name, "--ignore-not-found", "-o", "name").strip(), (kind, name)
-    wait_for(lambda: not kubectl("get", "pv", volume, "--ignore-not-found", "-o", "name").strip(), timeout=60,
-             what=f"PersistentVolume {volume} to be deleted")
+    wait_for(
+        lambda: not kubectl("get", "pv", volume, "--ignore-not-found", "-o", "name").strip(),
+        timeout=60,
+        what=f"PersistentVolume {volume} to be deleted",
+    )
     selector = f"{STACK_LABEL}={staging.stack.name}"
     assert kubectl("get", "all,pvc,secret,configmap,namespace", "-A", "-l", selector, "-o", "name").strip() == ""
     assert not _answers(staging.url)

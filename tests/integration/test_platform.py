@@ -28,18 +28,25 @@ def test_plugins_are_installed_at_the_pinned_versions(pulumi_cli):
 
 def test_a_program_creates_and_destroys_a_docker_network(tmp_path, docker_client):
     """A real program through the CLI, the Python language host and the docker plugin."""
-    (tmp_path / "Pulumi.yaml").write_text("name: platform-check\nruntime: {name: python, options: {virtualenv: venv}}\n")
-    (tmp_path / "__main__.py").write_text(textwrap.dedent("""
+    (tmp_path / "Pulumi.yaml").write_text(
+        "name: platform-check\nruntime: {name: python, options: {virtualenv: venv}}\n"
+    )
+    (tmp_path / "__main__.py").write_text(
+        textwrap.dedent("""
         import pulumi, pulumi_docker as docker
         net = docker.Network("net", name=pulumi.Config().require("networkName"),
                              labels=[docker.NetworkLabelArgs(label="cloudservice.dev/check", value="platform")])
         pulumi.export("id", net.id)
-    """))
+    """)
+    )
     (tmp_path / "venv").symlink_to(ROOT / "venv")
     (tmp_path / "state").mkdir()
     name = f"cloudservice-check-{uuid.uuid4().hex[:8]}"
-    stack = auto.create_stack("check", work_dir=str(tmp_path), opts=auto.LocalWorkspaceOptions(
-        env_vars={"PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}"}))
+    stack = auto.create_stack(
+        "check",
+        work_dir=str(tmp_path),
+        opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}"}),
+    )
     stack.set_config("networkName", auto.ConfigValue(name))
     try:
         network_id = stack.up().outputs["id"].value
@@ -56,7 +63,8 @@ def test_python_dynamic_resources_run_in_the_programs_virtualenv_through_the_cli
     """The dynamic provider host beside the CLI (pulumi-resource-pulumi-python): `pulumi up` on the
     command line creates a `pulumi.dynamic` resource, whose provider runs with the program's venv."""
     (tmp_path / "Pulumi.yaml").write_text("name: dynamic-check\nruntime: {name: python, options: {virtualenv: venv}}\n")
-    (tmp_path / "__main__.py").write_text(textwrap.dedent("""
+    (tmp_path / "__main__.py").write_text(
+        textwrap.dedent("""
         import sys
         import pulumi
         from pulumi import dynamic
@@ -74,13 +82,20 @@ def test_python_dynamic_resources_run_in_the_programs_virtualenv_through_the_cli
 
         pulumi.export("provider", Probe("probe").python)
         pulumi.export("program", sys.prefix)
-    """))
+    """)
+    )
     (tmp_path / "venv").symlink_to(ROOT / "venv")
     env = {**os.environ, "PULUMI_BACKEND_URL": f"file://{tmp_path}"}
 
     def pulumi(*args: str) -> str:
-        result = subprocess.run(["pulumi", *args, "--stack", "check", "--non-interactive"], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            ["pulumi", *args, "--stack", "check", "--non-interactive"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
@@ -103,9 +118,11 @@ def probe_image(docker_client, registry):
 
 
 def push(docker_client, repository, tag, username, password) -> list:
-    return list(docker_client.images.push(
-        repository, tag, stream=True, decode=True, auth_config={"username": username, "password": password}
-    ))
+    return list(
+        docker_client.images.push(
+            repository, tag, stream=True, decode=True, auth_config={"username": username, "password": password}
+        )
+    )
 
 
 def test_push_with_the_right_credentials_succeeds(docker_client, registry, probe_image):

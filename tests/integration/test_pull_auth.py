@@ -32,8 +32,9 @@ class Builds:
 
 @pytest.fixture(scope="module")
 def builds(project, registry, docker_client):
-    stack = project.stack("dev", config={"portOffset": str(free_port() - 8080)},
-                          secrets={"registryPassword": registry.password})
+    stack = project.stack(
+        "dev", config={"portOffset": str(free_port() - 8080)}, secrets={"registryPassword": registry.password}
+    )
     yield Builds(stack, project)
     stack.destroy()
     stack.workspace.remove_stack(stack.name)
@@ -42,8 +43,11 @@ def builds(project, registry, docker_client):
 @pytest.fixture(scope="module")
 def cluster_stack(project, registry, cluster, builds):
     """Runs what the dev stack built (imagesFrom), on the cluster, pulling with its own secret."""
-    stack = project.stack("prod", config={"imagesFrom": f"organization/cloudservice/{builds.stack.name}", "replicas": "1"},
-                          secrets={"registryPassword": registry.password})
+    stack = project.stack(
+        "prod",
+        config={"imagesFrom": f"organization/cloudservice/{builds.stack.name}", "replicas": "1"},
+        secrets={"registryPassword": registry.password},
+    )
     yield stack
     stack.destroy()
     stack.workspace.remove_stack(stack.name)
@@ -100,12 +104,15 @@ def test_a_wrong_pull_secret_fails_fast_and_the_running_version_stays(cluster_st
     took = time.monotonic() - started
     message = str(failure.value)
     assert new_web.split("@")[1] in message, message  # names the image it could not pull...
-    assert AUTH_ERROR.search(message), message         # ...and why
+    assert AUTH_ERROR.search(message), message  # ...and why
     assert took < FAIL_FAST_SECONDS, f"up failed only after {took:.0f}s"
 
     # The version that ran before still runs and serves, in the same pods.
-    ready = [p for p in kubectl_json("-n", namespace, "get", "pods", "-l", WEB)["items"]
-             if p["metadata"]["uid"] in running and p["status"]["phase"] == "Running"]
+    ready = [
+        p
+        for p in kubectl_json("-n", namespace, "get", "pods", "-l", WEB)["items"]
+        if p["metadata"]["uid"] in running and p["status"]["phase"] == "Running"
+    ]
     assert len(ready) == len(running), json.dumps([p["metadata"]["name"] for p in ready])
     assert {get_json(url + "/")[1]["version"] for _ in range(10)} == {serving}
 

@@ -52,11 +52,18 @@ def new_stack(program):
 
     def make(secrets=None, **config) -> auto.Stack:
         name = f"it-rd-{uuid.uuid4().hex[:6]}"
-        stack = auto.create_stack(name, work_dir=str(program.directory), opts=auto.LocalWorkspaceOptions(
-            work_dir=str(program.directory), env_vars=program.env))
-        values = {f"readiness:{key}": auto.ConfigValue(value if isinstance(value, str) else json.dumps(value))
-                  for key, value in config.items()}
-        values.update({f"readiness:{key}": auto.ConfigValue(value, secret=True) for key, value in (secrets or {}).items()})
+        stack = auto.create_stack(
+            name,
+            work_dir=str(program.directory),
+            opts=auto.LocalWorkspaceOptions(work_dir=str(program.directory), env_vars=program.env),
+        )
+        values = {
+            f"readiness:{key}": auto.ConfigValue(value if isinstance(value, str) else json.dumps(value))
+            for key, value in config.items()
+        }
+        values.update(
+            {f"readiness:{key}": auto.ConfigValue(value, secret=True) for key, value in (secrets or {}).items()}
+        )
         stack.set_all_config(values)
         stacks.append(stack)
         return stack
@@ -97,8 +104,9 @@ def test_docker_crash_loop_fails_up_fast_with_its_log_line(new_stack, docker_cli
 
 
 def test_docker_service_never_healthy_fails_at_the_ready_timeout(new_stack, docker_client):
-    stack = new_stack(target="docker", image=BASE_IMAGE, readyTimeout="8",
-                      services={"web": {"command": RUNNING, "health": ["false"]}})
+    stack = new_stack(
+        target="docker", image=BASE_IMAGE, readyTimeout="8", services={"web": {"command": RUNNING, "health": ["false"]}}
+    )
     output, seconds = up_fails(stack)
     assert "service web did not become ready within 8s: health check unhealthy" in output
     assert "serving" in output
@@ -106,8 +114,12 @@ def test_docker_service_never_healthy_fails_at_the_ready_timeout(new_stack, dock
 
 
 def test_docker_failing_job_fails_up_and_leaves_its_dependant_alone(new_stack, docker_client):
-    stack = new_stack(target="docker", image=BASE_IMAGE, jobs={"migrate": {"command": FAILING_JOB}},
-                      services={"api": {"command": RUNNING, "after": ["migrate"]}})
+    stack = new_stack(
+        target="docker",
+        image=BASE_IMAGE,
+        jobs={"migrate": {"command": FAILING_JOB}},
+        services={"api": {"command": RUNNING, "after": ["migrate"]}},
+    )
     output, seconds = up_fails(stack)
     assert "job migrate failed: exited with code 3" in output
     assert "migration 0007 failed: column exists" in output
@@ -117,9 +129,15 @@ def test_docker_failing_job_fails_up_and_leaves_its_dependant_alone(new_stack, d
 
 
 def test_docker_job_runs_to_completion_before_its_dependant_starts(new_stack, docker_client):
-    stack = new_stack(target="docker", image=BASE_IMAGE, jobs={"migrate": {"command": GOOD_JOB}},
-                      services={"api": {"command": RUNNING, "health": ["true"], "after": ["migrate"]},
-                                "worker": {"command": RUNNING}})
+    stack = new_stack(
+        target="docker",
+        image=BASE_IMAGE,
+        jobs={"migrate": {"command": GOOD_JOB}},
+        services={
+            "api": {"command": RUNNING, "health": ["true"], "after": ["migrate"]},
+            "worker": {"command": RUNNING},
+        },
+    )
     stack.up()
     job = container(docker_client, stack, "migrate").attrs["State"]
     api = container(docker_client, stack, "api").attrs
@@ -138,17 +156,30 @@ def registry_image(docker_client, registry) -> str:
     pull secret), as does a Docker stack."""
     repository = f"{registry.server}/cloudservice/readiness-test"
     docker_client.images.get(BASE_IMAGE).tag(repository, "bookworm")
-    for line in docker_client.images.push(repository, "bookworm", stream=True, decode=True,
-                                          auth_config={"username": registry.username, "password": registry.password}):
+    for line in docker_client.images.push(
+        repository,
+        "bookworm",
+        stream=True,
+        decode=True,
+        auth_config={"username": registry.username, "password": registry.password},
+    ):
         assert "error" not in line, line
-    return next(d for d in docker_client.images.get(f"{repository}:bookworm").attrs["RepoDigests"] if d.startswith(repository))
+    return next(
+        d for d in docker_client.images.get(f"{repository}:bookworm").attrs["RepoDigests"] if d.startswith(repository)
+    )
 
 
 @pytest.fixture
 def cluster_stack(new_stack, registry_image, registry, cluster):
     def make(**config) -> auto.Stack:
-        return new_stack(target="kubernetes", image=registry_image, registryServer=registry.server,
-                         registryUsername=registry.username, secrets={"registryPassword": registry.password}, **config)
+        return new_stack(
+            target="kubernetes",
+            image=registry_image,
+            registryServer=registry.server,
+            registryUsername=registry.username,
+            secrets={"registryPassword": registry.password},
+            **config,
+        )
 
     return make
 
@@ -162,8 +193,9 @@ def test_kubernetes_crash_loop_fails_up_fast_with_its_log_line(cluster_stack):
 
 
 def test_kubernetes_failing_job_fails_up_and_leaves_its_dependant_alone(cluster_stack):
-    stack = cluster_stack(jobs={"migrate": {"command": FAILING_JOB}},
-                          services={"api": {"command": RUNNING, "after": ["migrate"]}})
+    stack = cluster_stack(
+        jobs={"migrate": {"command": FAILING_JOB}}, services={"api": {"command": RUNNING, "after": ["migrate"]}}
+    )
     output, seconds = up_fails(stack)
     assert "job migrate failed: exited with code 3" in output
     assert "migration 0007 failed: column exists" in output
@@ -172,8 +204,10 @@ def test_kubernetes_failing_job_fails_up_and_leaves_its_dependant_alone(cluster_
 
 
 def test_kubernetes_job_completes_before_its_dependant_rolls_out(cluster_stack):
-    stack = cluster_stack(jobs={"migrate": {"command": GOOD_JOB}},
-                          services={"api": {"command": RUNNING, "health": ["true"], "after": ["migrate"]}})
+    stack = cluster_stack(
+        jobs={"migrate": {"command": GOOD_JOB}},
+        services={"api": {"command": RUNNING, "health": ["true"], "after": ["migrate"]}},
+    )
     stack.up()
     namespace = f"rd-{stack.name}"
     [job] = kubectl_json("get", "jobs", "-n", namespace)["items"]
@@ -191,7 +225,9 @@ def test_the_stack_fails_fast_on_a_crash_looping_service(project, registry, regi
     """Issue #10: a crash-looping service fails `up` within 90 s, with its log line in the error
     (the stack's components on the dev stack's Docker engine and the staging stack's cluster)."""
     services = {"web": {"image": registry_image, "command": CRASHING, "port": 8080, "publish": free_port()}}
-    stack = project.stack(template, config={"services": json.dumps(services)}, secrets={"registryPassword": registry.password})
+    stack = project.stack(
+        template, config={"services": json.dumps(services)}, secrets={"registryPassword": registry.password}
+    )
     try:
         output, seconds = up_fails(stack)
     finally:

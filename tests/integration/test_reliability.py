@@ -13,11 +13,9 @@ import docker
 import pytest
 import yaml
 from pulumi import automation as auto
-
 from rules import RULES  # policy/rules.py (pytest.ini: pythonpath)
-from support.testing import (
-    ROOT, STACK_LABEL, STATE_DIR, edit_app_version, free_port, get_json, recover, wait_for,
-)
+
+from support.testing import ROOT, STACK_LABEL, STATE_DIR, edit_app_version, free_port, get_json, recover, wait_for
 
 APP_SECRET = "app-secret-7f3c9a51e2"
 RECORDS = 60
@@ -32,8 +30,11 @@ def default_services() -> dict:
 
 def labelled(docker_client, stack_name):
     label = {"label": f"{STACK_LABEL}={stack_name}"}
-    return (docker_client.containers.list(all=True, filters=label) + docker_client.networks.list(filters=label)
-            + docker_client.volumes.list(filters=label))
+    return (
+        docker_client.containers.list(all=True, filters=label)
+        + docker_client.networks.list(filters=label)
+        + docker_client.volumes.list(filters=label)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,8 @@ def app(project, registry, docker_client):
     services = default_services()
     services["web"]["secretEnv"] = {"APP_SECRET": "appSecret"}
     stack = project.stack(
-        "dev", config={"portOffset": str(free_port() - 8080), "services": json.dumps(services)},
+        "dev",
+        config={"portOffset": str(free_port() - 8080), "services": json.dumps(services)},
         secrets={"registryPassword": registry.password, "appSecret": APP_SECRET},
     )
     result = stack.up(on_output=OUTPUT.append)
@@ -67,12 +69,16 @@ def web_container(docker_client, stack_name, service="web"):
 
 # -- bad input ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("config, secrets, key", [
-    ({"target": "swarm"}, {}, "target"),
-    ({"services": json.dumps({"web": {"build": "app/web", "port": 70000}})}, {}, "services.web.port"),
-    ({"registryPassword": "plaintext"}, {}, "registryPassword"),
-    ({"kubernetes": json.dumps({"serviceType": "Ingress"})}, {}, "kubernetes.serviceType"),
-])
+
+@pytest.mark.parametrize(
+    "config, secrets, key",
+    [
+        ({"target": "swarm"}, {}, "target"),
+        ({"services": json.dumps({"web": {"build": "app/web", "port": 70000}})}, {}, "services.web.port"),
+        ({"registryPassword": "plaintext"}, {}, "registryPassword"),
+        ({"kubernetes": json.dumps({"serviceType": "Ingress"})}, {}, "kubernetes.serviceType"),
+    ],
+)
 def test_bad_config_fails_before_any_resource(project, docker_client, config, secrets, key):
     stack = project.stack("dev", config=config, secrets=secrets)
     try:
@@ -80,14 +86,16 @@ def test_bad_config_fails_before_any_resource(project, docker_client, config, se
             stack.up()
         message = str(failure.value)
         assert f"{key}: expected" in message and "Traceback" not in message
-        assert [r for r in stack.export_stack().deployment.get("resources", [])
-                if r["type"] != "pulumi:pulumi:Stack"] == []
+        assert [
+            r for r in stack.export_stack().deployment.get("resources", []) if r["type"] != "pulumi:pulumi:Stack"
+        ] == []
         assert labelled(docker_client, stack.name) == []
     finally:
         stack.workspace.remove_stack(stack.name, force=True)
 
 
 # -- secrets and hardening ----------------------------------------------------------------------
+
 
 def test_secrets_never_appear_in_plaintext(app, project, registry, docker_client):
     stack, _ = app
@@ -116,6 +124,7 @@ def test_containers_are_hardened(app, docker_client):
 
 
 # -- data and faults ----------------------------------------------------------------------------
+
 
 def notes_of(url):
     status, body = get_json(url + "/notes")
@@ -147,12 +156,14 @@ def test_data_survives_faults_and_reruns(app, docker_client):
 
 def _stop_registry_when_the_web_push_starts(stack_name: str, pid: int, stopped: threading.Event):
     """An engine event handler: the moment the engine starts pushing the web image, the registry dies."""
+
     def on_event(event):
         step = event.resource_pre_event and event.resource_pre_event.metadata
         pushes_web = step and step.type == REGISTRY_IMAGE and step.urn.endswith(f"::cloudservice-{stack_name}-web")
         if pushes_web and not stopped.is_set():
             os.kill(pid, signal.SIGKILL)
             stopped.set()
+
     return on_event
 
 
@@ -165,7 +176,9 @@ def test_a_registry_outage_during_the_push_leaves_the_running_service_alone(app,
     registry_pid = int((STATE_DIR / "registry" / "registry.pid").read_text())
     stopped = threading.Event()
     try:
-        error = failure_of(stack.up, on_event=_stop_registry_when_the_web_push_starts(stack.name, registry_pid, stopped))
+        error = failure_of(
+            stack.up, on_event=_stop_registry_when_the_web_push_starts(stack.name, registry_pid, stopped)
+        )
         assert stopped.is_set(), f"the up failed before the web push: {error}"
         assert "localhost:5000" in str(error)
         assert not stack.export_stack().deployment.get("pending_operations")
@@ -198,8 +211,11 @@ def test_a_second_up_is_refused_while_the_first_holds_the_lock(app, project):
     runner.start()
     try:
         assert holds_lock.wait(timeout=120), "the first up sent no engine event"
-        second = auto.select_stack(stack.name, work_dir=str(project.directory),
-                                   opts=auto.LocalWorkspaceOptions(work_dir=str(project.directory), env_vars=project.env))
+        second = auto.select_stack(
+            stack.name,
+            work_dir=str(project.directory),
+            opts=auto.LocalWorkspaceOptions(work_dir=str(project.directory), env_vars=project.env),
+        )
         # As `make up` would: the recovery leaves the lock of a command that runs alone...
         assert "left alone" in recover(project, stack.name)
         with pytest.raises(auto.ConcurrentUpdateError):  # ...and the second up is refused
@@ -219,8 +235,9 @@ CONFIG_ERROR = "invalid stack configuration"
 
 
 def test_unreachable_docker_engine_is_named(project, registry):
-    stack = project.stack("dev", config={"dockerHost": "tcp://127.0.0.1:1"},
-                          secrets={"registryPassword": registry.password})
+    stack = project.stack(
+        "dev", config={"dockerHost": "tcp://127.0.0.1:1"}, secrets={"registryPassword": registry.password}
+    )
     try:
         message = str(failure_of(stack.up))
         assert "tcp://127.0.0.1:1" in message or "127.0.0.1:1:" in message, message
@@ -233,14 +250,23 @@ def test_unreachable_docker_engine_is_named(project, registry):
 
 def test_unreachable_cluster_is_named(project, registry, tmp_path):
     kubeconfig = tmp_path / "unreachable.kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "gone",
-        "clusters": [{"name": "gone", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "nobody"}}],
-        "users": [{"name": "nobody", "user": {"token": "none"}}],
-    }))
-    stack = project.stack("staging", config={"kubernetes": json.dumps({"kubeconfig": str(kubeconfig)})},
-                          secrets={"registryPassword": registry.password})
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "gone",
+                "clusters": [{"name": "gone", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "nobody"}}],
+                "users": [{"name": "nobody", "user": {"token": "none"}}],
+            }
+        )
+    )
+    stack = project.stack(
+        "staging",
+        config={"kubernetes": json.dumps({"kubeconfig": str(kubeconfig)})},
+        secrets={"registryPassword": registry.password},
+    )
     try:
         message = str(failure_of(stack.up))
         assert "127.0.0.1:1" in message and "unreachable" in message.lower(), message
@@ -278,14 +304,18 @@ def test_every_policy_fires_through_the_engine(tmp_path, pulumi_cli, cluster):
     (tmp_path / "__main__.py").write_text(VIOLATING_PROGRAM)
     (tmp_path / "venv").symlink_to(ROOT / "venv")
     (tmp_path / "state").mkdir()
-    stack = auto.create_stack("check", work_dir=str(tmp_path), opts=auto.LocalWorkspaceOptions(
-        env_vars={"PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}"}))
+    stack = auto.create_stack(
+        "check",
+        work_dir=str(tmp_path),
+        opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}"}),
+    )
     try:
         message = str(failure_of(stack.preview, policy_packs=[str(ROOT / "policy")]))
         for rule in RULES:
             for resource in ("docker:index:Container: violating", "kubernetes:apps/v1:Deployment: violating"):
-                assert re.search(rf"\[mandatory\]\s+{rule.name}\s+\({re.escape(resource)}\)", message), \
+                assert re.search(rf"\[mandatory\]\s+{rule.name}\s+\({re.escape(resource)}\)", message), (
                     f"{rule.name} did not fire on {resource}:\n{message}"
+                )
     finally:
         stack.workspace.remove_stack("check", force=True)
 
@@ -295,17 +325,21 @@ def test_policy_pack_blocks_a_mutable_tag_in_the_stack(project, registry, cluste
     services = default_services()
     services["redis"] = {**services["redis"], "image": "localhost:5000/cloudservice/base:latest"}
     del services["redis"]["build"]
-    stack = project.stack("staging", config={"services": json.dumps(services)},
-                          secrets={"registryPassword": registry.password})
+    stack = project.stack(
+        "staging", config={"services": json.dumps(services)}, secrets={"registryPassword": registry.password}
+    )
     try:
         message = str(failure_of(stack.preview, policy_packs=[policy]))
-        assert re.search(rf"\[mandatory\]\s+no-mutable-image-tags\s+\(kubernetes:apps/v1:Deployment: cloudservice-{stack.name}-redis\)",
-                         message), message
+        assert re.search(
+            rf"\[mandatory\]\s+no-mutable-image-tags\s+\(kubernetes:apps/v1:Deployment: cloudservice-{stack.name}-redis\)",
+            message,
+        ), message
     finally:
         stack.workspace.remove_stack(stack.name, force=True)
 
 
 # -- last: destroy, and the secrets in everything this module's commands printed ------------------
+
 
 def test_destroy_removes_every_object_by_name(app, docker_client):
     stack, _ = app
@@ -316,8 +350,11 @@ def test_destroy_removes_every_object_by_name(app, docker_client):
     # web, redis, and the step that prepared redis's new volume
     assert (len(containers), len(networks), len(volumes)) == (3, 1, 1), (containers, networks, volumes)
     stack.destroy(on_output=OUTPUT.append)
-    for collection, names in ((docker_client.containers, containers), (docker_client.networks, networks),
-                              (docker_client.volumes, volumes)):
+    for collection, names in (
+        (docker_client.containers, containers),
+        (docker_client.networks, networks),
+        (docker_client.volumes, volumes),
+    ):
         for name in names:
             with pytest.raises(docker.errors.NotFound):
                 collection.get(name)

@@ -35,9 +35,28 @@ class Database:
         target = urlparse(self.url)
         passfile = parse_qs(target.query)["passfile"][0]
         result = subprocess.run(
-            ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", target.hostname, "-p", str(target.port),
-             "-U", target.username, "-d", target.path.lstrip("/"), "-c", sql],
-            capture_output=True, text=True, env={**os.environ, "PGPASSFILE": passfile}, timeout=60,
+            [
+                "psql",
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                target.hostname,
+                "-p",
+                str(target.port),
+                "-U",
+                target.username,
+                "-d",
+                target.path.lstrip("/"),
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PGPASSFILE": passfile},
+            timeout=60,
         )
         assert result.returncode == 0, f"psql: {result.stderr}"
         return [line for line in result.stdout.splitlines() if line]
@@ -102,8 +121,11 @@ def test_one_update_at_a_time(team, database):
     update = threading.Thread(target=lambda: first.setdefault("result", stacks["alice"].up()))
     update.start()
     try:
-        wait_for(lambda: database.query(f"SELECT key FROM {database.table} WHERE key LIKE '%.pulumi/locks/%'"),
-                 timeout=60, what="Alice's update to lock the stack")
+        wait_for(
+            lambda: database.query(f"SELECT key FROM {database.table} WHERE key LIKE '%.pulumi/locks/%'"),
+            timeout=60,
+            what="Alice's update to lock the stack",
+        )
         with pytest.raises(auto.CommandError) as refused:
             stacks["bob"].up()
         assert "currently locked" in str(refused.value)
@@ -118,14 +140,23 @@ def test_a_stack_reference_across_people(team, registry):
     """Bob promotes what Alice built: his stack runs her stack's images (imagesFrom), no build."""
     _, bob, stacks = team
     images = stacks["alice"].outputs()["images"].value
-    promoted = bob.stack("dev", f"{stacks['alice'].name}-promo",
-                         config={"portOffset": str(free_port() - 8080), "imagesFrom": f"organization/cloudservice/{stacks['alice'].name}"},
-                         secrets={"registryPassword": registry.password})
+    promoted = bob.stack(
+        "dev",
+        f"{stacks['alice'].name}-promo",
+        config={
+            "portOffset": str(free_port() - 8080),
+            "imagesFrom": f"organization/cloudservice/{stacks['alice'].name}",
+        },
+        secrets={"registryPassword": registry.password},
+    )
     try:
         result = promoted.up()
         assert result.outputs["images"].value == images
-        assert wait_for(lambda: http("GET", result.outputs["url"].value + "/healthz")[0] == 200, timeout=60,
-                        what="Bob's promoted app")
+        assert wait_for(
+            lambda: http("GET", result.outputs["url"].value + "/healthz")[0] == 200,
+            timeout=60,
+            what="Bob's promoted app",
+        )
     finally:
         promoted.destroy()
         promoted.workspace.remove_stack(promoted.name)
@@ -162,9 +193,14 @@ def test_a_stack_files_secrets_do_not_open_with_an_empty_passphrase(project):
 
         def config_get(**env):
             base = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
-            return subprocess.run(["pulumi", "config", "get", "registryPassword", "--stack", stack.name],
-                                  cwd=project.directory, capture_output=True, text=True,
-                                  env={**base, **project.env, **env}, timeout=60)
+            return subprocess.run(
+                ["pulumi", "config", "get", "registryPassword", "--stack", stack.name],
+                cwd=project.directory,
+                capture_output=True,
+                text=True,
+                env={**base, **project.env, **env},
+                timeout=60,
+            )
 
         locked = config_get(PULUMI_CONFIG_PASSPHRASE="")
         assert locked.returncode != 0 and "incorrect passphrase" in locked.stderr

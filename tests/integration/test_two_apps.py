@@ -58,7 +58,9 @@ def test_two_apps_in_one_stack(project, registry, template, docker_client, reque
             prefix = f"cloudservice-{stack.name}"
             assert names == {f"{prefix}-web", f"{prefix}-redis", f"{prefix}-second-web", f"{prefix}-second-redis"}
             assert {n.name for n in docker_client.networks.list(filters={"label": f"{STACK_LABEL}={stack.name}"})} == {
-                prefix, f"{prefix}-second"}
+                prefix,
+                f"{prefix}-second",
+            }
         else:
             for namespace in (f"cloudservice-{stack.name.lower()}", second_namespace):
                 deployments = kubectl_json("get", "deployments", "-n", namespace)["items"]

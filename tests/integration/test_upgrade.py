@@ -13,15 +13,22 @@ import pytest
 
 from support.testing import ROOT, ProjectCopy, free_port, get_json, http, step_events
 
-KEPT = ("docker:index/volume:Volume", "kubernetes:core/v1:PersistentVolumeClaim", "kubernetes:core/v1:Service",
-        "kubernetes:core/v1:Namespace", "docker:index/network:Network")
+KEPT = (
+    "docker:index/volume:Volume",
+    "kubernetes:core/v1:PersistentVolumeClaim",
+    "kubernetes:core/v1:Service",
+    "kubernetes:core/v1:Namespace",
+    "docker:index/network:Network",
+)
 RECORDS = 20
 
 
 def previous_release() -> str:
     removed_in = subprocess.run(
         ["git", "-C", str(ROOT), "rev-list", "-1", "HEAD", "--", "components/docker_deployment.py"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert removed_in, "git history has the release with components/docker_deployment.py"
     return f"{removed_in}^"
@@ -33,12 +40,14 @@ def notes(url: str) -> list:
     return body["notes"]
 
 
-@pytest.mark.parametrize("template, config", [
-    ("dev", lambda: {"portOffset": str(free_port() - 8080)}),
-    ("staging", lambda: {"replicas": "1"}),
-], ids=["docker", "kubernetes"])
-def test_upgrade_from_the_previous_release_keeps_data_and_addresses(tmp_path, registry, docker_client, pulumi_cli,
-                                                                    template, config, request):
+@pytest.mark.parametrize(
+    "template, config",
+    [("dev", lambda: {"portOffset": str(free_port() - 8080)}), ("staging", lambda: {"replicas": "1"})],
+    ids=["docker", "kubernetes"],
+)
+def test_upgrade_from_the_previous_release_keeps_data_and_addresses(
+    tmp_path, registry, docker_client, pulumi_cli, template, config, request
+):
     if template == "staging":
         request.getfixturevalue("cluster")
     project = ProjectCopy(tmp_path, revision=previous_release())
@@ -57,7 +66,9 @@ def test_upgrade_from_the_previous_release_keeps_data_and_addresses(tmp_path, re
         kept = {key: op for key, op in planned.items() if key[0] in KEPT}
         assert kept, f"the preview shows the data and address resources: {planned}"
         assert all(op in ("same", "update") for op in kept.values()), f"nothing kept is replaced: {kept}"
-        assert not [key for key, op in planned.items() if op in ("delete", "replace", "delete-replaced") and key[0] in KEPT]
+        assert not [
+            key for key, op in planned.items() if op in ("delete", "replace", "delete-replaced") and key[0] in KEPT
+        ]
 
         events = []
         url = stack.up(on_event=events.append).outputs["url"].value

@@ -5,9 +5,9 @@ import os
 import hypothesis
 import pulumi
 import pytest
+from harness import install_mocks
 
 from components.image import Engine
-from harness import install_mocks
 
 # hypothesis is imported here, at collection, on purpose: its pytest plugin otherwise imports it
 # (through pytest's assertion rewriter) in the terminal summary, and on CPython 3.11 that compile()

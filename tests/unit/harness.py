@@ -22,9 +22,8 @@ import pulumi
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
-from pulumi.runtime.sync_await import _sync_await
-
 from pulumi.runtime.proto import alias_pb2
+from pulumi.runtime.sync_await import _sync_await
 
 from components.cloudservice import CloudService, CloudServiceArgs
 from components.config import StackConfig, parse_stack_config
@@ -122,14 +121,23 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[Optional[str], dict]:
         request = getattr(self._request, "value", None) or {}
         state = self._outputs(args.typ, args.name, args.inputs)
-        self.resources.append(Recorded(
-            urn=request.get("urn", f"urn:unknown::{args.typ}::{args.name}"), type=args.typ, name=args.name,
-            inputs=args.inputs, outputs=state, custom=bool(args.custom) or bool(args.resource_id),
-            provider=args.provider or None, parent=request.get("parent") or None,
-            dependencies=request.get("dependencies", []), delete_before_replace=request.get("delete_before_replace", False),
-            ignore_changes=request.get("ignore_changes", []), replace_on_changes=request.get("replace_on_changes", []),
-            aliases=request.get("aliases", []),
-        ))
+        self.resources.append(
+            Recorded(
+                urn=request.get("urn", f"urn:unknown::{args.typ}::{args.name}"),
+                type=args.typ,
+                name=args.name,
+                inputs=args.inputs,
+                outputs=state,
+                custom=bool(args.custom) or bool(args.resource_id),
+                provider=args.provider or None,
+                parent=request.get("parent") or None,
+                dependencies=request.get("dependencies", []),
+                delete_before_replace=request.get("delete_before_replace", False),
+                ignore_changes=request.get("ignore_changes", []),
+                replace_on_changes=request.get("replace_on_changes", []),
+                aliases=request.get("aliases", []),
+            )
+        )
         resource_id = args.resource_id or f"{args.name}-id"
         return (resource_id if (args.custom or args.resource_id) else None), state
 
@@ -160,10 +168,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 state["status"] = {"loadBalancer": {"ingress": [{"ip": f"192.0.2.{self._services}"}]}}
         elif typ in (DEPLOYMENT, JOB):  # what the provider (auto-naming) and the API server add
             metadata = inputs.get("metadata", {})
-            state["metadata"] = {**metadata, "name": metadata.get("name") or f"{name}-{uid(name)[:8]}", "uid": uid(name),
-                                 "generation": 1}
+            state["metadata"] = {
+                **metadata,
+                "name": metadata.get("name") or f"{name}-{uid(name)[:8]}",
+                "uid": uid(name),
+                "generation": 1,
+            }
         elif typ == SECRET and not self.preview:  # the API server's UID; a changed Secret is replaced
-            state["metadata"] = {**inputs.get("metadata", {}), "uid": uid(f"{name}:{json.dumps(inputs.get('stringData'), sort_keys=True)}")}
+            state["metadata"] = {
+                **inputs.get("metadata", {}),
+                "uid": uid(f"{name}:{json.dumps(inputs.get('stringData'), sort_keys=True)}"),
+            }
         elif typ == STACK_REFERENCE:
             state["outputs"] = self.stack_outputs.get(inputs["name"], {})
             state["secretOutputNames"] = []
@@ -206,12 +221,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
         follows its renamed parent), as pkg/resource/deploy/step_generator.go generateAliases does."""
         parent = self.by_urn(resource.parent) if resource.parent and urn_type(resource.parent) != ROOT_STACK else None
         own = {self._collapse(resource, alias) for alias in resource.aliases}
-        names = [(resource.type, resource.name)] + [(urn_type(urn).split("$")[-1], urn.rsplit("::", 1)[1]) for urn in own]
+        names = [(resource.type, resource.name)] + [
+            (urn_type(urn).split("$")[-1], urn.rsplit("::", 1)[1]) for urn in own
+        ]
         inherited = set()
         for parent_alias in self.aliases_of(parent) if parent else ():
             for typ, name in names:
                 if name.startswith(parent.name):
-                    name = parent_alias.rsplit("::", 1)[1] + name[len(parent.name):]
+                    name = parent_alias.rsplit("::", 1)[1] + name[len(parent.name) :]
                 inherited.add(self.urn(parent_alias, typ, name))
         return own | inherited
 
@@ -379,7 +396,9 @@ REGISTRY = {
 DB_PASSWORD = "s3cr3t-db-pw"
 """The value of the `dbPassword` secret the specs of the component tests reference."""
 STACK_LABELS = {
-    "app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/managed-by": "pulumi", "cloudservice.dev/stack": "dev",
+    "app.kubernetes.io/part-of": PROJECT,
+    "app.kubernetes.io/managed-by": "pulumi",
+    "cloudservice.dev/stack": "dev",
 }
 
 
@@ -415,8 +434,12 @@ def kubernetes_config(**values: Any) -> StackConfig:
 def app_args(config: StackConfig) -> CloudServiceArgs:
     """What the program (__main__.py) hands CloudService from the stack's config."""
     return CloudServiceArgs(
-        app=config.app, images=config.images, target=config.target_settings, labels=config.labels,
-        secrets=config.secrets, ready_timeout=config.ready_timeout,
+        app=config.app,
+        images=config.images,
+        target=config.target_settings,
+        labels=config.labels,
+        secrets=config.secrets,
+        ready_timeout=config.ready_timeout,
     )
 
 

@@ -9,20 +9,56 @@ import os
 
 import pulumi
 import pytest
+from harness import (
+    APP_NAMESPACE,
+    APP_NETWORK,
+    CLOUD_SERVICE,
+    CONFIG_MAP,
+    CONTAINER,
+    CONTAINER_IMAGE,
+    DB_PASSWORD,
+    DEPLOYMENT,
+    DOCKER_JOB,
+    DOCKER_PROVIDER,
+    DOCKER_SERVICE,
+    JOB,
+    JOB_CHECK,
+    K8S_PROVIDER,
+    KUBERNETES_JOB,
+    KUBERNETES_SERVICE,
+    NAMESPACE,
+    NETWORK,
+    PVC,
+    REGISTRY,
+    REGISTRY_IMAGE,
+    REMOTE_IMAGE,
+    ROLLOUT_CHECK,
+    SECRET,
+    SERVICE,
+    STACK_REFERENCE,
+    VOLUME,
+    app_args,
+    default_services,
+    deploy,
+    docker_config,
+    fake_digest,
+    image_id,
+    install_mocks,
+    is_secret,
+    kubernetes_config,
+    make_config,
+    plaintext_occurrences,
+    registry_digest,
+    resolve,
+    run,
+    stack_values,
+)
+from pulumi.runtime import rpc
 
 from components.cloudservice import CloudService, _image_from_stack
 from components.image import content_tag
 from components.kubernetes_service import SERVER_SIDE_APPLY
 from components.spec import DockerSettings, NetworkSpec
-from harness import (
-    APP_NAMESPACE, APP_NETWORK, CLOUD_SERVICE, CONFIG_MAP, CONTAINER, CONTAINER_IMAGE, DB_PASSWORD, DEPLOYMENT,
-    DOCKER_JOB, DOCKER_PROVIDER, DOCKER_SERVICE, JOB, JOB_CHECK, K8S_PROVIDER, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE,
-    NETWORK, PVC, REGISTRY, REGISTRY_IMAGE, REMOTE_IMAGE, ROLLOUT_CHECK, SECRET, SERVICE, STACK_REFERENCE, VOLUME, app_args,
-    default_services,
-    deploy, docker_config, fake_digest, image_id, install_mocks, is_secret, kubernetes_config, make_config,
-    plaintext_occurrences, registry_digest, resolve, run, stack_values,
-)
-from pulumi.runtime import rpc
 
 PASSWORD = REGISTRY["registryPassword"]
 REPO = "localhost:5000/cloudservice"
@@ -54,8 +90,15 @@ def with_services(**changes) -> dict:
     return services
 
 
-MIGRATE = {"migrate": {"build": "app/web", "args": ["migrate"], "links": ["redis"], "dependsOn": {"redis": "healthy"},
-                       "secretEnv": {"DB_PASSWORD": "dbPassword"}}}
+MIGRATE = {
+    "migrate": {
+        "build": "app/web",
+        "args": ["migrate"],
+        "links": ["redis"],
+        "dependsOn": {"redis": "healthy"},
+        "secretEnv": {"DB_PASSWORD": "dbPassword"},
+    }
+}
 
 
 def with_job(target: str, **values):
@@ -72,14 +115,24 @@ def test_docker_target_graph(mocks):
     root = mocks.get(CLOUD_SERVICE, APP)
     provider = mocks.get(DOCKER_PROVIDER, f"{APP}-docker")
     assert {(r.type, r.name) for r in mocks.children_of(root)} == {
-        (DOCKER_PROVIDER, f"{APP}-docker"), (CONTAINER_IMAGE, f"{APP}-web"), (CONTAINER_IMAGE, f"{APP}-redis"),
-        (APP_NETWORK, f"{APP}-network"), (DOCKER_SERVICE, f"{APP}-web"), (DOCKER_SERVICE, f"{APP}-redis"),
+        (DOCKER_PROVIDER, f"{APP}-docker"),
+        (CONTAINER_IMAGE, f"{APP}-web"),
+        (CONTAINER_IMAGE, f"{APP}-redis"),
+        (APP_NETWORK, f"{APP}-network"),
+        (DOCKER_SERVICE, f"{APP}-web"),
+        (DOCKER_SERVICE, f"{APP}-redis"),
     }
     assert kubernetes_resources(mocks) == [] and mocks.of_type(K8S_PROVIDER) == []
     assert {(r.type, r.name) for r in docker_resources(mocks)} == {
-        (REMOTE_IMAGE, f"{APP}-web"), (REMOTE_IMAGE, f"{APP}-redis"), (REGISTRY_IMAGE, f"{APP}-web"),
-        (REGISTRY_IMAGE, f"{APP}-redis"), (NETWORK, f"{APP}-network"), (VOLUME, f"{APP}-redis-data"),
-        (CONTAINER, f"{APP}-web"), (CONTAINER, f"{APP}-redis"), (CONTAINER, f"{APP}-redis-data-owner"),
+        (REMOTE_IMAGE, f"{APP}-web"),
+        (REMOTE_IMAGE, f"{APP}-redis"),
+        (REGISTRY_IMAGE, f"{APP}-web"),
+        (REGISTRY_IMAGE, f"{APP}-redis"),
+        (NETWORK, f"{APP}-network"),
+        (VOLUME, f"{APP}-redis-data"),
+        (CONTAINER, f"{APP}-web"),
+        (CONTAINER, f"{APP}-redis"),
+        (CONTAINER, f"{APP}-redis-data-owner"),
     }
     for resource in docker_resources(mocks):
         assert mocks.provider_of(resource) is provider, f"{resource.type} {resource.name} uses the stack's engine"
@@ -108,7 +161,9 @@ def test_docker_containers_wait_for_the_push(mocks):
     """A failed push must leave the running containers alone: they depend on the pushed image."""
     deploy(docker_config())
     for service in ("web", "redis"):
-        assert mocks.get(REGISTRY_IMAGE, f"{APP}-{service}").urn in mocks.get(CONTAINER, f"{APP}-{service}").dependencies
+        assert (
+            mocks.get(REGISTRY_IMAGE, f"{APP}-{service}").urn in mocks.get(CONTAINER, f"{APP}-{service}").dependencies
+        )
 
 
 def test_docker_links_order_the_containers(mocks):
@@ -134,7 +189,9 @@ def test_without_push_nothing_is_pushed(mocks):
     app = deploy(config)
     assert mocks.of_type(REGISTRY_IMAGE) == []
     assert "registryAuth" not in mocks.get(DOCKER_PROVIDER, f"{APP}-docker").inputs
-    assert resolve(app.images) == {s: f"cloudservice/{s}:{content_tag(config.app.service(s).build)}" for s in ("web", "redis")}
+    assert resolve(app.images) == {
+        s: f"cloudservice/{s}:{content_tag(config.app.service(s).build)}" for s in ("web", "redis")
+    }
     assert resolve(app.digests) == {"web": None, "redis": None}
 
 
@@ -149,11 +206,15 @@ def test_service_with_an_image_reference_is_pulled_not_built(mocks):
 def test_stand_ins_are_tagged_for_the_bases_builds_use_only(mocks):
     """baseImages: the project's Dockerfiles build FROM ${BASE_IMAGE}; a stand-in nobody uses is not tagged."""
     mocks.local_images = {"cloudservice/base:bookworm": fake_digest("base")}
-    config = docker_config(buildArgs={"BASE_IMAGE": "python:3.12-slim"},
-                           baseImages={"python:3.12-slim": "cloudservice/base:bookworm", "node:22": "cloudservice/base:bookworm"})
+    config = docker_config(
+        buildArgs={"BASE_IMAGE": "python:3.12-slim"},
+        baseImages={"python:3.12-slim": "cloudservice/base:bookworm", "node:22": "cloudservice/base:bookworm"},
+    )
     deploy(config)
     tags = mocks.of_type("docker:index/tag:Tag")
-    assert [(t.inputs["targetImage"], t.inputs["sourceImage"]) for t in tags] == [("python:3.12-slim", "cloudservice/base:bookworm")]
+    assert [(t.inputs["targetImage"], t.inputs["sourceImage"]) for t in tags] == [
+        ("python:3.12-slim", "cloudservice/base:bookworm")
+    ]
     assert mocks.provider_of(tags[0]).type == DOCKER_PROVIDER
     for image in mocks.of_type(REMOTE_IMAGE):
         assert tags[0].urn in image.dependencies, "built after the stand-in is tagged"
@@ -169,8 +230,13 @@ def test_docker_port_offset_and_ready_timeout_reach_the_containers(mocks):
 
 
 def test_docker_two_ports_are_both_published(mocks):
-    services = with_services(web={"port": None, "publish": None, "ports": {"http": {"port": 8080, "publish": 8080},
-                                                                           "admin": {"port": 9000, "publish": 9000}}})
+    services = with_services(
+        web={
+            "port": None,
+            "publish": None,
+            "ports": {"http": {"port": 8080, "publish": 8080}, "admin": {"port": 9000, "publish": 9000}},
+        }
+    )
     app = deploy(docker_config(services=services))
     assert [p["external"] for p in mocks.get(CONTAINER, f"{APP}-web").inputs["ports"]] == [8080, 9000]
     assert resolve(app.urls) == {"web": "http://127.0.0.1:8080"}, "an app's URL per service is its main port's"
@@ -195,7 +261,9 @@ def test_docker_job_runs_before_its_dependants(mocks):
     assert mocks.get(REGISTRY_IMAGE, f"{APP}-migrate").urn in job.dependencies
     assert mocks.get(CONTAINER, f"{APP}-redis").urn in job.dependencies, "the job runs once redis is healthy"
     web = mocks.get(CONTAINER, f"{APP}-web")
-    assert mocks.get(JOB_CHECK, f"{APP}-migrate-completed").urn in web.dependencies, "web (re)starts only after the job completed"
+    assert mocks.get(JOB_CHECK, f"{APP}-migrate-completed").urn in web.dependencies, (
+        "web (re)starts only after the job completed"
+    )
     assert job.urn not in mocks.get(CONTAINER, f"{APP}-redis").dependencies
 
 
@@ -215,13 +283,22 @@ def test_kubernetes_target_graph(mocks):
     root = mocks.get(CLOUD_SERVICE, APP)
     cluster, engine = mocks.get(K8S_PROVIDER, f"{APP}-kubernetes"), mocks.get(DOCKER_PROVIDER, f"{APP}-docker")
     assert {(r.type, r.name) for r in mocks.children_of(root)} == {
-        (DOCKER_PROVIDER, f"{APP}-docker"), (K8S_PROVIDER, f"{APP}-kubernetes"), (CONTAINER_IMAGE, f"{APP}-web"),
-        (CONTAINER_IMAGE, f"{APP}-redis"), (APP_NAMESPACE, f"{APP}-namespace"), (KUBERNETES_SERVICE, f"{APP}-web"),
+        (DOCKER_PROVIDER, f"{APP}-docker"),
+        (K8S_PROVIDER, f"{APP}-kubernetes"),
+        (CONTAINER_IMAGE, f"{APP}-web"),
+        (CONTAINER_IMAGE, f"{APP}-redis"),
+        (APP_NAMESPACE, f"{APP}-namespace"),
+        (KUBERNETES_SERVICE, f"{APP}-web"),
         (KUBERNETES_SERVICE, f"{APP}-redis"),
     }
     assert {(r.type, r.name) for r in kubernetes_resources(mocks)} == {
-        (NAMESPACE, f"{APP}-namespace"), (SECRET, f"{APP}-namespace-registry-credentials"), (PVC, f"{APP}-redis-data"),
-        (DEPLOYMENT, f"{APP}-web"), (DEPLOYMENT, f"{APP}-redis"), (SERVICE, f"{APP}-web"), (SERVICE, f"{APP}-redis"),
+        (NAMESPACE, f"{APP}-namespace"),
+        (SECRET, f"{APP}-namespace-registry-credentials"),
+        (PVC, f"{APP}-redis-data"),
+        (DEPLOYMENT, f"{APP}-web"),
+        (DEPLOYMENT, f"{APP}-redis"),
+        (SERVICE, f"{APP}-web"),
+        (SERVICE, f"{APP}-redis"),
     }
     assert mocks.of_type(CONTAINER) == [] and mocks.of_type(NETWORK) == [] and mocks.of_type(VOLUME) == []
     for resource in kubernetes_resources(mocks):
@@ -281,8 +358,13 @@ def test_kubernetes_ready_timeout_and_namespace(mocks):
 
 
 def test_kubernetes_two_ports(mocks):
-    services = with_services(web={"port": None, "publish": None, "ports": {"http": {"port": 8080, "publish": 8080},
-                                                                           "metrics": {"port": 9100}}})
+    services = with_services(
+        web={
+            "port": None,
+            "publish": None,
+            "ports": {"http": {"port": 8080, "publish": 8080}, "metrics": {"port": 9100}},
+        }
+    )
     app = deploy(kubernetes_config(services=services))
     service = mocks.get(SERVICE, f"{APP}-web")
     assert [(p["name"], p["port"]) for p in service.inputs["spec"]["ports"]] == [("http", 8080), ("metrics", 9100)]
@@ -306,8 +388,15 @@ def test_kubernetes_job_runs_before_its_dependants(mocks):
     job = mocks.get(JOB, f"{APP}-migrate")
     assert mocks.parent_of(job) is mocks.get(KUBERNETES_JOB, f"{APP}-migrate")
     spec = job.inputs["spec"]
-    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["template"]["spec"]["restartPolicy"]) == (0, 300, "Never")
-    assert spec["template"]["spec"]["containers"][0]["image"] == f"{REPO}/migrate@{registry_digest(tag_of(config, 'migrate'))}"
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["template"]["spec"]["restartPolicy"]) == (
+        0,
+        300,
+        "Never",
+    )
+    assert (
+        spec["template"]["spec"]["containers"][0]["image"]
+        == f"{REPO}/migrate@{registry_digest(tag_of(config, 'migrate'))}"
+    )
     assert mocks.get(REGISTRY_IMAGE, f"{APP}-migrate").urn in job.dependencies
     assert mocks.get(DEPLOYMENT, f"{APP}-redis").urn in job.dependencies, "dependsOn healthy: redis is ready first"
     web = mocks.get(DEPLOYMENT, f"{APP}-web")
@@ -334,8 +423,12 @@ def test_kubernetes_files_config_map_is_named_from_the_service(mocks):
     deploy(kubernetes_config(services=with_services(web={"files": {"/etc/web/redis.conf": "app/redis/redis.conf"}})))
     config_map = mocks.get(CONFIG_MAP, f"{APP}-web-files")
     assert mocks.parent_of(config_map) is mocks.get(KUBERNETES_SERVICE, f"{APP}-web")
-    assert config_map.inputs["metadata"] == {"name": "web-files", "namespace": APP, "annotations": SERVER_SIDE_APPLY, "labels": {
-        **mocks.get(DEPLOYMENT, f"{APP}-web").inputs["metadata"]["labels"]}}
+    assert config_map.inputs["metadata"] == {
+        "name": "web-files",
+        "namespace": APP,
+        "annotations": SERVER_SIDE_APPLY,
+        "labels": {**mocks.get(DEPLOYMENT, f"{APP}-web").inputs["metadata"]["labels"]},
+    }
 
 
 def test_pinned_images_skip_the_build(mocks):
@@ -381,7 +474,9 @@ def test_images_from_another_stack_are_promoted_without_building(mocks):
 
 def test_images_from_a_stack_missing_a_service_fails(mocks):
     """The deployment cannot proceed with a guess: a clear error names the stack and the service."""
-    install_mocks(stack="prod", stack_outputs={"organization/cloudservice/staging": {"images": {"web": PROMOTED["web"]}}})
+    install_mocks(
+        stack="prod", stack_outputs={"organization/cloudservice/staging": {"images": {"web": PROMOTED["web"]}}}
+    )
     source = "organization/cloudservice/staging"
     web = run(lambda: _image_from_stack(pulumi.StackReference(source), source, "web"))
     assert resolve(web) == PROMOTED["web"]
@@ -391,24 +486,43 @@ def test_images_from_a_stack_missing_a_service_fails(mocks):
 
 # -- secrets ---------------------------------------------------------------------------------------
 
-SECRET_SPEC = {"web": {"secretEnv": {"DB_PASSWORD": "dbPassword"}, "secretFiles": {"/run/secrets/api_token": "apiToken"}}}
+SECRET_SPEC = {
+    "web": {"secretEnv": {"DB_PASSWORD": "dbPassword"}, "secretFiles": {"/run/secrets/api_token": "apiToken"}}
+}
 
 
 @pytest.mark.parametrize("target", ["docker", "kubernetes"])
 def test_secrets_never_reach_an_input_in_plaintext(mocks, target):
-    config = make_config(target=target, services=with_services(**SECRET_SPEC), jobs=MIGRATE, dbPassword=DB_PASSWORD,
-                         apiToken="api-token-value", **REGISTRY)
+    config = make_config(
+        target=target,
+        services=with_services(**SECRET_SPEC),
+        jobs=MIGRATE,
+        dbPassword=DB_PASSWORD,
+        apiToken="api-token-value",
+        **REGISTRY,
+    )
     assert is_secret(config.images.registry.password)
-    assert all(is_secret(value) for value in config.secrets.values()) and set(config.secrets) == {"dbPassword", "apiToken"}
+    assert all(is_secret(value) for value in config.secrets.values()) and set(config.secrets) == {
+        "dbPassword",
+        "apiToken",
+    }
     deploy(config)
     assert mocks.resources
     for resource in mocks.resources:
         for secret in (PASSWORD, DB_PASSWORD, "api-token-value"):
-            assert plaintext_occurrences(resource.inputs, secret) == [], f"{secret!r} in {resource.type} {resource.name}"
+            assert plaintext_occurrences(resource.inputs, secret) == [], (
+                f"{secret!r} in {resource.type} {resource.name}"
+            )
 
 
 def test_secret_files_carry_the_secret_values(mocks):
-    config = make_config(target="docker", services=with_services(**SECRET_SPEC), dbPassword=DB_PASSWORD, apiToken="api-token-value", **REGISTRY)
+    config = make_config(
+        target="docker",
+        services=with_services(**SECRET_SPEC),
+        dbPassword=DB_PASSWORD,
+        apiToken="api-token-value",
+        **REGISTRY,
+    )
     deploy(config)
     uploads = rpc.unwrap_rpc_secret(mocks.get(CONTAINER, f"{APP}-web-secrets").inputs["uploads"])
     assert [(u["file"], u["content"]) for u in uploads] == [("/run/secrets/api_token", "api-token-value")]
@@ -423,7 +537,9 @@ def test_every_resource_descends_from_the_app(mocks, target):
             continue
         node = resource
         while node.parent != root.urn:
-            assert node.parent and node.parent in {r.urn for r in mocks.resources}, f"{resource.type} {resource.name} is outside CloudService"
+            assert node.parent and node.parent in {r.urn for r in mocks.resources}, (
+                f"{resource.type} {resource.name} is outside CloudService"
+            )
             node = mocks.by_urn(node.parent)
 
 
@@ -439,9 +555,13 @@ def test_urns_are_unique(mocks, target):
 
 def two_apps(config, second_target):
     """The program of a stack running the app twice: as `cloudservice-dev` and as `shop`."""
+
     def program():
-        return [CloudService(APP, app_args(config)),
-                CloudService("shop", dataclasses.replace(app_args(config), target=second_target))]
+        return [
+            CloudService(APP, app_args(config)),
+            CloudService("shop", dataclasses.replace(app_args(config), target=second_target)),
+        ]
+
     return run(program)
 
 
@@ -486,7 +606,10 @@ def test_two_apps_in_one_stack_share_nothing(mocks, target):
         if provider is not None:
             assert _app_of(mocks, provider) == _app_of(mocks, resource), f"{resource.name} uses its own app's provider"
         for dependency in map(mocks.by_urn, resource.dependencies):
-            if resource.type == dependency.type == REGISTRY_IMAGE and resource.inputs["name"] == dependency.inputs["name"]:
+            if (
+                resource.type == dependency.type == REGISTRY_IMAGE
+                and resource.inputs["name"] == dependency.inputs["name"]
+            ):
                 continue  # the same image, built from the same sources: pushed one after the other
             assert _app_of(mocks, dependency) == _app_of(mocks, resource), f"{resource.name} waits only for its own app"
 
@@ -494,8 +617,14 @@ def test_two_apps_in_one_stack_share_nothing(mocks, target):
         assert {r.inputs["name"] for r in mocks.of_type(NETWORK)} == {APP, "shop"}
         assert {r.inputs["name"] for r in mocks.of_type(VOLUME)} == {f"{APP}-redis-data", "shop-redis-data"}
         assert {r.inputs["name"] for r in mocks.of_type(CONTAINER)} == {
-            f"{APP}-web", f"{APP}-redis", f"{APP}-migrate", "shop-web", "shop-redis", "shop-migrate",
-            f"{APP}-redis-data-owner", "shop-redis-data-owner",
+            f"{APP}-web",
+            f"{APP}-redis",
+            f"{APP}-migrate",
+            "shop-web",
+            "shop-redis",
+            "shop-migrate",
+            f"{APP}-redis-data-owner",
+            "shop-redis-data-owner",
         }
         assert resolve(first_app.url) == "http://127.0.0.1:8080" and resolve(shop.url) == "http://127.0.0.1:9080"
         assert mocks.get(CONTAINER, "shop-web").inputs["networksAdvanced"][0]["name"] == "shop"
@@ -516,7 +645,11 @@ def test_only_the_first_release_app_claims_the_old_urns(mocks, target):
     """A URN holds its parents' types, not their names: were both apps to alias the first release's
     URNs, an upgraded stack could hand one app's volume to the other. Only `<project>-<stack>` does."""
     config = with_job(target)
-    second = DockerSettings(port_offset=1000) if target == "docker" else dataclasses.replace(config.kubernetes, namespace="shop")
+    second = (
+        DockerSettings(port_offset=1000)
+        if target == "docker"
+        else dataclasses.replace(config.kubernetes, namespace="shop")
+    )
     two_apps(config, second)
     claimed: dict[str, str] = {}
     for resource in mocks.resources:
@@ -555,7 +688,8 @@ def test_docker_workloads_join_only_their_networks(mocks):
     args = on_networks((front, back), web=("front",), redis=("back",), migrate=("front", "back"))
     app = run(lambda: CloudService(APP, args))
     assert {(r.name, r.inputs["name"]) for r in mocks.of_type(NETWORK)} == {
-        (f"{APP}-front-network", f"{APP}-front"), (f"{APP}-back-network", f"{APP}-back"),
+        (f"{APP}-front-network", f"{APP}-front"),
+        (f"{APP}-back-network", f"{APP}-back"),
     }, "one bridge per network, named from the app's and the network's names; the unused default is not created"
     for network in mocks.of_type(APP_NETWORK):
         assert mocks.parent_of(network) is mocks.get(CLOUD_SERVICE, APP)
@@ -587,7 +721,7 @@ def test_docker_aliases_reach_the_container(mocks):
     workloads = tuple(redis if w.name == "redis" else w for w in config.app.workloads)
     run(lambda: CloudService(APP, with_app(config, workloads=workloads)))
     assert mocks.get(CONTAINER, f"{APP}-redis").inputs["networksAdvanced"] == [
-        {"name": APP, "aliases": ["redis", "cache"]},
+        {"name": APP, "aliases": ["redis", "cache"]}
     ]
 
 

@@ -12,6 +12,7 @@ from typing import Optional
 import pulumi
 import pytest
 import yaml
+from harness import PROJECT, REGISTRY, ROOT, as_pulumi_config, is_secret, resolve, run, stack_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,6 @@ from components.config import ConfigError, load_stack_config, parse_stack_config
 from components.config.compose import ComposeApp, compose_to_spec, load_compose
 from components.config.compose_rules import dns_name, mebibytes, seconds
 from components.spec import ANY_HOST_PORT, JobSpec
-from harness import PROJECT, REGISTRY, ROOT, as_pulumi_config, is_secret, resolve, run, stack_values
 
 SOURCE = "app/compose.yaml"
 IMAGE_PORTS = {"redis:7": [(6379, "tcp")], "example/dns:1": [(53, "udp"), (53, "tcp")]}
@@ -50,7 +50,9 @@ def project(tmp_path):
     return tmp_path
 
 
-def to_spec(document, project, given_secrets=(), environment: Optional[dict] = None, profiles=(), dotenv=None) -> ComposeApp:
+def to_spec(
+    document, project, given_secrets=(), environment: Optional[dict] = None, profiles=(), dotenv=None
+) -> ComposeApp:
     """The document written as the project's Compose file and loaded as a stack loads it."""
     (project / SOURCE).write_text(document if isinstance(document, str) else yaml.safe_dump(document))
     if dotenv is not None:
@@ -69,8 +71,12 @@ FULL = {
     "x-shared": {"anything": ["goes", {"here": 1}]},
     "services": {
         "web": {
-            "build": {"context": "./web", "dockerfile": "Dockerfile", "target": "runtime",
-                      "args": ["RELEASE=1", "FLAVOUR=slim"]},
+            "build": {
+                "context": "./web",
+                "dockerfile": "Dockerfile",
+                "target": "runtime",
+                "args": ["RELEASE=1", "FLAVOUR=slim"],
+            },
             "image": "example/web:latest",
             "entrypoint": "/usr/bin/tini --",
             "command": ["serve", "--port", "8080"],
@@ -78,21 +84,30 @@ FULL = {
             "expose": ["8080", 7000],
             "env_file": ["common.env", {"path": "optional.env", "required": False}],
             "environment": {"LOG_LEVEL": "info", "DEBUG": False, "WORKERS": 2, "PRICE": "$$5"},
-            "depends_on": {"db": {"condition": "service_healthy"},
-                           "migrate": {"condition": "service_completed_successfully", "required": True},
-                           "cache": {"condition": "service_started"}},
+            "depends_on": {
+                "db": {"condition": "service_healthy"},
+                "migrate": {"condition": "service_completed_successfully", "required": True},
+                "cache": {"condition": "service_started"},
+            },
             "links": ["cache"],
-            "healthcheck": {"test": "curl -fs http://127.0.0.1:8080/healthz", "interval": "1m30s",
-                            "timeout": "500ms", "retries": 4, "start_period": "10s"},
+            "healthcheck": {
+                "test": "curl -fs http://127.0.0.1:8080/healthz",
+                "interval": "1m30s",
+                "timeout": "500ms",
+                "retries": 4,
+                "start_period": "10s",
+            },
             "secrets": ["db_password", {"source": "db_password", "target": "web_password"}],
             "configs": ["site", {"source": "site", "target": "/etc/app/site.conf"}],
             "user": "10005:10006",
             "read_only": False,
             "cap_add": ["CAP_NET_BIND_SERVICE"],
             "cap_drop": ["ALL"],
-            "deploy": {"mode": "replicated", "replicas": 2,
-                       "resources": {"limits": {"cpus": "0.75", "memory": "1.5g"},
-                                     "reservations": {"cpus": 0.1}}},
+            "deploy": {
+                "mode": "replicated",
+                "replicas": 2,
+                "resources": {"limits": {"cpus": "0.75", "memory": "1.5g"}, "reservations": {"cpus": 0.1}},
+            },
             "restart": "unless-stopped",
             "x-notes": "ignored",
         },
@@ -104,10 +119,19 @@ FULL = {
             "deploy": {"resources": {"limits": {"memory": "256m"}}},
             "restart": "always",
         },
-        "cache": {"image": "redis:7", "expose": ["6379/tcp"], "volumes": ["cache:/data:rw"],
-                  "healthcheck": {"test": ["NONE"]}},
-        "migrate": {"image": "example/migrate:1", "command": "migrate up", "restart": "no",
-                    "depends_on": ["db"], "env_file": "common.env"},
+        "cache": {
+            "image": "redis:7",
+            "expose": ["6379/tcp"],
+            "volumes": ["cache:/data:rw"],
+            "healthcheck": {"test": ["NONE"]},
+        },
+        "migrate": {
+            "image": "example/migrate:1",
+            "command": "migrate up",
+            "restart": "no",
+            "depends_on": ["db"],
+            "env_file": "common.env",
+        },
     },
     "volumes": {"data": None, "cache": {"x-backup": "nightly"}},
     "secrets": {"db_password": {"file": "./password.txt"}, "api_token": {"external": True}},
@@ -120,16 +144,28 @@ def test_every_key_of_an_ordinary_file_maps_onto_the_spec(project):
     assert set(app.services) == {"web", "db", "cache"} and set(app.jobs) == {"migrate"}
     assert app.services["web"] == {
         "env": {"LOG_LEVEL": "info", "GREETING": "hello world", "DEBUG": "false", "WORKERS": "2", "PRICE": "$5"},
-        "build": {"context": "app/web", "dockerfile": "Dockerfile", "target": "runtime",
-                  "args": {"RELEASE": "1", "FLAVOUR": "slim"}},
+        "build": {
+            "context": "app/web",
+            "dockerfile": "Dockerfile",
+            "target": "runtime",
+            "args": {"RELEASE": "1", "FLAVOUR": "slim"},
+        },
         "command": ["/usr/bin/tini", "--"],
         "args": ["serve", "--port", "8080"],
-        "ports": {"p8080": {"port": 8080, "publish": 8080}, "metrics": {"port": 9090, "publish": 9091},
-                  "p7000": {"port": 7000}},
+        "ports": {
+            "p8080": {"port": 8080, "publish": 8080},
+            "metrics": {"port": 9090, "publish": 9091},
+            "p7000": {"port": 7000},
+        },
         "dependsOn": {"db": "healthy", "migrate": "completed", "cache": "started"},
         "links": ["cache"],
-        "health": {"command": ["sh", "-c", "curl -fs http://127.0.0.1:8080/healthz"], "interval": 90,
-                   "timeout": 1, "startPeriod": 10, "retries": 4},
+        "health": {
+            "command": ["sh", "-c", "curl -fs http://127.0.0.1:8080/healthz"],
+            "interval": 90,
+            "timeout": 1,
+            "startPeriod": 10,
+            "retries": 4,
+        },
         "secretFiles": {"/run/secrets/db_password": "db_password", "/run/secrets/web_password": "db_password"},
         "files": {"/site": "app/site.conf", "/etc/app/site.conf": "app/site.conf"},
         "user": "10005:10006",
@@ -141,14 +177,23 @@ def test_every_key_of_an_ordinary_file_maps_onto_the_spec(project):
         "memory": 1536,
     }
     assert app.services["db"] == {
-        "image": "postgres:16", "user": 999, "volumes": {"data": {"path": "/var/lib/postgresql/data"}},
-        "health": {"command": ["pg_isready"], "interval": 2}, "memory": 256, "restart": "always",
+        "image": "postgres:16",
+        "user": 999,
+        "volumes": {"data": {"path": "/var/lib/postgresql/data"}},
+        "health": {"command": ["pg_isready"], "interval": 2},
+        "memory": 256,
+        "restart": "always",
     }, "postgres:16 is not in the engine: its ports are unknown"
-    assert app.services["cache"] == {"image": "redis:7", "ports": {"p6379": {"port": 6379}},
-                                     "volumes": {"data": {"path": "/data"}}}
+    assert app.services["cache"] == {
+        "image": "redis:7",
+        "ports": {"p6379": {"port": 6379}},
+        "volumes": {"data": {"path": "/data"}},
+    }
     assert app.jobs["migrate"] == {
-        "env": {"LOG_LEVEL": "debug", "GREETING": "hello world"}, "image": "example/migrate:1",
-        "args": ["migrate", "up"], "dependsOn": {"db": "started"},
+        "env": {"LOG_LEVEL": "debug", "GREETING": "hello world"},
+        "image": "example/migrate:1",
+        "args": ["migrate", "up"],
+        "dependsOn": {"db": "started"},
     }
     # The file's secret comes back apart for the parser to mark secret; the external one is the stack's.
     assert app.secrets == {"db_password": "s3cret\n"}
@@ -176,13 +221,22 @@ services:
 
 def test_every_interpolation_form_takes_the_dotenv_and_the_stack_environment(project, monkeypatch):
     monkeypatch.setenv("UNSET", "from the shell")  # never read: a stack is reproducible
-    app = to_spec(INTERPOLATED, project, environment={"REQUIRED": "yes", "OVERRIDDEN": "stack", "TAG": "1.27",
-                                                      "PASSED": "through"},
-                  dotenv="FROM_DOTENV=dotenv\nEMPTY=\nOVERRIDDEN=dotenv\n")
+    app = to_spec(
+        INTERPOLATED,
+        project,
+        environment={"REQUIRED": "yes", "OVERRIDDEN": "stack", "TAG": "1.27", "PASSED": "through"},
+        dotenv="FROM_DOTENV=dotenv\nEMPTY=\nOVERRIDDEN=dotenv\n",
+    )
     assert app.services["web"]["image"] == "nginx:1.27"
     assert app.services["web"]["env"] == {
-        "FROM_DOTENV": "dotenv", "DEFAULTED": "fallback", "EMPTY_COLON": "used-when-empty", "EMPTY_DASH": "",
-        "UNSET_DASH": "unset", "REQUIRED": "yes", "LITERAL": "$HOME and ${NOT_A_VAR}", "PASSED": "through",
+        "FROM_DOTENV": "dotenv",
+        "DEFAULTED": "fallback",
+        "EMPTY_COLON": "used-when-empty",
+        "EMPTY_DASH": "",
+        "UNSET_DASH": "unset",
+        "REQUIRED": "yes",
+        "LITERAL": "$HOME and ${NOT_A_VAR}",
+        "PASSED": "through",
         "OVERRIDDEN": "stack",
     }
 
@@ -199,8 +253,11 @@ def test_a_variable_without_a_value_is_left_unset_with_a_notice(project):
 
 
 def test_yaml_1_2_scalars_stay_strings_as_compose_reads_them(project):
-    app = to_spec("services:\n  web:\n    image: nginx\n    environment:\n      BACKUP_AT: 12:30\n      FEATURE: on\n"
-                  "    ports:\n      - 22:22\n", project)
+    app = to_spec(
+        "services:\n  web:\n    image: nginx\n    environment:\n      BACKUP_AT: 12:30\n      FEATURE: on\n"
+        "    ports:\n      - 22:22\n",
+        project,
+    )
     assert app.services["web"]["env"] == {"BACKUP_AT": "12:30", "FEATURE": "on"}
     assert app.services["web"]["ports"] == {"p22": {"port": 22, "publish": 22}}
 
@@ -214,8 +271,9 @@ def test_profiles_are_the_stacks_choice(project):
 def test_include_extends_and_anchors_are_resolved(project):
     (project / "app" / "lib").mkdir()
     (project / "app" / "lib" / "compose.yaml").write_text(yaml.safe_dump({"services": {"cache": {"image": "redis:7"}}}))
-    (project / "app" / "base.yaml").write_text(yaml.safe_dump({"services": {"base": {"image": "nginx",
-                                                                                      "environment": {"FROM": "base"}}}}))
+    (project / "app" / "base.yaml").write_text(
+        yaml.safe_dump({"services": {"base": {"image": "nginx", "environment": {"FROM": "base"}}}})
+    )
     text = """
 include: [lib/compose.yaml]
 x-defaults: &defaults
@@ -242,23 +300,35 @@ def test_load_errors_name_the_file(project, tmp_path):
     assert "nope/compose.yaml" in missing.value.problems[0]
     assert "did not find expected" in problems_of("services: [unclosed\n", project)[0]
     assert "services.web.portz" in problems_of({"services": {"web": {"image": "x", "portz": [1]}}}, project)[0]
-    assert "neither an image nor a build context" in problems_of({"services": {"web": {"environment": {"A": "1"}}}},
-                                                                 project)[0]
-    assert 'undefined service "ghost"' in problems_of({"services": {"web": {"image": "x", "depends_on": ["ghost"]}}},
-                                                      project)[0]
+    assert (
+        "neither an image nor a build context"
+        in problems_of({"services": {"web": {"environment": {"A": "1"}}}}, project)[0]
+    )
+    assert (
+        'undefined service "ghost"'
+        in problems_of({"services": {"web": {"image": "x", "depends_on": ["ghost"]}}}, project)[0]
+    )
 
 
 # -- what has a faithful meaning on both targets ------------------------------------------------
 
+
 def test_networks_are_the_files_own_and_default_only_is_none(project):
-    document = {"services": {"proxy": {"image": "nginx", "networks": ["front"]},
-                             "api": {"image": "x", "networks": {"front": None, "back": {"aliases": ["backend"]}}},
-                             "db": {"image": "x", "networks": ["back"]}, "tool": {"image": "x"}},
-                "networks": {"front": {}, "back": {"internal": True}, "shared": {"external": True, "name": "proxy-net"}}}
+    document = {
+        "services": {
+            "proxy": {"image": "nginx", "networks": ["front"]},
+            "api": {"image": "x", "networks": {"front": None, "back": {"aliases": ["backend"]}}},
+            "db": {"image": "x", "networks": ["back"]},
+            "tool": {"image": "x"},
+        },
+        "networks": {"front": {}, "back": {"internal": True}, "shared": {"external": True, "name": "proxy-net"}},
+    }
     app = to_spec(document, project)
     assert app.networks == {"front": {}, "back": {}, "shared": {"external": "proxy-net"}}
     assert app.services["proxy"]["networks"] == ["front"] and app.services["db"]["networks"] == ["back"]
-    assert sorted(app.services["api"]["networks"]) == ["back", "front"] and app.services["api"]["aliases"] == ["backend"]
+    assert sorted(app.services["api"]["networks"]) == ["back", "front"] and app.services["api"]["aliases"] == [
+        "backend"
+    ]
     assert "networks" not in app.services["tool"], "the default network is every workload's without networks"
     assert any("networks.back.internal" in notice for notice in app.notices)
     plain = to_spec({"services": {"web": {"image": "nginx"}}}, project)
@@ -266,24 +336,45 @@ def test_networks_are_the_files_own_and_default_only_is_none(project):
 
 
 def test_container_name_and_hostname_are_more_names_of_the_service(project):
-    app = to_spec({"services": {"elasticsearch": {"image": "x", "container_name": "es", "hostname": "elasticsearch"},
-                                "kibana": {"image": "x", "container_name": "kibana"},
-                                "odd": {"image": "x", "container_name": "Odd_Name"}}}, project)
+    app = to_spec(
+        {
+            "services": {
+                "elasticsearch": {"image": "x", "container_name": "es", "hostname": "elasticsearch"},
+                "kibana": {"image": "x", "container_name": "kibana"},
+                "odd": {"image": "x", "container_name": "Odd_Name"},
+            }
+        },
+        project,
+    )
     assert app.services["elasticsearch"]["aliases"] == ["es"]
     assert "aliases" not in app.services["kibana"] and "aliases" not in app.services["odd"]
     assert any("Odd_Name" in notice and "DNS label" in notice for notice in app.notices)
 
 
 def test_bind_mounts_become_files_volumes_or_are_left_to_the_image(project):
-    document = {"services": {"web": {
-        "build": "./web",
-        "volumes": ["./web:/srv/app", "/srv/app/node_modules", "./site.conf:/etc/nginx/nginx.conf:ro",
-                    "./conf.d:/etc/nginx/conf.d", "./data:/var/lib/web", "./blobs:/var/blobs", "/cache"],
-    }}}
+    document = {
+        "services": {
+            "web": {
+                "build": "./web",
+                "volumes": [
+                    "./web:/srv/app",
+                    "/srv/app/node_modules",
+                    "./site.conf:/etc/nginx/nginx.conf:ro",
+                    "./conf.d:/etc/nginx/conf.d",
+                    "./data:/var/lib/web",
+                    "./blobs:/var/blobs",
+                    "/cache",
+                ],
+            }
+        }
+    }
     app = to_spec(document, project)
     web = app.services["web"]
-    assert web["files"] == {"/etc/nginx/nginx.conf": "app/site.conf", "/etc/nginx/conf.d/a.conf": "app/conf.d/a.conf",
-                            "/etc/nginx/conf.d/b.conf": "app/conf.d/b.conf"}
+    assert web["files"] == {
+        "/etc/nginx/nginx.conf": "app/site.conf",
+        "/etc/nginx/conf.d/a.conf": "app/conf.d/a.conf",
+        "/etc/nginx/conf.d/b.conf": "app/conf.d/b.conf",
+    }
     assert web["volumes"] == {"data": {"path": "/var/lib/web"}, "web-blobs": {"path": "/var/blobs"}}
     assert web["ephemeral"] == ["/cache"], "node_modules only masked the live-reload mount"
     notices = "\n".join(app.notices)
@@ -293,55 +384,116 @@ def test_bind_mounts_become_files_volumes_or_are_left_to_the_image(project):
 
 
 def test_several_named_and_read_only_volumes(project):
-    app = to_spec({"services": {"db": {"image": "x", "volumes": ["db_data:/data", "backups:/backups:ro"]}},
-                   "volumes": {"db_data": None, "backups": None}}, project)
-    assert app.services["db"]["volumes"] == {"data": {"path": "/data"}, "backups": {"path": "/backups", "readOnly": True}}
+    app = to_spec(
+        {
+            "services": {"db": {"image": "x", "volumes": ["db_data:/data", "backups:/backups:ro"]}},
+            "volumes": {"db_data": None, "backups": None},
+        },
+        project,
+    )
+    assert app.services["db"]["volumes"] == {
+        "data": {"path": "/data"},
+        "backups": {"path": "/backups", "readOnly": True},
+    }
 
 
 def test_udp_ranges_any_host_port_and_all_interfaces(project):
-    app = to_spec({"services": {"dns": {"image": "x", "ports": ["53:53/udp", "53:53/tcp", "8000-8001:9000-9001",
-                                                                  "3000", "0.0.0.0:8080:80"],
-                                         "expose": ["7000-7001/udp"]}}}, project)
+    app = to_spec(
+        {
+            "services": {
+                "dns": {
+                    "image": "x",
+                    "ports": ["53:53/udp", "53:53/tcp", "8000-8001:9000-9001", "3000", "0.0.0.0:8080:80"],
+                    "expose": ["7000-7001/udp"],
+                }
+            }
+        },
+        project,
+    )
     assert app.services["dns"]["ports"] == {
-        "u53": {"port": 53, "publish": 53, "protocol": "udp"}, "p53": {"port": 53, "publish": 53},
-        "p9000": {"port": 9000, "publish": 8000}, "p9001": {"port": 9001, "publish": 8001},
-        "p3000": {"port": 3000, "publish": ANY_HOST_PORT}, "p80": {"port": 80, "publish": 8080},
-        "u7000": {"port": 7000, "protocol": "udp"}, "u7001": {"port": 7001, "protocol": "udp"},
+        "u53": {"port": 53, "publish": 53, "protocol": "udp"},
+        "p53": {"port": 53, "publish": 53},
+        "p9000": {"port": 9000, "publish": 8000},
+        "p9001": {"port": 9001, "publish": 8001},
+        "p3000": {"port": 3000, "publish": ANY_HOST_PORT},
+        "p80": {"port": 80, "publish": 8080},
+        "u7000": {"port": 7000, "protocol": "udp"},
+        "u7001": {"port": 7001, "protocol": "udp"},
     }
     assert any("0.0.0.0: published on 127.0.0.1 only" in notice for notice in app.notices)
 
 
 def test_runtime_keys_map_onto_the_spec(project):
-    app = to_spec({"services": {"web": {
-        "image": "x", "restart": "on-failure:3", "stop_signal": "QUIT", "stop_grace_period": "1m", "init": True,
-        "tty": True, "stdin_open": True, "working_dir": "/srv", "labels": {"com.example.team": "web"},
-        "extra_hosts": ["db.local:10.0.0.5", "db.local=10.0.0.6"], "shm_size": "256m",
-        "ulimits": {"nofile": {"soft": 1024, "hard": 4096}, "nproc": 512}, "tmpfs": ["/run:size=64m"],
-        "sysctls": {"net.core.somaxconn": 1024}, "logging": {"driver": "json-file"}, "platform": "linux/amd64",
-        "pull_policy": "always", "domainname": "example.com",
-    }}}, project)
+    app = to_spec(
+        {
+            "services": {
+                "web": {
+                    "image": "x",
+                    "restart": "on-failure:3",
+                    "stop_signal": "QUIT",
+                    "stop_grace_period": "1m",
+                    "init": True,
+                    "tty": True,
+                    "stdin_open": True,
+                    "working_dir": "/srv",
+                    "labels": {"com.example.team": "web"},
+                    "extra_hosts": ["db.local:10.0.0.5", "db.local=10.0.0.6"],
+                    "shm_size": "256m",
+                    "ulimits": {"nofile": {"soft": 1024, "hard": 4096}, "nproc": 512},
+                    "tmpfs": ["/run:size=64m"],
+                    "sysctls": {"net.core.somaxconn": 1024},
+                    "logging": {"driver": "json-file"},
+                    "platform": "linux/amd64",
+                    "pull_policy": "always",
+                    "domainname": "example.com",
+                }
+            }
+        },
+        project,
+    )
     assert app.services["web"] == {
-        "image": "x", "restart": "on-failure", "stopSignal": "SIGQUIT", "stopGracePeriod": 60, "init": True,
-        "tty": True, "stdinOpen": True, "workingDir": "/srv", "labels": {"com.example.team": "web"},
-        "extraHosts": {"db.local": ["10.0.0.5", "10.0.0.6"]}, "shmSize": 256,
-        "ulimits": {"nofile": {"soft": 1024, "hard": 4096}, "nproc": 512}, "tmpfs": ["/run"],
+        "image": "x",
+        "restart": "on-failure",
+        "stopSignal": "SIGQUIT",
+        "stopGracePeriod": 60,
+        "init": True,
+        "tty": True,
+        "stdinOpen": True,
+        "workingDir": "/srv",
+        "labels": {"com.example.team": "web"},
+        "extraHosts": {"db.local": ["10.0.0.5", "10.0.0.6"]},
+        "shmSize": 256,
+        "ulimits": {"nofile": {"soft": 1024, "hard": 4096}, "nproc": 512},
+        "tmpfs": ["/run"],
         "sysctls": {"net.core.somaxconn": "1024"},
     }
     ignored = {notice.split(": ")[1] for notice in app.notices}
-    assert {"services.web.logging", "services.web.pull_policy", "services.web.domainname", "services.web.platform"} <= ignored
+    assert {
+        "services.web.logging",
+        "services.web.pull_policy",
+        "services.web.domainname",
+        "services.web.platform",
+    } <= ignored
 
 
 def test_ports_come_from_the_image_for_services_others_reach(project):
-    document = {"services": {
-        "api": {"build": "./api", "environment": {"CACHE_URL": "redis://cache:6379/0"}},
-        "cache": {"image": "redis:7"},
-        "worker": {"build": "./api"},  # the api's image, reached by nobody: a worker, no Service
-        "dns": {"image": "example/dns:1"}, "web": {"image": "x", "depends_on": ["api", "dns", "lonely"]},
-        "lonely": {"image": "unknown:1"},
-    }}
+    document = {
+        "services": {
+            "api": {"build": "./api", "environment": {"CACHE_URL": "redis://cache:6379/0"}},
+            "cache": {"image": "redis:7"},
+            "worker": {"build": "./api"},  # the api's image, reached by nobody: a worker, no Service
+            "dns": {"image": "example/dns:1"},
+            "web": {"image": "x", "depends_on": ["api", "dns", "lonely"]},
+            "lonely": {"image": "unknown:1"},
+        }
+    }
     app = to_spec(document, project)
-    assert app.services["api"]["ports"] == {"p8080": {"port": 8080}, "u8081": {"port": 8081, "protocol": "udp"},
-                                            "p9000": {"port": 9000}, "p6379": {"port": 6379}}
+    assert app.services["api"]["ports"] == {
+        "p8080": {"port": 8080},
+        "u8081": {"port": 8081, "protocol": "udp"},
+        "p9000": {"port": 9000},
+        "p6379": {"port": 6379},
+    }
     assert app.services["cache"]["ports"] == {"p6379": {"port": 6379}}, "named as a host in api's environment"
     assert app.services["dns"]["ports"] == {"p53": {"port": 53}, "u53": {"port": 53, "protocol": "udp"}}
     assert "ports" not in app.services["worker"] and "ports" not in app.services["lonely"]
@@ -361,12 +513,16 @@ def test_link_aliases_are_names_of_the_target(project):
 
 
 def test_service_names_become_dns_labels(project):
-    app = to_spec({"services": {"web_app": {"image": "x", "depends_on": ["Cache_1"]}, "Cache_1": {"image": "redis:7"}}},
-                  project)
-    assert set(app.services) == {"web-app", "cache-1"} and app.services["web-app"]["dependsOn"] == {"cache-1": "started"}
+    app = to_spec(
+        {"services": {"web_app": {"image": "x", "depends_on": ["Cache_1"]}, "Cache_1": {"image": "redis:7"}}}, project
+    )
+    assert set(app.services) == {"web-app", "cache-1"} and app.services["web-app"]["dependsOn"] == {
+        "cache-1": "started"
+    }
 
 
 # -- refused: what cannot exist on a cluster, or cannot be mapped faithfully ---------------------
+
 
 def _service(**spec):
     return {"services": {"web": {"image": "nginx", **spec}}}
@@ -377,36 +533,80 @@ REFUSED = [
     ("network-mode-host", _service(network_mode="host"), "services.web.network_mode", "does not exist for a pod"),
     ("pid-host", _service(pid="host"), "services.web.pid", "process namespace"),
     ("devices", _service(devices=["/dev/fuse:/dev/fuse"]), "services.web.devices", "host devices"),
-    ("docker-socket", _service(volumes=["/var/run/docker.sock:/var/run/docker.sock"]), "services.web.volumes[0]",
-     "the Docker socket"),
-    ("host-path", _service(volumes=[{"type": "bind", "source": "/srv", "target": "/srv"}]), "services.web.volumes[0]",
-     "a host path"),
+    (
+        "docker-socket",
+        _service(volumes=["/var/run/docker.sock:/var/run/docker.sock"]),
+        "services.web.volumes[0]",
+        "the Docker socket",
+    ),
+    (
+        "host-path",
+        _service(volumes=[{"type": "bind", "source": "/srv", "target": "/srv"}]),
+        "services.web.volumes[0]",
+        "a host path",
+    ),
     ("home-path", _service(volumes=["~/data:/data"]), "services.web.volumes[0]", "a host path"),
-    ("static-ip", {**_service(networks={"front": {"ipv4_address": "10.5.0.5"}}), "networks": {"front": {}}},
-     "services.web.networks.front.ipv4_address", "static IPs"),
+    (
+        "static-ip",
+        {**_service(networks={"front": {"ipv4_address": "10.5.0.5"}}), "networks": {"front": {}}},
+        "services.web.networks.front.ipv4_address",
+        "static IPs",
+    ),
     ("runtime", _service(runtime="io.containerd.wasmedge.v1"), "services.web.runtime", "OCI runtime"),
     ("security-opt", _service(security_opt=["seccomp:unconfined"]), "services.web.security_opt", "security profiles"),
-    ("extra-host-gateway", _service(extra_hosts=["host.docker.internal:host-gateway"]),
-     "services.web.extra_hosts.host.docker.internal", "host-gateway"),
+    (
+        "extra-host-gateway",
+        _service(extra_hosts=["host.docker.internal:host-gateway"]),
+        "services.web.extra_hosts.host.docker.internal",
+        "host-gateway",
+    ),
     ("user-root", _service(user="0"), "services.web.user", "non-root"),
     ("user-by-name", _service(user="nginx"), "services.web.user", "docker run --rm --entrypoint id"),
     ("cap-add-all", _service(cap_add=["ALL"]), "services.web.cap_add", "root-equivalent"),
-    ("external-volume", {**_service(volumes=["data:/data"]), "volumes": {"data": {"external": True}}},
-     "services.web.volumes[0]", "outside the stack"),
-    ("secret-from-environment", {**_service(secrets=["token"]), "secrets": {"token": {"environment": "TOKEN"}}},
-     "secrets.token", "stack secret"),
-    ("secret-outside-run-secrets", {**_service(secrets=[{"source": "token", "target": "/etc/token"}]),
-                                    "secrets": {"token": {"external": True}}}, "services.web.secrets[0].target",
-     "/run/secrets"),
-    ("config-inline-content", {**_service(configs=["site"]), "configs": {"site": {"content": "x"}}}, "configs.site",
-     "file"),
+    (
+        "external-volume",
+        {**_service(volumes=["data:/data"]), "volumes": {"data": {"external": True}}},
+        "services.web.volumes[0]",
+        "outside the stack",
+    ),
+    (
+        "secret-from-environment",
+        {**_service(secrets=["token"]), "secrets": {"token": {"environment": "TOKEN"}}},
+        "secrets.token",
+        "stack secret",
+    ),
+    (
+        "secret-outside-run-secrets",
+        {**_service(secrets=[{"source": "token", "target": "/etc/token"}]), "secrets": {"token": {"external": True}}},
+        "services.web.secrets[0].target",
+        "/run/secrets",
+    ),
+    (
+        "config-inline-content",
+        {**_service(configs=["site"]), "configs": {"site": {"content": "x"}}},
+        "configs.site",
+        "file",
+    ),
     ("build-git-url", _service(build="https://example.com/app.git"), "services.web.build.context", "repository"),
-    ("dockerfile-inline", _service(build={"context": ".", "dockerfile_inline": "FROM scratch"}),
-     "services.web.build.dockerfile_inline", "context directory"),
+    (
+        "dockerfile-inline",
+        _service(build={"context": ".", "dockerfile_inline": "FROM scratch"}),
+        "services.web.build.dockerfile_inline",
+        "context directory",
+    ),
     ("file-too-large", _service(volumes=["./big.log:/var/log/big.log"]), "services.web.volumes[0]", "at most 512 KiB"),
-    ("job-with-a-volume", {"services": {"web": {"image": "x", "depends_on": {
-        "init": {"condition": "service_completed_successfully"}}}, "init": {"image": "x", "volumes": ["data:/d"]}},
-                           "volumes": {"data": None}}, "services.init.volumes", "keeps no volume"),
+    (
+        "job-with-a-volume",
+        {
+            "services": {
+                "web": {"image": "x", "depends_on": {"init": {"condition": "service_completed_successfully"}}},
+                "init": {"image": "x", "volumes": ["data:/d"]},
+            },
+            "volumes": {"data": None},
+        },
+        "services.init.volumes",
+        "keeps no volume",
+    ),
 ]
 
 
@@ -417,29 +617,44 @@ def test_what_cannot_exist_on_a_cluster_is_refused_naming_the_key_and_why(docume
 
 
 def test_every_problem_is_reported_at_once(project):
-    document = {"services": {
-        "web": {"image": "nginx", "network_mode": "host", "privileged": True, "user": "root"},
-        "db": {"image": "postgres", "volumes": ["/var/lib/db:/var/lib/postgresql/data"]},
-    }}
+    document = {
+        "services": {
+            "web": {"image": "nginx", "network_mode": "host", "privileged": True, "user": "root"},
+            "db": {"image": "postgres", "volumes": ["/var/lib/db:/var/lib/postgresql/data"]},
+        }
+    }
     keys = {problem.split(": ")[1] for problem in problems_of(document, project)}
-    assert {"services.web.network_mode", "services.web.privileged", "services.web.user", "services.db.volumes[0]"} <= keys
+    assert {
+        "services.web.network_mode",
+        "services.web.privileged",
+        "services.web.user",
+        "services.db.volumes[0]",
+    } <= keys
 
 
 def test_a_volume_belongs_to_one_service(project):
-    document = {"services": {"a": {"image": "x", "volumes": ["shared:/a"]}, "b": {"image": "x", "volumes": ["shared:/b"]}},
-                "volumes": {"shared": None}}
+    document = {
+        "services": {"a": {"image": "x", "volumes": ["shared:/a"]}, "b": {"image": "x", "volumes": ["shared:/b"]}},
+        "volumes": {"shared": None},
+    }
     assert any(p.startswith(f"{SOURCE}: volumes.shared:") and "a, b" in p for p in problems_of(document, project))
 
 
 def test_a_stack_secret_wins_over_the_compose_file(project):
-    document = {"services": {"web": {"image": "nginx", "secrets": ["token"]}},
-                "secrets": {"token": {"file": "no-such-file.txt"}}}
+    document = {
+        "services": {"web": {"image": "nginx", "secrets": ["token"]}},
+        "secrets": {"token": {"file": "no-such-file.txt"}},
+    }
     app = to_spec(document, project, given_secrets={"token"})
     assert app.services["web"]["secretFiles"] == {"/run/secrets/token": "token"} and app.secrets == {}
-    assert any("secrets.token.file" in p and "pulumi config set --secret token" in p for p in problems_of(document, project))
+    assert any(
+        "secrets.token.file" in p and "pulumi config set --secret token" in p for p in problems_of(document, project)
+    )
 
 
-@pytest.mark.parametrize("duration,expected", [("1m30s", 90), ("500ms", 1), ("1h0m0s", 3600), ("2s", 2), ("soon", None)])
+@pytest.mark.parametrize(
+    "duration,expected", [("1m30s", 90), ("500ms", 1), ("1h0m0s", 3600), ("2s", 2), ("soon", None)]
+)
 def test_durations_as_compose_go_writes_them(duration, expected):
     assert seconds(duration) == expected
 
@@ -449,13 +664,47 @@ def test_sizes_and_names():
     assert dns_name("db_data") == "db-data" and dns_name("Front") == "front" and dns_name("1st") == "x-1st"
 
 
-_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=12),
-                     st.sampled_from(["80:80", "data:/data", "./x:/x", "${X:-1}", "1m", "CMD", "/tmp"]))
-_keys = st.sampled_from(["services", "volumes", "secrets", "configs", "networks", "build", "image", "ports", "expose",
-                         "depends_on", "healthcheck", "deploy", "environment", "command", "user", "x-ext", "source",
-                         "file", "external", "container_name", "tmpfs", "restart", "stop_signal", "labels", "web"])
-_documents = st.recursive(_scalars, lambda children: st.one_of(
-    st.lists(children, max_size=4), st.dictionaries(_keys, children, max_size=5)), max_leaves=25)
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 70000),
+    st.text(max_size=12),
+    st.sampled_from(["80:80", "data:/data", "./x:/x", "${X:-1}", "1m", "CMD", "/tmp"]),
+)
+_keys = st.sampled_from(
+    [
+        "services",
+        "volumes",
+        "secrets",
+        "configs",
+        "networks",
+        "build",
+        "image",
+        "ports",
+        "expose",
+        "depends_on",
+        "healthcheck",
+        "deploy",
+        "environment",
+        "command",
+        "user",
+        "x-ext",
+        "source",
+        "file",
+        "external",
+        "container_name",
+        "tmpfs",
+        "restart",
+        "stop_signal",
+        "labels",
+        "web",
+    ]
+)
+_documents = st.recursive(
+    _scalars,
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(_keys, children, max_size=5)),
+    max_leaves=25,
+)
 
 
 @settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -481,13 +730,22 @@ def test_any_value_of_a_service_key_maps_or_fails_with_a_config_error(key, value
 
 def test_compose_to_spec_maps_a_loaded_project_without_the_loader(project):
     """The mapper alone takes the normalised model (the loader's output) as a dict."""
-    project_model = {"services": {"web": {"image": "nginx", "command": None, "networks": {"default": None},
-                                          "ports": [{"target": 80, "published": "8080", "protocol": "tcp"}]}}}
+    project_model = {
+        "services": {
+            "web": {
+                "image": "nginx",
+                "command": None,
+                "networks": {"default": None},
+                "ports": [{"target": 80, "published": "8080", "protocol": "tcp"}],
+            }
+        }
+    }
     app = compose_to_spec(project_model, SOURCE, str(project))
     assert app.services == {"web": {"image": "nginx", "ports": {"p80": {"port": 80, "publish": 8080}}}}
 
 
 # -- the examples, and through the stack config: `cloudservice:compose` -----------------------------
+
 
 def test_the_shop_example_is_three_tiers_a_job_and_a_worker():
     app = load_compose("examples/shop/compose.yaml", ROOT)
@@ -495,8 +753,9 @@ def test_the_shop_example_is_three_tiers_a_job_and_a_worker():
     assert app.services["proxy"]["ports"] == {"p8080": {"port": 8080, "publish": 8082}}
     assert "ports" not in app.services["worker"]
     assert app.services["api"]["dependsOn"] == {"db": "healthy", "migrate": "completed"}
-    assert app.services["db"]["volumes"] == {"data": {"path": "/var/lib/postgresql/data"}}, \
+    assert app.services["db"]["volumes"] == {"data": {"path": "/var/lib/postgresql/data"}}, (
         "the one volume keeps the first release's name: the upgrade keeps its data"
+    )
     assert app.services["db"]["secretFiles"] == {"/run/secrets/db_password": "db_password"}
     assert set(app.secrets) == {"db_password"} and app.notices == ()
 
@@ -506,8 +765,9 @@ EXAMPLE_STACKS = ["walkthrough-docker", "walkthrough-k8s", "shop-docker", "shop-
 
 def set_stack_config(values: dict, secrets: tuple[str, ...] = ("registryPassword",)) -> None:
     """The config as the CLI hands it to the program: strings, JSON for objects, secret keys marked."""
-    pulumi.runtime.set_all_config({f"{PROJECT}:{k}": as_pulumi_config(v) for k, v in values.items()},
-                                  [f"{PROJECT}:{key}" for key in secrets])
+    pulumi.runtime.set_all_config(
+        {f"{PROJECT}:{k}": as_pulumi_config(v) for k, v in values.items()}, [f"{PROJECT}:{key}" for key in secrets]
+    )
 
 
 @pytest.mark.parametrize("stack", EXAMPLE_STACKS)
@@ -535,8 +795,7 @@ def shop_values(**extra) -> dict:
 
 
 def test_a_stack_secret_replaces_the_compose_file_secret():
-    config = parse_stack_config(shop_values(db_password="from-the-stack"), project=PROJECT, stack="shop",
-                                base_dir=ROOT)
+    config = parse_stack_config(shop_values(db_password="from-the-stack"), project=PROJECT, stack="shop", base_dir=ROOT)
     assert resolve(config.secrets["db_password"]) == "from-the-stack" and is_secret(config.secrets["db_password"])
 
 
@@ -544,7 +803,9 @@ def test_stack_config_overrides_the_compose_file():
     digest = "sha256:" + "a" * 64
     config = parse_stack_config(
         shop_values(target="kubernetes", replicas=3, images={"api": f"localhost:5000/shop/api@{digest}"}),
-        project=PROJECT, stack="shop", base_dir=ROOT,
+        project=PROJECT,
+        stack="shop",
+        base_dir=ROOT,
     )
     by_name = {w.name: w for w in config.app.workloads}
     assert by_name["api"].replicas == 3 and by_name["db"].replicas == 1, "replicas: every stateless service"
@@ -552,12 +813,28 @@ def test_stack_config_overrides_the_compose_file():
 
 
 def test_compose_env_and_profiles_come_from_the_stack(tmp_path):
-    (tmp_path / "compose.yaml").write_text(yaml.safe_dump({"services": {
-        "web": {"image": "nginx:${TAG:?the stack sets TAG}", "networks": ["front"], "container_name": "www",
-                "volumes": ["./data:/data"]},
-        "debug": {"image": "busybox", "profiles": ["debug"], "networks": ["front"]}},
-        "networks": {"front": {}}}))
-    values = {"target": "docker", "compose": "compose.yaml", "composeEnv": {"TAG": "1.27"}, "composeProfiles": ["debug"]}
+    (tmp_path / "compose.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "services": {
+                    "web": {
+                        "image": "nginx:${TAG:?the stack sets TAG}",
+                        "networks": ["front"],
+                        "container_name": "www",
+                        "volumes": ["./data:/data"],
+                    },
+                    "debug": {"image": "busybox", "profiles": ["debug"], "networks": ["front"]},
+                },
+                "networks": {"front": {}},
+            }
+        )
+    )
+    values = {
+        "target": "docker",
+        "compose": "compose.yaml",
+        "composeEnv": {"TAG": "1.27"},
+        "composeProfiles": ["debug"],
+    }
     config = parse_stack_config(values, project=PROJECT, stack="s", base_dir=str(tmp_path))
     web = config.app.service("web")
     assert web.image == "nginx:1.27" and web.networks == ("front",) and web.aliases == ("www",)
@@ -571,15 +848,21 @@ def test_compose_env_and_profiles_come_from_the_stack(tmp_path):
 
 def test_compose_and_services_together_are_refused():
     with pytest.raises(ConfigError) as error:
-        parse_stack_config(shop_values(services={"web": {"image": "nginx"}}), project=PROJECT, stack="shop", base_dir=ROOT)
+        parse_stack_config(
+            shop_values(services={"web": {"image": "nginx"}}), project=PROJECT, stack="shop", base_dir=ROOT
+        )
     assert any(p.startswith("services:") and "compose" in p for p in error.value.problems)
 
 
 def test_compose_problems_come_with_the_other_problems(tmp_path):
     (tmp_path / "compose.yaml").write_text(yaml.safe_dump(_service(network_mode="host")))
     with pytest.raises(ConfigError) as error:
-        parse_stack_config({**shop_values(compose="compose.yaml"), "target": "nomad"},
-                           project=PROJECT, stack="shop", base_dir=str(tmp_path))
+        parse_stack_config(
+            {**shop_values(compose="compose.yaml"), "target": "nomad"},
+            project=PROJECT,
+            stack="shop",
+            base_dir=str(tmp_path),
+        )
     keys = [problem.split(": ")[0] for problem in error.value.problems]
     assert "target" in keys and "compose.yaml" in keys
     assert "services" not in keys, "no `at least one service` noise on top"
@@ -601,7 +884,9 @@ def test_the_program_deploys_a_good_compose_file(mocks):
     """The counterpart of the test above: the same program declares the example's resources."""
     set_stack_config({"target": "docker", "compose": "examples/walkthrough/compose.yaml", **REGISTRY})
     run(lambda: runpy.run_path(os.path.join(ROOT, "__main__.py")))
-    assert [r.name for r in mocks.resources if r.type == "docker:index/container:Container"] == ["cloudservice-dev-docs"]
+    assert [r.name for r in mocks.resources if r.type == "docker:index/container:Container"] == [
+        "cloudservice-dev-docs"
+    ]
 
 
 def test_the_program_warns_of_what_it_approximated(tmp_path, mocks, monkeypatch):

@@ -10,20 +10,44 @@ import os
 
 import pulumi
 import pytest
+from harness import (
+    PROJECT,
+    REGISTRY,
+    ROOT,
+    as_pulumi_config,
+    default_services,
+    fake_digest,
+    install_mocks,
+    is_secret,
+    project_defaults,
+    stack_values,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.config import (
-    JOB_KEYS, KUBERNETES_KEYS, SERVICE_KEYS, STACK_KEYS, ConfigError, StackConfig, is_image_reference,
-    load_stack_config, parse_stack_config,
+    JOB_KEYS,
+    KUBERNETES_KEYS,
+    SERVICE_KEYS,
+    STACK_KEYS,
+    ConfigError,
+    StackConfig,
+    is_image_reference,
+    load_stack_config,
+    parse_stack_config,
 )
 from components.spec import (
-    BuildSpec, DockerSettings, FileSpec, HealthSpec, JobSpec, KubernetesSettings, PortSpec, Registry, SecretFileSpec,
-    ServiceSpec, VolumeSpec,
-)
-from harness import (
-    PROJECT, REGISTRY, ROOT, as_pulumi_config, default_services, fake_digest, install_mocks, is_secret, project_defaults,
-    stack_values,
+    BuildSpec,
+    DockerSettings,
+    FileSpec,
+    HealthSpec,
+    JobSpec,
+    KubernetesSettings,
+    PortSpec,
+    Registry,
+    SecretFileSpec,
+    ServiceSpec,
+    VolumeSpec,
 )
 
 DIGEST = fake_digest("pinned")
@@ -49,6 +73,7 @@ def problems_of(values: dict, **kwargs) -> list[str]:
 
 def _set(path: str, value):
     """A change that sets `a.b.c` (None deletes it) in a copy of the base values."""
+
     def change(values: dict) -> None:
         *parents, last = path.split(".")
         node = values
@@ -58,6 +83,7 @@ def _set(path: str, value):
             node.pop(last, None)
         else:
             node[last] = value
+
     return change
 
 
@@ -65,6 +91,7 @@ def _all(*changes):
     def change(values: dict) -> None:
         for each in changes:
             each(values)
+
     return change
 
 
@@ -105,12 +132,27 @@ MALFORMED = [
     ("ports-name-underscore", _web_ports({"web_ui": {"port": 8080}}), "services.web.ports.web_ui (name)"),
     ("ports-port-missing", _web_ports({"http": {"publish": 8080}}), "services.web.ports.http.port"),
     ("ports-port-zero", _web_ports({"http": {"port": 0}}), "services.web.ports.http.port"),
-    ("ports-publish-out-of-range", _web_ports({"http": {"port": 8080, "publish": 70000}}), "services.web.ports.http.publish"),
+    (
+        "ports-publish-out-of-range",
+        _web_ports({"http": {"port": 8080, "publish": 70000}}),
+        "services.web.ports.http.publish",
+    ),
     ("ports-unknown-key", _web_ports({"http": {"port": 8080, "scheme": "https"}}), "services.web.ports.http.scheme"),
-    ("ports-bad-protocol", _web_ports({"http": {"port": 8080, "protocol": "sctp"}}), "services.web.ports.http.protocol"),
-    ("ports-duplicate-container-port", _web_ports({"http": {"port": 8080}, "alt": {"port": 8080}}), "services.web.ports.alt.port"),
-    ("ports-duplicate-host-port", _web_ports({"http": {"port": 8080, "publish": 8080}, "admin": {"port": 9000, "publish": 8080}}),
-     "services.web.ports.admin.publish"),
+    (
+        "ports-bad-protocol",
+        _web_ports({"http": {"port": 8080, "protocol": "sctp"}}),
+        "services.web.ports.http.protocol",
+    ),
+    (
+        "ports-duplicate-container-port",
+        _web_ports({"http": {"port": 8080}, "alt": {"port": 8080}}),
+        "services.web.ports.alt.port",
+    ),
+    (
+        "ports-duplicate-host-port",
+        _web_ports({"http": {"port": 8080, "publish": 8080}, "admin": {"port": 9000, "publish": 8080}}),
+        "services.web.ports.admin.publish",
+    ),
     ("conflicting-host-ports", _set("services.redis.publish", 8080), "services.web.publish"),
     ("port-offset-overflow", _set("portOffset", 60000), "portOffset"),
     ("port-offset-negative", _set("portOffset", -1), "portOffset"),
@@ -121,14 +163,34 @@ MALFORMED = [
     ("replicas-with-volume", _all(_kubernetes, _set("services.redis.replicas", 2)), "services.redis.replicas"),
     # names, images and builds
     ("service-name-uppercase", lambda v: v["services"].update(Web_1=v["services"].pop("web")), "services.Web_1 (name)"),
-    ("service-name-too-long", lambda v: v["services"].update({"x" * 40: {"image": "redis:7", "port": 1}}), f"services.{'x' * 40} (name)"),
-    ("image-uppercase", _all(_set("services.redis.build", None), _set("services.redis.image", "Redis:7")), "services.redis.image"),
-    ("image-bad-digest", _all(_set("services.redis.build", None), _set("services.redis.image", "redis@sha256:1234")), "services.redis.image"),
+    (
+        "service-name-too-long",
+        lambda v: v["services"].update({"x" * 40: {"image": "redis:7", "port": 1}}),
+        f"services.{'x' * 40} (name)",
+    ),
+    (
+        "image-uppercase",
+        _all(_set("services.redis.build", None), _set("services.redis.image", "Redis:7")),
+        "services.redis.image",
+    ),
+    (
+        "image-bad-digest",
+        _all(_set("services.redis.build", None), _set("services.redis.image", "redis@sha256:1234")),
+        "services.redis.image",
+    ),
     ("image-and-build", _set("services.redis.image", "redis:7"), "services.redis"),
     ("neither-image-nor-build", _set("services.redis.build", None), "services.redis"),
     ("build-context-missing", _set("services.web.build", "app/nope"), "services.web.build.context"),
-    ("build-dockerfile-missing", _set("services.web.build", {"context": "app/web", "dockerfile": "Nope"}), "services.web.build.dockerfile"),
-    ("build-unknown-key", _set("services.web.build", {"context": "app/web", "platform": "arm"}), "services.web.build.platform"),
+    (
+        "build-dockerfile-missing",
+        _set("services.web.build", {"context": "app/web", "dockerfile": "Nope"}),
+        "services.web.build.dockerfile",
+    ),
+    (
+        "build-unknown-key",
+        _set("services.web.build", {"context": "app/web", "platform": "arm"}),
+        "services.web.build.platform",
+    ),
     ("build-args-invalid", _set("buildArgs", {"BASE": ["x"]}), "buildArgs.BASE"),
     ("pinned-mutable-tag", _set("images", {"web": "localhost:5000/cloudservice/web:v1"}), "images.web"),
     ("pinned-unknown-service", _set("images", {"api": f"localhost:5000/cloudservice/api@{DIGEST}"}), "images.api"),
@@ -137,7 +199,11 @@ MALFORMED = [
     ("registry-password-empty", _set("registryPassword", ""), "registryPassword"),
     ("registry-username-missing", _set("registryUsername", None), "registryUsername"),
     ("registry-server-invalid", _set("registryServer", "https://localhost:5000"), "registryServer"),
-    ("push-without-registry", _all(_set("registryServer", None), _set("registryUsername", None), _set("registryPassword", None)), "registryServer"),
+    (
+        "push-without-registry",
+        _all(_set("registryServer", None), _set("registryUsername", None), _set("registryPassword", None)),
+        "registryServer",
+    ),
     ("push-outside-registry", _set("imageRepository", "docker.io/someone"), "imageRepository"),
     ("push-not-boolean", _set("push", "yes"), "push"),
     ("image-repository-invalid", _set("imageRepository", "Local Host/x"), "imageRepository"),
@@ -153,43 +219,102 @@ MALFORMED = [
     ("env-bad-name", _set("services.web.env", {"1MODE": "x"}), "services.web.env"),
     ("env-not-object", _set("services.web.env", ["MODE=x"]), "services.web.env"),
     ("secret-env-unset", _set("services.web.secretEnv", {"DB_PASSWORD": "dbPassword"}), "dbPassword"),
-    ("secret-env-bad-key-name", _set("services.web.secretEnv", {"DB_PASSWORD": "db password"}), "services.web.secretEnv.DB_PASSWORD"),
-    ("secret-env-bad-var-name", _all(_secret(), _set("services.web.secretEnv", {"DB PASSWORD": "dbPassword"})), "services.web.secretEnv"),
+    (
+        "secret-env-bad-key-name",
+        _set("services.web.secretEnv", {"DB_PASSWORD": "db password"}),
+        "services.web.secretEnv.DB_PASSWORD",
+    ),
+    (
+        "secret-env-bad-var-name",
+        _all(_secret(), _set("services.web.secretEnv", {"DB PASSWORD": "dbPassword"})),
+        "services.web.secretEnv",
+    ),
     ("secret-env-not-an-object", _set("services.web.secretEnv", ["dbPassword"]), "services.web.secretEnv"),
-    ("secret-value-empty", _all(_secret(value=""), _set("services.web.secretEnv", {"DB_PASSWORD": "dbPassword"})), "dbPassword"),
+    (
+        "secret-value-empty",
+        _all(_secret(value=""), _set("services.web.secretEnv", {"DB_PASSWORD": "dbPassword"})),
+        "dbPassword",
+    ),
     ("secret-file-unset", _set("services.web.secretFiles", {"/run/secrets/db": "dbPassword"}), "dbPassword"),
-    ("secret-file-outside-run-secrets", _all(_secret(), _set("services.web.secretFiles", {"/etc/db-password": "dbPassword"})),
-     "services.web.secretFiles./etc/db-password"),
-    ("secret-file-in-a-subdirectory", _all(_secret(), _set("services.web.secretFiles", {"/run/secrets/db/password": "dbPassword"})),
-     "services.web.secretFiles./run/secrets/db/password"),
-    ("secret-file-relative-path", _all(_secret(), _set("services.web.secretFiles", {"run/secrets/db": "dbPassword"})),
-     "services.web.secretFiles (path)"),
-    ("secret-file-bad-key-name", _set("services.web.secretFiles", {"/run/secrets/db": ["dbPassword"]}),
-     "services.web.secretFiles./run/secrets/db"),
+    (
+        "secret-file-outside-run-secrets",
+        _all(_secret(), _set("services.web.secretFiles", {"/etc/db-password": "dbPassword"})),
+        "services.web.secretFiles./etc/db-password",
+    ),
+    (
+        "secret-file-in-a-subdirectory",
+        _all(_secret(), _set("services.web.secretFiles", {"/run/secrets/db/password": "dbPassword"})),
+        "services.web.secretFiles./run/secrets/db/password",
+    ),
+    (
+        "secret-file-relative-path",
+        _all(_secret(), _set("services.web.secretFiles", {"run/secrets/db": "dbPassword"})),
+        "services.web.secretFiles (path)",
+    ),
+    (
+        "secret-file-bad-key-name",
+        _set("services.web.secretFiles", {"/run/secrets/db": ["dbPassword"]}),
+        "services.web.secretFiles./run/secrets/db",
+    ),
     ("secret-files-not-an-object", _set("services.web.secretFiles", "dbPassword"), "services.web.secretFiles"),
     ("unknown-top-level-key", _set("replica", 2), "replica"),
     # files
-    ("files-missing", _set("services.web.files", {"/etc/web.conf": "app/web/nope.conf"}), "services.web.files./etc/web.conf"),
-    ("files-outside-project", _set("services.web.files", {"/etc/web.conf": "../outside.conf"}), "services.web.files./etc/web.conf"),
-    ("files-absolute-source", _set("services.web.files", {"/etc/web.conf": "/etc/hostname"}), "services.web.files./etc/web.conf"),
+    (
+        "files-missing",
+        _set("services.web.files", {"/etc/web.conf": "app/web/nope.conf"}),
+        "services.web.files./etc/web.conf",
+    ),
+    (
+        "files-outside-project",
+        _set("services.web.files", {"/etc/web.conf": "../outside.conf"}),
+        "services.web.files./etc/web.conf",
+    ),
+    (
+        "files-absolute-source",
+        _set("services.web.files", {"/etc/web.conf": "/etc/hostname"}),
+        "services.web.files./etc/web.conf",
+    ),
     ("files-a-directory", _set("services.web.files", {"/etc/web.conf": "app/web"}), "services.web.files./etc/web.conf"),
     ("files-source-not-a-string", _set("services.web.files", {"/etc/web.conf": 3}), "services.web.files./etc/web.conf"),
-    ("files-source-with-nul", _set("services.web.files", {"/etc/web.conf": "app/redis/redis.conf\0x"}), "services.web.files./etc/web.conf"),
+    (
+        "files-source-with-nul",
+        _set("services.web.files", {"/etc/web.conf": "app/redis/redis.conf\0x"}),
+        "services.web.files./etc/web.conf",
+    ),
     ("files-relative-target", _set("services.web.files", {"etc/web.conf": CONFIG_FILE}), "services.web.files (path)"),
     ("files-not-an-object", _set("services.web.files", [CONFIG_FILE]), "services.web.files"),
-    ("files-and-secret-files-same-path", _all(_secret(), _set("services.web.files", {"/run/secrets/db": CONFIG_FILE}),
-                                             _set("services.web.secretFiles", {"/run/secrets/db": "dbPassword"})),
-     "services.web.secretFiles./run/secrets/db"),
+    (
+        "files-and-secret-files-same-path",
+        _all(
+            _secret(),
+            _set("services.web.files", {"/run/secrets/db": CONFIG_FILE}),
+            _set("services.web.secretFiles", {"/run/secrets/db": "dbPassword"}),
+        ),
+        "services.web.secretFiles./run/secrets/db",
+    ),
     ("files-on-the-volume-path", _set("services.redis.files", {"/data": CONFIG_FILE}), "services.redis.volume.path"),
     # several volumes, aliases, restart, networks and the runtime keys (Compose's)
     ("volume-and-volumes", _set("services.redis.volumes", {"more": {"path": "/more"}}), "services.redis"),
-    ("volumes-name-uppercase", _all(_set("services.redis.volume", None), _set("services.redis.volumes", {"Data": {"path": "/d"}})),
-     "services.redis.volumes.Data (name)"),
-    ("volumes-read-only-not-bool", _set("services.web.volumes", {"cache": {"path": "/c", "readOnly": "yes"}}),
-     "services.web.volumes.cache.readOnly"),
-    ("volumes-same-path", _set("services.web.volumes", {"a": {"path": "/c"}, "b": {"path": "/c"}}), "services.web.volumes.b.path"),
-    ("volumes-writable-with-replicas", _all(_set("services.web.volumes", {"a": {"path": "/c"}}), _set("services.web.replicas", 2)),
-     "services.web.replicas"),
+    (
+        "volumes-name-uppercase",
+        _all(_set("services.redis.volume", None), _set("services.redis.volumes", {"Data": {"path": "/d"}})),
+        "services.redis.volumes.Data (name)",
+    ),
+    (
+        "volumes-read-only-not-bool",
+        _set("services.web.volumes", {"cache": {"path": "/c", "readOnly": "yes"}}),
+        "services.web.volumes.cache.readOnly",
+    ),
+    (
+        "volumes-same-path",
+        _set("services.web.volumes", {"a": {"path": "/c"}, "b": {"path": "/c"}}),
+        "services.web.volumes.b.path",
+    ),
+    (
+        "volumes-writable-with-replicas",
+        _all(_set("services.web.volumes", {"a": {"path": "/c"}}), _set("services.web.replicas", 2)),
+        "services.web.replicas",
+    ),
     ("aliases-not-a-list", _set("services.redis.aliases", "cache"), "services.redis.aliases"),
     ("aliases-another-service", _set("services.redis.aliases", ["web"]), "services.redis.aliases"),
     ("restart-unknown", _set("services.web.restart", "sometimes"), "services.web.restart"),
@@ -203,71 +328,142 @@ MALFORMED = [
     ("init-not-bool", _set("services.web.init", "yes please"), "services.web.init"),
     ("extra-hosts-bad-ip", _set("services.web.extraHosts", {"db": "not-an-ip"}), "services.web.extraHosts.db"),
     ("sysctls-bad-name", _set("services.web.sysctls", {"no dots": "1"}), "services.web.sysctls"),
-    ("ulimits-soft-above-hard", _set("services.web.ulimits", {"nofile": {"soft": 10, "hard": 5}}), "services.web.ulimits.nofile"),
+    (
+        "ulimits-soft-above-hard",
+        _set("services.web.ulimits", {"nofile": {"soft": 10, "hard": 5}}),
+        "services.web.ulimits.nofile",
+    ),
     ("shm-size-zero", _set("services.web.shmSize", 0), "services.web.shmSize"),
     ("tmpfs-relative", _set("services.web.tmpfs", ["run"]), "services.web.tmpfs"),
     ("ephemeral-not-a-list", _set("services.web.ephemeral", "/cache"), "services.web.ephemeral"),
     ("ephemeral-on-a-volume", _set("services.redis.ephemeral", ["/data"]), "services.redis.ephemeral"),
     ("stop-signal-unknown", _set("services.web.stopSignal", "quit"), "services.web.stopSignal"),
     ("stop-grace-period-negative", _set("services.web.stopGracePeriod", -1), "services.web.stopGracePeriod"),
-    ("build-platform", _set("services.web.build", {"context": "app/web", "platform": "amd64"}), "services.web.build.platform"),
-    ("base-images-bad-stand-in", _set("baseImages", {"python:3.12-slim": "Not A Reference"}), "baseImages.python:3.12-slim"),
+    (
+        "build-platform",
+        _set("services.web.build", {"context": "app/web", "platform": "amd64"}),
+        "services.web.build.platform",
+    ),
+    (
+        "base-images-bad-stand-in",
+        _set("baseImages", {"python:3.12-slim": "Not A Reference"}),
+        "baseImages.python:3.12-slim",
+    ),
     # user, readOnly, capabilities
     ("user-root", _set("services.web.user", 0), "services.web.user"),
     ("user-root-uid-gid", _set("services.web.user", "0:0"), "services.web.user"),
     ("user-root-by-name", _set("services.web.user", "root"), "services.web.user"),
     ("user-negative", _set("services.web.user", -5), "services.web.user"),
-    ("user-too-large", _set("services.web.user", 2 ** 31), "services.web.user"),
+    ("user-too-large", _set("services.web.user", 2**31), "services.web.user"),
     ("user-bad-gid", _set("services.web.user", "10001:staff"), "services.web.user"),
     ("user-three-parts", _set("services.web.user", "10001:10001:1"), "services.web.user"),
     ("user-bool", _set("services.web.user", True), "services.web.user"),
     ("user-list", _set("services.web.user", [10001]), "services.web.user"),
     ("read-only-not-boolean", _set("services.web.readOnly", "sometimes"), "services.web.readOnly"),
     ("capabilities-unknown", _set("services.web.capabilities", ["FLY"]), "services.web.capabilities"),
-    ("capabilities-with-cap-prefix", _set("services.web.capabilities", ["CAP_NET_BIND_SERVICE"]), "services.web.capabilities"),
+    (
+        "capabilities-with-cap-prefix",
+        _set("services.web.capabilities", ["CAP_NET_BIND_SERVICE"]),
+        "services.web.capabilities",
+    ),
     ("capabilities-lowercase", _set("services.web.capabilities", ["net_bind_service"]), "services.web.capabilities"),
     ("capabilities-not-a-list", _set("services.web.capabilities", "NET_BIND_SERVICE"), "services.web.capabilities"),
     # resources
     ("cpu-not-a-number", _set("services.web.cpu", "lots"), "services.web.cpu"),
     ("cpu-too-small", _set("services.web.cpu", 0), "services.web.cpu"),
-    ("cpu-huge-integer", _set("services.web.cpu", 10 ** 400), "services.web.cpu"),
+    ("cpu-huge-integer", _set("services.web.cpu", 10**400), "services.web.cpu"),
     ("cpu-request-above-limit", _set("services.web.cpuRequest", 1), "services.web.cpuRequest"),
     ("memory-too-small", _set("services.web.memory", 2), "services.web.memory"),
     ("memory-float", _set("services.web.memory", 96.5), "services.web.memory"),
     # volume
-    ("unknown-volume-key", _set("services.redis.volume", {"path": "/data", "mode": "rw"}), "services.redis.volume.mode"),
+    (
+        "unknown-volume-key",
+        _set("services.redis.volume", {"path": "/data", "mode": "rw"}),
+        "services.redis.volume.mode",
+    ),
     ("volume-relative-path", _set("services.redis.volume", {"path": "data"}), "services.redis.volume.path"),
     ("volume-bad-size", _set("services.redis.volume", {"path": "/data", "size": "1G"}), "services.redis.volume.size"),
     # health
     ("health-invalid", _set("services.web.health", "healthz"), "services.web.health"),
     ("health-empty-command", _set("services.redis.health", []), "services.redis.health"),
-    ("health-http-and-command", _set("services.web.health", {"http": "/healthz", "command": ["true"]}), "services.web.health"),
+    (
+        "health-http-and-command",
+        _set("services.web.health", {"http": "/healthz", "command": ["true"]}),
+        "services.web.health",
+    ),
     ("health-neither", _set("services.web.health", {"interval": 5}), "services.web.health"),
     ("health-unknown-key", _set("services.web.health", {"http": "/healthz", "grace": 5}), "services.web.health.grace"),
-    ("health-interval-zero", _set("services.web.health", {"http": "/healthz", "interval": 0}), "services.web.health.interval"),
-    ("health-timeout-not-a-number", _set("services.web.health", {"http": "/healthz", "timeout": "soon"}), "services.web.health.timeout"),
-    ("health-retries-zero", _set("services.web.health", {"http": "/healthz", "retries": 0}), "services.web.health.retries"),
-    ("health-start-period-negative", _set("services.web.health", {"http": "/healthz", "startPeriod": -1}), "services.web.health.startPeriod"),
-    ("health-interval-too-long", _set("services.web.health", {"http": "/healthz", "interval": 3601}), "services.web.health.interval"),
-    ("health-port-unknown", _set("services.web.health", {"http": "/healthz", "port": "metrics"}), "services.web.health.port"),
-    ("health-http-on-a-worker", _all(_set("services.web.port", None), _set("services.web.publish", None)), "services.web.health"),
+    (
+        "health-interval-zero",
+        _set("services.web.health", {"http": "/healthz", "interval": 0}),
+        "services.web.health.interval",
+    ),
+    (
+        "health-timeout-not-a-number",
+        _set("services.web.health", {"http": "/healthz", "timeout": "soon"}),
+        "services.web.health.timeout",
+    ),
+    (
+        "health-retries-zero",
+        _set("services.web.health", {"http": "/healthz", "retries": 0}),
+        "services.web.health.retries",
+    ),
+    (
+        "health-start-period-negative",
+        _set("services.web.health", {"http": "/healthz", "startPeriod": -1}),
+        "services.web.health.startPeriod",
+    ),
+    (
+        "health-interval-too-long",
+        _set("services.web.health", {"http": "/healthz", "interval": 3601}),
+        "services.web.health.interval",
+    ),
+    (
+        "health-port-unknown",
+        _set("services.web.health", {"http": "/healthz", "port": "metrics"}),
+        "services.web.health.port",
+    ),
+    (
+        "health-http-on-a-worker",
+        _all(_set("services.web.port", None), _set("services.web.publish", None)),
+        "services.web.health",
+    ),
     ("health-command-not-a-list", _set("services.redis.health", {"command": 3}), "services.redis.health.command"),
     # links and dependsOn
     ("links-unknown", _set("services.web.links", ["cache"]), "services.web.links"),
     ("links-self", _set("services.web.links", ["web"]), "services.web.links"),
     ("links-not-a-list", _set("services.web.links", "redis"), "services.web.links"),
-    ("links-to-a-worker", _all(_set("services.redis.port", None), _set("services.redis.health", None)), "services.web.links"),
+    (
+        "links-to-a-worker",
+        _all(_set("services.redis.port", None), _set("services.redis.health", None)),
+        "services.web.links",
+    ),
     ("links-to-a-job", _all(_job(), _set("services.web.links", ["migrate"])), "services.web.links"),
     ("depends-on-unknown", _set("services.web.dependsOn", ["cache"]), "services.web.dependsOn.cache"),
     ("depends-on-self", _set("services.web.dependsOn", {"web": "started"}), "services.web.dependsOn.web"),
     ("depends-on-bad-condition", _set("services.web.dependsOn", {"redis": "ready"}), "services.web.dependsOn.redis"),
     ("depends-on-not-a-list", _set("services.web.dependsOn", "redis"), "services.web.dependsOn"),
     ("depends-on-list-of-non-names", _set("services.web.dependsOn", [1]), "services.web.dependsOn"),
-    ("depends-on-service-completed", _set("services.web.dependsOn", {"redis": "completed"}), "services.web.dependsOn.redis"),
-    ("depends-on-healthy-without-health", _all(_set("services.redis.health", None), _set("services.web.dependsOn", {"redis": "healthy"})),
-     "services.web.dependsOn.redis"),
-    ("depends-on-job-started", _all(_job(), _set("services.web.dependsOn", ["migrate"])), "services.web.dependsOn.migrate"),
-    ("depends-on-job-healthy", _all(_job(), _set("services.web.dependsOn", {"migrate": "healthy"})), "services.web.dependsOn.migrate"),
+    (
+        "depends-on-service-completed",
+        _set("services.web.dependsOn", {"redis": "completed"}),
+        "services.web.dependsOn.redis",
+    ),
+    (
+        "depends-on-healthy-without-health",
+        _all(_set("services.redis.health", None), _set("services.web.dependsOn", {"redis": "healthy"})),
+        "services.web.dependsOn.redis",
+    ),
+    (
+        "depends-on-job-started",
+        _all(_job(), _set("services.web.dependsOn", ["migrate"])),
+        "services.web.dependsOn.migrate",
+    ),
+    (
+        "depends-on-job-healthy",
+        _all(_job(), _set("services.web.dependsOn", {"migrate": "healthy"})),
+        "services.web.dependsOn.migrate",
+    ),
     # jobs
     ("jobs-not-an-object", _set("jobs", ["migrate"]), "jobs"),
     ("job-not-an-object", _set("jobs.migrate", "app/web"), "jobs.migrate"),
@@ -284,7 +480,11 @@ MALFORMED = [
     ("job-bad-command", _job(command=[]), "jobs.migrate.command"),
     ("job-depends-on-unknown", _job(dependsOn={"db": "healthy"}), "jobs.migrate.dependsOn.db"),
     ("job-secret-unset", _job(secretEnv={"DB_PASSWORD": "dbPassword"}), "dbPassword"),
-    ("job-pinned-mutable-tag", _all(_job(), _set("images", {"migrate": "localhost:5000/cloudservice/web:v1"})), "images.migrate"),
+    (
+        "job-pinned-mutable-tag",
+        _all(_job(), _set("images", {"migrate": "localhost:5000/cloudservice/web:v1"})),
+        "images.migrate",
+    ),
     # stack settings
     ("ready-timeout-zero", _set("readyTimeout", 0), "readyTimeout"),
     ("ready-timeout-below-five", _set("readyTimeout", 4), "readyTimeout"),
@@ -297,10 +497,21 @@ MALFORMED = [
     ("services-invalid-json", _set("services", "{not json"), "services"),
     ("service-not-an-object", _set("services.web", "app/web"), "services.web"),
     ("kubernetes-target-without-push", _all(_kubernetes, _set("push", False)), "push"),
-    ("kubernetes-target-job-without-push", _all(_kubernetes, _set("push", False), _job(),
-                                                _set("images", {s: f"localhost:5000/cloudservice/{s}@{DIGEST}" for s in ("web", "redis")})),
-     "push"),
-    ("kubeconfig-unreadable", _all(_kubernetes, _set("kubernetes", {"kubeconfig": "/nonexistent/kubeconfig"})), "kubernetes.kubeconfig"),
+    (
+        "kubernetes-target-job-without-push",
+        _all(
+            _kubernetes,
+            _set("push", False),
+            _job(),
+            _set("images", {s: f"localhost:5000/cloudservice/{s}@{DIGEST}" for s in ("web", "redis")}),
+        ),
+        "push",
+    ),
+    (
+        "kubeconfig-unreadable",
+        _all(_kubernetes, _set("kubernetes", {"kubeconfig": "/nonexistent/kubeconfig"})),
+        "kubernetes.kubeconfig",
+    ),
     ("kubeconfig-is-directory", _all(_kubernetes, _set("kubernetes", {"kubeconfig": ROOT})), "kubernetes.kubeconfig"),
     ("service-type-unknown", _set("kubernetes", {"serviceType": "Ingress"}), "kubernetes.serviceType"),
     ("namespace-invalid", _set("kubernetes", {"namespace": "Bad_Namespace"}), "kubernetes.namespace"),
@@ -337,9 +548,15 @@ def test_the_table_covers_every_spec_key():
         assert any(name.startswith(f"services.web.{key}.") for name in named), f"no case for a key inside {key}"
 
 
-@pytest.mark.parametrize("ports,where", [
-    ({"http": {"port": 8080}, "admin": {"port": 8080}}, ["services.web.ports.http.port", "services.web.ports.admin.port"]),
-])
+@pytest.mark.parametrize(
+    "ports,where",
+    [
+        (
+            {"http": {"port": 8080}, "admin": {"port": 8080}},
+            ["services.web.ports.http.port", "services.web.ports.admin.port"],
+        )
+    ],
+)
 def test_duplicate_container_ports_name_both(ports, where):
     values = base_values()
     _web_ports(ports)(values)
@@ -355,12 +572,18 @@ def test_both_port_forms_is_one_clear_error():
     assert "`ports`" in problem and "`port`" in problem
 
 
-@pytest.mark.parametrize("cycle,keys", [
-    ({"redis": {"links": ["web"]}}, {"services.web.links", "services.redis.links"}),
-    ({"redis": {"dependsOn": ["web"]}}, {"services.web.links", "services.redis.dependsOn"}),
-    ({"redis": {"dependsOn": {"web": "started"}}, "web": {"links": [], "dependsOn": ["redis"]}},
-     {"services.web.dependsOn", "services.redis.dependsOn"}),
-], ids=["links", "links-and-depends-on", "depends-on"])
+@pytest.mark.parametrize(
+    "cycle,keys",
+    [
+        ({"redis": {"links": ["web"]}}, {"services.web.links", "services.redis.links"}),
+        ({"redis": {"dependsOn": ["web"]}}, {"services.web.links", "services.redis.dependsOn"}),
+        (
+            {"redis": {"dependsOn": {"web": "started"}}, "web": {"links": [], "dependsOn": ["redis"]}},
+            {"services.web.dependsOn", "services.redis.dependsOn"},
+        ),
+    ],
+    ids=["links", "links-and-depends-on", "depends-on"],
+)
 def test_cycles_are_refused_naming_a_key_on_the_cycle(cycle, keys):
     values = base_values()
     for service, spec in cycle.items():
@@ -377,7 +600,9 @@ def test_a_cycle_through_a_job_is_refused():
     values["services"]["redis"].pop("health")
     values["services"]["web"]["dependsOn"] = {}
     problems = problems_of(values)
-    assert any("cycle" in p and p.split(":")[0] in ("jobs.migrate.dependsOn", "services.redis.dependsOn") for p in problems), problems
+    assert any(
+        "cycle" in p and p.split(":")[0] in ("jobs.migrate.dependsOn", "services.redis.dependsOn") for p in problems
+    ), problems
 
 
 @pytest.mark.parametrize("reference", ["links", "dependsOn"])
@@ -398,8 +623,16 @@ def test_every_problem_is_reported_at_once():
     values["services"]["redis"]["capabilities"] = ["FLY"]
     values["jobs"] = {"migrate": {"build": "app/web", "timeout": 0}}
     keys = {problem.split(":")[0] for problem in problems_of(values, secret=lambda key: False)}
-    assert {"target", "portOffset", "bogus", "readyTimeout", "services.web.port", "services.web.user",
-            "services.redis.capabilities", "jobs.migrate.timeout"} <= keys
+    assert {
+        "target",
+        "portOffset",
+        "bogus",
+        "readyTimeout",
+        "services.web.port",
+        "services.web.user",
+        "services.redis.capabilities",
+        "jobs.migrate.timeout",
+    } <= keys
 
 
 def test_unknown_key_lists_the_known_ones():
@@ -423,18 +656,22 @@ def _with_secrets(**spec) -> dict:
     return values
 
 
-@pytest.mark.parametrize("spec", [
-    {"secretEnv": {"DB_PASSWORD": "dbPassword"}}, {"secretFiles": {"/run/secrets/db": "dbPassword"}},
-], ids=["secretEnv", "secretFiles"])
+@pytest.mark.parametrize(
+    "spec",
+    [{"secretEnv": {"DB_PASSWORD": "dbPassword"}}, {"secretFiles": {"/run/secrets/db": "dbPassword"}}],
+    ids=["secretEnv", "secretFiles"],
+)
 def test_unset_secret_names_the_key_and_where_it_is_used(spec):
     (problem,) = problems_of(_with_secrets(**spec))
     assert problem.startswith("dbPassword:")
     assert "services.web.secret" in problem and "pulumi config set --secret dbPassword" in problem
 
 
-@pytest.mark.parametrize("spec", [
-    {"secretEnv": {"DB_PASSWORD": "dbPassword"}}, {"secretFiles": {"/run/secrets/db": "dbPassword"}},
-], ids=["secretEnv", "secretFiles"])
+@pytest.mark.parametrize(
+    "spec",
+    [{"secretEnv": {"DB_PASSWORD": "dbPassword"}}, {"secretFiles": {"/run/secrets/db": "dbPassword"}}],
+    ids=["secretEnv", "secretFiles"],
+)
 def test_plaintext_secret_is_rejected(spec):
     values = {**_with_secrets(**spec), "dbPassword": "typed-in-clear"}
     problems = problems_of(values, secret=lambda key: key != "dbPassword")
@@ -468,8 +705,11 @@ def test_unknown_plaintext_key_is_an_error_even_if_it_looks_like_a_secret():
 
 
 def test_user_named_secrets_parse_into_the_model(mocks):
-    values = {**_with_secrets(secretEnv={"DB_PASSWORD": "dbPassword"}, secretFiles={"/run/secrets/api_token": "apiToken"}),
-              "dbPassword": "db-value", "apiToken": "token-value"}
+    values = {
+        **_with_secrets(secretEnv={"DB_PASSWORD": "dbPassword"}, secretFiles={"/run/secrets/api_token": "apiToken"}),
+        "dbPassword": "db-value",
+        "apiToken": "token-value",
+    }
     _job(secretEnv={"DATABASE_PASSWORD": "dbPassword"})(values)
     config = parse(values)
     web = config.app.service("web")
@@ -509,10 +749,13 @@ def test_project_default_spec_parses_into_the_model():
     assert redis.health == HealthSpec(command=("redis-cli", "ping"))
     assert redis.ports == (PortSpec(name="main", port=6379),) and redis.published == ()
     assert redis.user == (10002, 10002)
-    assert config.images.registry == Registry(server="localhost:5000", username="cloudservice", password=config.images.registry.password)
+    assert config.images.registry == Registry(
+        server="localhost:5000", username="cloudservice", password=config.images.registry.password
+    )
     assert config.images.repository == "localhost:5000/cloudservice"
     assert config.labels == {
-        "app.kubernetes.io/part-of": "cloudservice", "app.kubernetes.io/managed-by": "pulumi",
+        "app.kubernetes.io/part-of": "cloudservice",
+        "app.kubernetes.io/managed-by": "pulumi",
         "cloudservice.dev/stack": "dev",
     }
     assert config.docker == DockerSettings() and config.target_settings is config.docker
@@ -521,7 +764,9 @@ def test_project_default_spec_parses_into_the_model():
 
 
 def test_target_settings_follow_the_target():
-    config = parse({**base_values(), "target": "kubernetes", "kubernetes": {"namespace": "team-a", "serviceType": "ClusterIP"}})
+    config = parse(
+        {**base_values(), "target": "kubernetes", "kubernetes": {"namespace": "team-a", "serviceType": "ClusterIP"}}
+    )
     assert config.target_settings is config.kubernetes
     assert config.kubernetes == KubernetesSettings(namespace="team-a", service_type="ClusterIP")
 
@@ -565,11 +810,14 @@ def test_a_worker_may_have_a_command_health_check():
     assert parse(values).app.service("worker").health == HealthSpec(command=("cat", "/tmp/alive"))
 
 
-@pytest.mark.parametrize("raw,expected", [
-    (["python3", "-m", "worker"], ("python3", "-m", "worker")),
-    ("python3 -m worker", ("python3", "-m", "worker")),
-    (["--port", "80"], ("--port", "80")),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        (["python3", "-m", "worker"], ("python3", "-m", "worker")),
+        ("python3 -m worker", ("python3", "-m", "worker")),
+        (["--port", "80"], ("--port", "80")),
+    ],
+)
 def test_command_and_args(raw, expected):
     values = base_values()
     values["services"]["web"].update(command=raw, args=raw)
@@ -577,10 +825,17 @@ def test_command_and_args(raw, expected):
     assert web.command == expected and web.args == expected
 
 
-@pytest.mark.parametrize("raw,expected", [
-    (10001, (10001, 10001)), ("10001", (10001, 10001)), ("10001:20002", (10001, 20002)), (1, (1, 1)),
-    ("1000:0", (1000, 0)), ("image", None),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        (10001, (10001, 10001)),
+        ("10001", (10001, 10001)),
+        ("10001:20002", (10001, 20002)),
+        (1, (1, 1)),
+        ("1000:0", (1000, 0)),
+        ("image", None),
+    ],
+)
 def test_user(raw, expected):
     values = base_values()
     values["services"]["web"]["user"] = raw
@@ -623,11 +878,15 @@ def _project_values(files) -> dict:
     return {"services": {"app": {"build": "app", "files": files}}}
 
 
-@pytest.mark.parametrize("make,expected", [
-    (lambda p: (p / "config" / "big.txt").write_text("x" * (512 * 1024 + 1)), "at most 512 KiB"),
-    (lambda p: (p / "config" / "big.txt").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe"), "UTF-8 text"),
-    (lambda p: (p / "config" / "big.txt").symlink_to(p.parent / "elsewhere.txt"), "inside the project"),
-], ids=["too-large", "binary", "symlink-out-of-the-project"])
+@pytest.mark.parametrize(
+    "make,expected",
+    [
+        (lambda p: (p / "config" / "big.txt").write_text("x" * (512 * 1024 + 1)), "at most 512 KiB"),
+        (lambda p: (p / "config" / "big.txt").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe"), "UTF-8 text"),
+        (lambda p: (p / "config" / "big.txt").symlink_to(p.parent / "elsewhere.txt"), "inside the project"),
+    ],
+    ids=["too-large", "binary", "symlink-out-of-the-project"],
+)
 def test_files_that_cannot_be_mounted(project, make, expected):
     (project.parent / "elsewhere.txt").write_text("secret-ish\n")
     make(project)
@@ -638,20 +897,35 @@ def test_files_that_cannot_be_mounted(project, make, expected):
 
 def test_file_at_the_size_limit_is_fine(project):
     (project / "config" / "limit.txt").write_text("x" * (512 * 1024))
-    config = parse(_project_values({"/etc/app/limit.txt": "config/limit.txt", "/etc/app/app.yaml": "./config/../config/app.yaml"}),
-                   base_dir=str(project))
+    config = parse(
+        _project_values({"/etc/app/limit.txt": "config/limit.txt", "/etc/app/app.yaml": "./config/../config/app.yaml"}),
+        base_dir=str(project),
+    )
     assert [f.path for f in config.app.service("app").files] == ["/etc/app/limit.txt", "/etc/app/app.yaml"]
     assert config.app.service("app").files[1].content == "level: info\n"
 
 
 def test_jobs_parse_and_run_before_their_dependants():
     values = base_values()
-    _job(links=["redis"], dependsOn={"redis": "healthy"}, env={"MODE": "migrate"}, timeout=120, user="image", readOnly=False)(values)
+    _job(
+        links=["redis"],
+        dependsOn={"redis": "healthy"},
+        env={"MODE": "migrate"},
+        timeout=120,
+        user="image",
+        readOnly=False,
+    )(values)
     values["services"]["web"]["dependsOn"] = {"migrate": "completed", "redis": "healthy"}
     config = parse(values)
     (job,) = config.app.jobs
     assert isinstance(job, JobSpec) and not isinstance(job, ServiceSpec)
-    assert (job.name, job.timeout, job.args, job.links, dict(job.env)) == ("migrate", 120, ("migrate",), ("redis",), {"MODE": "migrate"})
+    assert (job.name, job.timeout, job.args, job.links, dict(job.env)) == (
+        "migrate",
+        120,
+        ("migrate",),
+        ("redis",),
+        {"MODE": "migrate"},
+    )
     assert dict(job.depends_on) == {"redis": "healthy"} and job.user is None and job.read_only is False
     assert dict(config.app.service("web").depends_on) == {"migrate": "completed", "redis": "healthy"}
     assert [w.name for w in config.app.workloads] == ["redis", "migrate", "web"]
@@ -675,19 +949,31 @@ def test_jobs_may_be_pinned_like_services():
 def test_health_long_form():
     values = base_values()
     _web_ports({"http": {"port": 8080, "publish": 8080}, "admin": {"port": 9000}})(values)
-    values["services"]["web"]["health"] = {"http": "/ready", "port": "admin", "interval": 5, "timeout": "4", "retries": 6, "startPeriod": 0}
+    values["services"]["web"]["health"] = {
+        "http": "/ready",
+        "port": "admin",
+        "interval": 5,
+        "timeout": "4",
+        "retries": 6,
+        "startPeriod": 0,
+    }
     values["services"]["redis"]["health"] = {"command": "redis-cli ping", "interval": 1}
     config = parse(values)
-    assert config.app.service("web").health == HealthSpec(path="/ready", port=9000, interval=5, timeout=4, retries=6, start_period=0)
+    assert config.app.service("web").health == HealthSpec(
+        path="/ready", port=9000, interval=5, timeout=4, retries=6, start_period=0
+    )
     assert config.app.service("redis").health == HealthSpec(command=("redis-cli", "ping"), interval=1)
 
 
-@pytest.mark.parametrize("raw,expected", [
-    (["redis"], {"redis": "started"}),
-    ({"redis": "started"}, {"redis": "started"}),
-    ({"redis": "healthy"}, {"redis": "healthy"}),
-    ([], {}),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        (["redis"], {"redis": "started"}),
+        ({"redis": "started"}, {"redis": "started"}),
+        ({"redis": "healthy"}, {"redis": "healthy"}),
+        ([], {}),
+    ],
+)
 def test_depends_on(raw, expected):
     values = base_values()
     values["services"]["web"]["dependsOn"] = raw
@@ -725,34 +1011,55 @@ def test_build_args_of_the_stack_win_over_the_spec():
 
 def test_kubernetes_target_without_push_is_fine_with_pinned_or_promoted_images():
     pinned = {name: f"localhost:5000/cloudservice/{name}@{DIGEST}" for name in ("web", "redis")}
-    assert dict(parse({**base_values(), "target": "kubernetes", "push": False, "images": pinned}).images.pinned) == pinned
-    promoted = parse({**base_values(), "target": "kubernetes", "push": False, "imagesFrom": "organization/cloudservice/staging"})
+    assert (
+        dict(parse({**base_values(), "target": "kubernetes", "push": False, "images": pinned}).images.pinned) == pinned
+    )
+    promoted = parse(
+        {**base_values(), "target": "kubernetes", "push": False, "imagesFrom": "organization/cloudservice/staging"}
+    )
     assert promoted.images.images_from == "organization/cloudservice/staging"
 
 
 def test_readable_kubeconfig_is_accepted(tmp_path):
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    config = parse({**base_values(), "target": "kubernetes", "kubernetes": {"kubeconfig": str(kubeconfig), "context": "ci"}})
+    config = parse(
+        {**base_values(), "target": "kubernetes", "kubernetes": {"kubeconfig": str(kubeconfig), "context": "ci"}}
+    )
     assert config.kubernetes.kubeconfig == str(kubeconfig) and config.kubernetes.context == "ci"
 
 
-@pytest.mark.parametrize("reference,valid", [
-    ("redis:7", True), ("redis", True), ("localhost:5000/cloudservice/web:c-1234", True),
-    (f"localhost:5000/cloudservice/web@{DIGEST}", True), ("docker.io/library/redis:7-bookworm", True),
-    ("localhost:5000/web", True), ("Redis:7", False), ("redis:", False), ("redis@sha256:abc", False),
-    ("redis@md5:" + "a" * 64, False), ("redis:7 ", False), ("", False), ("/redis", False),
-])
+@pytest.mark.parametrize(
+    "reference,valid",
+    [
+        ("redis:7", True),
+        ("redis", True),
+        ("localhost:5000/cloudservice/web:c-1234", True),
+        (f"localhost:5000/cloudservice/web@{DIGEST}", True),
+        ("docker.io/library/redis:7-bookworm", True),
+        ("localhost:5000/web", True),
+        ("Redis:7", False),
+        ("redis:", False),
+        ("redis@sha256:abc", False),
+        ("redis@md5:" + "a" * 64, False),
+        ("redis:7 ", False),
+        ("", False),
+        ("/redis", False),
+    ],
+)
 def test_image_reference_grammar(reference, valid):
     assert is_image_reference(reference) is valid
 
 
-@pytest.mark.parametrize("server, url", [
-    ("localhost:5000", "http://localhost:5000"),
-    ("127.0.0.1:5000", "http://127.0.0.1:5000"),
-    ("registry.example.com", "https://registry.example.com"),
-    ("registry.example.com:5443", "https://registry.example.com:5443"),
-])
+@pytest.mark.parametrize(
+    "server, url",
+    [
+        ("localhost:5000", "http://localhost:5000"),
+        ("127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("registry.example.com", "https://registry.example.com"),
+        ("registry.example.com:5443", "https://registry.example.com:5443"),
+    ],
+)
 def test_registry_url_follows_dockers_loopback_rule(server, url):
     assert Registry(server=server, username="u", password="p").url == url
 
@@ -766,8 +1073,7 @@ def test_each_stack_file_parses(mocks, stack):
     (strings, JSON for objects, `cloudservice:` keys, registryPassword set as a secret)."""
     values = {**stack_values(stack), "registryPassword": "from-make-up"}
     pulumi.runtime.set_all_config(
-        {f"{PROJECT}:{key}": as_pulumi_config(value) for key, value in values.items()},
-        [f"{PROJECT}:registryPassword"],
+        {f"{PROJECT}:{key}": as_pulumi_config(value) for key, value in values.items()}, [f"{PROJECT}:registryPassword"]
     )
     install_mocks(stack=stack)
     config = load_stack_config(base_dir=ROOT)
@@ -800,9 +1106,13 @@ def test_load_stack_config_rejects_a_plaintext_registry_password(mocks):
 
 def test_load_stack_config_reads_user_named_secrets(mocks):
     values = {**stack_values("dev"), "registryPassword": "pw", "dbPassword": "db-value"}
-    values["services"] = {**values["services"], "web": {**values["services"]["web"], "secretEnv": {"DB_PASSWORD": "dbPassword"}}}
+    values["services"] = {
+        **values["services"],
+        "web": {**values["services"]["web"], "secretEnv": {"DB_PASSWORD": "dbPassword"}},
+    }
     pulumi.runtime.set_all_config(
-        {f"{PROJECT}:{k}": as_pulumi_config(v) for k, v in values.items()}, [f"{PROJECT}:registryPassword", f"{PROJECT}:dbPassword"],
+        {f"{PROJECT}:{k}": as_pulumi_config(v) for k, v in values.items()},
+        [f"{PROJECT}:registryPassword", f"{PROJECT}:dbPassword"],
     )
     config = load_stack_config(base_dir=ROOT)
     assert is_secret(config.secrets["dbPassword"])
@@ -823,18 +1133,47 @@ def test_pulumi_yaml_schema_names_only_known_keys():
 # -- arbitrary input --------------------------------------------------------------------------------
 
 _scalars = (
-    st.none() | st.booleans() | st.integers() | st.integers(min_value=-(10 ** 400), max_value=10 ** 400)
-    | st.floats() | st.text(max_size=12)
-    | st.sampled_from([
-        "app/web", "app/redis", "redis:7", "/healthz", "512Mi", "kubernetes", "docker", "true", "-1", "1e999", "image",
-        "10001:10001", "0:0", "NET_BIND_SERVICE", CONFIG_FILE, "../etc/passwd", "a\0b", "dbPassword", "completed",
-        "healthy", "started", "main", "web", "redis", "migrate",
-    ])
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(10**400), max_value=10**400)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [
+            "app/web",
+            "app/redis",
+            "redis:7",
+            "/healthz",
+            "512Mi",
+            "kubernetes",
+            "docker",
+            "true",
+            "-1",
+            "1e999",
+            "image",
+            "10001:10001",
+            "0:0",
+            "NET_BIND_SERVICE",
+            CONFIG_FILE,
+            "../etc/passwd",
+            "a\0b",
+            "dbPassword",
+            "completed",
+            "healthy",
+            "started",
+            "main",
+            "web",
+            "redis",
+            "migrate",
+        ]
+    )
 )
-_keys = st.text(max_size=8) | st.sampled_from(["/etc/app.conf", "/run/secrets/db", "/data", "main", "web", "redis", "migrate", "DB"])
+_keys = st.text(max_size=8) | st.sampled_from(
+    ["/etc/app.conf", "/run/secrets/db", "/data", "main", "web", "redis", "migrate", "DB"]
+)
 _json = st.recursive(
-    _scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4),
-    max_leaves=8,
+    _scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4), max_leaves=8
 )
 _value = _json | _json.map(lambda v: json.dumps(v, default=str))
 # Keys whose value is an object get one more often, so what is inside them is exercised too.
@@ -850,7 +1189,9 @@ def _workload(keys: tuple[str, ...]):
             return _mounts | _value
         return st.dictionaries(_keys, _json, max_size=3) | _value if key in _OBJECT_KEYS else _value
 
-    return st.lists(st.sampled_from(keys).flatmap(lambda key: st.tuples(st.just(key), value(key))), max_size=8).map(dict)
+    return st.lists(st.sampled_from(keys).flatmap(lambda key: st.tuples(st.just(key), value(key))), max_size=8).map(
+        dict
+    )
 
 
 _service = _workload(SERVICE_KEYS)
@@ -858,7 +1199,9 @@ _job_spec = _workload(JOB_KEYS)
 _stack = st.dictionaries(st.sampled_from(STACK_KEYS) | st.text(max_size=10), _value, max_size=8)
 _with_services = st.tuples(
     _stack,
-    st.dictionaries(st.sampled_from(["web", "redis", "Web"]) | st.text(max_size=6), _service | _service.map(json.dumps), max_size=3),
+    st.dictionaries(
+        st.sampled_from(["web", "redis", "Web"]) | st.text(max_size=6), _service | _service.map(json.dumps), max_size=3
+    ),
     st.dictionaries(st.sampled_from(["migrate", "web"]) | st.text(max_size=6), _job_spec, max_size=2),
     st.dictionaries(st.sampled_from(KUBERNETES_KEYS), _value, max_size=4),
 ).map(lambda parts: {**parts[0], "services": parts[1], "jobs": parts[2], "kubernetes": parts[3]})

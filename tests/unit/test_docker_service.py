@@ -6,18 +6,30 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import harness
 import pulumi
 import pytest
+from harness import (
+    CONTAINER,
+    DB_PASSWORD,
+    DOCKER_JOB,
+    DOCKER_SERVICE,
+    JOB_CHECK,
+    ROLLOUT_CHECK,
+    ROOT,
+    STACK_LABELS,
+    VOLUME,
+    file_versions,
+    plaintext_occurrences,
+    resolve,
+    run,
+    spec_of,
+)
+from pulumi.runtime import rpc
 
-import harness
 from components.docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
 from components.spec import ANY_HOST_PORT, PortSpec, VolumeSpec
 from components.workload import Endpoint
-from harness import (
-    CONTAINER, DB_PASSWORD, DOCKER_JOB, DOCKER_SERVICE, JOB_CHECK, ROLLOUT_CHECK, ROOT, STACK_LABELS, VOLUME,
-    file_versions, plaintext_occurrences, resolve, run, spec_of,
-)
-from pulumi.runtime import rpc
 
 IMAGE = "sha256:" + "1" * 64
 NETWORK = "cloudservice-dev"
@@ -109,15 +121,22 @@ def test_port_offset_moves_host_ports_only(mocks):
 
 
 def test_two_ports_both_published(mocks):
-    spec = spec_of(port=None, publish=None, ports={"http": {"port": 8080, "publish": 8080}, "admin": {"port": 9000, "publish": 9001}},
-                   health={"http": "/healthz", "port": "admin"})
+    spec = spec_of(
+        port=None,
+        publish=None,
+        ports={"http": {"port": 8080, "publish": 8080}, "admin": {"port": 9000, "publish": 9001}},
+        health={"http": "/healthz", "port": "admin"},
+    )
     service, container = deploy(mocks, spec, port_offset=10)
     assert container.inputs["ports"] == [
-        {"internal": 8080, "external": 8090, "ip": "127.0.0.1"}, {"internal": 9000, "external": 9011, "ip": "127.0.0.1"},
+        {"internal": 8080, "external": 8090, "ip": "127.0.0.1"},
+        {"internal": 9000, "external": 9011, "ip": "127.0.0.1"},
     ]
     assert resolve(service.urls) == {"http": "http://127.0.0.1:8090", "admin": "http://127.0.0.1:9011"}
     assert resolve(service.url) == "http://127.0.0.1:8090", "the first port is the main one"
-    assert "http://127.0.0.1:9000/healthz" in container.inputs["healthcheck"]["tests"][1], "the check uses the named port"
+    assert "http://127.0.0.1:9000/healthz" in container.inputs["healthcheck"]["tests"][1], (
+        "the check uses the named port"
+    )
 
 
 def test_unpublished_named_port_is_not_on_the_host(mocks):
@@ -134,7 +153,10 @@ def test_health_checks_gate_the_rollout(mocks):
     assert "http://127.0.0.1:8080/healthz" in web.inputs["healthcheck"]["tests"][1]
     for container in (web, redis):
         assert {k: container.inputs["healthcheck"][k] for k in ("interval", "timeout", "retries", "startPeriod")} == {
-            "interval": "2s", "timeout": "3s", "retries": 3, "startPeriod": "2s",
+            "interval": "2s",
+            "timeout": "3s",
+            "retries": 3,
+            "startPeriod": "2s",
         }
 
 
@@ -142,7 +164,12 @@ def test_health_timings_and_ready_timeout(mocks):
     spec = spec_of(health={"http": "/ready", "interval": 5, "timeout": 4, "retries": 6, "startPeriod": 30})
     _, container = deploy(mocks, spec, ready_timeout=120)
     healthcheck = container.inputs["healthcheck"]
-    assert (healthcheck["interval"], healthcheck["timeout"], healthcheck["retries"], healthcheck["startPeriod"]) == ("5s", "4s", 6, "30s")
+    assert (healthcheck["interval"], healthcheck["timeout"], healthcheck["retries"], healthcheck["startPeriod"]) == (
+        "5s",
+        "4s",
+        6,
+        "30s",
+    )
     assert "http://127.0.0.1:8080/ready" in healthcheck["tests"][1]
     check = mocks.get(ROLLOUT_CHECK, "cloudservice-dev-web-ready")
     assert check.inputs["timeout"] == 120, "readyTimeout bounds the wait for healthy"
@@ -196,10 +223,18 @@ def test_links_give_host_and_port(mocks):
 
 
 def test_links_to_named_ports(mocks):
-    links = {"api": Endpoint(host="api", ports={"http": 80, "metrics": 9100}), "cache-db": Endpoint(host="cache-db", ports={"main": 6379})}
+    links = {
+        "api": Endpoint(host="api", ports={"http": 80, "metrics": 9100}),
+        "cache-db": Endpoint(host="cache-db", ports={"main": 6379}),
+    }
     _, container = deploy(mocks, spec_of(links=None), links=links)
     assert container.inputs["envs"] == [
-        "API_HOST=api", "API_HTTP_PORT=80", "API_METRICS_PORT=9100", "API_PORT=80", "CACHE_DB_HOST=cache-db", "CACHE_DB_PORT=6379",
+        "API_HOST=api",
+        "API_HTTP_PORT=80",
+        "API_METRICS_PORT=9100",
+        "API_PORT=80",
+        "CACHE_DB_HOST=cache-db",
+        "CACHE_DB_PORT=6379",
     ]
 
 
@@ -208,7 +243,12 @@ def test_env_and_secret_env_are_passed_and_secrets_stay_secret(mocks):
     _, container = deploy(mocks, spec, links=REDIS)
     envs = container.inputs["envs"]
     assert rpc.is_rpc_secret(envs), "the env list holding a secret is sent as a secret"
-    assert rpc.unwrap_rpc_secret(envs) == [f"DB_PASSWORD={DB_PASSWORD}", "MODE=production", "REDIS_HOST=redis", "REDIS_PORT=6379"]
+    assert rpc.unwrap_rpc_secret(envs) == [
+        f"DB_PASSWORD={DB_PASSWORD}",
+        "MODE=production",
+        "REDIS_HOST=redis",
+        "REDIS_PORT=6379",
+    ]
     for resource in mocks.resources:
         assert plaintext_occurrences(resource.inputs, DB_PASSWORD) == [], resource.name
 
@@ -216,7 +256,7 @@ def test_env_and_secret_env_are_passed_and_secrets_stay_secret(mocks):
 def test_files_are_read_only_bind_mounts_rolled_by_their_content(mocks, tmp_path):
     _, container = deploy(mocks, spec_of(files={"/etc/web/redis.conf": CONFIG_FILE}))
     assert container.inputs["mounts"] == [
-        {"target": "/etc/web/redis.conf", "source": os.path.join(ROOT, CONFIG_FILE), "type": "bind", "readOnly": True},
+        {"target": "/etc/web/redis.conf", "source": os.path.join(ROOT, CONFIG_FILE), "type": "bind", "readOnly": True}
     ]
     first = as_dict(container.inputs["labels"])["cloudservice.dev/files-hash"]
 
@@ -245,15 +285,22 @@ def test_secret_files_are_carried_into_a_volume_and_stay_secret(mocks):
     assert volume.inputs["name"] == "cloudservice-dev-web-secrets"
     assert carrier.inputs["start"] is False and carrier.inputs["mustRun"] is False, "created, never started"
     assert carrier.inputs["networkMode"] == "none"
-    assert carrier.inputs["volumes"] == [{"volumeName": "cloudservice-dev-web-secrets", "containerPath": "/run/secrets"}]
+    assert carrier.inputs["volumes"] == [
+        {"volumeName": "cloudservice-dev-web-secrets", "containerPath": "/run/secrets"}
+    ]
     assert rpc.is_rpc_secret(carrier.inputs["uploads"]), "the secret file's content is sent encrypted"
     (upload,) = rpc.unwrap_rpc_secret(carrier.inputs["uploads"])
     assert upload["content"] == DB_PASSWORD
     assert (upload["file"], upload["permissions"]) == ("/run/secrets/db", "0444")
     assert "owner" not in upload and "group" not in upload, "an owner makes the engine look a user name up in the image"
-    assert {"volumeName": "cloudservice-dev-web-secrets", "containerPath": "/run/secrets", "readOnly": True} in container.inputs["volumes"]
-    assert as_dict(container.inputs["labels"])["cloudservice.dev/secrets-revision"] == "cloudservice-dev-web-secrets-id", \
-        "the carrier's ID: a changed secret replaces the carrier, and so the service"
+    assert {
+        "volumeName": "cloudservice-dev-web-secrets",
+        "containerPath": "/run/secrets",
+        "readOnly": True,
+    } in container.inputs["volumes"]
+    assert (
+        as_dict(container.inputs["labels"])["cloudservice.dev/secrets-revision"] == "cloudservice-dev-web-secrets-id"
+    ), "the carrier's ID: a changed secret replaces the carrier, and so the service"
     assert carrier.urn in container.dependencies, "the service (re)starts after its secrets are written"
     for resource in mocks.resources:
         assert plaintext_occurrences(resource.inputs, DB_PASSWORD) == [], f"{resource.type} {resource.name}"
@@ -281,8 +328,10 @@ def test_the_container_waits_for_what_it_comes_after(mocks):
     def program():
         before = pulumi.CustomResource("test:index:Thing", "pushed")
         spec = spec_of()
-        return DockerService("cloudservice-dev-web", DockerServiceArgs(
-            spec=spec, image=IMAGE, networks=[NETWORK], labels=STACK_LABELS, after=[before]))
+        return DockerService(
+            "cloudservice-dev-web",
+            DockerServiceArgs(spec=spec, image=IMAGE, networks=[NETWORK], labels=STACK_LABELS, after=[before]),
+        )
 
     run(program)
     assert mocks.get("test:index:Thing", "pushed").urn in mocks.get(CONTAINER, "cloudservice-dev-web").dependencies
@@ -295,8 +344,15 @@ def test_without_a_parent_no_first_release_aliases(mocks):
 
 # -- DockerJob -------------------------------------------------------------------------------------
 
-MIGRATE = {"migrate": {"build": "app/web", "command": ["python3", "-m", "migrate"], "args": ["--to", "head"],
-                       "env": {"MODE": "migrate"}, "secretEnv": {"DB_PASSWORD": "dbPassword"}}}
+MIGRATE = {
+    "migrate": {
+        "build": "app/web",
+        "command": ["python3", "-m", "migrate"],
+        "args": ["--to", "head"],
+        "env": {"MODE": "migrate"},
+        "secretEnv": {"DB_PASSWORD": "dbPassword"},
+    }
+}
 
 
 def run_job(mocks, jobs=None, **args):
@@ -340,11 +396,21 @@ def test_job_opt_outs(mocks):
 
 
 def test_job_files_and_secret_files(mocks):
-    jobs = {"migrate": {"build": "app/web", "files": {"/etc/migrate.conf": CONFIG_FILE}, "secretFiles": {"/run/secrets/db": "dbPassword"}}}
+    jobs = {
+        "migrate": {
+            "build": "app/web",
+            "files": {"/etc/migrate.conf": CONFIG_FILE},
+            "secretFiles": {"/run/secrets/db": "dbPassword"},
+        }
+    }
     _, container = run_job(mocks, jobs)
     assert container.inputs["mounts"][0]["source"] == os.path.join(ROOT, CONFIG_FILE)
     carrier = mocks.get(CONTAINER, "cloudservice-dev-migrate-secrets")
-    assert {"volumeName": "cloudservice-dev-migrate-secrets", "containerPath": "/run/secrets", "readOnly": True} in container.inputs["volumes"]
+    assert {
+        "volumeName": "cloudservice-dev-migrate-secrets",
+        "containerPath": "/run/secrets",
+        "readOnly": True,
+    } in container.inputs["volumes"]
     assert rpc.unwrap_rpc_secret(carrier.inputs["uploads"])[0]["content"] == DB_PASSWORD
 
 
@@ -352,8 +418,17 @@ def test_job_runs_after_what_it_comes_after(mocks):
     def program():
         before = pulumi.CustomResource("test:index:Thing", "db")
         spec = spec_of("migrate", jobs=MIGRATE)
-        return DockerJob("cloudservice-dev-migrate", DockerJobArgs(
-            spec=spec, image=IMAGE, networks=[NETWORK], labels=STACK_LABELS, secrets=secrets_for(spec), after=[before]))
+        return DockerJob(
+            "cloudservice-dev-migrate",
+            DockerJobArgs(
+                spec=spec,
+                image=IMAGE,
+                networks=[NETWORK],
+                labels=STACK_LABELS,
+                secrets=secrets_for(spec),
+                after=[before],
+            ),
+        )
 
     run(program)
     container = mocks.get(CONTAINER, "cloudservice-dev-migrate")
@@ -376,8 +451,15 @@ def test_user_labels_are_merged_under_the_stacks(mocks):
 
 
 def test_process_flags(mocks):
-    spec = with_fields(working_dir="/srv", tty=True, stdin_open=True, init=True, stop_signal="SIGQUIT",
-                       sysctls={"net.core.somaxconn": "1024"}, shm_size_mb=256)
+    spec = with_fields(
+        working_dir="/srv",
+        tty=True,
+        stdin_open=True,
+        init=True,
+        stop_signal="SIGQUIT",
+        sysctls={"net.core.somaxconn": "1024"},
+        shm_size_mb=256,
+    )
     _, container = deploy(mocks, spec)
     inputs = container.inputs
     assert (inputs["workingDir"], inputs["tty"], inputs["stdinOpen"], inputs["init"]) == ("/srv", True, True, True)
@@ -389,29 +471,44 @@ def test_process_flags(mocks):
 def test_unset_flags_are_not_sent(mocks):
     """A stack made before these fields existed plans no change (container fields replace it)."""
     _, container = deploy(mocks)
-    for key in ("workingDir", "tty", "stdinOpen", "init", "hosts", "sysctls", "ulimits", "shmSize", "stopSignal",
-                "stopTimeout"):
+    for key in (
+        "workingDir",
+        "tty",
+        "stdinOpen",
+        "init",
+        "hosts",
+        "sysctls",
+        "ulimits",
+        "shmSize",
+        "stopSignal",
+        "stopTimeout",
+    ):
         assert key not in container.inputs, key
     assert container.inputs["destroyGraceSeconds"] == 10
 
 
 def test_extra_hosts_one_entry_per_address_and_ulimits(mocks):
-    spec = with_fields(extra_hosts={"db.internal": ("10.0.0.5", "10.0.0.6"), "api.internal": ("10.0.0.7",)},
-                       ulimits={"nofile": (1024, 65536), "nproc": (512, 512)})
+    spec = with_fields(
+        extra_hosts={"db.internal": ("10.0.0.5", "10.0.0.6"), "api.internal": ("10.0.0.7",)},
+        ulimits={"nofile": (1024, 65536), "nproc": (512, 512)},
+    )
     _, container = deploy(mocks, spec)
     assert container.inputs["hosts"] == [
-        {"host": "api.internal", "ip": "10.0.0.7"}, {"host": "db.internal", "ip": "10.0.0.5"},
+        {"host": "api.internal", "ip": "10.0.0.7"},
+        {"host": "db.internal", "ip": "10.0.0.5"},
         {"host": "db.internal", "ip": "10.0.0.6"},
     ]
     assert container.inputs["ulimits"] == [
-        {"name": "nofile", "soft": 1024, "hard": 65536}, {"name": "nproc", "soft": 512, "hard": 512},
+        {"name": "nofile", "soft": 1024, "hard": 65536},
+        {"name": "nproc", "soft": 512, "hard": 512},
     ]
 
 
 def test_tmpfs_paths_besides_the_read_only_roots_tmp(mocks):
     _, container = deploy(mocks, with_fields(tmpfs=("/run", "/var/cache/app")))
-    assert container.inputs["tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=16m", "/run": "", "/var/cache/app": ""}, \
+    assert container.inputs["tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=16m", "/run": "", "/var/cache/app": ""}, (
         "the spec's paths get the engine's defaults, as `--tmpfs <path>`"
+    )
     mocks.resources.clear()
     _, writable = deploy(mocks, with_fields(read_only=False, tmpfs=("/run",)))
     assert writable.inputs["tmpfs"] == {"/run": ""}
@@ -420,7 +517,8 @@ def test_tmpfs_paths_besides_the_read_only_roots_tmp(mocks):
 def test_ephemeral_paths_are_anonymous_volumes(mocks):
     _, container = deploy(mocks, with_fields("redis", ephemeral=("/scratch",)))
     assert container.inputs["volumes"] == [
-        {"volumeName": "cloudservice-dev-redis-data", "containerPath": "/data"}, {"containerPath": "/scratch"},
+        {"volumeName": "cloudservice-dev-redis-data", "containerPath": "/data"},
+        {"containerPath": "/scratch"},
     ], "no volume name: the engine creates it with the container (from the image) and removes it with it"
     assert [v.inputs["name"] for v in mocks.of_type(VOLUME)] == ["cloudservice-dev-redis-data"]
     assert container.inputs.get("removeVolumes", True) is True
@@ -441,17 +539,21 @@ def test_read_only_volume(mocks):
     spec = with_fields("redis", volumes=(VolumeSpec(path="/seed", name="seed", read_only=True),))
     _, container = deploy(mocks, spec)
     assert container.inputs["volumes"] == [
-        {"volumeName": "cloudservice-dev-redis-seed", "containerPath": "/seed", "readOnly": True},
+        {"volumeName": "cloudservice-dev-redis-seed", "containerPath": "/seed", "readOnly": True}
     ]
     assert mocks.find(CONTAINER, "cloudservice-dev-redis-seed-owner") is None, "nothing writes to it: none to prepare"
 
 
 def test_job_gets_the_same_flags_and_never_restarts(mocks):
     jobs = {"migrate": {"build": "app/web"}}
-    spec = dataclasses.replace(spec_of("migrate", jobs=jobs), init=True, ephemeral=("/work",), stop_grace_period=5,
-                               labels={"team": "data"})
-    job = run(lambda: DockerJob("cloudservice-dev-migrate", DockerJobArgs(
-        spec=spec, image=IMAGE, networks=[NETWORK], labels=STACK_LABELS)))
+    spec = dataclasses.replace(
+        spec_of("migrate", jobs=jobs), init=True, ephemeral=("/work",), stop_grace_period=5, labels={"team": "data"}
+    )
+    job = run(
+        lambda: DockerJob(
+            "cloudservice-dev-migrate", DockerJobArgs(spec=spec, image=IMAGE, networks=[NETWORK], labels=STACK_LABELS)
+        )
+    )
     assert job is not None
     inputs = mocks.get(CONTAINER, "cloudservice-dev-migrate").inputs
     assert inputs["init"] is True and inputs["volumes"] == [{"containerPath": "/work"}]
@@ -465,8 +567,10 @@ def test_job_gets_the_same_flags_and_never_restarts(mocks):
 def test_aliases_on_every_network(mocks):
     _, container = deploy(mocks, with_fields(aliases=("cache", "db")), networks=["app-front", "app-back"])
     aliases = ["web", "cache", "db"]
-    assert container.inputs["networksAdvanced"] == [{"name": "app-front", "aliases": aliases},
-                                                    {"name": "app-back", "aliases": aliases}]
+    assert container.inputs["networksAdvanced"] == [
+        {"name": "app-front", "aliases": aliases},
+        {"name": "app-back", "aliases": aliases},
+    ]
 
 
 # -- ports -------------------------------------------------------------------------------------------
@@ -491,8 +595,13 @@ def engine_picks_host_ports(mocks, monkeypatch):
 
 
 def test_udp_port(mocks, engine_picks_host_ports):
-    spec = with_fields(ports=(PortSpec(name="http", port=8080, publish=8080),
-                              PortSpec(name="dns", port=5353, publish=5353, protocol="udp")), health=None)
+    spec = with_fields(
+        ports=(
+            PortSpec(name="http", port=8080, publish=8080),
+            PortSpec(name="dns", port=5353, publish=5353, protocol="udp"),
+        ),
+        health=None,
+    )
     service, container = deploy(mocks, spec, port_offset=1)
     assert container.inputs["ports"] == [
         {"internal": 8080, "external": 8081, "ip": "127.0.0.1"},
@@ -502,14 +611,20 @@ def test_udp_port(mocks, engine_picks_host_ports):
 
 
 def test_any_host_port_is_picked_by_the_engine_and_reported(mocks, engine_picks_host_ports):
-    spec = with_fields(ports=(PortSpec(name="http", port=8080, publish=ANY_HOST_PORT),
-                              PortSpec(name="dns", port=8080, publish=ANY_HOST_PORT, protocol="udp")))
+    spec = with_fields(
+        ports=(
+            PortSpec(name="http", port=8080, publish=ANY_HOST_PORT),
+            PortSpec(name="dns", port=8080, publish=ANY_HOST_PORT, protocol="udp"),
+        )
+    )
     service, container = deploy(mocks, spec, port_offset=100)
     assert container.inputs["ports"] == [
-        {"internal": 8080, "ip": "127.0.0.1"}, {"internal": 8080, "ip": "127.0.0.1", "protocol": "udp"},
+        {"internal": 8080, "ip": "127.0.0.1"},
+        {"internal": 8080, "ip": "127.0.0.1", "protocol": "udp"},
     ], "no host port (and no offset): the engine picks a free one on the loopback address"
-    assert resolve(service.urls) == {"http": "http://127.0.0.1:32768", "dns": "udp://127.0.0.1:32769"}, \
+    assert resolve(service.urls) == {"http": "http://127.0.0.1:32768", "dns": "udp://127.0.0.1:32769"}, (
         "the URL has the port the engine picked, from the container's ports"
+    )
     assert resolve(service.url) == "http://127.0.0.1:32768"
 
 
@@ -559,8 +674,9 @@ def test_new_volume_is_chowned_for_the_user_before_the_service_starts(mocks, rep
 def test_a_changed_user_runs_the_step_again(mocks):
     deploy(mocks, with_fields("redis", user=(2000, 3000)))
     step = mocks.get(CONTAINER, "cloudservice-dev-redis-data-owner")
-    assert step.inputs["entrypoints"] == ["chown", "2000:3000", "/data"], \
+    assert step.inputs["entrypoints"] == ["chown", "2000:3000", "/data"], (
         "the entrypoint changes with the user: the step is replaced, so it runs again"
+    )
 
 
 @pytest.mark.parametrize("name,changes", [("redis", {"user": None}), ("web", {})])

@@ -13,11 +13,30 @@ import subprocess
 import sys
 
 import pytest
-
 from harness import (
-    CLOUD_SERVICE, CONTAINER, CONTAINER_IMAGE, APP_NETWORK, DEPLOYMENT, DOCKER_PROVIDER, K8S_PROVIDER, NAMESPACE, NETWORK,
-    PROJECT, PVC, REGISTRY, REGISTRY_IMAGE, REMOTE_IMAGE, ROOT, SECRET, SERVICE, VOLUME, default_services, deploy,
-    install_mocks, make_config, run,
+    APP_NETWORK,
+    CLOUD_SERVICE,
+    CONTAINER,
+    CONTAINER_IMAGE,
+    DEPLOYMENT,
+    DOCKER_PROVIDER,
+    K8S_PROVIDER,
+    NAMESPACE,
+    NETWORK,
+    PROJECT,
+    PVC,
+    REGISTRY,
+    REGISTRY_IMAGE,
+    REMOTE_IMAGE,
+    ROOT,
+    SECRET,
+    SERVICE,
+    VOLUME,
+    default_services,
+    deploy,
+    install_mocks,
+    make_config,
+    run,
 )
 
 APP = "urn:pulumi:dev::cloudservice::cloudservice:index:CloudService"
@@ -26,14 +45,21 @@ KUBERNETES_DEPLOYMENT = f"{APP}$cloudservice:index:KubernetesDeployment"
 IMAGES = {
     (typ, f"cloudservice-dev-{service}"): f"{APP}$cloudservice:index:ContainerImage{child}::{service}"
     for service in ("web", "redis")
-    for typ, child in ((CONTAINER_IMAGE, ""), (REMOTE_IMAGE, f"${REMOTE_IMAGE}"), (REGISTRY_IMAGE, f"${REGISTRY_IMAGE}"))
+    for typ, child in (
+        (CONTAINER_IMAGE, ""),
+        (REMOTE_IMAGE, f"${REMOTE_IMAGE}"),
+        (REGISTRY_IMAGE, f"${REGISTRY_IMAGE}"),
+    )
 }
 FIRST_RELEASE = {
     "docker": {
         (DOCKER_PROVIDER, "cloudservice-dev-docker"): f"{APP}$pulumi:providers:docker::docker",
         **IMAGES,
         (APP_NETWORK, "cloudservice-dev-network"): f"{APP}$cloudservice:index:AppNetwork::network",
-        (NETWORK, "cloudservice-dev-network"): f"{APP}$cloudservice:index:AppNetwork$docker:index/network:Network::network",
+        (
+            NETWORK,
+            "cloudservice-dev-network",
+        ): f"{APP}$cloudservice:index:AppNetwork$docker:index/network:Network::network",
         (VOLUME, "cloudservice-dev-redis-data"): f"{DOCKER_DEPLOYMENT}$docker:index/volume:Volume::redis-data",
         (CONTAINER, "cloudservice-dev-web"): f"{DOCKER_DEPLOYMENT}$docker:index/container:Container::web",
         (CONTAINER, "cloudservice-dev-redis"): f"{DOCKER_DEPLOYMENT}$docker:index/container:Container::redis",
@@ -43,10 +69,18 @@ FIRST_RELEASE = {
         (K8S_PROVIDER, "cloudservice-dev-kubernetes"): f"{APP}$pulumi:providers:kubernetes::kubernetes",
         **IMAGES,
         (NAMESPACE, "cloudservice-dev-namespace"): f"{KUBERNETES_DEPLOYMENT}$kubernetes:core/v1:Namespace::namespace",
-        (SECRET, "cloudservice-dev-namespace-registry-credentials"):
-            f"{KUBERNETES_DEPLOYMENT}$kubernetes:core/v1:Secret::registry-credentials",
-        (SECRET, "cloudservice-dev-namespace-app-secrets"): f"{KUBERNETES_DEPLOYMENT}$kubernetes:core/v1:Secret::app-secrets",
-        (PVC, "cloudservice-dev-redis-data"): f"{KUBERNETES_DEPLOYMENT}$kubernetes:core/v1:PersistentVolumeClaim::redis-data",
+        (
+            SECRET,
+            "cloudservice-dev-namespace-registry-credentials",
+        ): f"{KUBERNETES_DEPLOYMENT}$kubernetes:core/v1:Secret::registry-credentials",
+        (
+            SECRET,
+            "cloudservice-dev-namespace-app-secrets",
+        ): f"{KUBERNETES_DEPLOYMENT}$kubernetes:core/v1:Secret::app-secrets",
+        (
+            PVC,
+            "cloudservice-dev-redis-data",
+        ): f"{KUBERNETES_DEPLOYMENT}$kubernetes:core/v1:PersistentVolumeClaim::redis-data",
         (DEPLOYMENT, "cloudservice-dev-web"): f"{KUBERNETES_DEPLOYMENT}$kubernetes:apps/v1:Deployment::web",
         (DEPLOYMENT, "cloudservice-dev-redis"): f"{KUBERNETES_DEPLOYMENT}$kubernetes:apps/v1:Deployment::redis",
         (SERVICE, "cloudservice-dev-web"): f"{KUBERNETES_DEPLOYMENT}$kubernetes:core/v1:Service::web",
@@ -82,9 +116,13 @@ def test_the_volume_keeps_its_urn_through_its_alias(mocks):
     """The example: the Docker volume of redis, a child of DockerDeployment "docker" in the first release."""
     resources = declare(mocks, "docker")
     volume = resources[(VOLUME, "cloudservice-dev-redis-data")]
-    assert volume.urn == f"{APP}$cloudservice:index:DockerService$docker:index/volume:Volume::cloudservice-dev-redis-data"
-    assert "urn:pulumi:dev::cloudservice::cloudservice:index:CloudService$cloudservice:index:DockerDeployment" \
-           "$docker:index/volume:Volume::redis-data" in mocks.aliases_of(volume)
+    assert (
+        volume.urn == f"{APP}$cloudservice:index:DockerService$docker:index/volume:Volume::cloudservice-dev-redis-data"
+    )
+    assert (
+        "urn:pulumi:dev::cloudservice::cloudservice:index:CloudService$cloudservice:index:DockerDeployment"
+        "$docker:index/volume:Volume::redis-data" in mocks.aliases_of(volume)
+    )
 
 
 @pytest.mark.parametrize("target", ["docker", "kubernetes"])
@@ -106,7 +144,9 @@ def first_release_revision() -> str:
     """The commit before the one that replaced DockerDeployment by per-service components."""
     replaced_in = subprocess.run(
         ["git", "-C", ROOT, "rev-list", "-1", "HEAD", "--", "components/docker_deployment.py"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert replaced_in, "git history has the release with components/docker_deployment.py"
     return f"{replaced_in}^"
@@ -120,14 +160,23 @@ def first_release_components(tmp_path_factory):
     package = root / "first_release" / "components"
     package.mkdir(parents=True)
     (root / "first_release" / "__init__.py").write_text("")
-    names = subprocess.run(["git", "-C", ROOT, "ls-tree", "--name-only", revision, "components/"],
-                           capture_output=True, text=True, check=True).stdout.split()
+    names = subprocess.run(
+        ["git", "-C", ROOT, "ls-tree", "--name-only", revision, "components/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in names:
-        source = subprocess.run(["git", "-C", ROOT, "show", f"{revision}:{name}"], capture_output=True, text=True, check=True).stdout
+        source = subprocess.run(
+            ["git", "-C", ROOT, "show", f"{revision}:{name}"], capture_output=True, text=True, check=True
+        ).stdout
         (package / name.rsplit("/", 1)[1]).write_text(source)
     sys.path.insert(0, str(root))
     try:
-        yield importlib.import_module("first_release.components.cloudservice"), importlib.import_module("first_release.components.config")
+        yield (
+            importlib.import_module("first_release.components.cloudservice"),
+            importlib.import_module("first_release.components.config"),
+        )
     finally:
         sys.path.remove(str(root))
         for module in [m for m in sys.modules if m.startswith("first_release")]:
@@ -148,4 +197,6 @@ def test_every_urn_of_the_first_release_is_kept(first_release_components, target
     kept = {r.urn for r in new.values()} | {alias for r in new.values() for alias in new_mocks.aliases_of(r)}
     kept.add(new_mocks.get(CLOUD_SERVICE, "cloudservice-dev").urn)
     assert old - kept == set(), "resources of the first release the upgrade would replace"
-    assert old == set(FIRST_RELEASE[target].values()) | {f"{APP}::cloudservice-dev"}, "the table above is the first release"
+    assert old == set(FIRST_RELEASE[target].values()) | {f"{APP}::cloudservice-dev"}, (
+        "the table above is the first release"
+    )

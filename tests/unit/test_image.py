@@ -7,17 +7,25 @@ import os
 import re
 import shutil
 
-import pulumi
-import pytest
-
-from components.spec import BuildSpec
-from components.image import ContainerImage, ContainerImageArgs, Engine, StandIn, base_images, content_tag
-from harness import (
-    DOCKER_PROVIDER, REGISTRY_IMAGE, REMOTE_IMAGE, ROOT, fake_digest, image_id, install_mocks,
-    registry_digest, resolve, run,
-)
 import docker as docker_sdk
+import pulumi
 import pulumi_docker as docker
+import pytest
+from harness import (
+    DOCKER_PROVIDER,
+    REGISTRY_IMAGE,
+    REMOTE_IMAGE,
+    ROOT,
+    fake_digest,
+    image_id,
+    install_mocks,
+    registry_digest,
+    resolve,
+    run,
+)
+
+from components.image import ContainerImage, ContainerImageArgs, Engine, StandIn, base_images, content_tag
+from components.spec import BuildSpec
 
 REPOSITORY = "localhost:5000/cloudservice/web"
 COMPONENT = "cloudservice:index:ContainerImage"
@@ -52,10 +60,19 @@ def test_tag_does_not_depend_on_where_the_context_lives(context, tmp_path):
     assert tag(copy) == tag(context)
 
 
-@pytest.mark.parametrize("change", [
-    "edit-file", "edit-nested-file", "edit-dockerfile", "add-file", "add-empty-file", "remove-file", "rename-file",
-    "chmod",
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "edit-file",
+        "edit-nested-file",
+        "edit-dockerfile",
+        "add-file",
+        "add-empty-file",
+        "remove-file",
+        "rename-file",
+        "chmod",
+    ],
+)
 def test_tag_changes_when_a_context_file_changes(context, change):
     before = tag(context)
     if change == "edit-file":
@@ -103,10 +120,15 @@ def test_dockerignored_files_do_not_count_but_the_dockerfile_always_does(context
     assert tag(context) != before, "the Dockerfile is always sent, even when ignored"
 
 
-@pytest.mark.parametrize("spec", [
-    {"args": {"BASE_IMAGE": "cloudservice/base:bookworm"}}, {"target": "runtime"}, {"dockerfile": "Dockerfile.alt"},
-    {"platform": "linux/arm64"},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"args": {"BASE_IMAGE": "cloudservice/base:bookworm"}},
+        {"target": "runtime"},
+        {"dockerfile": "Dockerfile.alt"},
+        {"platform": "linux/arm64"},
+    ],
+)
 def test_build_settings_are_part_of_the_tag(context, spec):
     (context / "Dockerfile.alt").write_text("FROM scratch\n")
     assert tag(context, **spec) != tag(context)
@@ -124,7 +146,8 @@ def test_base_images_follow_build_args_and_skip_stages_and_scratch(context):
     )
     assert base_images(BuildSpec(context=str(context))) == ["debian:bookworm", "python:3.12-slim"]
     assert base_images(BuildSpec(context=str(context), args={"BASE_IMAGE": "cloudservice/base:bookworm"})) == [
-        "debian:bookworm", "cloudservice/base:bookworm",
+        "debian:bookworm",
+        "cloudservice/base:bookworm",
     ]
 
 
@@ -146,8 +169,9 @@ def test_a_rebuilt_base_image_changes_the_tag(context):
     assert content_tag(build, {"cloudservice/base:bookworm": fake_digest("base-1")}) == first
     assert content_tag(build, {"cloudservice/base:bookworm": fake_digest("base-2")}) != first
     assert content_tag(build, {}) != first, "a base the engine does not have yet (the build pulls it)"
-    assert content_tag(build, {"python:3.12-slim": fake_digest("base-2")}) == content_tag(build, {}), \
+    assert content_tag(build, {"python:3.12-slim": fake_digest("base-2")}) == content_tag(build, {}), (
         "only the base images this build uses count"
+    )
 
 
 def test_project_contexts_have_distinct_tags():
@@ -165,9 +189,14 @@ def _build(context: str) -> BuildSpec:
 
 def test_build_and_push(mocks, context):
     build = _build(str(context))
-    image = run(lambda: ContainerImage("web", ContainerImageArgs(
-        repository=REPOSITORY, build=build, push=True, labels={"app.kubernetes.io/part-of": "cloudservice"},
-    )))
+    image = run(
+        lambda: ContainerImage(
+            "web",
+            ContainerImageArgs(
+                repository=REPOSITORY, build=build, push=True, labels={"app.kubernetes.io/part-of": "cloudservice"}
+            ),
+        )
+    )
     name = f"{REPOSITORY}:{content_tag(build)}"
 
     component = mocks.get(COMPONENT, "web")
@@ -178,7 +207,9 @@ def test_build_and_push(mocks, context):
     assert local.inputs["keepLocally"] is True
     assert local.inputs["build"] == {
         # relative to the project directory (the program's), the same in every clone
-        "context": os.path.relpath(context), "dockerfile": "Dockerfile", "buildArgs": {"BASE_IMAGE": "cloudservice/base:bookworm"},
+        "context": os.path.relpath(context),
+        "dockerfile": "Dockerfile",
+        "buildArgs": {"BASE_IMAGE": "cloudservice/base:bookworm"},
         "labels": {"app.kubernetes.io/part-of": "cloudservice"},
     }
     assert pushed.inputs["name"] == name
@@ -222,14 +253,23 @@ def test_a_stand_in_is_tagged_under_the_base_name_before_the_build(mocks, contex
 
     def program():
         stand_in = StandIn("py", "python:3.12-slim", "cloudservice/base:bookworm", Engine())
-        return ContainerImage("web", ContainerImageArgs(
-            repository=REPOSITORY, build=build, stand_ins={"python:3.12-slim": "cloudservice/base:bookworm"},
-            after=[stand_in.tag]))
+        return ContainerImage(
+            "web",
+            ContainerImageArgs(
+                repository=REPOSITORY,
+                build=build,
+                stand_ins={"python:3.12-slim": "cloudservice/base:bookworm"},
+                after=[stand_in.tag],
+            ),
+        )
 
     run(program)
     tag_resource = mocks.get("docker:index/tag:Tag", "py")
-    assert tag_resource.inputs == {"sourceImage": "cloudservice/base:bookworm", "targetImage": "python:3.12-slim",
-                                   "tagTriggers": [fake_digest("base-1")]}, "re-tagged when the local base changes"
+    assert tag_resource.inputs == {
+        "sourceImage": "cloudservice/base:bookworm",
+        "targetImage": "python:3.12-slim",
+        "tagTriggers": [fake_digest("base-1")],
+    }, "re-tagged when the local base changes"
     local = mocks.get(REMOTE_IMAGE, "web")
     assert tag_resource.urn in local.dependencies
     assert local.inputs["name"] == f"{REPOSITORY}:{content_tag(build, {'python:3.12-slim': fake_digest('base-1')})}"
@@ -257,7 +297,9 @@ def test_the_engine_answers_image_ids_and_names_itself_when_unreachable():
     engine._client = type("Client", (), {"images": _Images({"cloudservice/base:bookworm": "sha256:1"})})()
     build = BuildSpec(context=os.path.join(ROOT, "app", "web"), args={"BASE_IMAGE": "python:3.12-slim"})
     assert engine.base_image_ids(build) == {"python:3.12-slim": None}
-    assert engine.base_image_ids(build, {"python:3.12-slim": "cloudservice/base:bookworm"}) == {"python:3.12-slim": "sha256:1"}
+    assert engine.base_image_ids(build, {"python:3.12-slim": "cloudservice/base:bookworm"}) == {
+        "python:3.12-slim": "sha256:1"
+    }
     engine._client.images = _Images({}, docker_sdk.errors.DockerException("Connection refused"))
     with pytest.raises(pulumi.RunError, match="in the Docker engine at tcp://127.0.0.1:1: Connection refused"):
         engine.image_id("anything")
@@ -274,7 +316,9 @@ def test_build_without_push_stays_local(mocks, context):
 
 def test_cluster_images_deploy_by_registry_digest(mocks, context):
     build = _build(str(context))
-    image = run(lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=build, push=True, pull=False)))
+    image = run(
+        lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=build, push=True, pull=False))
+    )
     name = f"{REPOSITORY}:{content_tag(build)}"
     assert resolve(image.deploy_ref) == f"{REPOSITORY}@{registry_digest(name)}"
 
@@ -288,13 +332,18 @@ def test_a_context_change_changes_the_declared_image(mocks, context):
     run(lambda: declare("after"))
     before, after = mocks.get(REMOTE_IMAGE, "before"), mocks.get(REMOTE_IMAGE, "after")
     assert before.inputs["name"] != after.inputs["name"]
-    assert mocks.get(REGISTRY_IMAGE, "before").outputs["sha256Digest"] != mocks.get(REGISTRY_IMAGE, "after").outputs["sha256Digest"]
+    assert (
+        mocks.get(REGISTRY_IMAGE, "before").outputs["sha256Digest"]
+        != mocks.get(REGISTRY_IMAGE, "after").outputs["sha256Digest"]
+    )
 
 
 @pytest.mark.parametrize("pull", [True, False])
 def test_pinned_reference_skips_the_build(mocks, pull):
     pinned = f"{REPOSITORY}@{fake_digest('release-1')}"
-    image = run(lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, reference=pinned, push=True, pull=pull)))
+    image = run(
+        lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, reference=pinned, push=True, pull=pull))
+    )
     assert mocks.of_type(REGISTRY_IMAGE) == [], "a pinned image is never pushed again"
     if pull:
         local = mocks.get(REMOTE_IMAGE, "web")
@@ -314,7 +363,11 @@ def test_tagged_reference_has_no_digest(mocks):
 
 def test_reference_can_be_an_output(mocks):
     pinned = f"{REPOSITORY}@{fake_digest('promoted')}"
-    image = run(lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, reference=pulumi.Output.from_input(pinned), pull=False)))
+    image = run(
+        lambda: ContainerImage(
+            "web", ContainerImageArgs(repository=REPOSITORY, reference=pulumi.Output.from_input(pinned), pull=False)
+        )
+    )
     assert resolve(image.deploy_ref) == pinned
 
 
@@ -323,9 +376,13 @@ def test_children_use_the_provider_given_to_the_component(mocks, context):
 
     def program():
         provider = docker.Provider("engine", host="unix:///run/other.sock")
-        return ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=_build(str(context)), push=True,
-                                                        engine=Engine("unix:///run/other.sock")),
-                              opts=pulumi.ResourceOptions(provider=provider))
+        return ContainerImage(
+            "web",
+            ContainerImageArgs(
+                repository=REPOSITORY, build=_build(str(context)), push=True, engine=Engine("unix:///run/other.sock")
+            ),
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
 
     run(program)
     provider = mocks.get(DOCKER_PROVIDER, "engine")
@@ -357,8 +414,12 @@ def test_ignored_directory_excludes_its_contents(context):
 
 def test_two_pushes_of_one_reference_run_one_after_the_other(mocks, context):
     build = _build(str(context))
-    run(lambda: [ContainerImage(name, ContainerImageArgs(repository=REPOSITORY, build=build, push=True))
-                 for name in ("shop-web", "blog-web", "other-web")])
+    run(
+        lambda: [
+            ContainerImage(name, ContainerImageArgs(repository=REPOSITORY, build=build, push=True))
+            for name in ("shop-web", "blog-web", "other-web")
+        ]
+    )
     first, second, third = (mocks.get(REGISTRY_IMAGE, name) for name in ("shop-web", "blog-web", "other-web"))
     assert first.inputs["name"] == second.inputs["name"] == third.inputs["name"]
     assert first.urn in second.dependencies and second.urn in third.dependencies
@@ -369,10 +430,15 @@ def test_pushes_of_different_references_or_runs_do_not_wait(mocks, context):
     build = _build(str(context))
     run(lambda: ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=build, push=True)))
     mocks = install_mocks()  # a new run of the program
-    run(lambda: [ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=build, push=True)),
-                 ContainerImage("api", ContainerImageArgs(repository=REPOSITORY + "-api", build=build, push=True))])
-    assert all(not [urn for urn in pushed.dependencies if "RegistryImage" in urn]
-               for pushed in mocks.of_type(REGISTRY_IMAGE))
+    run(
+        lambda: [
+            ContainerImage("web", ContainerImageArgs(repository=REPOSITORY, build=build, push=True)),
+            ContainerImage("api", ContainerImageArgs(repository=REPOSITORY + "-api", build=build, push=True)),
+        ]
+    )
+    assert all(
+        not [urn for urn in pushed.dependencies if "RegistryImage" in urn] for pushed in mocks.of_type(REGISTRY_IMAGE)
+    )
 
 
 def test_build_platform_reaches_the_build(mocks, context):

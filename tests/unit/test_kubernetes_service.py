@@ -11,19 +11,45 @@ from typing import Optional
 
 import pulumi
 import pytest
-
-from components.kubernetes_service import (
-    SERVER_SIDE_APPLY, AppNamespace, AppNamespaceArgs, KubernetesJob, KubernetesJobArgs, KubernetesService, KubernetesServiceArgs,
-    SECRETS_REVISION, PullCredentials,
-)
-from components.spec import ANY_HOST_PORT, FileSpec, KubernetesSettings, PortSpec, VolumeSpec
-from components.conventions import FILES_HASH
-from components.workload import Endpoint
 from harness import (
-    APP_NAMESPACE, CONFIG_MAP, DB_PASSWORD, DEPLOYMENT, JOB, KUBERNETES_JOB, KUBERNETES_SERVICE, NAMESPACE, PVC,
-    ROLLOUT_CHECK, ROOT, SECRET, SERVICE, STACK_LABELS, fake_digest, file_versions, install_mocks, plaintext_occurrences, resolve, run, spec_of,
+    APP_NAMESPACE,
+    CONFIG_MAP,
+    DB_PASSWORD,
+    DEPLOYMENT,
+    JOB,
+    KUBERNETES_JOB,
+    KUBERNETES_SERVICE,
+    NAMESPACE,
+    PVC,
+    ROLLOUT_CHECK,
+    ROOT,
+    SECRET,
+    SERVICE,
+    STACK_LABELS,
+    fake_digest,
+    file_versions,
+    install_mocks,
+    plaintext_occurrences,
+    resolve,
+    run,
+    spec_of,
 )
 from pulumi.runtime import rpc
+
+from components.conventions import FILES_HASH
+from components.kubernetes_service import (
+    SECRETS_REVISION,
+    SERVER_SIDE_APPLY,
+    AppNamespace,
+    AppNamespaceArgs,
+    KubernetesJob,
+    KubernetesJobArgs,
+    KubernetesService,
+    KubernetesServiceArgs,
+    PullCredentials,
+)
+from components.spec import ANY_HOST_PORT, FileSpec, KubernetesSettings, PortSpec, VolumeSpec
+from components.workload import Endpoint
 
 PASSWORD = "s3cr3t-registry-pw"
 REGISTRY = PullCredentials(server="localhost:5000", username="cloudservice", password=pulumi.Output.secret(PASSWORD))
@@ -51,36 +77,57 @@ def with_fields(base: str = "web", **fields):
 def warnings(monkeypatch) -> list[str]:
     """The messages of pulumi.log.warn, each with the name of the resource it is about."""
     seen: list[str] = []
-    monkeypatch.setattr(pulumi.log, "warn", lambda message, resource=None, **_: seen.append(
-        (resource._name if resource is not None else None, message)))
+    monkeypatch.setattr(
+        pulumi.log,
+        "warn",
+        lambda message, resource=None, **_: seen.append((resource._name if resource is not None else None, message)),
+    )
     return seen
 
 
-def namespace_for(specs, registry: Optional[PullCredentials] = REGISTRY, namespace: str = "cloudservice-dev") -> AppNamespace:
+def namespace_for(
+    specs, registry: Optional[PullCredentials] = REGISTRY, namespace: str = "cloudservice-dev"
+) -> AppNamespace:
     keys = sorted({key for spec in specs for key in spec.secret_keys})
-    return AppNamespace("cloudservice-dev-namespace", AppNamespaceArgs(
-        namespace=namespace, labels=STACK_LABELS, registry=registry,
-        secrets={key: pulumi.Output.secret(DB_PASSWORD) for key in keys},
-    ))
+    return AppNamespace(
+        "cloudservice-dev-namespace",
+        AppNamespaceArgs(
+            namespace=namespace,
+            labels=STACK_LABELS,
+            registry=registry,
+            secrets={key: pulumi.Output.secret(DB_PASSWORD) for key in keys},
+        ),
+    )
 
 
 def workload_args(spec, namespace: AppNamespace, settings: KubernetesSettings = SETTINGS, **args) -> dict:
     return dict(
-        image=image_of(spec.name), namespace=namespace.name, labels=STACK_LABELS, pull_secrets=namespace.pull_secrets,
+        image=image_of(spec.name),
+        namespace=namespace.name,
+        labels=STACK_LABELS,
+        pull_secrets=namespace.pull_secrets,
         secrets_name=namespace.secrets_name if spec.secret_keys else None,
-        secrets_revision=namespace.secrets_revision(bool(spec.secret_keys)), settings=settings, **args,
+        secrets_revision=namespace.secrets_revision(bool(spec.secret_keys)),
+        settings=settings,
+        **args,
     )
 
 
-def deploy(mocks, spec=None, *, settings: KubernetesSettings = SETTINGS, registry=REGISTRY, ready_timeout: int = 60, **args):
+def deploy(
+    mocks, spec=None, *, settings: KubernetesSettings = SETTINGS, registry=REGISTRY, ready_timeout: int = 60, **args
+):
     """Declares `spec` (web by default) as a KubernetesService in its AppNamespace; returns the
     component and the Deployment."""
     spec = spec or k8s_spec()
 
     def program():
         namespace = namespace_for([spec], registry, settings.namespace)
-        return KubernetesService(f"cloudservice-dev-{spec.name}", KubernetesServiceArgs(
-            spec=spec, ready_timeout=ready_timeout, **workload_args(spec, namespace, settings, **args)))
+        return KubernetesService(
+            f"cloudservice-dev-{spec.name}",
+            KubernetesServiceArgs(
+                spec=spec, ready_timeout=ready_timeout, **workload_args(spec, namespace, settings, **args)
+            ),
+        )
 
     return run(program), mocks.get(DEPLOYMENT, f"cloudservice-dev-{spec.name}")
 
@@ -101,7 +148,11 @@ def test_namespace_holds_the_pull_secret_and_the_app_secrets(mocks):
     namespace = run(lambda: namespace_for([k8s_spec(secretEnv={"DB_PASSWORD": "dbPassword"})]))
     component = mocks.get(APP_NAMESPACE, "cloudservice-dev-namespace")
     created = mocks.get(NAMESPACE, "cloudservice-dev-namespace")
-    assert created.inputs["metadata"] == {"name": "cloudservice-dev", "labels": STACK_LABELS, "annotations": SERVER_SIDE_APPLY}
+    assert created.inputs["metadata"] == {
+        "name": "cloudservice-dev",
+        "labels": STACK_LABELS,
+        "annotations": SERVER_SIDE_APPLY,
+    }
     pull = mocks.get(SECRET, "cloudservice-dev-namespace-registry-credentials")
     app = mocks.get(SECRET, "cloudservice-dev-namespace-app-secrets")
     for resource in (created, pull, app):
@@ -126,10 +177,13 @@ def test_image_pull_secret_holds_the_registry_credentials(mocks):
     assert secret.inputs["type"] == "kubernetes.io/dockerconfigjson"
     assert secret.inputs["metadata"]["name"] == "registry-credentials"
     auths = json.loads(rpc.unwrap_rpc_secret(secret.inputs["stringData"])[".dockerconfigjson"])["auths"]
-    assert auths == {"localhost:5000": {
-        "username": "cloudservice", "password": PASSWORD,
-        "auth": base64.b64encode(f"cloudservice:{PASSWORD}".encode()).decode(),
-    }}
+    assert auths == {
+        "localhost:5000": {
+            "username": "cloudservice",
+            "password": PASSWORD,
+            "auth": base64.b64encode(f"cloudservice:{PASSWORD}".encode()).decode(),
+        }
+    }
 
 
 def test_no_registry_and_no_secrets_mean_no_secret_objects(mocks):
@@ -148,7 +202,9 @@ def test_deployment_and_service_are_named_from_the_component(mocks):
     namespace = mocks.get(NAMESPACE, "cloudservice-dev-namespace")
     for resource in (deployment, service):
         assert mocks.parent_of(resource) is component
-        assert resource.inputs["metadata"]["name"] == "web", "the cluster objects keep the service's name (its DNS name)"
+        assert resource.inputs["metadata"]["name"] == "web", (
+            "the cluster objects keep the service's name (its DNS name)"
+        )
         assert resource.inputs["metadata"]["namespace"] == "cloudservice-dev"
         assert namespace.urn in resource.dependencies, f"{resource.type} waits for its namespace"
     assert {r.type for r in mocks.children_of(component)} == {DEPLOYMENT, SERVICE, ROLLOUT_CHECK}
@@ -178,7 +234,10 @@ def test_ports_of_containers_and_services(mocks):
     assert service.inputs["spec"]["type"] == "NodePort"
     assert service.inputs["spec"]["ports"] == [{"name": "main", "port": 8080, "targetPort": 8080}]
     node_port = service.outputs["spec"]["ports"][0]["nodePort"]
-    assert resolve(web.urls) == {"main": f"http://127.0.0.1:{node_port}"} and resolve(web.url) == f"http://127.0.0.1:{node_port}"
+    assert (
+        resolve(web.urls) == {"main": f"http://127.0.0.1:{node_port}"}
+        and resolve(web.url) == f"http://127.0.0.1:{node_port}"
+    )
     assert resolve(web.service_name) == "web"
     redis, _ = deploy(mocks, k8s_spec("redis"))
     service = mocks.get(SERVICE, "cloudservice-dev-redis")
@@ -190,10 +249,14 @@ def test_ports_of_containers_and_services(mocks):
 def test_two_named_ports(mocks):
     spec = k8s_spec(port=None, publish=None, ports={"http": {"port": 8080, "publish": 80}, "metrics": {"port": 9100}})
     web, deployment = deploy(mocks, spec)
-    assert container(deployment)["ports"] == [{"name": "http", "containerPort": 8080}, {"name": "metrics", "containerPort": 9100}]
+    assert container(deployment)["ports"] == [
+        {"name": "http", "containerPort": 8080},
+        {"name": "metrics", "containerPort": 9100},
+    ]
     service = mocks.get(SERVICE, "cloudservice-dev-web")
     assert service.inputs["spec"]["ports"] == [
-        {"name": "http", "port": 80, "targetPort": 8080}, {"name": "metrics", "port": 9100, "targetPort": 9100},
+        {"name": "http", "port": 80, "targetPort": 8080},
+        {"name": "metrics", "port": 9100, "targetPort": 9100},
     ]
     assert service.inputs["spec"]["type"] == "NodePort"
     node_port = service.outputs["spec"]["ports"][0]["nodePort"]
@@ -217,10 +280,15 @@ def test_worker_without_ports_has_no_service_and_no_probes(mocks):
 def test_replicas_and_rollout_strategy(mocks):
     _, web = deploy(mocks, spec_of("web", target="kubernetes", replicas=2))
     assert web.inputs["spec"]["replicas"] == 2
-    assert web.inputs["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    assert web.inputs["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
     _, redis = deploy(mocks, k8s_spec("redis"))
     assert redis.inputs["spec"]["replicas"] == 1
-    assert redis.inputs["spec"]["strategy"] == {"type": "Recreate"}, "one RWO volume cannot be mounted by old and new pod"
+    assert redis.inputs["spec"]["strategy"] == {"type": "Recreate"}, (
+        "one RWO volume cannot be mounted by old and new pod"
+    )
 
 
 @pytest.mark.parametrize("name,user", [("web", 10001), ("redis", 10002)])
@@ -228,12 +296,17 @@ def test_pods_are_hardened(mocks, name, user):
     _, deployment = deploy(mocks, k8s_spec(name))
     spec = pod(deployment)
     assert spec["securityContext"] == {
-        "runAsNonRoot": True, "runAsUser": user, "runAsGroup": user, "fsGroup": user,
+        "runAsNonRoot": True,
+        "runAsUser": user,
+        "runAsGroup": user,
+        "fsGroup": user,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert spec["enableServiceLinks"] is False
     assert container(deployment)["securityContext"] == {
-        "allowPrivilegeEscalation": False, "privileged": False, "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}} in spec["volumes"]
@@ -249,7 +322,9 @@ def test_uid_and_gid(mocks):
 def test_user_image_sets_no_user(mocks):
     _, deployment = deploy(mocks, k8s_spec(user="image"))
     assert pod(deployment)["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
-    assert container(deployment)["securityContext"]["capabilities"] == {"drop": ["ALL"]}, "the rest of the hardening stays"
+    assert container(deployment)["securityContext"]["capabilities"] == {"drop": ["ALL"]}, (
+        "the rest of the hardening stays"
+    )
 
 
 def test_writable_root_file_system(mocks):
@@ -263,11 +338,14 @@ def test_capabilities_are_added_back_after_dropping_all(mocks):
     assert container(deployment)["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
 
 
-@pytest.mark.parametrize("ports,low", [
-    ({"http": {"port": 80, "publish": 8080}}, True),
-    ({"http": {"port": 8080, "publish": 8080}, "dns": {"port": 53}}, True),
-    ({"http": {"port": 1024, "publish": 8080}}, False),
-])
+@pytest.mark.parametrize(
+    "ports,low",
+    [
+        ({"http": {"port": 80, "publish": 8080}}, True),
+        ({"http": {"port": 8080, "publish": 8080}, "dns": {"port": 53}}, True),
+        ({"http": {"port": 1024, "publish": 8080}}, False),
+    ],
+)
 def test_ports_below_1024_lower_the_unprivileged_port_start(mocks, ports, low):
     _, deployment = deploy(mocks, k8s_spec(port=None, publish=None, ports=ports))
     context = pod(deployment)["securityContext"]
@@ -282,7 +360,8 @@ def test_ports_below_1024_lower_the_unprivileged_port_start(mocks, ports, low):
 def test_memory_requests_equal_limits_and_cpu_requests_stay_small(mocks, name, memory):
     _, deployment = deploy(mocks, k8s_spec(name))
     assert container(deployment)["resources"] == {
-        "requests": {"cpu": "50m", "memory": memory}, "limits": {"cpu": "500m", "memory": memory},
+        "requests": {"cpu": "50m", "memory": memory},
+        "limits": {"cpu": "500m", "memory": memory},
     }
 
 
@@ -300,11 +379,18 @@ def test_probes(mocks):
 
 
 def test_health_long_form_sets_the_probe_timings(mocks):
-    spec = k8s_spec(port=None, publish=None, ports={"http": {"port": 8080, "publish": 8080}, "admin": {"port": 9000}},
-                    health={"http": "/ready", "port": "admin", "interval": 5, "timeout": 4, "retries": 6, "startPeriod": 30})
+    spec = k8s_spec(
+        port=None,
+        publish=None,
+        ports={"http": {"port": 8080, "publish": 8080}, "admin": {"port": 9000}},
+        health={"http": "/ready", "port": "admin", "interval": 5, "timeout": 4, "retries": 6, "startPeriod": 30},
+    )
     _, deployment = deploy(mocks, spec)
     assert container(deployment)["readinessProbe"] == {
-        "httpGet": {"path": "/ready", "port": 9000}, "periodSeconds": 5, "timeoutSeconds": 4, "failureThreshold": 6,
+        "httpGet": {"path": "/ready", "port": 9000},
+        "periodSeconds": 5,
+        "timeoutSeconds": 4,
+        "failureThreshold": 6,
     }
     assert container(deployment)["livenessProbe"]["initialDelaySeconds"] == 30
 
@@ -348,12 +434,16 @@ def test_no_registry_means_no_pull_secret(mocks):
 
 
 def test_volume_is_a_claim_mounted_by_the_pod(mocks):
-    _, redis = deploy(mocks, k8s_spec("redis"), settings=KubernetesSettings(namespace="cloudservice-dev", storage_class="local-path"))
+    _, redis = deploy(
+        mocks, k8s_spec("redis"), settings=KubernetesSettings(namespace="cloudservice-dev", storage_class="local-path")
+    )
     claim = mocks.get(PVC, "cloudservice-dev-redis-data")
     assert mocks.parent_of(claim).type == KUBERNETES_SERVICE
     assert claim.inputs["metadata"]["name"] == "redis-data"
     assert claim.inputs["spec"] == {
-        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "storageClassName": "local-path",
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+        "storageClassName": "local-path",
     }
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "redis-data"}} in pod(redis)["volumes"]
     assert {"name": "data", "mountPath": "/data"} in container(redis)["volumeMounts"]
@@ -364,7 +454,10 @@ def test_volume_is_a_claim_mounted_by_the_pod(mocks):
 
 def test_links_point_at_the_linked_service_by_its_dns_name(mocks):
     _, deployment = deploy(mocks, links=REDIS)
-    assert container(deployment)["env"] == [{"name": "REDIS_HOST", "value": "redis"}, {"name": "REDIS_PORT", "value": "6379"}]
+    assert container(deployment)["env"] == [
+        {"name": "REDIS_HOST", "value": "redis"},
+        {"name": "REDIS_PORT", "value": "6379"},
+    ]
     _, redis = deploy(mocks, k8s_spec("redis"))
     assert container(redis)["env"] == []
 
@@ -392,14 +485,22 @@ def test_pods_roll_when_a_secret_they_read_is_replaced(mocks):
 
     def program():
         namespace = namespace_for([reader, other])
-        return [KubernetesService(f"cloudservice-dev-{spec.name}", KubernetesServiceArgs(
-            spec=spec, **workload_args(spec, namespace))) for spec in (reader, other)]
+        return [
+            KubernetesService(
+                f"cloudservice-dev-{spec.name}", KubernetesServiceArgs(spec=spec, **workload_args(spec, namespace))
+            )
+            for spec in (reader, other)
+        ]
 
     run(program)
-    pull, app = (mocks.get(SECRET, f"cloudservice-dev-namespace-{name}").outputs["metadata"]["uid"]
-                 for name in ("registry-credentials", "app-secrets"))
-    revisions = {name: template_annotations(mocks.get(DEPLOYMENT, f"cloudservice-dev-{name}"))[SECRETS_REVISION]
-                 for name in ("web", "redis")}
+    pull, app = (
+        mocks.get(SECRET, f"cloudservice-dev-namespace-{name}").outputs["metadata"]["uid"]
+        for name in ("registry-credentials", "app-secrets")
+    )
+    revisions = {
+        name: template_annotations(mocks.get(DEPLOYMENT, f"cloudservice-dev-{name}"))[SECRETS_REVISION]
+        for name in ("web", "redis")
+    }
     assert revisions == {"web": f"{pull},{app}", "redis": pull}, "each rolls with the Secrets it reads, only"
 
 
@@ -418,18 +519,29 @@ def test_pods_that_read_no_secret_have_no_revision(mocks):
 def test_secret_files_are_items_of_the_app_secrets(mocks):
     _, deployment = deploy(mocks, k8s_spec(secretFiles={"/run/secrets/db": "dbPassword"}))
     secret = mocks.get(SECRET, "cloudservice-dev-namespace-app-secrets")
-    assert {"name": "secret-files", "secret": {
-        "secretName": "app-secrets", "items": [{"key": "dbPassword", "path": "dbPassword"}], "defaultMode": 0o440,
-    }} in pod(deployment)["volumes"]
-    assert {"name": "secret-files", "mountPath": "/run/secrets/db", "subPath": "dbPassword", "readOnly": True} \
-        in container(deployment)["volumeMounts"]
+    assert {
+        "name": "secret-files",
+        "secret": {
+            "secretName": "app-secrets",
+            "items": [{"key": "dbPassword", "path": "dbPassword"}],
+            "defaultMode": 0o440,
+        },
+    } in pod(deployment)["volumes"]
+    assert {
+        "name": "secret-files",
+        "mountPath": "/run/secrets/db",
+        "subPath": "dbPassword",
+        "readOnly": True,
+    } in container(deployment)["volumeMounts"]
     assert secret.urn in deployment.dependencies
     for resource in mocks.resources:
         assert plaintext_occurrences(resource.inputs, DB_PASSWORD) == [], f"{resource.type} {resource.name}"
 
 
 def test_files_are_a_config_map_mounted_file_by_file(mocks):
-    _, deployment = deploy(mocks, k8s_spec(files={"/etc/web/redis.conf": CONFIG_FILE, "/etc/web/server.py": "app/web/server.py"}))
+    _, deployment = deploy(
+        mocks, k8s_spec(files={"/etc/web/redis.conf": CONFIG_FILE, "/etc/web/server.py": "app/web/server.py"})
+    )
     config_map = mocks.get(CONFIG_MAP, "cloudservice-dev-web-files")
     assert mocks.parent_of(config_map).type == KUBERNETES_SERVICE
     assert config_map.inputs["metadata"]["name"] == "web-files"
@@ -437,9 +549,13 @@ def test_files_are_a_config_map_mounted_file_by_file(mocks):
     with open(os.path.join(ROOT, CONFIG_FILE), encoding="utf-8") as handle:
         assert config_map.inputs["data"]["file-0"] == handle.read()
     assert set(config_map.inputs["data"]) == {"file-0", "file-1"}
-    assert {"name": "files", "configMap": {"name": "web-files", "items": [
-        {"key": "file-0", "path": "file-0"}, {"key": "file-1", "path": "file-1"},
-    ]}} in pod(deployment)["volumes"]
+    assert {
+        "name": "files",
+        "configMap": {
+            "name": "web-files",
+            "items": [{"key": "file-0", "path": "file-0"}, {"key": "file-1", "path": "file-1"}],
+        },
+    } in pod(deployment)["volumes"]
     mounts = container(deployment)["volumeMounts"]
     assert {"name": "files", "mountPath": "/etc/web/redis.conf", "subPath": "file-0", "readOnly": True} in mounts
     assert {"name": "files", "mountPath": "/etc/web/server.py", "subPath": "file-1", "readOnly": True} in mounts
@@ -461,10 +577,14 @@ def test_an_executable_file_stays_executable_and_its_bit_rolls_the_pods(mocks):
     """A health-check script mounted from the project runs on Kubernetes as it does on Docker."""
     hashes = []
     for executable in (False, True):
-        script = FileSpec(path="/healthchecks/check.sh", source="/project/check.sh", content="exit 0\n", executable=executable)
+        script = FileSpec(
+            path="/healthchecks/check.sh", source="/project/check.sh", content="exit 0\n", executable=executable
+        )
         _, deployment = deploy(mocks, with_fields(files=(script,)))
         (volume,) = [v for v in pod(deployment)["volumes"] if v["name"] == "files"]
-        assert volume["configMap"]["items"] == [{"key": "file-0", "path": "file-0", **({"mode": 0o555} if executable else {})}]
+        assert volume["configMap"]["items"] == [
+            {"key": "file-0", "path": "file-0", **({"mode": 0o555} if executable else {})}
+        ]
         hashes.append(deployment.inputs["spec"]["template"]["metadata"]["annotations"]["cloudservice.dev/files-hash"])
         mocks.resources.clear()
     assert hashes[0] != hashes[1]
@@ -478,7 +598,9 @@ def test_no_files_no_config_map_and_no_annotation(mocks):
 
 @pytest.mark.parametrize("service_type", ["ClusterIP", "LoadBalancer", "NodePort"])
 def test_urls_follow_the_service_type(mocks, service_type):
-    web, _ = deploy(mocks, settings=KubernetesSettings(namespace="cloudservice-dev", service_type=service_type, node_host="node1"))
+    web, _ = deploy(
+        mocks, settings=KubernetesSettings(namespace="cloudservice-dev", service_type=service_type, node_host="node1")
+    )
     service = mocks.get(SERVICE, "cloudservice-dev-web")
     assert service.inputs["spec"]["type"] == service_type
     if service_type == "ClusterIP":
@@ -519,8 +641,9 @@ def test_the_deployment_waits_for_what_it_comes_after(mocks):
         before = pulumi.CustomResource("test:index:Thing", "migrated")
         spec = k8s_spec()
         namespace = namespace_for([spec])
-        return KubernetesService("cloudservice-dev-web", KubernetesServiceArgs(
-            spec=spec, **workload_args(spec, namespace, after=[before])))
+        return KubernetesService(
+            "cloudservice-dev-web", KubernetesServiceArgs(spec=spec, **workload_args(spec, namespace, after=[before]))
+        )
 
     run(program)
     assert mocks.get("test:index:Thing", "migrated").urn in mocks.get(DEPLOYMENT, "cloudservice-dev-web").dependencies
@@ -531,13 +654,24 @@ def test_without_a_parent_no_first_release_aliases(mocks):
     for typ in (DEPLOYMENT, SERVICE, PVC, NAMESPACE):
         (resource,) = mocks.of_type(typ)
         for alias in mocks.aliases_of(resource):  # the SDK's own: earlier API versions of the same object
-            assert alias.rsplit("$", 1)[0] == resource.urn.rsplit("$", 1)[0] and alias.endswith(f"::{resource.name}"), alias
+            assert alias.rsplit("$", 1)[0] == resource.urn.rsplit("$", 1)[0] and alias.endswith(f"::{resource.name}"), (
+                alias
+            )
 
 
 # -- KubernetesJob -----------------------------------------------------------------------------------
 
-MIGRATE = {"migrate": {"build": "app/web", "command": ["python3", "-m", "migrate"], "args": ["--to", "head"], "timeout": 120,
-                       "env": {"MODE": "migrate"}, "secretEnv": {"DB_PASSWORD": "dbPassword"}, "links": ["redis"]}}
+MIGRATE = {
+    "migrate": {
+        "build": "app/web",
+        "command": ["python3", "-m", "migrate"],
+        "args": ["--to", "head"],
+        "timeout": 120,
+        "env": {"MODE": "migrate"},
+        "secretEnv": {"DB_PASSWORD": "dbPassword"},
+        "links": ["redis"],
+    }
+}
 
 
 def run_job(mocks, jobs=None, after=()):
@@ -545,8 +679,12 @@ def run_job(mocks, jobs=None, after=()):
 
     def program():
         namespace = namespace_for([spec])
-        return KubernetesJob("cloudservice-dev-migrate", KubernetesJobArgs(
-            spec=spec, **workload_args(spec, namespace, links=REDIS if spec.links else {}, after=after)))
+        return KubernetesJob(
+            "cloudservice-dev-migrate",
+            KubernetesJobArgs(
+                spec=spec, **workload_args(spec, namespace, links=REDIS if spec.links else {}, after=after)
+            ),
+        )
 
     return run(program), mocks.get(JOB, "cloudservice-dev-migrate")
 
@@ -569,7 +707,9 @@ def test_job_runs_once_to_completion(mocks):
     for key in ("ports", "readinessProbe", "livenessProbe", "lifecycle"):
         assert key not in job_container
     assert job_container["env"] == [
-        {"name": "MODE", "value": "migrate"}, {"name": "REDIS_HOST", "value": "redis"}, {"name": "REDIS_PORT", "value": "6379"},
+        {"name": "MODE", "value": "migrate"},
+        {"name": "REDIS_HOST", "value": "redis"},
+        {"name": "REDIS_PORT", "value": "6379"},
         {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "app-secrets", "key": "dbPassword"}}},
     ]
     assert pod_spec["imagePullSecrets"] == [{"name": "registry-credentials"}]
@@ -584,7 +724,11 @@ def test_job_defaults_and_hardening(mocks):
     assert created.inputs["spec"]["activeDeadlineSeconds"] == 300
     pod_spec = created.inputs["spec"]["template"]["spec"]
     assert pod_spec["securityContext"] == {
-        "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
     (job_container,) = pod_spec["containers"]
     assert job_container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -593,8 +737,16 @@ def test_job_defaults_and_hardening(mocks):
 
 
 def test_job_opt_outs_and_files(mocks):
-    jobs = {"migrate": {"build": "app/web", "user": "image", "readOnly": False, "capabilities": ["CHOWN"],
-                        "files": {"/etc/migrate.conf": CONFIG_FILE}, "secretFiles": {"/run/secrets/db": "dbPassword"}}}
+    jobs = {
+        "migrate": {
+            "build": "app/web",
+            "user": "image",
+            "readOnly": False,
+            "capabilities": ["CHOWN"],
+            "files": {"/etc/migrate.conf": CONFIG_FILE},
+            "secretFiles": {"/run/secrets/db": "dbPassword"},
+        }
+    }
     _, created = run_job(mocks, jobs)
     template = created.inputs["spec"]["template"]
     (job_container,) = template["spec"]["containers"]
@@ -603,8 +755,15 @@ def test_job_opt_outs_and_files(mocks):
     assert job_container["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
     config_map = mocks.get(CONFIG_MAP, "cloudservice-dev-migrate-files")
     assert mocks.parent_of(config_map).type == KUBERNETES_JOB
-    assert {"name": "files", "mountPath": "/etc/migrate.conf", "subPath": "file-0", "readOnly": True} in job_container["volumeMounts"]
-    assert {"name": "secret-files", "mountPath": "/run/secrets/db", "subPath": "dbPassword", "readOnly": True} in job_container["volumeMounts"]
+    assert {"name": "files", "mountPath": "/etc/migrate.conf", "subPath": "file-0", "readOnly": True} in job_container[
+        "volumeMounts"
+    ]
+    assert {
+        "name": "secret-files",
+        "mountPath": "/run/secrets/db",
+        "subPath": "dbPassword",
+        "readOnly": True,
+    } in job_container["volumeMounts"]
     assert "cloudservice.dev/files-hash" in template["metadata"]["annotations"]
 
 
@@ -613,8 +772,10 @@ def test_job_runs_after_what_it_comes_after(mocks):
         before = pulumi.CustomResource("test:index:Thing", "db")
         spec = spec_of("migrate", target="kubernetes", jobs=MIGRATE)
         namespace = namespace_for([spec])
-        return KubernetesJob("cloudservice-dev-migrate", KubernetesJobArgs(
-            spec=spec, **workload_args(spec, namespace, links=REDIS, after=[before])))
+        return KubernetesJob(
+            "cloudservice-dev-migrate",
+            KubernetesJobArgs(spec=spec, **workload_args(spec, namespace, links=REDIS, after=[before])),
+        )
 
     run(program)
     assert mocks.get("test:index:Thing", "db").urn in mocks.get(JOB, "cloudservice-dev-migrate").dependencies
@@ -630,17 +791,30 @@ def test_a_spec_without_the_new_fields_declares_what_it_did(mocks, warnings):
     _, redis = deploy(mocks, k8s_spec("redis"))
     for deployment in (web, redis):
         assert set(pod(deployment)) == {
-            "enableServiceLinks", "imagePullSecrets", "securityContext", "containers", "volumes",
+            "enableServiceLinks",
+            "imagePullSecrets",
+            "securityContext",
+            "containers",
+            "volumes",
         }
         assert set(container(deployment)) == {
-            "name", "image", "env", "resources", "securityContext", "volumeMounts", "ports", "readinessProbe",
-            "livenessProbe", "lifecycle",
+            "name",
+            "image",
+            "env",
+            "resources",
+            "securityContext",
+            "volumeMounts",
+            "ports",
+            "readinessProbe",
+            "livenessProbe",
+            "lifecycle",
         }
         assert deployment.inputs["metadata"]["annotations"] == {**SERVER_SIDE_APPLY, "pulumi.com/skipAwait": "true"}
         assert set(deployment.inputs["spec"]["template"]["metadata"]) == {"labels", "annotations"}
     assert container(web)["ports"] == [{"name": "main", "containerPort": 8080}]
     assert mocks.get(SERVICE, "cloudservice-dev-web").inputs["spec"] == {
-        "type": "NodePort", "selector": SELECTOR,
+        "type": "NodePort",
+        "selector": SELECTOR,
         "ports": [{"name": "main", "port": 8080, "targetPort": 8080}],
     }
     assert {r.type for r in mocks.resources if r.custom} == {NAMESPACE, SECRET, DEPLOYMENT, SERVICE, PVC, ROLLOUT_CHECK}
@@ -648,15 +822,22 @@ def test_a_spec_without_the_new_fields_declares_what_it_did(mocks, warnings):
 
 
 def test_user_labels_are_annotations_of_the_deployment_its_pods_and_its_services(mocks):
-    labels = {"com.example.description": "Front end: serves /, /notes", "app.kubernetes.io/name": "not-web",
-              "pulumi.com/skipAwait": "false"}
+    labels = {
+        "com.example.description": "Front end: serves /, /notes",
+        "app.kubernetes.io/name": "not-web",
+        "pulumi.com/skipAwait": "false",
+    }
     _, deployment = deploy(mocks, with_fields(labels=labels, aliases=("www",)))
     service, alias = mocks.get(SERVICE, "cloudservice-dev-web"), mocks.get(SERVICE, "cloudservice-dev-web-alias-www")
     template = deployment.inputs["spec"]["template"]["metadata"]
-    for annotations in (deployment.inputs["metadata"]["annotations"], template["annotations"],
-                        service.inputs["metadata"]["annotations"], alias.inputs["metadata"]["annotations"]):
-        assert annotations["com.example.description"] == "Front end: serves /, /notes", "values need not be label-safe"
-        assert annotations["app.kubernetes.io/name"] == "not-web"
+    for found in (
+        deployment.inputs["metadata"]["annotations"],
+        template["annotations"],
+        service.inputs["metadata"]["annotations"],
+        alias.inputs["metadata"]["annotations"],
+    ):
+        assert found["com.example.description"] == "Front end: serves /, /notes", "values need not be label-safe"
+        assert found["app.kubernetes.io/name"] == "not-web"
     for resource in (deployment, service, alias):
         assert resource.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true", "the stack's own win"
         assert resource.inputs["metadata"]["labels"] == {**STACK_LABELS, "app.kubernetes.io/name": "web"}
@@ -666,25 +847,35 @@ def test_user_labels_are_annotations_of_the_deployment_its_pods_and_its_services
 
 def test_working_dir_tty_and_stdin(mocks):
     _, deployment = deploy(mocks, with_fields(working_dir="/srv/app", tty=True, stdin_open=True))
-    assert (container(deployment)["workingDir"], container(deployment)["tty"], container(deployment)["stdin"]) == \
-        ("/srv/app", True, True)
+    assert (container(deployment)["workingDir"], container(deployment)["tty"], container(deployment)["stdin"]) == (
+        "/srv/app",
+        True,
+        True,
+    )
 
 
 def test_extra_hosts_are_host_aliases_grouped_by_address(mocks):
     hosts = {"db.local": ("10.0.0.5",), "cache.local": ("10.0.0.5", "fd00::5"), "api.local": ("10.0.0.9",)}
     _, deployment = deploy(mocks, with_fields(extra_hosts=hosts))
     assert pod(deployment)["hostAliases"] == [
-        {"ip": "10.0.0.5", "hostnames": ["db.local", "cache.local"]}, {"ip": "fd00::5", "hostnames": ["cache.local"]},
+        {"ip": "10.0.0.5", "hostnames": ["db.local", "cache.local"]},
+        {"ip": "fd00::5", "hostnames": ["cache.local"]},
         {"ip": "10.0.0.9", "hostnames": ["api.local"]},
     ]
 
 
-@pytest.mark.parametrize("port,sysctls,expected", [
-    (8080, {"net.core.somaxconn": "1024"}, [("net.core.somaxconn", "1024")]),
-    (80, {"net.core.somaxconn": "1024"},
-     [("net.ipv4.ip_unprivileged_port_start", "0"), ("net.core.somaxconn", "1024")]),
-    (80, {"net.ipv4.ip_unprivileged_port_start": "80"}, [("net.ipv4.ip_unprivileged_port_start", "80")]),
-])
+@pytest.mark.parametrize(
+    "port,sysctls,expected",
+    [
+        (8080, {"net.core.somaxconn": "1024"}, [("net.core.somaxconn", "1024")]),
+        (
+            80,
+            {"net.core.somaxconn": "1024"},
+            [("net.ipv4.ip_unprivileged_port_start", "0"), ("net.core.somaxconn", "1024")],
+        ),
+        (80, {"net.ipv4.ip_unprivileged_port_start": "80"}, [("net.ipv4.ip_unprivileged_port_start", "80")]),
+    ],
+)
 def test_sysctls_join_the_unprivileged_port_start(mocks, port, sysctls, expected):
     spec = with_fields(ports=(PortSpec(name="main", port=port, publish=8080),), health=None, sysctls=sysctls)
     _, deployment = deploy(mocks, spec)
@@ -711,10 +902,13 @@ def test_shm_tmpfs_and_ephemeral_paths_are_empty_dirs(mocks):
     assert {"name": "tmpfs-0", "mountPath": "/tmp"} in container(writable)["volumeMounts"]
 
 
-@pytest.mark.parametrize("ports,grace", [
-    ((PortSpec(name="main", port=8080, publish=8080),), 15),  # the preStop sleep of a service with ports counts too
-    ((), 10),
-])
+@pytest.mark.parametrize(
+    "ports,grace",
+    [
+        ((PortSpec(name="main", port=8080, publish=8080),), 15),  # the preStop sleep of a service with ports counts too
+        ((), 10),
+    ],
+)
 def test_stop_grace_period_is_counted_from_the_stop_signal(mocks, ports, grace):
     _, deployment = deploy(mocks, with_fields(ports=ports, health=None, stop_grace_period=10))
     assert pod(deployment)["terminationGracePeriodSeconds"] == grace
@@ -723,8 +917,11 @@ def test_stop_grace_period_is_counted_from_the_stop_signal(mocks, ports, grace):
 
 
 def test_volumes_are_claims_with_dns_names_and_may_be_read_only(mocks):
-    volumes = (VolumeSpec(path="/data"), VolumeSpec(path="/srv/seed", name="Seed_Data", read_only=True),
-               VolumeSpec(path="/var/tmp", name="tmp", size="2Gi"))
+    volumes = (
+        VolumeSpec(path="/data"),
+        VolumeSpec(path="/srv/seed", name="Seed_Data", read_only=True),
+        VolumeSpec(path="/var/tmp", name="tmp", size="2Gi"),
+    )
     _, deployment = deploy(mocks, dataclasses.replace(k8s_spec("redis"), volumes=volumes))
     data, seed, tmp = (mocks.get(PVC, f"cloudservice-dev-redis-{v.name}") for v in volumes)
     assert data.inputs["metadata"]["name"] == "redis-data", "the first release's volume keeps its name"
@@ -732,8 +929,11 @@ def test_volumes_are_claims_with_dns_names_and_may_be_read_only(mocks):
     assert seed_name.startswith("redis-seed-data-") and seed_name == seed_name.lower(), "DNS-safe, distinct"
     assert tmp.inputs["metadata"]["name"] == "redis-tmp"
     assert tmp.inputs["spec"]["resources"]["requests"]["storage"] == "2Gi"
-    claims = {v["persistentVolumeClaim"]["claimName"]: v["name"]
-              for v in pod(deployment)["volumes"] if "persistentVolumeClaim" in v}
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]: v["name"]
+        for v in pod(deployment)["volumes"]
+        if "persistentVolumeClaim" in v
+    }
     mounts = {m["name"]: m for m in container(deployment)["volumeMounts"]}
     assert claims["redis-data"] == "data" and mounts["data"] == {"name": "data", "mountPath": "/data"}
     assert mounts[claims[seed_name]] == {"name": claims[seed_name], "mountPath": "/srv/seed", "readOnly": True}
@@ -754,7 +954,8 @@ def test_udp_ports(mocks):
     ports = (PortSpec(name="dns", port=5353, protocol="udp"), PortSpec(name="http", port=8080, publish=8080))
     _, deployment = deploy(mocks, with_fields(ports=ports, health=None))
     assert container(deployment)["ports"] == [
-        {"name": "dns", "containerPort": 5353, "protocol": "UDP"}, {"name": "http", "containerPort": 8080},
+        {"name": "dns", "containerPort": 5353, "protocol": "UDP"},
+        {"name": "http", "containerPort": 8080},
     ]
     assert mocks.get(SERVICE, "cloudservice-dev-web").inputs["spec"]["ports"] == [
         {"name": "dns", "port": 5353, "targetPort": 5353, "protocol": "UDP"},
@@ -766,7 +967,7 @@ def test_udp_ports(mocks):
     _, udp_only = deploy(mocks, with_fields(name="dns", ports=(udp,), health=None))
     assert "livenessProbe" not in container(udp_only)
     assert mocks.get(SERVICE, "cloudservice-dev-dns").inputs["spec"]["ports"] == [
-        {"name": "dns", "port": 5353, "targetPort": 5353, "protocol": "UDP"},
+        {"name": "dns", "port": 5353, "targetPort": 5353, "protocol": "UDP"}
     ]
 
 
@@ -789,9 +990,14 @@ def test_aliases_are_more_services_of_the_same_pods(mocks):
         metadata = service.inputs["metadata"]
         assert (metadata["name"], metadata["namespace"]) == (alias, "cloudservice-dev")
         # As a Compose network alias: http://es:9200 reaches the container's port, whatever is published.
-        assert service.inputs["spec"] == {"type": "ClusterIP", "selector": main.inputs["spec"]["selector"], "ports": [
-            {"name": "http", "port": 9200, "targetPort": 9200}, {"name": "transport", "port": 9300, "targetPort": 9300},
-        ]}
+        assert service.inputs["spec"] == {
+            "type": "ClusterIP",
+            "selector": main.inputs["spec"]["selector"],
+            "ports": [
+                {"name": "http", "port": 9200, "targetPort": 9200},
+                {"name": "transport", "port": 9300, "targetPort": 9300},
+            ],
+        }
     assert main.inputs["metadata"]["name"] == "elasticsearch" and main.urn.endswith("::cloudservice-dev-elasticsearch")
     assert resolve(web.service_name) == "elasticsearch"
     assert resolve(web.urls) == {"http": f"http://127.0.0.1:{main.outputs['spec']['ports'][0]['nodePort']}"}
@@ -803,8 +1009,15 @@ def test_what_kubernetes_cannot_do_is_one_notice_per_workload(mocks, warnings):
     ((resource, message),) = warnings
     assert resource == "cloudservice-dev-web"
     assert message.startswith("service web: ")
-    for said in ("stopSignal SIGQUIT", "SIGTERM", "init", "PID 1", "ulimits (nofile)", "restart on-failure",
-                 "always restarts"):
+    for said in (
+        "stopSignal SIGQUIT",
+        "SIGTERM",
+        "init",
+        "PID 1",
+        "ulimits (nofile)",
+        "restart on-failure",
+        "always restarts",
+    ):
         assert said in message, said
     warnings.clear()
     deploy(mocks, with_fields(name="ok", restart="always", stop_signal="SIGTERM"))
@@ -831,7 +1044,8 @@ def test_pods_carry_a_label_per_network_and_published_ports_stay_open(mocks):
     assert policy.inputs["metadata"]["name"] == "published-web"
     assert policy.inputs["spec"] == {
         "podSelector": {"matchLabels": SELECTOR},
-        "policyTypes": ["Ingress"], "ingress": [{"ports": [{"port": 8080}]}],
+        "policyTypes": ["Ingress"],
+        "ingress": [{"ports": [{"port": 8080}]}],
     }
 
 
@@ -842,8 +1056,12 @@ def test_unpublished_services_and_apps_without_networks_open_nothing(mocks):
 
 
 def test_namespace_isolates_each_network(mocks):
-    run(lambda: AppNamespace("cloudservice-dev-namespace", AppNamespaceArgs(
-        namespace="cloudservice-dev", labels=STACK_LABELS, networks=["default", "back_end"])))
+    run(
+        lambda: AppNamespace(
+            "cloudservice-dev-namespace",
+            AppNamespaceArgs(namespace="cloudservice-dev", labels=STACK_LABELS, networks=["default", "back_end"]),
+        )
+    )
     component = mocks.get(APP_NAMESPACE, "cloudservice-dev-namespace")
     for network in ("default", "back_end"):
         policy = mocks.get(NETWORK_POLICY, f"cloudservice-dev-namespace-network-{network}")
@@ -854,22 +1072,35 @@ def test_namespace_isolates_each_network(mocks):
         (label,) = [key for key in members["matchLabels"] if key.startswith("network.cloudservice.dev/")]
         assert members == {"matchLabels": {label: "true", "cloudservice.dev/stack": "dev"}}
         assert policy.inputs["spec"] == {
-            "podSelector": members, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": members}]}],
+            "podSelector": members,
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": members}]}],
         }
-    names = [mocks.get(NETWORK_POLICY, f"cloudservice-dev-namespace-network-{network}").inputs["metadata"]["name"]
-             for network in ("default", "back_end")]
+    names = [
+        mocks.get(NETWORK_POLICY, f"cloudservice-dev-namespace-network-{network}").inputs["metadata"]["name"]
+        for network in ("default", "back_end")
+    ]
     assert names[0] == "network-default" and names[1].startswith("network-back-end-")
 
 
 def test_job_takes_the_workload_fields(mocks, warnings):
     base = spec_of("migrate", target="kubernetes", jobs=MIGRATE)
-    spec = dataclasses.replace(base, labels={"com.example.team": "data"}, working_dir="/work", stop_grace_period=7,
-                               extra_hosts={"db.local": ("10.0.0.5",)}, ephemeral=("/scratch",), init=True)
+    spec = dataclasses.replace(
+        base,
+        labels={"com.example.team": "data"},
+        working_dir="/work",
+        stop_grace_period=7,
+        extra_hosts={"db.local": ("10.0.0.5",)},
+        ephemeral=("/scratch",),
+        init=True,
+    )
 
     def program():
         namespace = namespace_for([spec])
-        return KubernetesJob("cloudservice-dev-migrate", KubernetesJobArgs(
-            spec=spec, **workload_args(spec, namespace, links=REDIS, networks=["default"])))
+        return KubernetesJob(
+            "cloudservice-dev-migrate",
+            KubernetesJobArgs(spec=spec, **workload_args(spec, namespace, links=REDIS, networks=["default"])),
+        )
 
     run(program)
     created = mocks.get(JOB, "cloudservice-dev-migrate")

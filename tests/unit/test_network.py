@@ -2,9 +2,9 @@
 
 import pulumi
 import pulumi_docker as docker
+from harness import DOCKER_PROVIDER, NETWORK, resolve, run
 
 from components.network import AppNetwork, AppNetworkArgs, docker_labels
-from harness import DOCKER_PROVIDER, NETWORK, resolve, run
 
 LABELS = {"cloudservice.dev/stack": "dev", "app.kubernetes.io/part-of": "cloudservice"}
 

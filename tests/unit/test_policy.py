@@ -11,19 +11,32 @@ import subprocess
 import sys
 
 import pytest
+import rules  # policy/rules.py (pytest.ini: pythonpath)
 import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
+from harness import (
+    CONTAINER,
+    DEPLOYMENT,
+    JOB,
+    REGISTRY,
+    ROOT,
+    app_args,
+    default_services,
+    docker_config,
+    fake_digest,
+    install_mocks,
+    kubernetes_config,
+    make_config,
+    run,
+    stack_values,
+    unwrap_secrets,
+)
 from pulumi.runtime import proto
 from pulumi.runtime.proto import analyzer_pb2_grpc
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-import rules  # policy/rules.py (pytest.ini: pythonpath)
 from components.cloudservice import CloudService
-from harness import (
-    CONTAINER, DEPLOYMENT, JOB, REGISTRY, ROOT, app_args, default_services, docker_config, fake_digest, install_mocks,
-    kubernetes_config, make_config, run, stack_values, unwrap_secrets,
-)
 
 POLICY_DIR = os.path.join(ROOT, "policy")
 
@@ -37,8 +50,11 @@ def declared(config, stack="dev", stack_outputs=None):
     """(type, workload name, props) of every Container, Deployment and Job the app declares for `config`."""
     mocks = install_mocks(stack=stack, stack_outputs=stack_outputs)
     run(lambda: CloudService(config.name_prefix, app_args(config)))
-    return [(r.type, r.name.removeprefix(f"{config.name_prefix}-"), unwrap_secrets(r.inputs))
-            for r in mocks.resources if r.type in (CONTAINER, DEPLOYMENT, JOB)]
+    return [
+        (r.type, r.name.removeprefix(f"{config.name_prefix}-"), unwrap_secrets(r.inputs))
+        for r in mocks.resources
+        if r.type in (CONTAINER, DEPLOYMENT, JOB)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +62,9 @@ def _declared():
     """Declared once per module (each declaration is a whole program run); tests get copies."""
     return {
         "docker": {name: props for typ, name, props in declared(docker_config()) if typ == CONTAINER},
-        "kubernetes": {name: props for typ, name, props in declared(kubernetes_config(replicas=2)) if typ == DEPLOYMENT},
+        "kubernetes": {
+            name: props for typ, name, props in declared(kubernetes_config(replicas=2)) if typ == DEPLOYMENT
+        },
     }
 
 
@@ -78,7 +96,8 @@ def _stacks():
         "docker-without-push": lambda: declared(make_config(target="docker")),
         "kubernetes": lambda: declared(kubernetes_config(replicas=2)),
         "prod": lambda: declared(
-            make_config("prod", **{**stack_values("prod"), "registryPassword": "pw"}), stack="prod",
+            make_config("prod", **{**stack_values("prod"), "registryPassword": "pw"}),
+            stack="prod",
             stack_outputs={"organization/cloudservice/staging": {"images": promoted}},
         ),
         "docker-v2": lambda: declared(_v2_config("docker")),
@@ -91,10 +110,14 @@ def _v2_config(target: str):
     command/args, a config file, a secret env var and file, a job the web service waits for."""
     services = default_services()
     del services["web"]["port"], services["web"]["publish"]
-    services["web"].update(ports={"http": {"port": 80, "publish": 8080}, "metrics": {"port": 9100}},
-                           args=["--port", "80"], files={"/etc/web/redis.conf": "app/redis/redis.conf"},
-                           secretEnv={"DB_PASSWORD": "dbPassword"}, secretFiles={"/run/secrets/db": "dbPassword"},
-                           dependsOn={"migrate": "completed"})
+    services["web"].update(
+        ports={"http": {"port": 80, "publish": 8080}, "metrics": {"port": 9100}},
+        args=["--port", "80"],
+        files={"/etc/web/redis.conf": "app/redis/redis.conf"},
+        secretEnv={"DB_PASSWORD": "dbPassword"},
+        secretFiles={"/run/secrets/db": "dbPassword"},
+        dependsOn={"migrate": "completed"},
+    )
     services["worker"] = {"build": "app/web", "command": ["python3", "-m", "worker"], "links": ["redis"]}
     jobs = {"migrate": {"build": "app/web", "args": ["migrate"], "dependsOn": {"redis": "healthy"}}}
     return make_config(target=target, services=services, jobs=jobs, dbPassword="db-pw", **REGISTRY)
@@ -142,6 +165,7 @@ def _set_image(image):
             container_of(props)["image"] = image
         else:
             props["image"] = image
+
     return change
 
 
@@ -151,6 +175,7 @@ def _pop(*path):
         for key in path[:-1]:
             node = node[key]
         node.pop(path[-1], None)
+
     return change
 
 
@@ -160,6 +185,7 @@ def _put(value, *path):
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
+
     return change
 
 
@@ -178,6 +204,7 @@ def _add_init_container(**overrides):
         for probe in ("readinessProbe", "livenessProbe", "lifecycle"):
             init.pop(probe, None)
         pod_of(props)["initContainers"] = [init]
+
     return change
 
 
@@ -198,8 +225,18 @@ VIOLATIONS = [
     ("docker-zero-cpus", _docker(_put("0", "cpus")), LIMITS, "CPU"),
     ("k8s-no-limits", _k8s(_in_container(_pop("resources", "limits"))), LIMITS, "no cpu and no memory limit"),
     ("k8s-no-cpu-limit", _k8s(_in_container(_pop("resources", "limits", "cpu"))), LIMITS, "no cpu limit"),
-    ("k8s-zero-memory-limit", _k8s(_in_container(_put("0", "resources", "limits", "memory"))), LIMITS, "no memory limit"),
-    ("k8s-requests-only", _k8s(_in_container(_put({"requests": {"cpu": "1", "memory": "1Gi"}}, "resources"))), LIMITS, "limit"),
+    (
+        "k8s-zero-memory-limit",
+        _k8s(_in_container(_put("0", "resources", "limits", "memory"))),
+        LIMITS,
+        "no memory limit",
+    ),
+    (
+        "k8s-requests-only",
+        _k8s(_in_container(_put({"requests": {"cpu": "1", "memory": "1Gi"}}, "resources"))),
+        LIMITS,
+        "limit",
+    ),
     ("k8s-no-readiness", _k8s(_in_container(_pop("readinessProbe"))), PROBES, "readinessProbe"),
     ("k8s-no-liveness", _k8s(_in_container(_pop("livenessProbe"))), PROBES, "livenessProbe"),
     ("k8s-empty-probe", _k8s(_in_container(_put({}, "readinessProbe"))), PROBES, "readinessProbe"),
@@ -211,21 +248,60 @@ VIOLATIONS = [
     ("k8s-no-run-as-non-root", _k8s(_in_pod(_pop("securityContext", "runAsNonRoot"))), NON_ROOT, "runAsNonRoot"),
     ("k8s-pod-uid-0", _k8s(_in_pod(_put(0, "securityContext", "runAsUser"))), NON_ROOT, "runAsUser: 0"),
     ("k8s-container-uid-0", _k8s(_in_container(_put(0, "securityContext", "runAsUser"))), NON_ROOT, "runAsUser: 0"),
-    ("k8s-container-overrides-non-root", _k8s(_in_container(_put(False, "securityContext", "runAsNonRoot"))), NON_ROOT, "runAsNonRoot"),
+    (
+        "k8s-container-overrides-non-root",
+        _k8s(_in_container(_put(False, "securityContext", "runAsNonRoot"))),
+        NON_ROOT,
+        "runAsNonRoot",
+    ),
     ("docker-privileged", _docker(_put(True, "privileged")), PRIVILEGED, "privileged"),
     ("docker-new-privileges", _docker(_pop("securityOpts")), PRIVILEGED, "no-new-privileges"),
     ("k8s-privileged", _k8s(_in_container(_put(True, "securityContext", "privileged"))), PRIVILEGED, "privileged"),
-    ("k8s-escalation-allowed", _k8s(_in_container(_put(True, "securityContext", "allowPrivilegeEscalation"))), PRIVILEGED, "allowPrivilegeEscalation"),
-    ("k8s-escalation-unset", _k8s(_in_container(_pop("securityContext", "allowPrivilegeEscalation"))), PRIVILEGED, "allowPrivilegeEscalation"),
+    (
+        "k8s-escalation-allowed",
+        _k8s(_in_container(_put(True, "securityContext", "allowPrivilegeEscalation"))),
+        PRIVILEGED,
+        "allowPrivilegeEscalation",
+    ),
+    (
+        "k8s-escalation-unset",
+        _k8s(_in_container(_pop("securityContext", "allowPrivilegeEscalation"))),
+        PRIVILEGED,
+        "allowPrivilegeEscalation",
+    ),
     ("docker-writable-root", _docker(_put(False, "readOnly")), READ_ONLY, "writable root file system"),
     ("docker-read-only-unset", _docker(_pop("readOnly")), READ_ONLY, "readOnly: true"),
-    ("k8s-writable-root", _k8s(_in_container(_put(False, "securityContext", "readOnlyRootFilesystem"))), READ_ONLY, "writable root"),
-    ("k8s-read-only-unset", _k8s(_in_container(_pop("securityContext", "readOnlyRootFilesystem"))), READ_ONLY, "readOnlyRootFilesystem"),
-    ("docker-capability-added", _docker(_put({"drops": ["ALL"], "adds": ["NET_ADMIN"]}, "capabilities")), CAPABILITIES, "adds capabilities NET_ADMIN"),
+    (
+        "k8s-writable-root",
+        _k8s(_in_container(_put(False, "securityContext", "readOnlyRootFilesystem"))),
+        READ_ONLY,
+        "writable root",
+    ),
+    (
+        "k8s-read-only-unset",
+        _k8s(_in_container(_pop("securityContext", "readOnlyRootFilesystem"))),
+        READ_ONLY,
+        "readOnlyRootFilesystem",
+    ),
+    (
+        "docker-capability-added",
+        _docker(_put({"drops": ["ALL"], "adds": ["NET_ADMIN"]}, "capabilities")),
+        CAPABILITIES,
+        "adds capabilities NET_ADMIN",
+    ),
     ("docker-capabilities-kept", _docker(_pop("capabilities")), CAPABILITIES, "drop ALL"),
-    ("k8s-capability-added", _k8s(_in_container(_put({"drop": ["ALL"], "add": ["SYS_ADMIN"]}, "securityContext", "capabilities"))),
-     CAPABILITIES, "adds capabilities SYS_ADMIN"),
-    ("k8s-capabilities-kept", _k8s(_in_container(_put({"drop": ["NET_RAW"]}, "securityContext", "capabilities"))), CAPABILITIES, "drop ALL"),
+    (
+        "k8s-capability-added",
+        _k8s(_in_container(_put({"drop": ["ALL"], "add": ["SYS_ADMIN"]}, "securityContext", "capabilities"))),
+        CAPABILITIES,
+        "adds capabilities SYS_ADMIN",
+    ),
+    (
+        "k8s-capabilities-kept",
+        _k8s(_in_container(_put({"drop": ["NET_RAW"]}, "securityContext", "capabilities"))),
+        CAPABILITIES,
+        "drop ALL",
+    ),
 ]
 
 
@@ -251,9 +327,15 @@ def test_every_rule_has_violation_cases():
 # -- each opt-out of the spec is flagged --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("opt_out,rule", [
-    ({"user": "image"}, NON_ROOT), ({"readOnly": False}, READ_ONLY), ({"capabilities": ["NET_BIND_SERVICE"]}, CAPABILITIES),
-], ids=["user-image", "read-only-false", "capabilities"])
+@pytest.mark.parametrize(
+    "opt_out,rule",
+    [
+        ({"user": "image"}, NON_ROOT),
+        ({"readOnly": False}, READ_ONLY),
+        ({"capabilities": ["NET_BIND_SERVICE"]}, CAPABILITIES),
+    ],
+    ids=["user-image", "read-only-false", "capabilities"],
+)
 @pytest.mark.parametrize("target", ["docker", "kubernetes"])
 def test_each_spec_opt_out_fires_its_rule(mocks, target, opt_out, rule):
     services = default_services()
@@ -296,15 +378,27 @@ def test_other_workload_kinds_are_checked(kubernetes_props):
     assert set(rules.violations("kubernetes:core/v1:Pod", {"spec": template["spec"]})) == {IMAGES}
 
 
-@pytest.mark.parametrize("typ", ["kubernetes:core/v1:Service", "kubernetes:core/v1:Namespace", "docker:index/network:Network",
-                                 "docker:index/remoteImage:RemoteImage", "pulumi:providers:docker"])
+@pytest.mark.parametrize(
+    "typ",
+    [
+        "kubernetes:core/v1:Service",
+        "kubernetes:core/v1:Namespace",
+        "docker:index/network:Network",
+        "docker:index/remoteImage:RemoteImage",
+        "pulumi:providers:docker",
+    ],
+)
 def test_other_resources_are_out_of_scope(typ):
     assert rules.violations(typ, {"image": "redis:latest", "privileged": True}) == {}
 
 
 def test_malformed_props_are_violations_not_crashes():
-    for props in ({}, {"spec": None}, {"spec": {"template": {"spec": {"containers": "web"}}}},
-                  {"spec": {"template": {"spec": {"containers": [None, 3]}}}}):
+    for props in (
+        {},
+        {"spec": None},
+        {"spec": {"template": {"spec": {"containers": "web"}}}},
+        {"spec": {"template": {"spec": {"containers": [None, 3]}}}},
+    ):
         rules.violations(DEPLOYMENT, props)
     assert set(rules.violations(CONTAINER, {})) == {IMAGES, LIMITS, NON_ROOT, PRIVILEGED, READ_ONLY, CAPABILITIES}
 
@@ -316,7 +410,9 @@ def analyze(resource_type: str, props: dict, name: str = "web") -> list:
     """Runs the pack's policies on one resource through pulumi_policy's analyzer service."""
     servicer = _PolicyAnalyzerServicer(PACK["PACK_NAME"], "0.1.0", PACK["POLICIES"], PACK["ENFORCEMENT"])
     request = proto.AnalyzeRequest(
-        type=resource_type, name=name, urn=f"urn:pulumi:prod::cloudservice::{resource_type}::{name}",
+        type=resource_type,
+        name=name,
+        urn=f"urn:pulumi:prod::cloudservice::{resource_type}::{name}",
         properties=json_format.ParseDict(props, struct_pb2.Struct()),
     )
     return list(servicer.Analyze(request, None).diagnostics)
@@ -351,7 +447,9 @@ def test_analyzer_reports_mandatory_violations(docker_props, kubernetes_props, c
     change(props)
     diagnostics = analyze(CONTAINER if target == "docker" else DEPLOYMENT, props)
     assert [d.policyName for d in diagnostics] and {d.policyName for d in diagnostics} == {rule}
-    assert all(d.enforcementLevel == proto.MANDATORY and d.policyPackName == "cloudservice-production" for d in diagnostics)
+    assert all(
+        d.enforcementLevel == proto.MANDATORY and d.policyPackName == "cloudservice-production" for d in diagnostics
+    )
     assert any(text in d.message for d in diagnostics)
 
 
@@ -371,22 +469,39 @@ def test_served_pack_answers_the_engine():
 
     process = subprocess.Popen(
         [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", POLICY_DIR],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         port = process.stdout.readline().strip()
-        assert port.isdigit(), f"the pack printed no port: {port!r} {process.stderr.read() if process.poll() is not None else ''}"
+        assert port.isdigit(), (
+            f"the pack printed no port: {port!r} {process.stderr.read() if process.poll() is not None else ''}"
+        )
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = analyzer_pb2_grpc.AnalyzerStub(channel)
             info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=10)
             assert info.name == "cloudservice-production"
             assert [p.name for p in info.policies] == RULE_NAMES
             assert {p.enforcementLevel for p in info.policies} == {proto.MANDATORY}
-            response = stub.Analyze(proto.AnalyzeRequest(
-                type=CONTAINER, name="web", urn="urn:pulumi:prod::cloudservice::docker:index/container:Container::web",
-                properties=json_format.ParseDict({"image": "redis:latest", "user": "root"}, struct_pb2.Struct()),
-            ), timeout=10)
-            assert {d.policyName for d in response.diagnostics} == {IMAGES, LIMITS, NON_ROOT, PRIVILEGED, READ_ONLY, CAPABILITIES}
+            response = stub.Analyze(
+                proto.AnalyzeRequest(
+                    type=CONTAINER,
+                    name="web",
+                    urn="urn:pulumi:prod::cloudservice::docker:index/container:Container::web",
+                    properties=json_format.ParseDict({"image": "redis:latest", "user": "root"}, struct_pb2.Struct()),
+                ),
+                timeout=10,
+            )
+            assert {d.policyName for d in response.diagnostics} == {
+                IMAGES,
+                LIMITS,
+                NON_ROOT,
+                PRIVILEGED,
+                READ_ONLY,
+                CAPABILITIES,
+            }
     finally:
         process.terminate()
         process.wait(timeout=10)

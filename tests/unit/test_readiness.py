@@ -11,18 +11,43 @@ import os
 import dill
 import pulumi
 import pytest
+from harness import (
+    CONTAINER,
+    DEPLOYMENT,
+    JOB,
+    JOB_CHECK,
+    ROLLOUT_CHECK,
+    deploy,
+    docker_config,
+    kubernetes_config,
+    run,
+    uid,
+    unwrap_secrets,
+)
 
 from components import readiness
 from components.readiness import (
-    CheckArgs, DockerWorkload, JobCheck, KubernetesWorkload, ReadinessError, RolloutCheck, await_workload,
+    CheckArgs,
+    DockerWorkload,
+    JobCheck,
+    KubernetesWorkload,
+    ReadinessError,
+    RolloutCheck,
+    await_workload,
 )
 from components.workload_status import (
-    FAILED, PENDING, READY, Observation, docker_job_status, docker_service_status, failed, failure_message, job_status,
-    newest_replica_set, pod_status, rollout_status,
-)
-from harness import (
-    CONTAINER, DEPLOYMENT, JOB, JOB_CHECK, ROLLOUT_CHECK, SERVICE, deploy, docker_config, kubernetes_config, run, uid,
-    unwrap_secrets,
+    FAILED,
+    PENDING,
+    READY,
+    Observation,
+    docker_job_status,
+    docker_service_status,
+    failed,
+    failure_message,
+    job_status,
+    newest_replica_set,
+    pod_status,
+    rollout_status,
 )
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -40,17 +65,20 @@ KUBERNETES = fixture("kubernetes_objects.json")
 # -- Docker ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("captured,state,probed,detail", [
-    ("service_started", READY, False, "running (no health check)"),
-    ("service_running_no_healthcheck", READY, False, "running (no health check)"),
-    # One crash is forgiven: a dependency may still have been starting.
-    ("service_running_after_one_crash", READY, False, "running (no health check)"),
-    ("service_crash_looping", FAILED, True, "crash-looping: exited with code 3 (2 crashes)"),
-    ("service_health_starting", PENDING, True, "health check starting"),
-    ("service_healthy", READY, True, "healthy"),
-    ("service_unhealthy", PENDING, True, "health check unhealthy: connection refused on 8080"),
-    ("job_exit4", FAILED, True, "stopped: exited with code 4"),
-])
+@pytest.mark.parametrize(
+    "captured,state,probed,detail",
+    [
+        ("service_started", READY, False, "running (no health check)"),
+        ("service_running_no_healthcheck", READY, False, "running (no health check)"),
+        # One crash is forgiven: a dependency may still have been starting.
+        ("service_running_after_one_crash", READY, False, "running (no health check)"),
+        ("service_crash_looping", FAILED, True, "crash-looping: exited with code 3 (2 crashes)"),
+        ("service_health_starting", PENDING, True, "health check starting"),
+        ("service_healthy", READY, True, "healthy"),
+        ("service_unhealthy", PENDING, True, "health check unhealthy: connection refused on 8080"),
+        ("job_exit4", FAILED, True, "stopped: exited with code 4"),
+    ],
+)
 def test_docker_service_status(captured, state, probed, detail):
     observation = docker_service_status(DOCKER[captured])
     assert (observation.state, observation.probed, observation.detail) == (state, probed, detail)
@@ -70,12 +98,15 @@ def test_a_container_the_engine_cannot_start_fails_with_the_engine_error():
     assert observation.subject == "cap-noexec"
 
 
-@pytest.mark.parametrize("captured,state,detail", [
-    ("job_exit0", READY, "completed"),
-    ("job_exit4", FAILED, "exited with code 4"),
-    ("job_oom", FAILED, "was killed for running out of memory (exit code 137)"),
-    ("job_running", PENDING, "running"),
-])
+@pytest.mark.parametrize(
+    "captured,state,detail",
+    [
+        ("job_exit0", READY, "completed"),
+        ("job_exit4", FAILED, "exited with code 4"),
+        ("job_oom", FAILED, "was killed for running out of memory (exit code 137)"),
+        ("job_running", PENDING, "running"),
+    ],
+)
 def test_docker_job_status(captured, state, detail):
     observation = docker_job_status(DOCKER[captured])
     assert (observation.state, observation.detail) == (state, detail)
@@ -89,17 +120,28 @@ def test_a_job_container_that_cannot_start_fails():
 # -- Kubernetes --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("captured,state,detail", [
-    # A service's first crash is forgiven (a dependency may still be starting); the second is a crash loop,
-    # whether the kubelet shows it as terminated or as CrashLoopBackOff.
-    ("pod_crashed_once", PENDING, "container crash exited with code 1"),
-    ("pod_crashed_twice", FAILED, "crash-looping: exited with code 1 (2 crashes)"),
-    ("pod_crash_loop_backoff", FAILED, "crash-looping: exited with code 1 (3 crashes)"),
-    ("pod_err_image_pull", FAILED, "ErrImagePull: rpc error: code = NotFound desc = failed to pull and unpack image"),
-    ("pod_image_pull_backoff", FAILED, 'ImagePullBackOff: Back-off pulling image "localhost:5000/cloudservice/does-not-exist:1"'),
-    ("pod_running_not_ready", PENDING, "running, not ready (readiness probe failing)"),
-    ("pod_unschedulable", PENDING, "not scheduled: 0/1 nodes are available: 1 Insufficient cpu"),
-])
+@pytest.mark.parametrize(
+    "captured,state,detail",
+    [
+        # A service's first crash is forgiven (a dependency may still be starting); the second is a crash loop,
+        # whether the kubelet shows it as terminated or as CrashLoopBackOff.
+        ("pod_crashed_once", PENDING, "container crash exited with code 1"),
+        ("pod_crashed_twice", FAILED, "crash-looping: exited with code 1 (2 crashes)"),
+        ("pod_crash_loop_backoff", FAILED, "crash-looping: exited with code 1 (3 crashes)"),
+        (
+            "pod_err_image_pull",
+            FAILED,
+            "ErrImagePull: rpc error: code = NotFound desc = failed to pull and unpack image",
+        ),
+        (
+            "pod_image_pull_backoff",
+            FAILED,
+            'ImagePullBackOff: Back-off pulling image "localhost:5000/cloudservice/does-not-exist:1"',
+        ),
+        ("pod_running_not_ready", PENDING, "running, not ready (readiness probe failing)"),
+        ("pod_unschedulable", PENDING, "not scheduled: 0/1 nodes are available: 1 Insufficient cpu"),
+    ],
+)
 def test_pod_status(captured, state, detail):
     observation = pod_status(KUBERNETES[captured])
     assert observation.state == state and detail in observation.detail, observation
@@ -110,7 +152,10 @@ def test_a_ready_pod_is_ready():
 
 
 def test_the_logs_of_a_crash_loop_are_those_of_the_run_that_ended():
-    terminated, backing_off = pod_status(KUBERNETES["pod_crashed_twice"]), pod_status(KUBERNETES["pod_crash_loop_backoff"])
+    terminated, backing_off = (
+        pod_status(KUBERNETES["pod_crashed_twice"]),
+        pod_status(KUBERNETES["pod_crash_loop_backoff"]),
+    )
     assert (terminated.container, terminated.previous) == ("crash", False)
     assert (backing_off.container, backing_off.previous) == ("crash", True)
     assert backing_off.subject == KUBERNETES["pod_crash_loop_backoff"]["metadata"]["name"]
@@ -121,26 +166,35 @@ def rollout(captured: str) -> Observation:
     objects = KUBERNETES[captured]
     newest = newest_replica_set(objects["deployment"], objects["replicaSets"])
     template_hash = newest["metadata"]["labels"]["pod-template-hash"]
-    pods = [pod for pod in objects["pods"] if pod["metadata"]["labels"]["pod-template-hash"] == template_hash
-            and not pod["metadata"].get("deletionTimestamp")]
+    pods = [
+        pod
+        for pod in objects["pods"]
+        if pod["metadata"]["labels"]["pod-template-hash"] == template_hash
+        and not pod["metadata"].get("deletionTimestamp")
+    ]
     return rollout_status(objects["deployment"], pods)
 
 
 def test_the_newest_replica_set_is_the_one_of_the_deployments_revision():
     objects = KUBERNETES["rollout_old_replica_terminating"]
     newest = newest_replica_set(objects["deployment"], objects["replicaSets"])
-    revisions = {rs["metadata"]["name"]: rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                 for rs in objects["replicaSets"]}
+    revisions = {
+        rs["metadata"]["name"]: rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        for rs in objects["replicaSets"]
+    }
     assert sorted(revisions.values()) == ["1", "2"] and revisions[newest["metadata"]["name"]] == "2"
 
 
-@pytest.mark.parametrize("captured,state,detail", [
-    ("rollout_complete", READY, "1 of 1 replicas available"),
-    ("rollout_old_replica_terminating", PENDING, "1 of 1 new replicas available, 1 old replicas terminating"),
-    ("rollout_crash_looping", FAILED, "crash-looping: exited with code 1 (3 crashes)"),
-    ("rollout_not_ready", PENDING, "0 of 1 new replicas available; pod notready-"),
-    ("rollout_unschedulable", PENDING, "not scheduled: 0/1 nodes are available: 1 Insufficient cpu"),
-])
+@pytest.mark.parametrize(
+    "captured,state,detail",
+    [
+        ("rollout_complete", READY, "1 of 1 replicas available"),
+        ("rollout_old_replica_terminating", PENDING, "1 of 1 new replicas available, 1 old replicas terminating"),
+        ("rollout_crash_looping", FAILED, "crash-looping: exited with code 1 (3 crashes)"),
+        ("rollout_not_ready", PENDING, "0 of 1 new replicas available; pod notready-"),
+        ("rollout_unschedulable", PENDING, "not scheduled: 0/1 nodes are available: 1 Insufficient cpu"),
+    ],
+)
 def test_rollout_status(captured, state, detail):
     observation = rollout(captured)
     assert observation.state == state and detail in observation.detail, observation
@@ -159,14 +213,20 @@ def test_a_spec_the_controller_has_not_seen_yet_is_not_judged_by_the_old_pods():
     objects = json.loads(json.dumps(KUBERNETES["rollout_crash_looping"]))
     objects["deployment"]["metadata"]["generation"] += 1
     observation = rollout_status(objects["deployment"], objects["pods"])
-    assert (observation.state, observation.detail) == (PENDING, "waiting for the Deployment controller to see the new spec")
+    assert (observation.state, observation.detail) == (
+        PENDING,
+        "waiting for the Deployment controller to see the new spec",
+    )
 
 
-@pytest.mark.parametrize("captured,state,detail", [
-    ("job_complete", READY, "completed"),
-    ("job_failed", FAILED, "exited with code 3 (BackoffLimitExceeded)"),
-    ("job_running", PENDING, "running (pod works-"),
-])
+@pytest.mark.parametrize(
+    "captured,state,detail",
+    [
+        ("job_complete", READY, "completed"),
+        ("job_failed", FAILED, "exited with code 3 (BackoffLimitExceeded)"),
+        ("job_running", PENDING, "running (pod works-"),
+    ],
+)
 def test_job_status(captured, state, detail):
     objects = KUBERNETES[captured]
     observation = job_status(objects["job"], objects["pods"])
@@ -183,8 +243,9 @@ def test_a_failed_job_points_at_its_failed_pod_for_the_logs():
 
 
 def test_failure_message_names_the_service_the_reason_and_the_logs():
-    observation = failed("crash-looping: exited with code 1 (2 crashes)", subject="web-5d9f-x2k", container="web",
-                         previous=True)
+    observation = failed(
+        "crash-looping: exited with code 1 (2 crashes)", subject="web-5d9f-x2k", container="web", previous=True
+    )
     message = failure_message("service", "web", observation, None, ["starting", "PermissionError: port 80"])
     assert message.splitlines() == [
         "service web failed: crash-looping: exited with code 1 (2 crashes)",
@@ -206,7 +267,9 @@ def test_timeout_message_says_how_long_and_what_it_was_doing():
 
 
 def test_job_timeout_message():
-    message = failure_message("job", "migrate", Observation(PENDING, "running", subject="app-migrate"), 300, ["step 3/9"])
+    message = failure_message(
+        "job", "migrate", Observation(PENDING, "running", subject="app-migrate"), 300, ["step 3/9"]
+    )
     assert message.splitlines()[0] == "job migrate did not complete within 300s: running"
     assert message.splitlines()[1:] == ["last log lines (app-migrate):", "    step 3/9"]
 
@@ -259,21 +322,30 @@ def service(captured: str) -> Observation:
 
 def test_a_healthy_service_is_done_at_once():
     clock = Clock()
-    result = await_workload(ScriptedWorkload(service("service_health_starting"), service("service_healthy")),
-                            "service", "web", 60, clock=clock, sleep=clock.sleep)
+    result = await_workload(
+        ScriptedWorkload(service("service_health_starting"), service("service_healthy")),
+        "service",
+        "web",
+        60,
+        clock=clock,
+        sleep=clock.sleep,
+    )
     assert result.detail == "healthy" and clock.now == readiness.POLL_SECONDS
 
 
 def test_a_service_without_health_check_must_keep_running_a_while():
     clock = Clock()
-    await_workload(ScriptedWorkload(service("service_started")), "service", "worker", 60, clock=clock, sleep=clock.sleep)
+    await_workload(
+        ScriptedWorkload(service("service_started")), "service", "worker", 60, clock=clock, sleep=clock.sleep
+    )
     assert clock.now == readiness.UNPROBED_SETTLE_SECONDS
 
 
 def test_a_crash_while_settling_fails_with_the_logs():
     clock = Clock()
-    workload = ScriptedWorkload(service("service_started"), service("service_started"), service("service_crash_looping"),
-                                logs=["boom"])
+    workload = ScriptedWorkload(
+        service("service_started"), service("service_started"), service("service_crash_looping"), logs=["boom"]
+    )
     with pytest.raises(ReadinessError) as error:
         await_workload(workload, "service", "worker", 60, clock=clock, sleep=clock.sleep)
     assert str(error.value).splitlines() == [
@@ -290,14 +362,19 @@ def test_a_service_never_healthy_fails_at_the_timeout():
     with pytest.raises(ReadinessError) as error:
         await_workload(workload, "service", "web", 10, clock=clock, sleep=clock.sleep)
     assert str(error.value).startswith(
-        "service web did not become ready within 10s: health check unhealthy: connection refused on 8080")
+        "service web did not become ready within 10s: health check unhealthy: connection refused on 8080"
+    )
     assert clock.now == 10 and workload.gave_up
 
 
 def test_readiness_broken_by_a_restart_starts_the_settle_time_again():
     clock = Clock()
-    workload = ScriptedWorkload(service("service_started"), service("service_started"), service("service_health_starting"),
-                                service("service_started"))
+    workload = ScriptedWorkload(
+        service("service_started"),
+        service("service_started"),
+        service("service_health_starting"),
+        service("service_started"),
+    )
     await_workload(workload, "service", "worker", 60, clock=clock, sleep=clock.sleep)
     assert clock.now == 3 * readiness.POLL_SECONDS + readiness.UNPROBED_SETTLE_SECONDS
 
@@ -307,8 +384,9 @@ def test_status_read_errors_are_retried_until_the_timeout():
     workload = ScriptedWorkload(ConnectionError("engine restarting"), service("service_healthy"))
     assert await_workload(workload, "service", "web", 60, clock=clock, sleep=clock.sleep).state == READY
     with pytest.raises(ReadinessError, match=r"within 3s: cannot read its status \(engine restarting\)"):
-        await_workload(ScriptedWorkload(ConnectionError("engine restarting")), "service", "web", 3, clock=clock,
-                       sleep=clock.sleep)
+        await_workload(
+            ScriptedWorkload(ConnectionError("engine restarting")), "service", "web", 3, clock=clock, sleep=clock.sleep
+        )
 
 
 def test_logs_that_cannot_be_read_do_not_hide_the_failure():
@@ -322,7 +400,6 @@ def test_logs_that_cannot_be_read_do_not_hide_the_failure():
 # -- the resources -----------------------------------------------------------------------------------
 
 
-
 def provider_of(inputs: dict):
     """The provider the dynamic provider process would unpickle from the check's inputs."""
     return dill.loads(base64.b64decode(unwrap_secrets(inputs["__provider"])))
@@ -330,53 +407,87 @@ def provider_of(inputs: dict):
 
 def test_rollout_check_on_docker_names_the_container_and_its_revision(mocks):
     def program():
-        RolloutCheck("web-ready", CheckArgs(
-            name="web", workload=DockerWorkload(container="app-dev-web", host="unix:///run/docker.sock"),
-            revision=pulumi.Output.from_input("c0ffee"), timeout=45,
-        ))
+        RolloutCheck(
+            "web-ready",
+            CheckArgs(
+                name="web",
+                workload=DockerWorkload(container="app-dev-web", host="unix:///run/docker.sock"),
+                revision=pulumi.Output.from_input("c0ffee"),
+                timeout=45,
+            ),
+        )
 
     run(program)
     check = mocks.get(ROLLOUT_CHECK, "web-ready")
     inputs = {key: value for key, value in check.inputs.items() if key != "__provider"}
-    assert inputs == {"name": "web", "target": "docker", "dockerHost": "unix:///run/docker.sock",
-                      "container": "app-dev-web", "revision": "c0ffee", "timeout": 45}
+    assert inputs == {
+        "name": "web",
+        "target": "docker",
+        "dockerHost": "unix:///run/docker.sock",
+        "container": "app-dev-web",
+        "revision": "c0ffee",
+        "timeout": 45,
+    }
     provider = provider_of(check.inputs)
     assert type(provider).__module__ == "components.readiness" and provider.kind == "service"
 
 
 def test_job_check_on_kubernetes_names_the_job_and_stringifies_the_revision(mocks):
     def program():
-        JobCheck("migrate-done", CheckArgs(
-            name="migrate", workload=KubernetesWorkload(namespace="app-staging", name="migrate-x1", context="ci"),
-            revision=7, timeout=300,
-        ))
+        JobCheck(
+            "migrate-done",
+            CheckArgs(
+                name="migrate",
+                workload=KubernetesWorkload(namespace="app-staging", name="migrate-x1", context="ci"),
+                revision=7,
+                timeout=300,
+            ),
+        )
 
     run(program)
     check = mocks.get(JOB_CHECK, "migrate-done")
     inputs = {key: value for key, value in check.inputs.items() if key != "__provider"}
-    assert inputs == {"name": "migrate", "target": "kubernetes", "context": "ci", "namespace": "app-staging",
-                      "workload": "migrate-x1", "revision": "7", "timeout": 300}
+    assert inputs == {
+        "name": "migrate",
+        "target": "kubernetes",
+        "context": "ci",
+        "namespace": "app-staging",
+        "workload": "migrate-x1",
+        "revision": "7",
+        "timeout": 300,
+    }
     assert provider_of(check.inputs).kind == "job"
 
 
 def test_the_provider_is_pickled_by_reference_not_by_value(mocks):
     """The state keeps a reference to components.readiness (a few bytes), not a copy of its code:
     fixes to the checks apply to stacks already deployed."""
-    run(lambda: RolloutCheck("web-ready", CheckArgs(name="web", workload=DockerWorkload(container="web"), revision="1")))
+    run(
+        lambda: RolloutCheck("web-ready", CheckArgs(name="web", workload=DockerWorkload(container="web"), revision="1"))
+    )
     serialized = base64.b64decode(unwrap_secrets(mocks.get(ROLLOUT_CHECK, "web-ready").inputs["__provider"]))
     assert b"components.readiness" in serialized and len(serialized) < 300
 
 
-@pytest.mark.parametrize("change,rechecks", [
-    ({}, False),
-    ({"timeout": 120}, False),
-    ({"revision": "2"}, True),
-    ({"container": "app-dev-api"}, True),
-    ({"namespace": "other"}, True),
-])
+@pytest.mark.parametrize(
+    "change,rechecks",
+    [
+        ({}, False),
+        ({"timeout": 120}, False),
+        ({"revision": "2"}, True),
+        ({"container": "app-dev-api"}, True),
+        ({"namespace": "other"}, True),
+    ],
+)
 def test_a_check_runs_again_only_for_another_rollout(change, rechecks):
-    olds = {"name": "web", "target": "docker", "container": "app-dev-web", "revision": "1", "timeout": 60,
-            "__provider": "same"}
+    olds = {
+        "name": "web",
+        "target": "docker",
+        "container": "app-dev-web",
+        "revision": "1",
+        "timeout": 60,
+        "__provider": "same",
+    }
     diff = readiness._CheckProvider("service").diff("id", olds, {**olds, **change})
     assert diff.changes is rechecks
 
@@ -388,7 +499,13 @@ IMAGE = "localhost:5000/cloudservice/app@sha256:" + "a" * 64
 # A migration job, an API that waits for it, and a worker without ports or health check.
 APP = {
     "services": {
-        "api": {"image": IMAGE, "port": 8080, "publish": 8080, "health": "/healthz", "dependsOn": {"migrate": "completed"}},
+        "api": {
+            "image": IMAGE,
+            "port": 8080,
+            "publish": 8080,
+            "health": "/healthz",
+            "dependsOn": {"migrate": "completed"},
+        },
         "worker": {"image": IMAGE, "command": ["python3", "worker.py"]},
     },
     "jobs": {"migrate": {"image": IMAGE, "command": ["python3", "migrate.py"], "timeout": 120}},
@@ -408,8 +525,12 @@ def test_docker_services_and_jobs_are_watched_by_their_checks(mocks):
         container = mocks.get(CONTAINER, f"{prefix}-{service}")
         check = mocks.get(ROLLOUT_CHECK, f"{prefix}-{service}-ready")
         assert check_inputs(check) == {
-            "name": service, "target": "docker", "dockerHost": "unix:///run/user/docker.sock",
-            "container": container.inputs["name"], "revision": f"{prefix}-{service}-id", "timeout": 45,
+            "name": service,
+            "target": "docker",
+            "dockerHost": "unix:///run/user/docker.sock",
+            "container": container.inputs["name"],
+            "revision": f"{prefix}-{service}-id",
+            "timeout": 45,
         }
         assert mocks.parent_of(check) is mocks.parent_of(container)
         # The check reports instead of the provider's wait (which has neither the crash loop nor the logs).
@@ -417,8 +538,12 @@ def test_docker_services_and_jobs_are_watched_by_their_checks(mocks):
     job = mocks.get(CONTAINER, f"{prefix}-migrate")
     assert job.inputs["mustRun"] is False and job.inputs["restart"] == "no" and "attach" not in job.inputs
     assert check_inputs(mocks.get(JOB_CHECK, f"{prefix}-migrate-completed")) == {
-        "name": "migrate", "target": "docker", "dockerHost": "unix:///run/user/docker.sock",
-        "container": job.inputs["name"], "revision": f"{prefix}-migrate-id", "timeout": 120,
+        "name": "migrate",
+        "target": "docker",
+        "dockerHost": "unix:///run/user/docker.sock",
+        "container": job.inputs["name"],
+        "revision": f"{prefix}-migrate-id",
+        "timeout": 120,
     }
 
 
@@ -445,20 +570,31 @@ def test_kubernetes_rollouts_and_jobs_are_watched_by_their_checks(mocks, tmp_pat
     config = kubernetes_config(**APP, kubernetes={"context": "staging", "kubeconfig": str(kubeconfig)})
     deploy(config)
     prefix = config.name_prefix
-    cluster = {"target": "kubernetes", "context": "staging", "kubeconfig": str(kubeconfig),
-               "namespace": config.kubernetes.namespace}
+    cluster = {
+        "target": "kubernetes",
+        "context": "staging",
+        "kubeconfig": str(kubeconfig),
+        "namespace": config.kubernetes.namespace,
+    }
     for service in ("api", "worker"):
         deployment = mocks.get(DEPLOYMENT, f"{prefix}-{service}")
         assert deployment.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
         check = mocks.get(ROLLOUT_CHECK, f"{prefix}-{service}-ready")
         # Re-checked on every rollout: a new generation of the Deployment, or a new Deployment.
-        assert check_inputs(check) == {**cluster, "name": service, "workload": service, "timeout": 45,
-                                       "revision": f"{uid(f'{prefix}-{service}')}/1"}
+        assert check_inputs(check) == {
+            **cluster,
+            "name": service,
+            "workload": service,
+            "timeout": 45,
+            "revision": f"{uid(f'{prefix}-{service}')}/1",
+        }
         assert mocks.parent_of(check) is mocks.parent_of(deployment)
     job = mocks.get(JOB, f"{prefix}-migrate")
     assert job.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
     assert check_inputs(mocks.get(JOB_CHECK, f"{prefix}-migrate-completed")) == {
-        **cluster, "name": "migrate", "workload": job.outputs["metadata"]["name"], "revision": uid(f"{prefix}-migrate"),
+        **cluster,
+        "name": "migrate",
+        "workload": job.outputs["metadata"]["name"],
+        "revision": uid(f"{prefix}-migrate"),
         "timeout": 120,
     }
-

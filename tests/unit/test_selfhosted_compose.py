@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from harness import PROJECT, REGISTRY, ROOT
 
 from components.config import ConfigError, StackConfig, parse_stack_config
-from harness import PROJECT, REGISTRY, ROOT
 
 FIXTURES = os.path.join(ROOT, "tests", "unit", "fixtures", "selfhosted")
 # File -> None (accepted on both targets), or the keys refused, each a host-bound one.
@@ -22,8 +22,12 @@ EXPECTED = {
 
 
 def parse(app: str, target: str) -> StackConfig:
-    return parse_stack_config({"compose": "compose.yaml", "target": target, **REGISTRY}, project=PROJECT, stack="s",
-                              base_dir=os.path.join(FIXTURES, app))
+    return parse_stack_config(
+        {"compose": "compose.yaml", "target": target, **REGISTRY},
+        project=PROJECT,
+        stack="s",
+        base_dir=os.path.join(FIXTURES, app),
+    )
 
 
 def test_the_table_covers_every_file():
@@ -57,7 +61,11 @@ def test_the_wiki_keeps_its_data_and_its_names():
 def test_the_media_server_has_its_udp_ports_files_and_volumes():
     media = parse("media", "docker").app.service("media")
     assert {(p.port, p.protocol, p.publish) for p in media.ports} == {
-        (8096, "tcp", 8096), (8920, "tcp", 8920), (7359, "udp", 7359), (1900, "udp", 1900)}
+        (8096, "tcp", 8096),
+        (8920, "tcp", 8920),
+        (7359, "udp", 7359),
+        (1900, "udp", 1900),
+    }
     assert {f.path for f in media.files} == {"/config/server.xml", "/config/logging.json"}
     assert [v.name for v in media.volumes] == ["data", "media-transcode"] and media.ephemeral == ("/transcode/tmp",)
     assert media.labels == {"com.example.backup": "true"} and media.stop_grace_period == 30

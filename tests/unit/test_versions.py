@@ -8,7 +8,6 @@ import tomllib
 from importlib import metadata
 
 import pytest
-
 from harness import ROOT
 
 # PyPI package -> the versions.env key it must equal.
@@ -48,7 +47,9 @@ def read_requirements() -> dict[str, str]:
 @pytest.mark.parametrize("package,key", sorted(PINNED_TO_TOOLCHAIN.items()))
 def test_requirements_pin_the_toolchain_version(package, key):
     versions, pins = read_versions_env(), read_requirements()
-    assert key in versions, f"versions.env has no {key}: add `{key}=<version>` (the version requirements.txt pins {package} to)"
+    assert key in versions, (
+        f"versions.env has no {key}: add `{key}=<version>` (the version requirements.txt pins {package} to)"
+    )
     assert package in pins, f"requirements.txt does not pin {package}: add `{package}=={versions[key]}`"
     assert pins[package] == versions[key], (
         f"requirements.txt pins {package}=={pins[package]} but versions.env has {key}={versions[key]}; keep them equal"
@@ -61,8 +62,12 @@ def test_virtualenv_matches_the_pins(package):
     try:
         installed = metadata.version(package)
     except metadata.PackageNotFoundError:
-        pytest.fail(f"{package} is pinned in requirements.txt but not installed: venv/bin/pip install -r requirements.txt")
-    assert installed == read_requirements()[package], f"{package} {installed} is installed, requirements.txt pins {read_requirements()[package]}"
+        pytest.fail(
+            f"{package} is pinned in requirements.txt but not installed: venv/bin/pip install -r requirements.txt"
+        )
+    assert installed == read_requirements()[package], (
+        f"{package} {installed} is installed, requirements.txt pins {read_requirements()[package]}"
+    )
 
 
 def test_pulumi_watch_source_is_the_pinned_version():

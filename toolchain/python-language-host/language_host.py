@@ -60,11 +60,10 @@ if _python is not None and Path(sys.prefix).resolve() != _python.parent.parent:
     os.execv(str(_python), [str(_python), "-u", __file__, *sys.argv[1:]])
 
 import grpc  # noqa: E402 - after the move above
+import python_environment  # noqa: E402 - beside this file
 from google.protobuf import empty_pb2, json_format  # noqa: E402
 from pulumi.automation._server import LanguageServer  # noqa: E402
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2  # noqa: E402
-
-import python_environment  # noqa: E402 - beside this file
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "program_runner.py"
@@ -72,8 +71,8 @@ RUNNER = HERE / "program_runner.py"
 SHOWN_ERROR_EXIT_CODE = 32
 # Python packages that are known to have no plugin (as in Pulumi's host).
 NO_PLUGIN = {"pulumi-policy", "pulumi-esc-sdk"}
-OFFICIAL_HOST = ("Pulumi's official Python language host (pulumi-language-python, "
-                 "https://www.pulumi.com/docs/install/)")
+OFFICIAL_HOST = "Pulumi's official Python language host (pulumi-language-python, https://www.pulumi.com/docs/install/)"
+
 
 class Virtualenv:
     """The Python environment of a program or plugin, from its runtime options (Pulumi.yaml or
@@ -85,8 +84,10 @@ class Virtualenv:
         options = json_format.MessageToDict(info.options) if info.HasField("options") else {}
         toolchain = options.get("toolchain", "pip")
         if toolchain != "pip":
-            raise ValueError(f"the {toolchain} toolchain (Pulumi.yaml runtime.options.toolchain) needs "
-                             f"{OFFICIAL_HOST}; this offline host supports pip")
+            raise ValueError(
+                f"the {toolchain} toolchain (Pulumi.yaml runtime.options.toolchain) needs "
+                f"{OFFICIAL_HOST}; this offline host supports pip"
+            )
         self.name = options.get("virtualenv", default)
         root = Path(info.root_directory or info.program_directory or ".")
         self.path = (root / self.name).resolve() if self.name else None
@@ -107,8 +108,10 @@ class Virtualenv:
 
     def require(self) -> None:
         if not self.exists():
-            raise FileNotFoundError(f"the virtualenv {self.name} (Pulumi.yaml runtime.options.virtualenv) "
-                                    f"does not exist in {self.path.parent}: run `pulumi install`")
+            raise FileNotFoundError(
+                f"the virtualenv {self.name} (Pulumi.yaml runtime.options.virtualenv) "
+                f"does not exist in {self.path.parent}: run `pulumi install`"
+            )
 
     def environment(self, extra: Optional[dict] = None) -> dict[str, str]:
         """The process environment with the virtualenv activated, as `. venv/bin/activate` does."""
@@ -120,8 +123,14 @@ class Virtualenv:
         return env
 
     def run(self, *args: str) -> str:
-        return subprocess.run([self.python, *args], capture_output=True, text=True, check=True,
-                              env=self.environment(), cwd=self.program_directory).stdout
+        return subprocess.run(
+            [self.python, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=self.environment(),
+            cwd=self.program_directory,
+        ).stdout
 
     def install(self, write: Callable[[bytes, bool], None]) -> None:
         """Creates the virtualenv if needed and installs requirements.txt into it (what `pulumi
@@ -135,8 +144,13 @@ class Virtualenv:
             steps.append([self.python, "-m", "pip", "install", "--disable-pip-version-check", "-r", str(requirements)])
         for command in steps:
             write(f"$ {' '.join(command)}\n".encode(), False)
-            process = subprocess.Popen(command, cwd=self.program_directory, env=self.environment(),
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                command,
+                cwd=self.program_directory,
+                env=self.environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
             for line in process.stdout:
                 write(line, False)
             if process.wait() != 0:
@@ -155,7 +169,7 @@ def plugin_version(package_version: str) -> Optional[str]:
     match = re.fullmatch(r"(\d+(?:\.\d+)*)(?:(a|b|rc)(\d+))?", package_version)
     if not match:
         return None
-    release = (match.group(1).split(".") + ["0", "0"])[:max(3, match.group(1).count(".") + 1)]
+    release = (match.group(1).split(".") + ["0", "0"])[: max(3, match.group(1).count(".") + 1)]
     pre = {"a": "alpha", "b": "beta", "rc": "rc"}.get(match.group(2) or "")
     return "v" + ".".join(release) + (f"-{pre}.{match.group(3)}" if pre else "")
 
@@ -166,19 +180,30 @@ def required_packages(virtualenv: Virtualenv) -> list[plugin_pb2.PackageDependen
     required = []
     for package in virtualenv.inspect("packages"):
         name, plugin = package["name"].lower().replace("_", "-"), package["plugin"] or {}
-        if name in NO_PLUGIN or not (package["plugin"] or name.startswith("pulumi-")) or plugin.get("resource") is False:
+        if (
+            name in NO_PLUGIN
+            or not (package["plugin"] or name.startswith("pulumi-"))
+            or plugin.get("resource") is False
+        ):
             continue
         version = plugin.get("version") or plugin_version(package["version"])
         if version is None:
             continue
         dependency = plugin_pb2.PackageDependency(
-            name=plugin.get("name") or name.removeprefix("pulumi-"), kind="resource",
-            version=version if version.startswith("v") else f"v{version}", server=plugin.get("server", ""))
+            name=plugin.get("name") or name.removeprefix("pulumi-"),
+            kind="resource",
+            version=version if version.startswith("v") else f"v{version}",
+            server=plugin.get("server", ""),
+        )
         parameterization = plugin.get("parameterization")
         if parameterization:
-            dependency.parameterization.CopyFrom(plugin_pb2.PackageParameterization(
-                name=parameterization["name"], version=parameterization["version"],
-                value=base64.b64decode(parameterization.get("value", ""))))
+            dependency.parameterization.CopyFrom(
+                plugin_pb2.PackageParameterization(
+                    name=parameterization["name"],
+                    version=parameterization["version"],
+                    value=base64.b64decode(parameterization.get("value", "")),
+                )
+            )
         required.append(dependency)
     return required
 
@@ -186,9 +211,14 @@ def required_packages(virtualenv: Virtualenv) -> list[plugin_pb2.PackageDependen
 def runner_arguments(request: language_pb2.RunRequest, engine_address: str) -> list[str]:
     """The runner's command line, as Pulumi's host builds pulumi-language-python-exec's."""
     pairs = {
-        "monitor": request.monitor_address, "engine": engine_address, "project": request.project,
-        "root_directory": request.info.root_directory, "stack": request.stack, "pwd": request.pwd,
-        "dry_run": str(request.dryRun).lower(), "parallel": str(request.parallel),
+        "monitor": request.monitor_address,
+        "engine": engine_address,
+        "project": request.project,
+        "root_directory": request.info.root_directory,
+        "stack": request.stack,
+        "pwd": request.pwd,
+        "dry_run": str(request.dryRun).lower(),
+        "parallel": str(request.parallel),
         "organization": request.organization,
     }
     args = [arg for key, value in pairs.items() if value for arg in (f"--{key}", value)]
@@ -216,23 +246,30 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
 
     def GetRequiredPlugins(self, request, context):
         packages = self.GetRequiredPackages(request, context).packages
-        return language_pb2.GetRequiredPluginsResponse(plugins=[
-            plugin_pb2.PluginDependency(name=p.name, kind=p.kind, version=p.version, server=p.server)
-            for p in packages])
+        return language_pb2.GetRequiredPluginsResponse(
+            plugins=[
+                plugin_pb2.PluginDependency(name=p.name, kind=p.kind, version=p.version, server=p.server)
+                for p in packages
+            ]
+        )
 
     def GetProgramDependencies(self, request, context):
         virtualenv = self.virtualenv(request.info, context)
         listed = virtualenv.inspect("dependencies", str(request.transitiveDependencies).lower())
-        return language_pb2.GetProgramDependenciesResponse(dependencies=[
-            language_pb2.DependencyInfo(name=p["name"], version=p["version"]) for p in listed])
+        return language_pb2.GetProgramDependenciesResponse(
+            dependencies=[language_pb2.DependencyInfo(name=p["name"], version=p["version"]) for p in listed]
+        )
 
     def About(self, request, context):
         virtualenv = self.virtualenv(request.info, context) if request.HasField("info") else None
         if virtualenv is None or not virtualenv.exists():  # the ambient python3, as Pulumi's host reports then
             virtualenv = Virtualenv(language_pb2.ProgramInfo())
         about = virtualenv.inspect("about")
-        return language_pb2.AboutResponse(executable=about["executable"], version=about["version"], metadata={
-            "toolchain": "pip", "toolchainVersion": about["pip"], "typechecker": "none"})
+        return language_pb2.AboutResponse(
+            executable=about["executable"],
+            version=about["version"],
+            metadata={"toolchain": "pip", "toolchainVersion": about["pip"], "typechecker": "none"},
+        )
 
     def RuntimeOptionsPrompts(self, request, context):
         return language_pb2.RuntimeOptionsResponse()  # pip and a virtualenv are the only choices here
@@ -245,8 +282,11 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
 
         def install():
             try:
-                virtualenv.install(lambda chunk, error: output.append(
-                    language_pb2.InstallDependenciesResponse(**{"stderr" if error else "stdout": chunk})))
+                virtualenv.install(
+                    lambda chunk, error: output.append(
+                        language_pb2.InstallDependenciesResponse(**{"stderr" if error else "stdout": chunk})
+                    )
+                )
             except BaseException as error:  # noqa: BLE001 - reported to the CLI below
                 failure.append(error)
             finally:
@@ -269,8 +309,12 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
             return language_pb2.RunResponse(error=str(error))
         if virtualenv.is_current():
             return self.run_here(request, context)
-        env = virtualenv.environment({"PULUMI_CONFIG": json.dumps(dict(request.config)),
-                                      "PULUMI_CONFIG_SECRET_KEYS": json.dumps(list(request.configSecretKeys))})
+        env = virtualenv.environment(
+            {
+                "PULUMI_CONFIG": json.dumps(dict(request.config)),
+                "PULUMI_CONFIG_SECRET_KEYS": json.dumps(list(request.configSecretKeys)),
+            }
+        )
         command = [virtualenv.python, "-u", str(RUNNER), *runner_arguments(request, self.engine_address)]
         # The program's output goes to this host's stdout and stderr, which the CLI shows.
         runner = subprocess.Popen(command, env=env, cwd=request.pwd or None)
@@ -298,15 +342,20 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
 
     def RunPlugin(self, request, context):
         """Runs a Python plugin, such as a policy pack, streaming its output to the CLI."""
-        info = request.info if request.HasField("info") else language_pb2.ProgramInfo(
-            root_directory=request.program, program_directory=request.program)
+        info = (
+            request.info
+            if request.HasField("info")
+            else language_pb2.ProgramInfo(root_directory=request.program, program_directory=request.program)
+        )
         virtualenv = self.virtualenv(info, context, default="venv")
         virtualenv.require()
         env = dict(kv.split("=", 1) for kv in request.env) if request.env else None
         process = subprocess.Popen(
             [virtualenv.python, "-u", info.program_directory, *request.args],
-            cwd=request.pwd or info.program_directory, env=virtualenv.environment(env),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=request.pwd or info.program_directory,
+            env=virtualenv.environment(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         # stderr is relayed after stdout ends; plugins print their port on stdout first.
         for line in iter(process.stdout.readline, b""):
@@ -330,9 +379,12 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
 
 def unsupported(name: str):
     def method(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      f"{name} is not supported by this offline Python language host (toolchain/python-language-host): "
-                      f"it needs {OFFICIAL_HOST}")
+        context.abort(
+            grpc.StatusCode.UNIMPLEMENTED,
+            f"{name} is not supported by this offline Python language host (toolchain/python-language-host): "
+            f"it needs {OFFICIAL_HOST}",
+        )
+
     return method
 
 
@@ -348,8 +400,9 @@ def main() -> None:
     parser.add_argument("--tracing")
     parser.add_argument("engine_address", nargs="?", default="")
     engine_address = parser.parse_known_args()[0].engine_address
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
-                         options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)]
+    )
     language_pb2_grpc.add_LanguageRuntimeServicer_to_server(LanguageHost(engine_address), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()

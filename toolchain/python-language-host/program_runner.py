@@ -18,8 +18,11 @@ try:
     import pulumi
     import pulumi.runtime
 except ImportError:
-    print(f"The Pulumi SDK is not installed in {sys.prefix}: run `pulumi install` "
-          "(or pip install -r requirements.txt in the program's virtualenv)", file=sys.stderr)
+    print(
+        f"The Pulumi SDK is not installed in {sys.prefix}: run `pulumi install` "
+        "(or pip install -r requirements.txt in the program's virtualenv)",
+        file=sys.stderr,
+    )
     sys.exit(1)
 
 SHOWN_ERROR_EXIT_CODE = 32
@@ -27,8 +30,18 @@ SHOWN_ERROR_EXIT_CODE = 32
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Execute a Pulumi Python program")
-    for flag in ("project", "root_directory", "stack", "parallel", "dry_run", "pwd", "monitor", "engine",
-                 "tracing", "organization"):
+    for flag in (
+        "project",
+        "root_directory",
+        "stack",
+        "parallel",
+        "dry_run",
+        "pwd",
+        "monitor",
+        "engine",
+        "tracing",
+        "organization",
+    ):
         parser.add_argument(f"--{flag}")
     parser.add_argument("PROGRAM")
     parser.add_argument("ARGS", nargs="*")
@@ -36,8 +49,13 @@ def main() -> int:
 
     pulumi.runtime.set_all_config(pulumi.runtime.get_config_env(), pulumi.runtime.get_config_secret_keys_env())
     settings = pulumi.runtime.Settings(
-        monitor=args.monitor, engine=args.engine, project=args.project, stack=args.stack,
-        parallel=int(args.parallel or 0), dry_run=args.dry_run == "true", organization=args.organization,
+        monitor=args.monitor,
+        engine=args.engine,
+        project=args.project,
+        stack=args.stack,
+        parallel=int(args.parallel or 0),
+        dry_run=args.dry_run == "true",
+        organization=args.organization,
         root_directory=args.root_directory,
     )
     pulumi.runtime.configure(settings)

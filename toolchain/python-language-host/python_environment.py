@@ -43,9 +43,13 @@ def dependencies(transitive: bool) -> list:
         for dist in dists:
             for requirement in dist.requires or []:
                 if "extra ==" not in requirement:
-                    required.add(re.split(r"[^A-Za-z0-9._-]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-"))
-    return sorted(({"name": _name(d), "version": d.version} for d in dists
-                   if _name(d).lower().replace("_", "-") not in required), key=lambda d: d["name"].lower())
+                    required.add(
+                        re.split(r"[^A-Za-z0-9._-]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+                    )
+    return sorted(
+        ({"name": _name(d), "version": d.version} for d in dists if _name(d).lower().replace("_", "-") not in required),
+        key=lambda d: d["name"].lower(),
+    )
 
 
 def about() -> dict:
@@ -56,8 +60,11 @@ def about() -> dict:
     return {"executable": sys.executable, "version": platform.python_version(), "pip": pip}
 
 
-QUERIES = {"packages": packages, "dependencies": lambda transitive="true": dependencies(transitive == "true"),
-           "about": about}
+QUERIES = {
+    "packages": packages,
+    "dependencies": lambda transitive="true": dependencies(transitive == "true"),
+    "about": about,
+}
 
 if __name__ == "__main__":
     print(json.dumps(QUERIES[sys.argv[1]](*sys.argv[2:])))

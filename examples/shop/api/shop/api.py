@@ -6,10 +6,10 @@ POST /api/orders {"product": <id>, "quantity": <n>}.
 
 import json
 import os
-from contextlib import closing
 import re
 import signal
 import threading
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2
@@ -32,12 +32,18 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/api/products":
             return self.send_json(200, self.query("SELECT id, name, price_cents FROM products ORDER BY id"))
         if self.path == "/api/orders":
-            return self.send_json(200, self.query(
-                f"SELECT {ORDER_COLUMNS} FROM orders o JOIN products p ON p.id = o.product_id ORDER BY o.id"))
+            return self.send_json(
+                200,
+                self.query(
+                    f"SELECT {ORDER_COLUMNS} FROM orders o JOIN products p ON p.id = o.product_id ORDER BY o.id"
+                ),
+            )
         match = re.fullmatch(r"/api/orders/([0-9]{1,9})", self.path)
         if match:
-            rows = self.query(f"SELECT {ORDER_COLUMNS} FROM orders o JOIN products p ON p.id = o.product_id "
-                              "WHERE o.id = %s", (int(match.group(1)),))
+            rows = self.query(
+                f"SELECT {ORDER_COLUMNS} FROM orders o JOIN products p ON p.id = o.product_id WHERE o.id = %s",
+                (int(match.group(1)),),
+            )
             return self.send_json(200, rows[0]) if rows else self.send_json(404, {"error": "no such order"})
         self.send_json(404, {"error": "not found"})
 
@@ -50,8 +56,9 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError):
             return self.send_json(400, {"error": 'expected {"product": <id>, "quantity": <n>}'})
         try:
-            rows = self.query("INSERT INTO orders (product_id, quantity) VALUES (%s, %s) RETURNING id, status",
-                              (product, quantity))
+            rows = self.query(
+                "INSERT INTO orders (product_id, quantity) VALUES (%s, %s) RETURNING id, status", (product, quantity)
+            )
         except (psycopg2.IntegrityError, psycopg2.DataError) as error:
             return self.send_json(400, {"error": error.pgerror.strip() if error.pgerror else str(error)})
         self.send_json(201, rows[0])

@@ -13,8 +13,7 @@ stopping = threading.Event()
 
 def ship_placed_orders(connection):
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE orders SET status = 'shipped', shipped_at = now() "
-                       "WHERE status = 'placed' RETURNING id")
+        cursor.execute("UPDATE orders SET status = 'shipped', shipped_at = now() WHERE status = 'placed' RETURNING id")
         return [row["id"] for row in cursor.fetchall()]
 
 

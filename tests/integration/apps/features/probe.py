@@ -1,5 +1,6 @@
 """HTTP on 8000 (GET answers "ok") and a UDP echo on 9000; with DATA_DIR set, each start first
 appends a line to DATA_DIR/starts (and a start that cannot write there fails)."""
+
 import os
 import socketserver
 import threading

@@ -8,6 +8,7 @@ migrate  sets schema=2 in the store, after printing what it does
 worker   no port: posts a heartbeat to the API every second
 crash    prints a fatal error and exits 1
 """
+
 import hashlib
 import json
 import os
@@ -79,17 +80,25 @@ def serve():
 
     def state(handler):
         config_path = "/etc/polyglot/config.json"
-        handler.reply(200, {
-            "version": VERSION,
-            "schema": schema,
-            "uid": os.getuid(),
-            "config": json.load(open(config_path)) if os.path.exists(config_path) else None,
-            "db_password_sha256": digest(os.environ.get("DB_PASSWORD", "")),
-            "api_token_sha256": digest(open("/run/secrets/api_token").read()) if os.path.exists("/run/secrets/api_token") else None,
-            "worker_beats": beats["count"],
-        })
+        handler.reply(
+            200,
+            {
+                "version": VERSION,
+                "schema": schema,
+                "uid": os.getuid(),
+                "config": json.load(open(config_path)) if os.path.exists(config_path) else None,
+                "db_password_sha256": digest(os.environ.get("DB_PASSWORD", "")),
+                "api_token_sha256": digest(open("/run/secrets/api_token").read())
+                if os.path.exists("/run/secrets/api_token")
+                else None,
+                "worker_beats": beats["count"],
+            },
+        )
 
-    listen(int(os.environ.get("METRICS_PORT", "9100")), {("GET", "/metrics"): lambda h: h.reply(200, f"polyglot_beats {beats['count']}\n", "text/plain")})
+    listen(
+        int(os.environ.get("METRICS_PORT", "9100")),
+        {("GET", "/metrics"): lambda h: h.reply(200, f"polyglot_beats {beats['count']}\n", "text/plain")},
+    )
     routes = {
         ("GET", "/healthz"): lambda h: h.reply(200, {"ok": True}),
         ("GET", "/status"): state,
@@ -116,7 +125,9 @@ def store():
             out.write(handler.rfile.read(int(handler.headers["Content-Length"])).decode())
         handler.reply(200, {"ok": True})
 
-    listen(7000, {("GET", "/healthz"): lambda h: h.reply(200, {"ok": True}), ("GET", "/kv/"): get, ("PUT", "/kv/"): put})
+    listen(
+        7000, {("GET", "/healthz"): lambda h: h.reply(200, {"ok": True}), ("GET", "/kv/"): get, ("PUT", "/kv/"): put}
+    )
     print("store listening on 7000")
     threading.Event().wait()
 

@@ -26,17 +26,25 @@ SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 def docker_job(name: str, command: list[str]):
     container = docker.Container(
-        name, name=f"{prefix}-{name}", image=image, command=command, restart="no", must_run=False,
+        name, name=f"{prefix}-{name}", image=image, command=command, restart="no", must_run=False
     )
     return container, DockerWorkload(container=container.name), container.id
 
 
 def docker_service(name: str, command: list[str], health, after: list[pulumi.Resource]):
     container = docker.Container(
-        name, name=f"{prefix}-{name}", image=image, command=command, restart="unless-stopped",
-        healthcheck=docker.ContainerHealthcheckArgs(tests=["CMD", *health], interval="1s", timeout="2s", retries=2,
-                                                    start_period="1s") if health else None,
-        destroy_grace_seconds=1, opts=pulumi.ResourceOptions(depends_on=after),
+        name,
+        name=f"{prefix}-{name}",
+        image=image,
+        command=command,
+        restart="unless-stopped",
+        healthcheck=docker.ContainerHealthcheckArgs(
+            tests=["CMD", *health], interval="1s", timeout="2s", retries=2, start_period="1s"
+        )
+        if health
+        else None,
+        destroy_grace_seconds=1,
+        opts=pulumi.ResourceOptions(depends_on=after),
     )
     return container, DockerWorkload(container=container.name), container.id
 
@@ -46,9 +54,24 @@ if target == "kubernetes":
     server = config.require("registryServer")
     credentials = pulumi.Output.all(config.require("registryUsername"), config.require_secret("registryPassword"))
     pull_secret = k8s.core.v1.Secret(
-        "pull-secret", metadata={"namespace": namespace.metadata.name}, type="kubernetes.io/dockerconfigjson",
-        string_data={".dockerconfigjson": credentials.apply(lambda c: json.dumps({"auths": {server: {
-            "username": c[0], "password": c[1], "auth": base64.b64encode(f"{c[0]}:{c[1]}".encode()).decode()}}}))},
+        "pull-secret",
+        metadata={"namespace": namespace.metadata.name},
+        type="kubernetes.io/dockerconfigjson",
+        string_data={
+            ".dockerconfigjson": credentials.apply(
+                lambda c: json.dumps(
+                    {
+                        "auths": {
+                            server: {
+                                "username": c[0],
+                                "password": c[1],
+                                "auth": base64.b64encode(f"{c[0]}:{c[1]}".encode()).decode(),
+                            }
+                        }
+                    }
+                )
+            )
+        },
     )
     pod_defaults = {"imagePullSecrets": [{"name": pull_secret.metadata.name}], "terminationGracePeriodSeconds": 1}
 
@@ -57,9 +80,16 @@ def kubernetes_job(name: str, command: list[str]):
     job = k8s.batch.v1.Job(
         name,
         metadata={"namespace": namespace.metadata.name, "annotations": SKIP_AWAIT},
-        spec={"backoffLimit": 0, "template": {"spec": {
-            **pod_defaults, "restartPolicy": "Never", "containers": [{"name": name, "image": image, "command": command}],
-        }}},
+        spec={
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    **pod_defaults,
+                    "restartPolicy": "Never",
+                    "containers": [{"name": name, "image": image, "command": command}],
+                }
+            },
+        },
     )
     return job, KubernetesWorkload(namespace=namespace.metadata.name, name=job.metadata.name), job.metadata.uid
 
@@ -73,14 +103,18 @@ def kubernetes_service(name: str, command: list[str], health, after: list[pulumi
         name,
         metadata={"namespace": namespace.metadata.name, "annotations": SKIP_AWAIT},
         spec={
-            "replicas": 1, "selector": {"matchLabels": labels},
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {"metadata": {"labels": labels}, "spec": {**pod_defaults, "containers": [container]}},
         },
         opts=pulumi.ResourceOptions(depends_on=after),
     )
-    return deployment, KubernetesWorkload(namespace=namespace.metadata.name, name=deployment.metadata.name), \
-        deployment.metadata.generation
+    return (
+        deployment,
+        KubernetesWorkload(namespace=namespace.metadata.name, name=deployment.metadata.name),
+        deployment.metadata.generation,
+    )
 
 
 make_job, make_service = (docker_job, docker_service) if target == "docker" else (kubernetes_job, kubernetes_service)
@@ -88,11 +122,17 @@ make_job, make_service = (docker_job, docker_service) if target == "docker" else
 job_checks = {}
 for name, spec in (config.get_object("jobs") or {}).items():
     resource, workload, revision = make_job(name, spec["command"])
-    job_checks[name] = JobCheck(f"{name}-done", CheckArgs(name=name, workload=workload, revision=revision, timeout=60),
-                                opts=pulumi.ResourceOptions(depends_on=[resource]))
+    job_checks[name] = JobCheck(
+        f"{name}-done",
+        CheckArgs(name=name, workload=workload, revision=revision, timeout=60),
+        opts=pulumi.ResourceOptions(depends_on=[resource]),
+    )
 
 for name, spec in (config.get_object("services") or {}).items():
     after = [job_checks[job] for job in spec.get("after", [])]
     resource, workload, revision = make_service(name, spec["command"], spec.get("health"), after)
-    RolloutCheck(f"{name}-ready", CheckArgs(name=name, workload=workload, revision=revision, timeout=ready_timeout),
-                 opts=pulumi.ResourceOptions(depends_on=[resource]))
+    RolloutCheck(
+        f"{name}-ready",
+        CheckArgs(name=name, workload=workload, revision=revision, timeout=ready_timeout),
+        opts=pulumi.ResourceOptions(depends_on=[resource]),
+    )
