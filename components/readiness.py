@@ -111,7 +111,7 @@ def _explain(workload: Workload, kind: str, name: str, observation: Observation,
 # -- the workloads, observed live -----------------------------------------------------------------
 
 
-class DockerContainer:
+class ContainerWatch:
     """A container on a Docker engine (the Docker SDK, as `docker inspect`, `docker events` and
     `docker logs`)."""
 
@@ -219,27 +219,44 @@ class KubernetesCluster:
         return [f"{event.get('reason')}: {event.get('message', '').strip()}" for event in items[-EVENTS:]]
 
 
-class KubernetesDeployment:
+def deployment_rollout(cluster: KubernetesCluster, namespace: str, name: str) -> Observation:
     """A Deployment's rollout, as `kubectl rollout status` follows it, plus its new pods' state."""
+    deployment = cluster.get(cluster.apps.read_namespaced_deployment, name, namespace)
+    if deployment is None:
+        return failed(f"Deployment {namespace}/{name} does not exist")
+    labels = deployment["spec"]["selector"].get("matchLabels", {})
+    replica_sets = cluster.read(cluster.apps.list_namespaced_replica_set, namespace, label_selector=_selector(labels))
+    newest = newest_replica_set(deployment, replica_sets["items"])
+    pods = []
+    if newest is not None:
+        template_hash = newest["metadata"]["labels"]["pod-template-hash"]
+        pods = cluster.pods(namespace, {**labels, "pod-template-hash": template_hash})
+    return rollout_status(deployment, pods)
 
-    def __init__(self, cluster: KubernetesCluster, namespace: str, name: str):
-        self.cluster, self.namespace, self.name = cluster, namespace, name
+
+def job_run(cluster: KubernetesCluster, namespace: str, name: str) -> Observation:
+    """A Job and its pods."""
+    job = cluster.get(cluster.batch.read_namespaced_job, name, namespace)
+    if job is None:
+        return failed(f"Job {namespace}/{name} does not exist")
+    return job_status(job, cluster.pods(namespace, job["spec"]["selector"].get("matchLabels", {})))
+
+
+class ClusterWatch:
+    """One object of a namespace, observed by `read` (deployment_rollout or job_run), and the logs and
+    warnings of its pods."""
+
+    def __init__(
+        self,
+        cluster: KubernetesCluster,
+        namespace: str,
+        name: str,
+        read: Callable[[KubernetesCluster, str, str], Observation],
+    ):
+        self.cluster, self.namespace, self.name, self.read = cluster, namespace, name, read
 
     def observe(self) -> Observation:
-        cluster = self.cluster
-        deployment = cluster.get(cluster.apps.read_namespaced_deployment, self.name, self.namespace)
-        if deployment is None:
-            return failed(f"Deployment {self.namespace}/{self.name} does not exist")
-        labels = deployment["spec"]["selector"].get("matchLabels", {})
-        replica_sets = cluster.read(
-            cluster.apps.list_namespaced_replica_set, self.namespace, label_selector=_selector(labels)
-        )
-        newest = newest_replica_set(deployment, replica_sets["items"])
-        pods = []
-        if newest is not None:
-            template_hash = newest["metadata"]["labels"]["pod-template-hash"]
-            pods = cluster.pods(self.namespace, {**labels, "pod-template-hash": template_hash})
-        return rollout_status(deployment, pods)
+        return self.read(self.cluster, self.namespace, self.name)
 
     def logs(self, observation: Observation) -> list[str]:
         return self.cluster.logs(self.namespace, observation)
@@ -249,17 +266,6 @@ class KubernetesDeployment:
 
     def timed_out(self) -> None:
         """The cluster stops a Job itself (activeDeadlineSeconds); a rollout stays as it is."""
-
-
-class KubernetesJob(KubernetesDeployment):
-    """A Job and its pods."""
-
-    def observe(self) -> Observation:
-        cluster = self.cluster
-        job = cluster.get(cluster.batch.read_namespaced_job, self.name, self.namespace)
-        if job is None:
-            return failed(f"Job {self.namespace}/{self.name} does not exist")
-        return job_status(job, cluster.pods(self.namespace, job["spec"]["selector"].get("matchLabels", {})))
 
 
 # -- the dynamic resources ------------------------------------------------------------------------
@@ -319,10 +325,10 @@ def _inputs(args: CheckArgs) -> dict[str, Any]:
 
 def _workload(kind: str, props: dict[str, Any]) -> Workload:
     if props["target"] == "docker":
-        return DockerContainer(props.get("dockerHost"), props["container"], job=kind == "job")
+        return ContainerWatch(props.get("dockerHost"), props["container"], job=kind == "job")
     cluster = KubernetesCluster(props.get("kubeconfig"), props.get("context"))
-    return (KubernetesDeployment if kind == "service" else KubernetesJob)(
-        cluster, props["namespace"], props["workload"]
+    return ClusterWatch(
+        cluster, props["namespace"], props["workload"], deployment_rollout if kind == "service" else job_run
     )
 
 
