@@ -30,6 +30,7 @@ from .spec import (
     TargetSettings,
     WorkloadSpec,
 )
+from .upgrades import app_child, is_first_release_app
 from .workload import endpoint
 
 COMPONENT_TYPE = "cloudservice:index:CloudService"
@@ -76,10 +77,8 @@ class CloudService(pulumi.ComponentResource):
     def __init__(self, name: str, args: CloudServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._name, self._args = name, args
-        # The first release had one app per stack, named <project>-<stack>, and bare child names. Only
-        # that app's resources alias their old URNs (a URN holds the parents' types, not their names,
-        # so a second app must not claim them).
-        self._first_release = self if name == f"{pulumi.get_project()}-{pulumi.get_stack()}" else None
+        # Only the first release's app claims its old URNs (components/upgrades.py).
+        self._first_release = self if is_first_release_app(name) else None
         on_docker = isinstance(args.target, DockerSettings)
         sources = args.images
         source_stack = (
@@ -199,8 +198,7 @@ class CloudService(pulumi.ComponentResource):
         }
 
     def _first_release_name(self, name: str) -> list[pulumi.Alias]:
-        """The alias of a direct child that the first release named `name`."""
-        return [pulumi.Alias(name=name)] if self._first_release else []
+        return app_child(self._first_release is not None, name)
 
     def _common(self, workload: WorkloadSpec, links_wait: bool) -> dict:
         """What a workload gets on either target: its image, links, and what it waits for (its image's

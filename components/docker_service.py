@@ -21,9 +21,8 @@ from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, SECRETS_DIR, SECRETS
 from .network import docker_labels
 from .readiness import CheckArgs, DockerWorkload, JobCheck, RolloutCheck
 from .spec import ANY_HOST_PORT, JobSpec, PortSpec, ServiceSpec, VolumeSpec, WorkloadSpec
-from .workload import WorkloadArgs, files_hash, first_release_alias, http_check_command, link_env, workload_labels
-
-FIRST_RELEASE_PARENT = ("docker", "cloudservice:index:DockerDeployment")
+from .upgrades import DOCKER_COMPONENT, target_child
+from .workload import WorkloadArgs, files_hash, http_check_command, link_env, workload_labels
 
 
 @dataclass(kw_only=True)
@@ -255,7 +254,7 @@ class DockerService(pulumi.ComponentResource):
         def child(
             first_release_name: str, depends_on: Sequence[pulumi.Resource] = (), **extra
         ) -> pulumi.ResourceOptions:
-            aliases = [first_release_alias(app, *FIRST_RELEASE_PARENT, first_release_name)] if app else []
+            aliases = target_child(app, DOCKER_COMPONENT, first_release_name)
             return pulumi.ResourceOptions(parent=self, aliases=aliases, depends_on=list(depends_on), **extra)
 
         volumes, secret_labels = _secret_files(self, name, spec, args)

@@ -73,9 +73,9 @@ from .conventions import (
 )
 from .readiness import CheckArgs, JobCheck, KubernetesWorkload, RolloutCheck
 from .spec import ANY_HOST_PORT, JobSpec, KubernetesSettings, PortSpec, ServiceSpec, WorkloadSpec
-from .workload import WorkloadArgs, files_hash, first_release_alias, link_env, workload_labels
+from .upgrades import KUBERNETES_COMPONENT, target_child
+from .workload import WorkloadArgs, files_hash, link_env, workload_labels
 
-FIRST_RELEASE_PARENT = ("kubernetes", "cloudservice:index:KubernetesDeployment")
 APP_SECRETS = "app-secrets"
 PULL_SECRET = "registry-credentials"
 # Kubernetes, unlike Docker, keeps ports below 1024 for root: this namespaced sysctl (one of the
@@ -133,10 +133,8 @@ def _dockerconfigjson(server: str, username: str, password: str) -> str:
     return json.dumps({"auths": {server: {"username": username, "password": password, "auth": token}}})
 
 
-def _aliases(first_release_app: Optional[pulumi.Resource], first_release_name: str) -> list:
-    return (
-        [first_release_alias(first_release_app, *FIRST_RELEASE_PARENT, first_release_name)] if first_release_app else []
-    )
+def _aliases(first_release_app: Optional[pulumi.Resource], first_release_name: str) -> list[pulumi.Alias]:
+    return target_child(first_release_app, KUBERNETES_COMPONENT, first_release_name)
 
 
 @dataclass(kw_only=True)

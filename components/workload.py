@@ -78,10 +78,3 @@ def files_hash(workload: WorkloadSpec) -> str:
         # The bit only when set: the hashes of stacks made before it stay as they were (no roll).
         digest.update(f"{file.path}\0{file.content}\0{'x' if file.executable else ''}".encode())
     return digest.hexdigest()[:16]
-
-
-def first_release_alias(parent: pulumi.Resource, component: str, component_type: str, name: str) -> pulumi.Alias:
-    """Where a child lived in the first release, when one component held every service of a target
-    (DockerDeployment "docker", KubernetesDeployment "kubernetes") and children had bare names: the
-    alias keeps its URN, so an upgrade updates it in place instead of replacing it (and its data)."""
-    return pulumi.Alias(name=name, parent=pulumi.create_urn(component, component_type, parent=parent))
