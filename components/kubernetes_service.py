@@ -23,6 +23,8 @@ from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs, DeploymentStrategyArgs, RollingUpdateDeploymentArgs
+from pulumi_kubernetes.batch.v1 import JobSpecArgs
 from pulumi_kubernetes.core.v1 import (
     CapabilitiesArgs,
     ConfigMapVolumeSourceArgs,
@@ -37,6 +39,7 @@ from pulumi_kubernetes.core.v1 import (
     KeyToPathArgs,
     LifecycleArgs,
     LifecycleHandlerArgs,
+    PersistentVolumeClaimSpecArgs,
     PersistentVolumeClaimVolumeSourceArgs,
     PodSecurityContextArgs,
     PodSpecArgs,
@@ -54,6 +57,7 @@ from pulumi_kubernetes.core.v1 import (
     TCPSocketActionArgs,
     VolumeArgs,
     VolumeMountArgs,
+    VolumeResourceRequirementsArgs,
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.networking.v1 import (
@@ -470,23 +474,7 @@ class KubernetesService(pulumi.ComponentResource):
                 container, low_ports=any(p.port < 1024 for p in spec.ports), pre_stop=PRE_STOP_SECONDS if main else 0
             ),
         )
-        deployment = k8s.apps.v1.Deployment(
-            name,
-            metadata=_metadata(spec.name, args.namespace, self._labels, annotations={**spec.labels, **SKIP_AWAIT}),
-            spec={
-                "replicas": spec.replicas,
-                "selector": {"matchLabels": self._selector},
-                # One RWO volume cannot be mounted by old and new pod at once: stateful services recreate.
-                "strategy": {"type": "Recreate"}
-                if spec.stateful
-                else {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                "template": template,
-            },
-            # The selector is immutable and derived from names that never change, yet the provider
-            # reports it as changed whenever the pod template does, which would replace (delete,
-            # then create) the Deployment instead of rolling it.
-            opts=self._child(spec.name, depends_on=list(args.after), ignore_changes=["spec.selector"]),
-        )
+        self.deployment = deployment = self._deployment(template)
         # Every rollout (a new generation) is followed until its new pods are ready; a crash loop or
         # an image that cannot be pulled fails `up` at once, a service never ready after ready_timeout.
         RolloutCheck(
@@ -506,6 +494,31 @@ class KubernetesService(pulumi.ComponentResource):
         self.url = pulumi.Output.from_input(next(iter(urls.values()), None))
         self.register_outputs({"service_name": self.service_name, "url": self.url, "urls": self.urls})
 
+    def _deployment(self, template: PodTemplateSpecArgs) -> k8s.apps.v1.Deployment:
+        spec, args = self._args.spec, self._args
+        # One RWO volume cannot be mounted by old and new pod at once: stateful services recreate.
+        strategy = (
+            DeploymentStrategyArgs(type="Recreate")
+            if spec.stateful
+            else DeploymentStrategyArgs(
+                type="RollingUpdate", rolling_update=RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1)
+            )
+        )
+        return k8s.apps.v1.Deployment(
+            self._name,
+            metadata=_metadata(spec.name, args.namespace, self._labels, annotations={**spec.labels, **SKIP_AWAIT}),
+            spec=DeploymentSpecArgs(
+                replicas=spec.replicas,
+                selector=LabelSelectorArgs(match_labels=self._selector),
+                strategy=strategy,
+                template=template,
+            ),
+            # The selector is immutable and derived from names that never change, yet the provider
+            # reports it as changed whenever the pod template does, which would replace (delete,
+            # then create) the Deployment instead of rolling it.
+            opts=self._child(spec.name, depends_on=list(args.after), ignore_changes=["spec.selector"]),
+        )
+
     def _child(self, first_release_name: Optional[str] = None, **extra) -> pulumi.ResourceOptions:
         aliases = _aliases(self._args.first_release_app, first_release_name) if first_release_name else []
         return pulumi.ResourceOptions(parent=self, aliases=aliases, **extra)
@@ -517,11 +530,11 @@ class KubernetesService(pulumi.ComponentResource):
             claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{self._name}-{volume.name}",
                 metadata=_metadata(f"{spec.name}-{_dns_label(volume.name)}", args.namespace, self._labels),
-                spec={
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": volume.size}},
-                    "storageClassName": args.settings.storage_class,
-                },
+                spec=PersistentVolumeClaimSpecArgs(
+                    access_modes=["ReadWriteOnce"],
+                    resources=VolumeResourceRequirementsArgs(requests={"storage": volume.size}),
+                    storage_class_name=args.settings.storage_class,
+                ),
                 opts=self._child(f"{spec.name}-{volume.name}"),
             )
             pod.mount(
@@ -669,11 +682,11 @@ class KubernetesJob(pulumi.ComponentResource):
             # No fixed name: a changed job is a new Job (its pod template is immutable), created
             # before the old one is deleted.
             metadata=_metadata(None, args.namespace, labels, annotations={**spec.labels, **SKIP_AWAIT}),
-            spec={
-                "backoffLimit": 0,
-                "activeDeadlineSeconds": spec.timeout,
-                "template": pod.template(labels, pod.pod(pod.container(), restart_policy="Never")),
-            },
+            spec=JobSpecArgs(
+                backoff_limit=0,
+                active_deadline_seconds=spec.timeout,
+                template=pod.template(labels, pod.pod(pod.container(), restart_policy="Never")),
+            ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
         JobCheck(
