@@ -276,7 +276,7 @@ def empty_stack(b: Bench) -> PulumiCli:
 
 def container_ids(b: Bench, stack: str) -> dict[str, str]:
     """Service -> ID of the container the engine runs for it, for one stack."""
-    containers = b.cli.client.containers.list(all=True, filters={"label": f"{STACK_LABEL}={stack}"})
+    containers = b.cli.client.containers.list(all=True, filters={"label": [f"{STACK_LABEL}={stack}", SERVICE_LABEL]})
     return {container.labels[SERVICE_LABEL]: container.id for container in containers}
 
 

@@ -12,11 +12,9 @@ from typing import Callable, Iterator, Optional
 
 from docker.errors import ImageNotFound
 
-from components.conventions import STACK_LABEL
+from components.conventions import SERVICE_LABEL, STACK_LABEL
 
 from .stack import PROJECT_LABEL, Stack, StackError, repository_of
-
-SERVICE_LABEL = "app.kubernetes.io/name"
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,8 @@ class DockerRuntime:
     def __init__(self, stack: Stack, outputs: dict, tail: int = 20):
         self.client = stack.docker_client()
         self.images = outputs.get("images") or {}
-        self.labels = [f"{STACK_LABEL}={stack.name}", f"{PROJECT_LABEL}={stack.project}"]
+        # The workloads' containers: the stack's one-shot steps (a volume's owner) carry no service label.
+        self.labels = [f"{STACK_LABEL}={stack.name}", f"{PROJECT_LABEL}={stack.project}", SERVICE_LABEL]
         self.tail = tail
 
     def containers(self):

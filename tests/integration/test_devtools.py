@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from components.conventions import STACK_LABEL
+from components.conventions import SERVICE_LABEL, STACK_LABEL
 from support.processes import OutputWatcher
 from support.testing import ROOT, ProjectCopy, edit_app_version, free_port, get_json, kubectl_json
 
@@ -98,8 +98,8 @@ def on_kubernetes(tmp_path_factory, registry, cluster, docker_client, pulumi_cli
 
 
 def containers(docker_client, stack: str) -> dict:
-    """Service -> (container ID, start time), as the engine reports them."""
-    listed = docker_client.containers.list(all=True, filters={"label": f"{STACK_LABEL}={stack}"})
+    """Service -> (container ID, start time), as the engine reports them (one-shot steps have no service label)."""
+    listed = docker_client.containers.list(all=True, filters={"label": [f"{STACK_LABEL}={stack}", SERVICE_LABEL]})
     return {c.labels["app.kubernetes.io/name"]: (c.id, c.attrs["State"]["StartedAt"]) for c in listed}
 
 
