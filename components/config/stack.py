@@ -126,7 +126,7 @@ def parse_stack_config(
         REPOSITORY,
         "a repository prefix such as localhost:5000/team or docker.io/user",
     )
-    push = r.boolean("push", values.get("push", False))
+    push = r.boolean("push", values.get("push", ImageSources.push))
     registry = _read_registry(r, values, push, is_secret, repository or "")
     pinned = _read_pinned_images(r, values.get("images", {}), app)
     base_images = r.mapping("baseImages", values.get("baseImages", {}))
@@ -143,7 +143,7 @@ def parse_stack_config(
         images_from = r.text(
             "imagesFrom", values["imagesFrom"], _STACK_NAME, "a stack name such as organization/cloudservice/dev"
         )
-    port_offset = r.integer("portOffset", values.get("portOffset", 0), 0, 65534)
+    port_offset = r.integer("portOffset", values.get("portOffset", DockerSettings.port_offset), 0, 65534)
     docker_host = values.get("dockerHost")
     if docker_host is not None:
         r.text(
@@ -282,7 +282,9 @@ def _read_kubernetes(r: Reader, raw: Any, project: str, stack: str, target: Opti
         re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"),
         "a Kubernetes namespace name (lowercase DNS label)",
     )
-    service_type = r.choice("kubernetes.serviceType", spec.get("serviceType", "NodePort"), SERVICE_TYPES)
+    service_type = r.choice(
+        "kubernetes.serviceType", spec.get("serviceType", KubernetesSettings.service_type), SERVICE_TYPES
+    )
     kubeconfig = spec.get("kubeconfig")
     if kubeconfig is not None and target == "kubernetes":
         path = os.path.expanduser(str(kubeconfig))
@@ -295,7 +297,10 @@ def _read_kubernetes(r: Reader, raw: Any, project: str, stack: str, target: Opti
     if storage_class is not None:
         r.text("kubernetes.storageClass", storage_class, DNS_LABEL, "a StorageClass name")
     node_host = r.text(
-        "kubernetes.nodeHost", spec.get("nodeHost", "127.0.0.1"), re.compile(r"^[A-Za-z0-9.:-]+$"), "a host name or IP"
+        "kubernetes.nodeHost",
+        spec.get("nodeHost", KubernetesSettings.node_host),
+        re.compile(r"^[A-Za-z0-9.:-]+$"),
+        "a host name or IP",
     )
     return KubernetesSettings(
         namespace=namespace,

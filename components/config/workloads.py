@@ -152,6 +152,13 @@ JOB_KEYS = WORKLOAD_KEYS + ("timeout",)
 HEALTH_KEYS = ("http", "port", "command", "interval", "timeout", "retries", "startPeriod")
 
 
+# The defaults, as the spec's dataclasses define them (once, there).
+_SERVICE = ServiceSpec(name="defaults")
+_JOB = JobSpec(name="defaults")
+_HEALTH = HealthSpec()
+_VOLUME = VolumeSpec(path="/")
+
+
 def workload_key(workload: WorkloadSpec) -> str:
     return f"{'jobs' if isinstance(workload, JobSpec) else 'services'}.{workload.name}"
 
@@ -236,7 +243,7 @@ class WorkloadReader:
         ports = self._ports(key, spec)
         volumes = self._volumes(key, spec)
         stateful = any(not volume.read_only for volume in volumes or ())
-        replicas = r.integer(f"{key}.replicas", spec.get("replicas", 1), 0, 100)
+        replicas = r.integer(f"{key}.replicas", spec.get("replicas", _SERVICE.replicas), 0, 100)
         if stateful and replicas is not None and replicas > 1:
             r.fail(f"{key}.replicas", "0 or 1 for a service with a volume (its state lives on one volume)", replicas)
         if self.replicas_override is not None and not stateful:
@@ -247,7 +254,7 @@ class WorkloadReader:
             for alias in read_names(r, f"{key}.aliases", spec.get("aliases", []))
             if r.text(f"{key}.aliases", alias, DNS_LABEL, "lowercase DNS labels (a-z, 0-9, '-'; at most 32)")
         ]
-        restart = r.choice(f"{key}.restart", spec.get("restart", "unless-stopped"), RESTART_POLICIES)
+        restart = r.choice(f"{key}.restart", spec.get("restart", _SERVICE.restart), RESTART_POLICIES)
         if common is None or None in (ports, volumes, replicas, restart):
             return None
         self._check_mount_paths(key, common, volumes, volume_shorthand="volume" in spec)
@@ -264,7 +271,7 @@ class WorkloadReader:
     def job(self, key: str, name: str, spec: Mapping[str, Any]) -> Optional[JobSpec]:
         self.r.unknown_keys(f"{key}.", spec, JOB_KEYS)
         common = self._workload(key, name, spec)
-        timeout = self.r.integer(f"{key}.timeout", spec.get("timeout", 300), 1, 86400)
+        timeout = self.r.integer(f"{key}.timeout", spec.get("timeout", _JOB.timeout), 1, 86400)
         if common is None or not timeout:
             return None
         self._check_mount_paths(key, common, ())
@@ -336,18 +343,23 @@ class WorkloadReader:
         links = read_names(r, f"{key}.links", spec.get("links", []))
         depends_on = self._depends_on(f"{key}.dependsOn", spec.get("dependsOn", {}))
         user = _read_user(r, f"{key}.user", spec.get("user", DEFAULT_USER))
-        read_only = r.boolean(f"{key}.readOnly", spec.get("readOnly", True))
+        read_only = r.boolean(f"{key}.readOnly", spec.get("readOnly", _SERVICE.read_only))
         capabilities = read_names(r, f"{key}.capabilities", spec.get("capabilities", []))
         for capability in capabilities:
             if capability not in CAPABILITIES:
                 r.fail(
                     f"{key}.capabilities", "Linux capability names such as NET_BIND_SERVICE (without CAP_)", capability
                 )
-        cpu = r.number(f"{key}.cpu", spec.get("cpu", 0.5), 0.01, 64)
-        cpu_request = r.number(f"{key}.cpuRequest", spec.get("cpuRequest", min(0.05, cpu or 0.05)), 0.001, 64)
+        cpu = r.number(f"{key}.cpu", spec.get("cpu", _SERVICE.cpu), 0.01, 64)
+        cpu_request = r.number(
+            f"{key}.cpuRequest",
+            spec.get("cpuRequest", min(_SERVICE.cpu_request, cpu or _SERVICE.cpu_request)),
+            0.001,
+            64,
+        )
         if cpu and cpu_request and cpu_request > cpu:
             r.fail(f"{key}.cpuRequest", f"at most the cpu limit ({cpu})", cpu_request)
-        memory = r.integer(f"{key}.memory", spec.get("memory", 128), 6, 1024 * 1024)
+        memory = r.integer(f"{key}.memory", spec.get("memory", _SERVICE.memory_mb), 6, 1024 * 1024)
         runtime = self._runtime(key, spec)
         if len(r.problems) > before:
             return None
@@ -515,7 +527,12 @@ class WorkloadReader:
             command = read_argv(r, f"{key}.command", command)
         timings = {
             name: r.integer(f"{key}.{name}", spec.get(name, default), low, 3600)
-            for name, default, low in (("interval", 2, 1), ("timeout", 3, 1), ("retries", 3, 1), ("startPeriod", 2, 0))
+            for name, default, low in (
+                ("interval", _HEALTH.interval, 1),
+                ("timeout", _HEALTH.timeout, 1),
+                ("retries", _HEALTH.retries, 1),
+                ("startPeriod", _HEALTH.start_period, 0),
+            )
         }
         if None in timings.values():
             return None
@@ -545,7 +562,9 @@ class WorkloadReader:
             volume = self.r.mapping(where, volume)
             self.r.unknown_keys(f"{where}.", volume, ("path", "size", "readOnly"))
             path = self.r.text(f"{where}.path", volume.get("path"), ABSOLUTE_PATH, "an absolute path in the container")
-            size = self.r.text(f"{where}.size", volume.get("size", "1Gi"), QUANTITY, "a size such as 512Mi or 1Gi")
+            size = self.r.text(
+                f"{where}.size", volume.get("size", _VOLUME.size), QUANTITY, "a size such as 512Mi or 1Gi"
+            )
             read_only = self.r.boolean(f"{where}.readOnly", volume.get("readOnly", False))
             volumes.append(VolumeSpec(path=path, size=size, name=name, read_only=bool(read_only)))
         return tuple(volumes) if len(self.r.problems) == before else None
