@@ -10,17 +10,7 @@ from components.config import load_stack_config
 config = load_stack_config(base_dir=os.path.dirname(os.path.abspath(__file__)))
 for notice in config.notices:  # what a Compose file's mapping approximated or ignored
     pulumi.log.warn(notice)
-app = CloudService(
-    config.name_prefix,
-    CloudServiceArgs(
-        app=config.app,
-        images=config.images,
-        target=config.target_settings,
-        labels=config.labels,
-        secrets=config.secrets,
-        ready_timeout=config.ready_timeout,
-    ),
-)
+app = CloudService(config.name_prefix, CloudServiceArgs.of(config))
 
 pulumi.export("target", config.target)
 pulumi.export("url", app.url)

@@ -16,6 +16,7 @@ from typing import Mapping, Optional
 import pulumi
 import pulumi_docker as docker
 
+from .config import StackConfig
 from .conventions import DEFAULT_NETWORK, DEFAULT_READY_TIMEOUT
 from .docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
 from .image import ContainerImage, ContainerImageArgs, Engine, StandIn, base_images, digest_of
@@ -46,6 +47,18 @@ class CloudServiceArgs:
     """Put on every engine and cluster object; STACK_LABEL identifies the stack."""
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     ready_timeout: int = DEFAULT_READY_TIMEOUT
+
+    @classmethod
+    def of(cls, config: StackConfig, target: Optional[TargetSettings] = None) -> CloudServiceArgs:
+        """What the stack's config gives the app; `target` puts it somewhere else (a second app)."""
+        return cls(
+            app=config.app,
+            images=config.images,
+            target=target or config.target_settings,
+            labels=config.labels,
+            secrets=config.secrets,
+            ready_timeout=config.ready_timeout,
+        )
 
 
 def _image_from_stack(stack: pulumi.StackReference, name: str, service: str) -> pulumi.Output[str]:

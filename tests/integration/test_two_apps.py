@@ -28,9 +28,7 @@ if config.target == "docker":
 else:
     targets[f"{config.name_prefix}-second"] = dataclasses.replace(config.kubernetes, namespace=second.require("namespace"))
 for name, target in targets.items():
-    app = CloudService(name, CloudServiceArgs(
-        app=config.app, images=config.images, target=target, labels=config.labels, secrets=config.secrets,
-    ))
+    app = CloudService(name, CloudServiceArgs.of(config, target))
     pulumi.export(name, app.url)
 '''
 

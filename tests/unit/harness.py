@@ -433,14 +433,7 @@ def kubernetes_config(**values: Any) -> StackConfig:
 
 def app_args(config: StackConfig) -> CloudServiceArgs:
     """What the program (__main__.py) hands CloudService from the stack's config."""
-    return CloudServiceArgs(
-        app=config.app,
-        images=config.images,
-        target=config.target_settings,
-        labels=config.labels,
-        secrets=config.secrets,
-        ready_timeout=config.ready_timeout,
-    )
+    return CloudServiceArgs.of(config)
 
 
 def deploy(config: StackConfig, name: Optional[str] = None) -> CloudService:
