@@ -223,7 +223,7 @@ class RawDockerApp:
                 self.cli("volume", "rm", f"{self.container(service)}-{volume.name}", check=False)
 
 
-class ComposeApp:
+class ComposeRun:
     """The dev stack as bench/compose.yaml, under Debian's docker-compose (v1)."""
 
     def __init__(self, cli: DockerCli, project: str, app_dir: Path, web_port: int, base_image: str):

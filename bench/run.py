@@ -28,22 +28,13 @@ import yaml
 from pulumi import automation as auto
 
 from components.config import parse_stack_config
-from components.conventions import SERVICE_LABEL
+from components.conventions import SERVICE_LABEL, STACK_LABEL
 from support.processes import OutputWatcher
-from support.testing import (
-    ROOT,
-    STACK_LABEL,
-    ProjectCopy,
-    RegistryCredentials,
-    edit_app_version,
-    get_json,
-    http,
-    wait_for,
-)
+from support.testing import ROOT, ProjectCopy, RegistryCredentials, edit_app_version, get_json, http, wait_for
 
 from .cli import PulumiCli
 from .phases import bench_phases
-from .raw import BENCH_DIR, ComposeApp, DockerCli, KubectlApp, RawDockerApp, run
+from .raw import BENCH_DIR, ComposeRun, DockerCli, KubectlApp, RawDockerApp, run
 from .timing import Figures, log
 
 SECTIONS = ("unit", "cold", "steady", "kubernetes", "scale", "dev", "phases")
@@ -241,7 +232,7 @@ def bench_cold(b: Bench) -> None:
     """Section 1: from nothing to healthy, each side building the same sources from the same cache
     state: every run stamps both build contexts anew, so the COPY layer and all after it rebuild."""
     dev, raw = b.pulumi(b.dev_stack("dev")), b.raw_app()
-    compose = ComposeApp(b.cli, b.name("compose"), b.app_dir, free_port(), b.build_args["BASE_IMAGE"])
+    compose = ComposeRun(b.cli, b.name("compose"), b.app_dir, free_port(), b.build_args["BASE_IMAGE"])
     b.cleanups.append(compose.down)
     b.built_labels.append(compose.project)
     sides = {
@@ -441,7 +432,7 @@ def bench_dev(b: Bench) -> None:
         )
     raw.down()
 
-    compose = ComposeApp(b.cli, b.name("compose-dev"), b.app_dir, free_port(), b.build_args["BASE_IMAGE"])
+    compose = ComposeRun(b.cli, b.name("compose-dev"), b.app_dir, free_port(), b.build_args["BASE_IMAGE"])
     b.cleanups.append(compose.down)
     b.built_labels.append(compose.project)
     compose.up()

@@ -54,7 +54,7 @@ class ReadinessError(Exception):
     """A workload failed or was not ready in time; the message is what `pulumi up` shows."""
 
 
-class Workload(Protocol):
+class Watch(Protocol):
     def observe(self) -> Observation: ...
 
     def logs(self, observation: Observation) -> list[str]:
@@ -68,7 +68,7 @@ class Workload(Protocol):
 
 
 def await_workload(
-    workload: Workload,
+    workload: Watch,
     kind: str,
     name: str,
     timeout: float,
@@ -98,7 +98,7 @@ def await_workload(
         sleep(POLL_SECONDS)
 
 
-def _explain(workload: Workload, kind: str, name: str, observation: Observation, timeout: Optional[float]) -> str:
+def _explain(workload: Watch, kind: str, name: str, observation: Observation, timeout: Optional[float]) -> str:
     def best_effort(read: Callable[[Observation], list[str]]) -> list[str]:
         try:
             return read(observation)
@@ -323,7 +323,7 @@ def _inputs(args: CheckArgs) -> dict[str, Any]:
     }
 
 
-def _workload(kind: str, props: dict[str, Any]) -> Workload:
+def _workload(kind: str, props: dict[str, Any]) -> Watch:
     if props["target"] == "docker":
         return ContainerWatch(props.get("dockerHost"), props["container"], job=kind == "job")
     cluster = KubernetesCluster(props.get("kubeconfig"), props.get("context"))

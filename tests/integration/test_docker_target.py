@@ -10,8 +10,8 @@ import docker
 import pytest
 from pulumi import automation as auto
 
+from components.conventions import STACK_LABEL
 from support.testing import (
-    STACK_LABEL,
     changed_resources,
     edit_app_version,
     free_port,

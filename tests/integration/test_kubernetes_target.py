@@ -14,9 +14,9 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
+from components.conventions import STACK_LABEL
 from support.testing import (
     ROOT,
-    STACK_LABEL,
     changed_resources,
     edit_app_version,
     get_json,

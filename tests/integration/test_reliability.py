@@ -15,7 +15,8 @@ import yaml
 from pulumi import automation as auto
 from rules import RULES  # policy/rules.py (pytest.ini: pythonpath)
 
-from support.testing import ROOT, STACK_LABEL, STATE_DIR, edit_app_version, free_port, get_json, recover, wait_for
+from components.conventions import STACK_LABEL
+from support.testing import ROOT, STATE_DIR, edit_app_version, free_port, get_json, recover, wait_for
 
 APP_SECRET = "app-secret-7f3c9a51e2"
 RECORDS = 60
