@@ -93,76 +93,11 @@ class CloudService(pulumi.ComponentResource):
         # Only the first release's app claims its old URNs (components/upgrades.py).
         self._first_release = self if is_first_release_app(name) else None
         on_docker = isinstance(args.target, DockerSettings)
-        sources = args.images
-        source_stack = (
-            pulumi.StackReference(sources.images_from, opts=pulumi.ResourceOptions(parent=self))
-            if sources.images_from
-            else None
-        )
-        references = {}
-        for workload in args.app.workloads:
-            references[workload.name] = sources.pinned.get(workload.name) or workload.image
-            if references[workload.name] is None and source_stack is not None:
-                references[workload.name] = _image_from_stack(source_stack, sources.images_from, workload.name)
-
+        references = self._references()
         # The Docker engine is needed to build, or to run on the docker target; a cluster stack that
         # deploys images built elsewhere (prod) needs none.
-        self._engine = None
-        if on_docker or None in references.values():
-            registry_auth = (
-                [
-                    docker.ProviderRegistryAuthArgs(
-                        address=sources.registry.url,
-                        username=sources.registry.username,
-                        password=sources.registry.password,
-                    )
-                ]
-                if sources.registry
-                else None
-            )
-            provider = docker.Provider(
-                f"{name}-docker",
-                host=args.target.host if on_docker else None,
-                registry_auth=registry_auth,
-                opts=pulumi.ResourceOptions(parent=self, aliases=self._first_release_name("docker")),
-            )
-            self._engine = pulumi.ResourceOptions(parent=self, provider=provider)
-        engine = Engine(args.target.host if on_docker else None)
-        stand_ins = self._stand_ins(references, engine) if self._engine else {}
-
-        # What each workload runs (deploy_refs) and waits for (releases); the references exported.
-        self._deploy_refs, self._releases, exported, digests = {}, {}, {}, {}
-        for workload in args.app.workloads:
-            reference = references[workload.name]
-            if reference is not None and not on_docker:  # the cluster pulls it: nothing to build or pull here
-                self._deploy_refs[workload.name] = exported[workload.name] = reference
-                digests[workload.name] = digest_of(reference)
-                continue
-            image = ContainerImage(
-                f"{name}-{workload.name}",
-                ContainerImageArgs(
-                    repository=f"{sources.repository}/{workload.name}",
-                    build=workload.build if reference is None else None,
-                    reference=reference,
-                    push=sources.push,
-                    pull=on_docker,
-                    labels=args.labels,
-                    engine=engine,
-                    stand_ins=sources.base_images,
-                    after=list(stand_ins.values()),
-                ),
-                opts=pulumi.ResourceOptions.merge(
-                    self._engine, pulumi.ResourceOptions(aliases=self._first_release_name(workload.name))
-                ),
-            )
-            self._deploy_refs[workload.name] = image.deploy_ref
-            self._releases[workload.name] = image.release
-            exported[workload.name] = pulumi.Output.all(image.registry_ref, image.reference).apply(
-                lambda refs: refs[0] or refs[1]
-            )
-            digests[workload.name] = image.digest
-        self.images = pulumi.Output.from_input(exported)
-        self.digests = pulumi.Output.from_input(digests)
+        self._engine = self._docker_engine(on_docker) if on_docker or None in references.values() else None
+        self._images(references, Engine(args.target.host if on_docker else None), on_docker)
 
         self._workloads: dict[str, pulumi.ComponentResource] = {}
         if on_docker:
@@ -186,6 +121,79 @@ class CloudService(pulumi.ComponentResource):
                 "services": self.services,
             }
         )
+
+    def _references(self) -> dict[str, Optional[pulumi.Input[str]]]:
+        """Each workload's existing image: pinned (`images`), its spec's `image`, or another stack's
+        (`imagesFrom`); None for one to build."""
+        sources = self._args.images
+        source_stack = (
+            pulumi.StackReference(sources.images_from, opts=pulumi.ResourceOptions(parent=self))
+            if sources.images_from
+            else None
+        )
+        references: dict[str, Optional[pulumi.Input[str]]] = {}
+        for workload in self._args.app.workloads:
+            references[workload.name] = sources.pinned.get(workload.name) or workload.image
+            if references[workload.name] is None and source_stack is not None:
+                references[workload.name] = _image_from_stack(source_stack, sources.images_from, workload.name)
+        return references
+
+    def _docker_engine(self, on_docker: bool) -> pulumi.ResourceOptions:
+        """The options of what the Docker provider builds or runs (with the registry's credentials)."""
+        registry = self._args.images.registry
+        registry_auth = (
+            [
+                docker.ProviderRegistryAuthArgs(
+                    address=registry.url, username=registry.username, password=registry.password
+                )
+            ]
+            if registry
+            else None
+        )
+        provider = docker.Provider(
+            f"{self._name}-docker",
+            host=self._args.target.host if on_docker else None,
+            registry_auth=registry_auth,
+            opts=pulumi.ResourceOptions(parent=self, aliases=self._first_release_name("docker")),
+        )
+        return pulumi.ResourceOptions(parent=self, provider=provider)
+
+    def _images(self, references: Mapping[str, Optional[pulumi.Input[str]]], engine: Engine, on_docker: bool) -> None:
+        """What each workload runs (deploy_refs) and waits for (releases); the references exported."""
+        args, sources = self._args, self._args.images
+        stand_ins = self._stand_ins(references, engine) if self._engine else {}
+        self._deploy_refs, self._releases, exported, digests = {}, {}, {}, {}
+        for workload in args.app.workloads:
+            reference = references[workload.name]
+            if reference is not None and not on_docker:  # the cluster pulls it: nothing to build or pull here
+                self._deploy_refs[workload.name] = exported[workload.name] = reference
+                digests[workload.name] = digest_of(reference)
+                continue
+            image = ContainerImage(
+                f"{self._name}-{workload.name}",
+                ContainerImageArgs(
+                    repository=f"{sources.repository}/{workload.name}",
+                    build=workload.build if reference is None else None,
+                    reference=reference,
+                    push=sources.push,
+                    pull=on_docker,
+                    labels=args.labels,
+                    engine=engine,
+                    stand_ins=sources.base_images,
+                    after=list(stand_ins.values()),
+                ),
+                opts=pulumi.ResourceOptions.merge(
+                    self._engine, pulumi.ResourceOptions(aliases=self._first_release_name(workload.name))
+                ),
+            )
+            self._deploy_refs[workload.name] = image.deploy_ref
+            self._releases[workload.name] = image.release
+            exported[workload.name] = pulumi.Output.all(image.registry_ref, image.reference).apply(
+                lambda refs: refs[0] or refs[1]
+            )
+            digests[workload.name] = image.digest
+        self.images = pulumi.Output.from_input(exported)
+        self.digests = pulumi.Output.from_input(digests)
 
     def _stand_ins(
         self, references: Mapping[str, Optional[pulumi.Input[str]]], engine: Engine

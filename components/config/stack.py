@@ -120,6 +120,51 @@ def parse_stack_config(
     secrets = _read_secrets(r, values, is_secret, app)
     ready_timeout = r.integer("readyTimeout", values.get("readyTimeout", DEFAULT_READY_TIMEOUT), 5, 3600)
 
+    images = _read_image_sources(r, values, is_secret, app, project)
+    port_offset = r.integer("portOffset", values.get("portOffset", DockerSettings.port_offset), 0, 65534)
+    docker_host = values.get("dockerHost")
+    if docker_host is not None:
+        r.text(
+            "dockerHost",
+            docker_host,
+            re.compile(r"^(unix|tcp|ssh)://.+"),
+            "a Docker host URL such as unix:///var/run/docker.sock",
+        )
+    kubernetes = _read_kubernetes(r, values.get("kubernetes", {}), project, stack, target)
+
+    if target == "docker":
+        _check_docker_target(r, app, port_offset or 0)
+    elif not images.push and not images.images_from:
+        for workload in app.workloads:
+            if workload.build is not None and workload.name not in images.pinned:
+                r.fail(
+                    "push",
+                    f"true on the kubernetes target: the cluster pulls {workload_key(workload)} from a "
+                    "registry (or pin it in images, or set imagesFrom)",
+                    images.push,
+                )
+
+    if r.problems:
+        raise ConfigError(r.problems)
+    return StackConfig(
+        project=project,
+        stack=stack,
+        target=target,
+        app=app,
+        images=images,
+        docker=DockerSettings(host=docker_host, port_offset=port_offset),
+        kubernetes=kubernetes,
+        secrets=secrets,
+        ready_timeout=ready_timeout,
+        notices=notices,
+    )
+
+
+def _read_image_sources(
+    r: Reader, values: Mapping[str, Any], is_secret: Callable[[str], bool], app: AppSpec, project: str
+) -> ImageSources:
+    """Where the images come from: the repository built images are pushed to, pinned references,
+    another stack's images, and local stand-ins for the bases Dockerfiles start FROM."""
     repository = r.text(
         "imageRepository",
         values.get("imageRepository", f"{project}"),
@@ -143,49 +188,13 @@ def parse_stack_config(
         images_from = r.text(
             "imagesFrom", values["imagesFrom"], _STACK_NAME, "a stack name such as organization/cloudservice/dev"
         )
-    port_offset = r.integer("portOffset", values.get("portOffset", DockerSettings.port_offset), 0, 65534)
-    docker_host = values.get("dockerHost")
-    if docker_host is not None:
-        r.text(
-            "dockerHost",
-            docker_host,
-            re.compile(r"^(unix|tcp|ssh)://.+"),
-            "a Docker host URL such as unix:///var/run/docker.sock",
-        )
-    kubernetes = _read_kubernetes(r, values.get("kubernetes", {}), project, stack, target)
-
-    if target == "docker":
-        _check_docker_target(r, app, port_offset or 0)
-    elif not push and not images_from:
-        for workload in app.workloads:
-            if workload.build is not None and workload.name not in pinned:
-                r.fail(
-                    "push",
-                    f"true on the kubernetes target: the cluster pulls {workload_key(workload)} from a "
-                    "registry (or pin it in images, or set imagesFrom)",
-                    push,
-                )
-
-    if r.problems:
-        raise ConfigError(r.problems)
-    return StackConfig(
-        project=project,
-        stack=stack,
-        target=target,
-        app=app,
-        images=ImageSources(
-            repository=repository,
-            push=push,
-            registry=registry,
-            pinned=pinned,
-            images_from=images_from,
-            base_images=dict(base_images),
-        ),
-        docker=DockerSettings(host=docker_host, port_offset=port_offset),
-        kubernetes=kubernetes,
-        secrets=secrets,
-        ready_timeout=ready_timeout,
-        notices=notices,
+    return ImageSources(
+        repository=repository,
+        push=bool(push),
+        registry=registry,
+        pinned=pinned,
+        images_from=images_from,
+        base_images=dict(base_images),
     )
 
 
