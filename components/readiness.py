@@ -18,7 +18,9 @@ kubeconfig).
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -174,6 +176,7 @@ class KubernetesCluster:
         api = config.new_client_from_config(config_file=kubeconfig, context=context)
         self.api_error = client.exceptions.ApiException
         self.core, self.apps, self.batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
+        self.discovery = client.DiscoveryV1Api(api)
 
     @staticmethod
     def read(call: Callable, *args, **kwargs) -> Any:
@@ -231,7 +234,61 @@ def deployment_rollout(cluster: KubernetesCluster, namespace: str, name: str) ->
     if newest is not None:
         template_hash = newest["metadata"]["labels"]["pod-template-hash"]
         pods = cluster.pods(namespace, {**labels, "pod-template-hash": template_hash})
-    return rollout_status(deployment, pods)
+    status = rollout_status(deployment, pods)
+    if status.state != READY:
+        return status
+    waiting = service_routing(cluster, namespace, name, pods)
+    return pending(waiting) if waiting else status
+
+
+def service_routing(
+    cluster: KubernetesCluster,
+    namespace: str,
+    name: str,
+    pods: list[dict],
+    connect: Callable = socket.create_connection,
+) -> Optional[str]:
+    """What a ready rollout still waits for before the workloads that depend on it can connect: None
+    once its Service (of the same name; a worker has none) routes to the new pods. Ready pods come
+    before their Service's EndpointSlices list them, and those before kube-proxy's rules: a job that
+    connected at once got "No route to host". So: every new pod ready in an EndpointSlice, and a
+    connection through the Service's address succeeds, from here, where this machine is on the
+    cluster's service network (a refused or unroutable connection waits; one that times out means
+    the service network is not reachable from here, and the EndpointSlices have to do)."""
+    service = cluster.get(cluster.core.read_namespaced_service, name, namespace)
+    if service is None:
+        return None
+    slices = cluster.read(
+        cluster.discovery.list_namespaced_endpoint_slice, namespace, label_selector=f"kubernetes.io/service-name={name}"
+    )["items"]
+    routed = {
+        address
+        for endpoint_slice in slices
+        for endpoint in endpoint_slice.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready")
+        for address in endpoint.get("addresses") or []
+    }
+    ready_pods = {
+        pod["status"].get("podIP")
+        for pod in pods
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod["status"].get("conditions") or [])
+    }
+    missing = ready_pods - routed
+    if missing:
+        return f"Service {name} does not route to every ready pod yet ({len(missing)} of {len(ready_pods)} missing)"
+    address, port = (
+        service["spec"].get("clusterIP"),
+        next((p["port"] for p in service["spec"].get("ports") or [] if p.get("protocol", "TCP") == "TCP"), None),
+    )
+    if not address or address == "None" or port is None:
+        return None
+    try:
+        connect((address, port), timeout=1).close()
+    except (ConnectionRefusedError, OSError) as error:
+        if isinstance(error, TimeoutError) or getattr(error, "errno", None) == errno.ENETUNREACH:
+            return None
+        return f"Service {name} ({address}:{port}) does not accept connections yet ({error.strerror or error})"
+    return None
 
 
 def job_run(cluster: KubernetesCluster, namespace: str, name: str) -> Observation:

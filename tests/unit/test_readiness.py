@@ -5,6 +5,7 @@ resources as the engine receives them."""
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 
@@ -34,6 +35,7 @@ from components.readiness import (
     ReadinessError,
     RolloutCheck,
     await_workload,
+    service_routing,
 )
 from components.workload_status import (
     FAILED,
@@ -598,3 +600,84 @@ def test_kubernetes_rollouts_and_jobs_are_watched_by_their_checks(mocks, tmp_pat
         "revision": uid(f"{prefix}-migrate"),
         "timeout": 120,
     }
+
+
+# -- a ready rollout waits until its Service routes to it ------------------------------------------
+
+
+class _Api:
+    """Stands for one kubernetes API method: the fake cluster answers by its name."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _Cluster:
+    """What service_routing reads of a cluster: the Service and its EndpointSlices."""
+
+    def __init__(self, service, slices):
+        self.core, self.discovery = (
+            type("Core", (), {"read_namespaced_service": _Api("service")})(),
+            type("Discovery", (), {"list_namespaced_endpoint_slice": _Api("slices")})(),
+        )
+        self.service, self.slices, self.selectors = service, slices, []
+
+    def get(self, call, name, namespace):
+        return self.service
+
+    def read(self, call, namespace, label_selector):
+        self.selectors.append(label_selector)
+        return {"items": self.slices}
+
+
+def _pod(ip: str, ready: bool = True) -> dict:
+    return {"status": {"podIP": ip, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def _slice(*endpoints: tuple[str, bool]) -> dict:
+    return {"endpoints": [{"addresses": [ip], "conditions": {"ready": ready}} for ip, ready in endpoints]}
+
+
+SERVICE_SPEC = {"spec": {"clusterIP": "10.96.0.9", "ports": [{"port": 6379, "protocol": "TCP"}]}}
+
+
+def _connect_raising(error):
+    def connect(address, timeout):
+        raise error
+
+    return connect
+
+
+def _connected(address, timeout):
+    return type("Connection", (), {"close": lambda self: None})()
+
+
+def test_a_ready_pod_the_endpoint_slices_do_not_list_yet_keeps_the_rollout_waiting():
+    cluster = _Cluster(SERVICE_SPEC, [_slice(("10.88.0.5", True), ("10.88.0.6", False))])
+    waiting = service_routing(cluster, "ns", "store", [_pod("10.88.0.5"), _pod("10.88.0.6")], connect=_connected)
+    assert waiting == "Service store does not route to every ready pod yet (1 of 2 missing)"
+    assert cluster.selectors == ["kubernetes.io/service-name=store"]
+
+
+def test_no_route_to_the_service_yet_keeps_the_rollout_waiting():
+    """The race the product had: pods ready and listed, kube-proxy's rule not there yet."""
+    cluster = _Cluster(SERVICE_SPEC, [_slice(("10.88.0.5", True))])
+    unroutable = OSError(errno.EHOSTUNREACH, "No route to host")
+    waiting = service_routing(cluster, "ns", "store", [_pod("10.88.0.5")], connect=_connect_raising(unroutable))
+    assert waiting == "Service store (10.96.0.9:6379) does not accept connections yet (No route to host)"
+    refused = _connect_raising(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+    assert "Connection refused" in service_routing(cluster, "ns", "store", [_pod("10.88.0.5")], connect=refused)
+
+
+@pytest.mark.parametrize("error", [TimeoutError("timed out"), OSError(errno.ENETUNREACH, "Network is unreachable")])
+def test_a_service_network_not_reachable_from_here_leaves_it_to_the_endpoint_slices(error):
+    cluster = _Cluster(SERVICE_SPEC, [_slice(("10.88.0.5", True))])
+    assert service_routing(cluster, "ns", "store", [_pod("10.88.0.5")], connect=_connect_raising(error)) is None
+
+
+def test_routed_and_connected_is_ready_and_a_worker_without_a_service_waits_for_nothing():
+    cluster = _Cluster(SERVICE_SPEC, [_slice(("10.88.0.5", True))])
+    assert (
+        service_routing(cluster, "ns", "store", [_pod("10.88.0.5"), _pod("10.88.0.7", ready=False)], _connected) is None
+    )
+    assert service_routing(_Cluster(None, []), "ns", "worker", [_pod("10.88.0.5")], connect=_connected) is None

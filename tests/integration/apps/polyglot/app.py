@@ -15,7 +15,6 @@ import os
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -134,18 +133,8 @@ def store():
 
 def migrate():
     print("migrating schema to 2")
-    # As migration tools wait for their database: a store that was just declared healthy may not be
-    # routable yet (a cluster's Service until kube-proxy lists its endpoint: "No route to host").
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(urllib.request.Request(store_url("schema"), data=b"2", method="PUT"), timeout=5)
-            break
-        except urllib.error.URLError as error:
-            if time.monotonic() > deadline:
-                raise
-            print(f"store not reachable yet ({error.reason}), retrying")
-            time.sleep(1)
+    # At once: a store the stack declared healthy is routable (the rollout check waits for its Service).
+    urllib.request.urlopen(urllib.request.Request(store_url("schema"), data=b"2", method="PUT"), timeout=5)
     print("migration done")
 
 
