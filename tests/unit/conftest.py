@@ -5,7 +5,7 @@ import os
 import hypothesis
 import pulumi
 import pytest
-from harness import install_mocks
+from recorder import install_mocks
 
 from components.image import Engine
 

@@ -10,13 +10,24 @@ import os
 import pulumi
 import pytest
 from harness import (
+    DB_PASSWORD,
+    REGISTRY,
+    app_args,
+    default_services,
+    deploy,
+    docker_config,
+    kubernetes_config,
+    make_config,
+    stack_values,
+)
+from pulumi.runtime import rpc
+from recorder import (
     APP_NAMESPACE,
     APP_NETWORK,
     CLOUD_SERVICE,
     CONFIG_MAP,
     CONTAINER,
     CONTAINER_IMAGE,
-    DB_PASSWORD,
     DEPLOYMENT,
     DOCKER_JOB,
     DOCKER_PROVIDER,
@@ -29,7 +40,6 @@ from harness import (
     NAMESPACE,
     NETWORK,
     PVC,
-    REGISTRY,
     REGISTRY_IMAGE,
     REMOTE_IMAGE,
     ROLLOUT_CHECK,
@@ -37,23 +47,15 @@ from harness import (
     SERVICE,
     STACK_REFERENCE,
     VOLUME,
-    app_args,
-    default_services,
-    deploy,
-    docker_config,
     fake_digest,
     image_id,
     install_mocks,
     is_secret,
-    kubernetes_config,
-    make_config,
     plaintext_occurrences,
     registry_digest,
     resolve,
     run,
-    stack_values,
 )
-from pulumi.runtime import rpc
 
 from components.cloudservice import CloudService, _image_from_stack
 from components.image import content_tag

@@ -12,9 +12,10 @@ from typing import Optional
 import pulumi
 import pytest
 import yaml
-from harness import PROJECT, REGISTRY, ROOT, as_pulumi_config, is_secret, resolve, run, stack_values
+from harness import PROJECT, REGISTRY, ROOT, as_pulumi_config, stack_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from recorder import is_secret, resolve, run
 
 from components.config import ConfigError, load_stack_config, parse_stack_config
 from components.config.compose import ComposeApp, compose_to_spec, load_compose

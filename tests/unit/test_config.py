@@ -10,20 +10,10 @@ import os
 
 import pulumi
 import pytest
-from harness import (
-    PROJECT,
-    REGISTRY,
-    ROOT,
-    as_pulumi_config,
-    default_services,
-    fake_digest,
-    install_mocks,
-    is_secret,
-    project_defaults,
-    stack_values,
-)
+from harness import PROJECT, REGISTRY, ROOT, as_pulumi_config, default_services, project_defaults, stack_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from recorder import fake_digest, install_mocks, is_secret
 
 from components.config import (
     JOB_KEYS,

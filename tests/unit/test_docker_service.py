@@ -6,26 +6,22 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import harness
 import pulumi
 import pytest
-from harness import (
+import recorder
+from harness import DB_PASSWORD, ROOT, STACK_LABELS, file_versions, spec_of
+from pulumi.runtime import rpc
+from recorder import (
     CONTAINER,
-    DB_PASSWORD,
     DOCKER_JOB,
     DOCKER_SERVICE,
     JOB_CHECK,
     ROLLOUT_CHECK,
-    ROOT,
-    STACK_LABELS,
     VOLUME,
-    file_versions,
     plaintext_occurrences,
     resolve,
     run,
-    spec_of,
 )
-from pulumi.runtime import rpc
 
 from components.docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
 from components.spec import ANY_HOST_PORT, PortSpec, VolumeSpec
@@ -635,13 +631,13 @@ def test_any_host_port_is_picked_by_the_engine_and_reported(mocks, engine_picks_
 def replaced_with(monkeypatch):
     """Resource name -> the URNs whose replacement replaces it (ResourceOptions.replace_with), as sent."""
     sent = {}
-    register = harness.RecordingMonitor.RegisterResource
+    register = recorder.RecordingMonitor.RegisterResource
 
     def recording(self, request):
         sent[request.name] = list(request.replace_with)
         return register(self, request)
 
-    monkeypatch.setattr(harness.RecordingMonitor, "RegisterResource", recording)
+    monkeypatch.setattr(recorder.RecordingMonitor, "RegisterResource", recording)
     return sent
 
 

@@ -13,7 +13,8 @@ import subprocess
 import sys
 
 import pytest
-from harness import (
+from harness import PROJECT, REGISTRY, ROOT, default_services, deploy, make_config
+from recorder import (
     APP_NETWORK,
     CLOUD_SERVICE,
     CONTAINER,
@@ -23,19 +24,13 @@ from harness import (
     K8S_PROVIDER,
     NAMESPACE,
     NETWORK,
-    PROJECT,
     PVC,
-    REGISTRY,
     REGISTRY_IMAGE,
     REMOTE_IMAGE,
-    ROOT,
     SECRET,
     SERVICE,
     VOLUME,
-    default_services,
-    deploy,
     install_mocks,
-    make_config,
     run,
 )
 

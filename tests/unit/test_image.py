@@ -11,11 +11,11 @@ import docker as docker_sdk
 import pulumi
 import pulumi_docker as docker
 import pytest
-from harness import (
+from harness import ROOT
+from recorder import (
     DOCKER_PROVIDER,
     REGISTRY_IMAGE,
     REMOTE_IMAGE,
-    ROOT,
     fake_digest,
     image_id,
     install_mocks,

@@ -11,10 +11,11 @@ from typing import Optional
 
 import pulumi
 import pytest
-from harness import (
+from harness import DB_PASSWORD, ROOT, STACK_LABELS, file_versions, spec_of
+from pulumi.runtime import rpc
+from recorder import (
     APP_NAMESPACE,
     CONFIG_MAP,
-    DB_PASSWORD,
     DEPLOYMENT,
     JOB,
     KUBERNETES_JOB,
@@ -22,19 +23,14 @@ from harness import (
     NAMESPACE,
     PVC,
     ROLLOUT_CHECK,
-    ROOT,
     SECRET,
     SERVICE,
-    STACK_LABELS,
     fake_digest,
-    file_versions,
     install_mocks,
     plaintext_occurrences,
     resolve,
     run,
-    spec_of,
 )
-from pulumi.runtime import rpc
 
 from components.conventions import FILES_HASH
 from components.kubernetes_service import (

@@ -2,7 +2,7 @@
 
 import pulumi
 import pulumi_docker as docker
-from harness import DOCKER_PROVIDER, NETWORK, resolve, run
+from recorder import DOCKER_PROVIDER, NETWORK, resolve, run
 
 from components.network import AppNetwork, AppNetworkArgs, docker_labels
 

@@ -15,26 +15,20 @@ import rules  # policy/rules.py (pytest.ini: pythonpath)
 import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from harness import (
-    CONTAINER,
-    DEPLOYMENT,
-    JOB,
     REGISTRY,
     ROOT,
     app_args,
     default_services,
     docker_config,
-    fake_digest,
-    install_mocks,
     kubernetes_config,
     make_config,
-    run,
     stack_values,
-    unwrap_secrets,
 )
 from pulumi.runtime import proto
 from pulumi.runtime.proto import analyzer_pb2_grpc
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import _PolicyAnalyzerServicer
+from recorder import CONTAINER, DEPLOYMENT, JOB, fake_digest, install_mocks, run, unwrap_secrets
 
 from components.cloudservice import CloudService
 

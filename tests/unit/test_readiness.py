@@ -12,19 +12,8 @@ import os
 import dill
 import pulumi
 import pytest
-from harness import (
-    CONTAINER,
-    DEPLOYMENT,
-    JOB,
-    JOB_CHECK,
-    ROLLOUT_CHECK,
-    deploy,
-    docker_config,
-    kubernetes_config,
-    run,
-    uid,
-    unwrap_secrets,
-)
+from harness import deploy, docker_config, kubernetes_config
+from recorder import CONTAINER, DEPLOYMENT, JOB, JOB_CHECK, ROLLOUT_CHECK, run, uid, unwrap_secrets
 
 from components import readiness
 from components.readiness import (
