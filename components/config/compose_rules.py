@@ -66,8 +66,8 @@ IGNORED = {
     "post_start": "lifecycle hooks are not mapped",
     "pre_stop": "lifecycle hooks are not mapped",
 }
-# Set by the loader on every service, or mapped elsewhere (profiles are applied by the loader).
-HANDLED_ELSEWHERE = ("name", "profiles", "image", "environment", "scale", "mem_limit", "cpus", "annotations")
+# Set by the loader, or mapped elsewhere (profiles are applied and env files merged into `environment` by the loader).
+HANDLED_ELSEWHERE = ("name", "profiles", "env_file", "environment", "scale", "mem_limit", "cpus", "annotations")
 DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|µs|ns)")
 SECONDS_PER_UNIT = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")

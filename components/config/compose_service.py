@@ -69,7 +69,6 @@ class ServiceMapper:
                 getattr(self, f"key_{key}")(value)
             elif key not in HOST_BOUND and key not in HANDLED_ELSEWHERE:
                 self.fail(key, "Compose key not supported by the stack")
-        self.key_image(compose.get("image"))
         self.resources()
         if self.is_job:
             self.as_job()
@@ -285,9 +284,6 @@ class ServiceMapper:
                 self.alias(f"networks.{network}.aliases", alias)
         if self.has_networks and list(networks) != ["default"]:
             self.spec["networks"] = [dns_name(n) for n in networks]
-
-    def key_env_file(self, files: list) -> None:
-        """The loader merged env files into `environment` already."""
 
     # -- ports ----------------------------------------------------------------------------------
 
