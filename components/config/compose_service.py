@@ -11,9 +11,7 @@ from .compose_rules import (
     ANY_ADDRESS,
     CONDITIONS,
     DIRECTORY_FILES,
-    DNS_LABEL,
     EXTENSION,
-    FILE_LIMIT,
     HANDLED_ELSEWHERE,
     HOST_BOUND,
     IGNORED,
@@ -23,6 +21,7 @@ from .compose_rules import (
     mebibytes,
     seconds,
 )
+from .errors import DNS_LABEL, FILE_LIMIT
 from .exposed_ports import exposed_ports
 
 if TYPE_CHECKING:

@@ -10,6 +10,8 @@ from typing import Any, Mapping, Optional
 import pulumi
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+FILE_LIMIT = 512 * 1024
+"""The largest project file mounted as a file (a ConfigMap holds at most 1 MiB; config files are far smaller)."""
 
 # Kubernetes' rule (Docker takes any name without `=`): `discovery.type` is a common one.
 ENV_NAME = re.compile(r"^[-._A-Za-z][-._A-Za-z0-9]*$")

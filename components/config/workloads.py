@@ -28,6 +28,7 @@ from .errors import (
     ABSOLUTE_PATH,
     CONFIG_KEY,
     DNS_LABEL,
+    FILE_LIMIT,
     QUANTITY,
     Reader,
     as_int,
@@ -100,7 +101,6 @@ _IP = re.compile(r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]+:[0-9A-Fa-f:.]*)$"
 
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 
-_FILE_LIMIT = 512 * 1024  # a ConfigMap holds at most 1 MiB; config files are far smaller
 
 WORKLOAD_KEYS = (
     "build",
@@ -586,8 +586,8 @@ class WorkloadReader:
         if os.path.commonpath([project, resolved]) != project or not os.path.isfile(resolved):
             self.r.fail(key, "a file inside the project", source)
             return None
-        if os.path.getsize(resolved) > _FILE_LIMIT:
-            self.r.fail(key, f"a file of at most {_FILE_LIMIT // 1024} KiB", source)
+        if os.path.getsize(resolved) > FILE_LIMIT:
+            self.r.fail(key, f"a file of at most {FILE_LIMIT // 1024} KiB", source)
             return None
         try:
             with open(resolved, encoding="utf-8") as handle:
