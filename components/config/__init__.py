@@ -2,7 +2,8 @@
 typed model of components/spec.py, every problem reported at once, before any resource exists.
 
 - errors.py: ConfigError, the problem-collecting Reader and the shared value rules (a leaf);
-- workloads.py: `services`, `jobs` and `networks` into the app spec;
+- workload_keys.py: the table of workload keys (reader, bounds, doc), from which key lists and README come;
+- workloads.py: `services`, `jobs` and `networks` into the app spec, key by key as that table says;
 - compose.py: a Compose file, loaded by Compose's own loader, translated into that raw spec (per service in
   compose_service.py, by the rules of compose_rules.py);
 - stack.py: the whole stack config (`parse_stack_config`), load.py: the current stack's (`load_stack_config`).
@@ -11,7 +12,8 @@ typed model of components/spec.py, every problem reported at once, before any re
 from .errors import ConfigError, is_image_reference
 from .load import load_stack_config
 from .stack import KUBERNETES_KEYS, STACK_KEYS, StackConfig, parse_stack_config
-from .workloads import JOB_KEYS, SERVICE_KEYS, WORKLOAD_KEYS
+from .workload_keys import JOB_KEYS, SERVICE_KEYS
+from .workloads import WORKLOAD_KEYS
 
 __all__ = [
     "ConfigError",
