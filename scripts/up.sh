@@ -28,7 +28,7 @@ adopt_passphrase() {
 source "$ROOT_DIR/scripts/env.sh"
 cd "$ROOT_DIR"
 
-venv/bin/python -m support.stack_files "$stack" "$template"
+venv/bin/python -m devtools stack-file "$stack" "$template"
 if grep -qs '^encryptionsalt:' "Pulumi.$template.yaml"; then
   log "note: an earlier make up wrote a secrets salt into the committed Pulumi.$template.yaml; your settings"
   log "  now live in .stacks/Pulumi.$stack.yaml: \`git checkout Pulumi.$template.yaml\` restores the team's file"

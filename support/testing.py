@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from pulumi import automation as auto
 
-from .stack_files import stack_file, sync, team_settings, write_stack_file
+from devtools.stack_files import stack_file, sync, team_settings, write_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "app", "policy")
