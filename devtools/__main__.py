@@ -27,6 +27,10 @@ def parse(argv=None) -> argparse.Namespace:
     command.add_argument(
         "template", metavar="TEMPLATE", nargs="?", help="the committed stack to take the settings from (default: STACK)"
     )
+    command = commands.add_parser(
+        "recover", help="ready a stack whose last up or destroy was killed (`make up` and `make destroy` run it first)"
+    )
+    command.add_argument("--stack", help="the stack (default: the selected one)")
     return parser.parse_args(argv)
 
 
@@ -35,6 +39,15 @@ def run(args: argparse.Namespace) -> int:
         from .stack_files import update  # yaml only, no engine or cluster client
 
         update(args.stack, args.template)
+        return 0
+    if args.command == "recover":
+        from .recover import recover
+
+        try:
+            recover(args.stack)
+        except RuntimeError as error:
+            print(f"recover: {error}", file=sys.stderr)
+            return 1
         return 0
     from .stack import Stack, StackError
 

@@ -211,10 +211,10 @@ def edit_app_version(project: ProjectCopy, version: str) -> None:
 
 
 def recover(project: ProjectCopy, stack_name: str) -> str:
-    """Runs support/recover.py on a stack of the copy, as `make up` and `make destroy` do first;
+    """Runs devtools/recover.py on a stack of the copy, as `make up` and `make destroy` do first;
     returns what it reported."""
     result = subprocess.run(
-        [sys.executable, "-m", "support.recover", "--stack", stack_name],  # this checkout's, on the copy
+        [sys.executable, "-m", "devtools", "recover", "--stack", stack_name],  # this checkout's, on the copy
         cwd=project.directory,
         env={**os.environ, **project.env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
