@@ -1,6 +1,6 @@
 """The names and defaults every part of the project agrees on: the labels and annotations the stack
-puts on what it creates (and that devtools, support and bench look objects up by), where secrets are
-mounted, and the defaults more than one module needs."""
+puts on what it creates (and that devtools, the tests and the bench look objects up by), where
+secrets are mounted, and the defaults more than one module needs."""
 
 STACK_LABEL = "cloudservice.dev/stack"
 """On every engine and cluster object: the stack it belongs to."""

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Removes everything a stack made (the pushed images stay: they are the release history), also
-# when its last run was killed (support/recover.py runs first). Usage: scripts/destroy.sh STACK
+# when its last run was killed (devtools/recover.py runs first). Usage: scripts/destroy.sh STACK
 set -euo pipefail
 source "$(dirname "$0")/../platform/lib.sh"
 
@@ -9,6 +9,6 @@ stack=${1:?usage: scripts/destroy.sh STACK}
 source "$ROOT_DIR/scripts/env.sh"
 cd "$ROOT_DIR"
 
-venv/bin/python -m support.recover --stack "$stack"
+venv/bin/python -m devtools recover --stack "$stack"
 pulumi destroy --yes --stack "$stack"
 log "$stack is destroyed"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings up a stack (default: dev) from nothing: toolchain, platform, Python environment, the stack's
 # personal settings file from the committed one, then `pulumi up`, and prints the app's URL. A stack
-# whose last run was killed is recovered first (support/recover.py).
+# whose last run was killed is recovered first (devtools/recover.py).
 # Usage: scripts/up.sh [STACK [TEMPLATE]]   (TEMPLATE: the committed stack whose settings a personal
 # STACK starts from, e.g. `scripts/up.sh dev-alice dev`)
 set -euo pipefail
@@ -28,7 +28,7 @@ adopt_passphrase() {
 source "$ROOT_DIR/scripts/env.sh"
 cd "$ROOT_DIR"
 
-venv/bin/python -m support.stack_files "$stack" "$template"
+venv/bin/python -m devtools stack-file "$stack" "$template"
 if grep -qs '^encryptionsalt:' "Pulumi.$template.yaml"; then
   log "note: an earlier make up wrote a secrets salt into the committed Pulumi.$template.yaml; your settings"
   log "  now live in .stacks/Pulumi.$stack.yaml: \`git checkout Pulumi.$template.yaml\` restores the team's file"
@@ -40,7 +40,7 @@ adopt_passphrase
 if [ "$(pulumi config get registryPassword 2>/dev/null)" != "$REGISTRY_PASSWORD" ]; then
   printf '%s' "$REGISTRY_PASSWORD" | pulumi config set --secret registryPassword
 fi
-venv/bin/python -m support.recover --stack "$stack"
+venv/bin/python -m devtools recover --stack "$stack"
 policy=()
 [ "$template" = prod ] && policy=(--policy-pack "$ROOT_DIR/policy")
 pulumi up --yes "${policy[@]}"

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from pulumi import automation as auto
 
-from .stack_files import stack_file, sync, team_settings, write_stack_file
+from devtools.stack_files import stack_file, sync, team_settings, write_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "app", "policy")
@@ -211,10 +211,10 @@ def edit_app_version(project: ProjectCopy, version: str) -> None:
 
 
 def recover(project: ProjectCopy, stack_name: str) -> str:
-    """Runs support/recover.py on a stack of the copy, as `make up` and `make destroy` do first;
+    """Runs devtools/recover.py on a stack of the copy, as `make up` and `make destroy` do first;
     returns what it reported."""
     result = subprocess.run(
-        [sys.executable, "-m", "support.recover", "--stack", stack_name],  # this checkout's, on the copy
+        [sys.executable, "-m", "devtools", "recover", "--stack", stack_name],  # this checkout's, on the copy
         cwd=project.directory,
         env={**os.environ, **project.env, "PYTHONPATH": str(ROOT)},
         capture_output=True,

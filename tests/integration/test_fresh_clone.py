@@ -14,7 +14,7 @@ import grpc
 import pytest
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc
 
-from support.stack_files import write_stack_file
+from devtools.stack_files import write_stack_file
 from support.testing import ROOT, free_port, http, wait_for
 
 

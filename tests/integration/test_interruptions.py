@@ -1,5 +1,5 @@
 """Interrupted runs converge. A plain `pulumi up` is killed with SIGKILL at a point of its work (what
-a cancelled CI job, an OOM kill or a closed laptop does); then support/recover.py, which `make up`
+a cancelled CI job, an OOM kill or a closed laptop does); then devtools/recover.py, which `make up`
 and `make destroy` run first, and a plain `up` bring the stack to what the program declares: the
 app answers, a preview finds nothing to change, the data written before is intact, and destroy
 leaves nothing. No Docker or kubectl command by hand. The tests run in order."""

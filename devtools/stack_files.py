@@ -7,7 +7,7 @@ their own overrides (a pinned image, a port offset). The team's settings of a st
 committed `Pulumi.<stack>.yaml`. `make up` brings them into the personal file: the team's keys win,
 everything else in the personal file stays.
 
-Usage: python -m support.stack_files STACK [TEMPLATE]   (TEMPLATE: the committed stack to take the
+Usage: python -m devtools stack-file STACK [TEMPLATE]   (TEMPLATE: the committed stack to take the
 settings from, default STACK; e.g. a personal `dev-alice` made from `dev`)
 """
 
@@ -20,7 +20,6 @@ from typing import Any, Optional
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-USAGE = "usage: python -m support.stack_files STACK [TEMPLATE]"
 
 
 def stack_file(project_dir: Path, stack: str) -> Path:
@@ -78,11 +77,10 @@ def sync(project_dir: Path, stack: str, template: Optional[str] = None) -> list[
     return changed
 
 
-def main(argv: list[str]) -> int:
-    if not 1 <= len(argv) <= 2:
-        print(USAGE, file=sys.stderr)
-        return 2
-    stack, template = argv[0], argv[-1]
+def update(stack: str, template: Optional[str] = None) -> None:
+    """`python -m devtools stack-file`, as `make up` runs it: syncs the stack file of `stack` in this
+    checkout and says which committed settings it brought in."""
+    template = template or stack
     changed = sync(ROOT, stack, template)
     if changed:
         source = f"Pulumi.{template}.yaml"
@@ -91,8 +89,3 @@ def main(argv: list[str]) -> int:
             f"(your settings: {stack_file(ROOT, stack).relative_to(ROOT)})",
             file=sys.stderr,
         )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -24,12 +24,11 @@ A killed CLI leaves up to four things behind, each handled the way Pulumi's mode
    (`pulumi refresh --import-pending-creates`, meant for this, drops the steps without adopting
    anything in Pulumi v3.259, hence `pulumi import`.)
 
-Usage: python -m support.recover [--stack STACK]   (in the project directory, environment of scripts/env.sh)
+Usage: python -m devtools recover [--stack STACK]   (in the project directory, environment of scripts/env.sh)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -284,11 +283,11 @@ def recover_interrupted_creates(stack: str) -> None:
         adopt()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", help="the stack (default: the selected one)")
+def recover(stack: Optional[str] = None) -> None:
+    """`python -m devtools recover`: readies `stack` (default: the selected one) of the project in the
+    current directory for the next command; a RuntimeError says what could not be done."""
     stack = (
-        parser.parse_args().stack
+        stack
         or subprocess.run(["pulumi", "stack", "--show-name"], capture_output=True, text=True, check=True).stdout.strip()
     )
     project_dir = Path.cwd().resolve()
@@ -299,10 +298,3 @@ def main() -> None:
     if any(lock_files(project, stack)):
         return  # a command runs: it owns the state
     recover_interrupted_creates(stack)
-
-
-if __name__ == "__main__":
-    try:
-        main()
-    except RuntimeError as error:
-        sys.exit(f"recover: {error}")
