@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -30,7 +29,16 @@ from pulumi import automation as auto
 from components.config import parse_stack_config
 from components.conventions import SERVICE_LABEL, STACK_LABEL
 from support.processes import OutputWatcher
-from support.testing import ROOT, ProjectCopy, RegistryCredentials, edit_app_version, get_json, http, wait_for
+from support.testing import (
+    ROOT,
+    ProjectCopy,
+    RegistryCredentials,
+    edit_app_version,
+    free_port,
+    get_json,
+    http,
+    wait_for,
+)
 
 from .cli import PulumiCli
 from .phases import bench_phases
@@ -94,12 +102,6 @@ GOALS = {
     "scale50 pulumi/raw": 1.0,
     "dev save-to-live/raw": 1.3,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def stamp(path: Path, nonce: str) -> None:
