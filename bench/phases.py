@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Callable
 from components.image import content_tag
 from support.testing import ROOT
 
+from .harness import Bench, container_ids, ensure_images
 from .timing import log
 
 if TYPE_CHECKING:
     from .cli import PulumiCli
-    from .run import Bench
 
 IMAGE, PUSH, CONTAINER = (
     "docker:index/remoteImage:RemoteImage",
@@ -135,7 +135,7 @@ def kubernetes_phases(timeline: Timeline) -> dict[str, float]:
     }
 
 
-def isolated(b: "Bench") -> dict[str, float]:
+def isolated(b: Bench) -> dict[str, float]:
     """Costs measured on their own, each the median of the bench's runs."""
     python = str(ROOT / "venv/bin/python")
 
@@ -181,10 +181,8 @@ def isolated(b: "Bench") -> dict[str, float]:
     return costs
 
 
-def bench_phases(b: "Bench") -> None:
+def bench_phases(b: Bench) -> None:
     """Section 7: per-phase breakdown of an edit `pulumi up` (docker) and a fresh staging up."""
-    from .run import container_ids, ensure_images
-
     edits, raw_edits, clusters = [], [], []
     stack = b.dev_stack("phases")
     cli, raw = b.pulumi(stack), b.raw_app("phases-raw")
