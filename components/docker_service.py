@@ -20,7 +20,7 @@ import pulumi_docker as docker
 from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, SECRETS_DIR, SECRETS_REVISION
 from .network import docker_labels
 from .readiness import CheckArgs, DockerWorkload, JobCheck, RolloutCheck
-from .spec import ANY_HOST_PORT, JobSpec, PortSpec, ServiceSpec, VolumeSpec, WorkloadSpec
+from .spec import ANY_HOST_PORT, HealthSpec, JobSpec, PortSpec, ServiceSpec, VolumeSpec, WorkloadSpec
 from .upgrades import DOCKER_COMPONENT, target_child
 from .workload import WorkloadArgs, files_hash, http_check_command, link_env, workload_labels
 
@@ -248,75 +248,79 @@ class DockerService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DockerServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:DockerService", name, None, opts)
-        spec = args.spec
-        app = args.first_release_app
-
-        def child(
-            first_release_name: str, depends_on: Sequence[pulumi.Resource] = (), **extra
-        ) -> pulumi.ResourceOptions:
-            aliases = target_child(app, DOCKER_COMPONENT, first_release_name)
-            return pulumi.ResourceOptions(parent=self, aliases=aliases, depends_on=list(depends_on), **extra)
-
-        volumes, secret_labels = _secret_files(self, name, spec, args)
-        prepared_volumes = []
-        for spec_volume in spec.volumes:
-            volume = docker.Volume(
-                f"{name}-{spec_volume.name}",
-                name=f"{name}-{spec_volume.name}",
-                labels=docker_labels(workload_labels(args.labels, spec), docker.VolumeLabelArgs),
-                opts=child(f"{spec.name}-{spec_volume.name}"),
-            )
-            volumes.append(
-                docker.ContainerVolumeArgs(
-                    volume_name=volume.name, container_path=spec_volume.path, read_only=spec_volume.read_only or None
-                )
-            )
-            if spec.user and not spec_volume.read_only:
-                prepared_volumes.append(_prepared_volume(self, name, spec, spec_volume, volume, args))
-
-        healthcheck = None
-        if spec.health is not None:
-            health = spec.health
-            healthcheck = docker.ContainerHealthcheckArgs(
-                tests=http_check_command(health) if health.path else ["CMD", *health.command],
-                interval=f"{health.interval}s",
-                timeout=f"{health.timeout}s",
-                retries=health.retries,
-                start_period=f"{health.start_period}s",
-            )
-
-        container = docker.Container(
-            name,
-            **_container_args(name, spec, args, secret_labels, volumes, spec.aliases),
-            ports=[_published(port, args.port_offset) for port in spec.published],
-            restart=spec.restart,
-            healthcheck=healthcheck,
-            # A fixed container name and host port cannot exist twice: replace in place. The provider
-            # plans a changed health check as an update it never applies to the container: replace.
-            opts=child(
-                spec.name,
-                [*args.after, *prepared_volumes],
-                delete_before_replace=True,
-                replace_on_changes=["healthcheck"],
-            ),
-        )
+        self._name, self._args = name, args
+        mounts, secret_labels = _secret_files(self, name, args.spec, args)
+        self.volumes: list[docker.Volume] = []
+        prepared = [self._volume(volume, mounts) for volume in args.spec.volumes]
+        self.container = self._container(mounts, secret_labels, [step for step in prepared if step is not None])
         # `up` returns once the service runs (and reports healthy), like `docker run` + waiting by
         # hand; the provider's own `wait` would report neither a crash loop nor the logs.
         RolloutCheck(
             f"{name}-ready",
             CheckArgs(
-                name=spec.name,
-                workload=DockerWorkload(container=container.name, host=args.host),
-                revision=container.id,
+                name=args.spec.name,
+                workload=DockerWorkload(container=self.container.name, host=args.host),
+                revision=self.container.id,
                 timeout=args.ready_timeout,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-
-        urls = {port.name: _url(port, args.port_offset, container) for port in spec.published}
+        urls = {port.name: _url(port, args.port_offset, self.container) for port in args.spec.published}
         self.urls = pulumi.Output.from_input(urls)
         self.url = pulumi.Output.from_input(next(iter(urls.values()), None))
         self.register_outputs({"url": self.url, "urls": self.urls})
+
+    def _child(
+        self, first_release_name: str, depends_on: Sequence[pulumi.Resource] = (), **extra
+    ) -> pulumi.ResourceOptions:
+        aliases = target_child(self._args.first_release_app, DOCKER_COMPONENT, first_release_name)
+        return pulumi.ResourceOptions(parent=self, aliases=aliases, depends_on=list(depends_on), **extra)
+
+    def _volume(self, spec_volume: VolumeSpec, mounts: list[docker.ContainerVolumeArgs]) -> Optional[pulumi.Resource]:
+        """The named volume, mounted; and the step that gives a fresh writable one to the workload's user."""
+        name, spec, args = self._name, self._args.spec, self._args
+        volume = docker.Volume(
+            f"{name}-{spec_volume.name}",
+            name=f"{name}-{spec_volume.name}",
+            labels=docker_labels(workload_labels(args.labels, spec), docker.VolumeLabelArgs),
+            opts=self._child(f"{spec.name}-{spec_volume.name}"),
+        )
+        self.volumes.append(volume)
+        mounts.append(
+            docker.ContainerVolumeArgs(
+                volume_name=volume.name, container_path=spec_volume.path, read_only=spec_volume.read_only or None
+            )
+        )
+        if spec.user and not spec_volume.read_only:
+            return _prepared_volume(self, name, spec, spec_volume, volume, args)
+        return None
+
+    def _container(
+        self, mounts: list[docker.ContainerVolumeArgs], secret_labels: dict, prepared: Sequence[pulumi.Resource]
+    ) -> docker.Container:
+        name, spec, args = self._name, self._args.spec, self._args
+        return docker.Container(
+            name,
+            **_container_args(name, spec, args, secret_labels, mounts, spec.aliases),
+            ports=[_published(port, args.port_offset) for port in spec.published],
+            restart=spec.restart,
+            healthcheck=_healthcheck(spec.health) if spec.health is not None else None,
+            # A fixed container name and host port cannot exist twice: replace in place. The provider
+            # plans a changed health check as an update it never applies to the container: replace.
+            opts=self._child(
+                spec.name, [*args.after, *prepared], delete_before_replace=True, replace_on_changes=["healthcheck"]
+            ),
+        )
+
+
+def _healthcheck(health: HealthSpec) -> docker.ContainerHealthcheckArgs:
+    return docker.ContainerHealthcheckArgs(
+        tests=http_check_command(health) if health.path else ["CMD", *health.command],
+        interval=f"{health.interval}s",
+        timeout=f"{health.timeout}s",
+        retries=health.retries,
+        start_period=f"{health.start_period}s",
+    )
 
 
 class DockerJob(pulumi.ComponentResource):

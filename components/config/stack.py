@@ -121,28 +121,12 @@ def parse_stack_config(
     ready_timeout = r.integer("readyTimeout", values.get("readyTimeout", DEFAULT_READY_TIMEOUT), 5, 3600)
 
     images = _read_image_sources(r, values, is_secret, app, project)
-    port_offset = r.integer("portOffset", values.get("portOffset", DockerSettings.port_offset), 0, 65534)
-    docker_host = values.get("dockerHost")
-    if docker_host is not None:
-        r.text(
-            "dockerHost",
-            docker_host,
-            re.compile(r"^(unix|tcp|ssh)://.+"),
-            "a Docker host URL such as unix:///var/run/docker.sock",
-        )
+    docker = _read_docker(r, values)
     kubernetes = _read_kubernetes(r, values.get("kubernetes", {}), project, stack, target)
-
     if target == "docker":
-        _check_docker_target(r, app, port_offset or 0)
-    elif not images.push and not images.images_from:
-        for workload in app.workloads:
-            if workload.build is not None and workload.name not in images.pinned:
-                r.fail(
-                    "push",
-                    f"true on the kubernetes target: the cluster pulls {workload_key(workload)} from a "
-                    "registry (or pin it in images, or set imagesFrom)",
-                    images.push,
-                )
+        _check_docker_target(r, app, docker.port_offset or 0)
+    else:
+        _check_kubernetes_target(r, app, images)
 
     if r.problems:
         raise ConfigError(r.problems)
@@ -152,12 +136,39 @@ def parse_stack_config(
         target=target,
         app=app,
         images=images,
-        docker=DockerSettings(host=docker_host, port_offset=port_offset),
+        docker=docker,
         kubernetes=kubernetes,
         secrets=secrets,
         ready_timeout=ready_timeout,
         notices=notices,
     )
+
+
+def _read_docker(r: Reader, values: Mapping[str, Any]) -> DockerSettings:
+    port_offset = r.integer("portOffset", values.get("portOffset", DockerSettings.port_offset), 0, 65534)
+    docker_host = values.get("dockerHost")
+    if docker_host is not None:
+        r.text(
+            "dockerHost",
+            docker_host,
+            re.compile(r"^(unix|tcp|ssh)://.+"),
+            "a Docker host URL such as unix:///var/run/docker.sock",
+        )
+    return DockerSettings(host=docker_host, port_offset=port_offset)
+
+
+def _check_kubernetes_target(r: Reader, app: AppSpec, images: ImageSources) -> None:
+    """The cluster pulls what it runs: every built image must reach a registry (or come from elsewhere)."""
+    if images.push or images.images_from:
+        return
+    for workload in app.workloads:
+        if workload.build is not None and workload.name not in images.pinned:
+            r.fail(
+                "push",
+                f"true on the kubernetes target: the cluster pulls {workload_key(workload)} from a "
+                "registry (or pin it in images, or set imagesFrom)",
+                images.push,
+            )
 
 
 def _read_image_sources(
