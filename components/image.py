@@ -159,59 +159,12 @@ class ContainerImage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ContainerImageArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:ContainerImage", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        pushed = None
-
-        if args.reference is not None:
-            local = docker.RemoteImage(name, name=args.reference, keep_locally=True, opts=child) if args.pull else None
-            self.reference = pulumi.Output.from_input(args.reference)
-            self.digest = digest_of(self.reference)
-            self.registry_ref = self.reference
-        else:
-            # Asked of the engine that builds (the provider's), in preview and update alike.
-            tagged = (
-                f"{args.repository}:{content_tag(args.build, args.engine.base_image_ids(args.build, args.stand_ins))}"
-            )
-            local = docker.RemoteImage(
-                name,
-                name=tagged,
-                build=docker.RemoteImageBuildArgs(
-                    # Relative to the project directory, where Pulumi runs the program and the provider:
-                    # every teammate's clone then declares the same build, wherever it was cloned.
-                    context=os.path.relpath(args.build.context),
-                    dockerfile=args.build.dockerfile,
-                    target=args.build.target,
-                    build_args=dict(args.build.args),
-                    platform=args.build.platform,
-                    labels=dict(args.labels),
-                ),
-                # Built images stay in the engine's cache after destroy, like `docker build` leaves them.
-                keep_locally=True,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
-            )
-            self.reference = local.name
-            if args.push:
-                pushes = _pushes_in_this_program()
-                same_push = pushes.get(tagged)
-                pushed = docker.RegistryImage(
-                    name,
-                    name=local.name,
-                    # Pushed digests are the release history (rollback, promotion): never deleted.
-                    keep_remotely=True,
-                    triggers={"imageId": local.image_id},
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[same_push] if same_push else None),
-                )
-                pushes[tagged] = pushed
-                self.digest = pushed.sha256_digest
-                self.registry_ref = pulumi.Output.concat(args.repository, "@", pushed.sha256_digest)
-            else:
-                self.digest = pulumi.Output.from_input(None)
-                self.registry_ref = pulumi.Output.from_input(None)
-        self.deploy_ref = local.image_id if args.pull else self.registry_ref
+        self.pushed: Optional[docker.RegistryImage] = None
+        self.local = self._pinned(name, args) if args.reference is not None else self._built(name, args)
+        self.deploy_ref = self.local.image_id if args.pull else self.registry_ref
         # A pushed image is deployed only once the registry has it: what runs can always be rolled
         # back to or promoted by digest. Consumers depend on this resource.
-        self.release = pushed or local
-
+        self.release = self.pushed or self.local
         self.register_outputs(
             {
                 "reference": self.reference,
@@ -220,6 +173,58 @@ class ContainerImage(pulumi.ComponentResource):
                 "deploy_ref": self.deploy_ref,
             }
         )
+
+    def _pinned(self, name: str, args: ContainerImageArgs) -> Optional[docker.RemoteImage]:
+        """An existing image by reference, pulled into the engine when it runs there."""
+        self.reference = pulumi.Output.from_input(args.reference)
+        self.digest = digest_of(self.reference)
+        self.registry_ref = self.reference
+        if not args.pull:
+            return None
+        return docker.RemoteImage(
+            name, name=args.reference, keep_locally=True, opts=pulumi.ResourceOptions(parent=self)
+        )
+
+    def _built(self, name: str, args: ContainerImageArgs) -> docker.RemoteImage:
+        # Asked of the engine that builds (the provider's), in preview and update alike.
+        tagged = f"{args.repository}:{content_tag(args.build, args.engine.base_image_ids(args.build, args.stand_ins))}"
+        local = docker.RemoteImage(
+            name,
+            name=tagged,
+            build=docker.RemoteImageBuildArgs(
+                # Relative to the project directory, where Pulumi runs the program and the provider:
+                # every teammate's clone then declares the same build, wherever it was cloned.
+                context=os.path.relpath(args.build.context),
+                dockerfile=args.build.dockerfile,
+                target=args.build.target,
+                build_args=dict(args.build.args),
+                platform=args.build.platform,
+                labels=dict(args.labels),
+            ),
+            # Built images stay in the engine's cache after destroy, like `docker build` leaves them.
+            keep_locally=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
+        )
+        self.reference = local.name
+        self.digest = pulumi.Output.from_input(None)
+        self.registry_ref = pulumi.Output.from_input(None)
+        if args.push:
+            self._push(name, args.repository, local, tagged)
+        return local
+
+    def _push(self, name: str, repository: str, local: docker.RemoteImage, tagged: str) -> None:
+        pushes = _pushes_in_this_program()
+        same_push = pushes.get(tagged)
+        self.pushed = pushes[tagged] = docker.RegistryImage(
+            name,
+            name=local.name,
+            # Pushed digests are the release history (rollback, promotion): never deleted.
+            keep_remotely=True,
+            triggers={"imageId": local.image_id},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[same_push] if same_push else None),
+        )
+        self.digest = self.pushed.sha256_digest
+        self.registry_ref = pulumi.Output.concat(repository, "@", self.pushed.sha256_digest)
 
 
 class StandIn(pulumi.ComponentResource):
