@@ -21,6 +21,7 @@ from .conventions import DEFAULT_NETWORK, DEFAULT_READY_TIMEOUT
 from .docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
 from .image import ContainerImage, ContainerImageArgs, Engine, StandIn, base_images, digest_of
 from .network import AppNetwork, AppNetworkArgs
+from .pod_security import pod_security_level
 from .spec import (
     AppSpec,
     DockerSettings,
@@ -315,6 +316,7 @@ class CloudService(pulumi.ComponentResource):
                 labels=args.labels,
                 secrets=args.secrets,
                 networks=isolated,
+                pod_security=pod_security_level(args.app.workloads),
                 first_release_app=self._first_release,
                 registry=PullCredentials(server=registry.server, username=registry.username, password=registry.password)
                 if registry

@@ -1,11 +1,12 @@
 """AppNamespace, KubernetesService and KubernetesJob: the app on a cluster.
 
-AppNamespace holds what the app's workloads share: the namespace, the imagePullSecret of the
-private registry, one Secret with the secret config values they use, and a NetworkPolicy per
-Compose network. A service is a Deployment (+ a Service when it has ports, and one per alias, + a
-PVC per volume, + a ConfigMap for its files); a job is a Job run to completion before its
-dependants. Pods run images by digest, roll without downtime (readiness-gated RollingUpdate,
-maxUnavailable 0) and are hardened like the Docker containers.
+AppNamespace holds what the app's workloads share: the namespace, which enforces the app's Pod
+Security level (components/pod_security.py), the imagePullSecret of the private registry, one Secret
+with the secret config values they use, and a NetworkPolicy per Compose network. A service is a
+Deployment (+ a Service when it has ports, and one per alias, + a PVC per volume, + a ConfigMap for
+its files); a job is a Job run to completion before its dependants. Pods run images by digest, roll
+without downtime (readiness-gated RollingUpdate, maxUnavailable 0) and are hardened like the Docker
+containers.
 
 What Kubernetes has no field for (a stop signal, an init process, ulimits, restart policies other
 than always) is reported as a warning on the workload, never an error.
@@ -75,6 +76,7 @@ from .conventions import (
     SERVICE_LABEL,
     STACK_LABEL,
 )
+from .pod_security import PodSecurityLevel, namespace_labels
 from .readiness import CheckArgs, JobCheck, KubernetesWorkload, RolloutCheck
 from .spec import ANY_HOST_PORT, JobSpec, KubernetesSettings, PortSpec, ServiceSpec, WorkloadSpec
 from .upgrades import KUBERNETES_COMPONENT, target_child
@@ -157,6 +159,8 @@ class AppNamespaceArgs:
     """Secret config key -> value, for every key a workload uses."""
     networks: Sequence[str] = ()
     """The app's (Compose) networks, each isolated by a NetworkPolicy; none: the namespace is one network."""
+    pod_security: PodSecurityLevel = "restricted"
+    """The Pod Security Standards level the namespace enforces (components/pod_security.py)."""
     first_release_app: Optional[pulumi.Resource] = None
     """The app whose resources the first release declared in one KubernetesDeployment: they keep their URNs."""
 
@@ -172,9 +176,10 @@ class AppNamespace(pulumi.ComponentResource):
     def __init__(self, name: str, args: AppNamespaceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:AppNamespace", name, None, opts)
         app = args.first_release_app
+        # A changed level only relabels the namespace (an update): its name, and so everything in it, stays.
         namespace = k8s.core.v1.Namespace(
             name,
-            metadata=_metadata(args.namespace, None, args.labels),
+            metadata=_metadata(args.namespace, None, {**args.labels, **namespace_labels(args.pod_security)}),
             opts=pulumi.ResourceOptions(parent=self, aliases=_aliases(app, "namespace")),
         )
         self.name = namespace.metadata.name

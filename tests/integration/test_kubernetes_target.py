@@ -1,6 +1,6 @@
 """The staging stack (Kubernetes target) on the real cluster: up with the policy pack, no-op,
 zero-downtime rollout, rollback by config, data in the PVC, self-healing, hardening in the running
-pods, secrets, destroy. The tests run in order."""
+pods and the Pod Security the namespace enforces, secrets, destroy. The tests run in order."""
 
 import base64
 import json
@@ -15,6 +15,7 @@ import yaml
 from pulumi import automation as auto
 
 from components.conventions import STACK_LABEL
+from components.pod_security import namespace_labels
 from support.testing import (
     ROOT,
     changed_resources,
@@ -196,6 +197,88 @@ def test_running_pods_are_hardened(staging):
         )
         limit = pod["spec"]["containers"][0]["resources"]["limits"]["memory"]
         assert int(lines[-1]) == int(limit.removesuffix("Mi")) * 1024 * 1024, (service, report)
+
+
+def _running_pods(namespace: str) -> dict[str, str]:
+    """Name to UID of the namespace's pods, each of them running and ready."""
+    pods = kubectl_json("-n", namespace, "get", "pods")["items"]
+    for pod in pods:
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+        assert pod["status"]["phase"] == "Running" and ready, (pod["metadata"]["name"], pod["status"])
+    return {pod["metadata"]["name"]: pod["metadata"]["uid"] for pod in pods}
+
+
+def test_the_namespace_refuses_root_privileged_or_capable_pods(staging, tmp_path):
+    """The cluster enforces the hardening, whoever creates the pod: the stack's namespace is
+    `restricted`, and the API server refuses the web pod made root, privileged or given a capability,
+    while the pod as the stack builds it is admitted and the stack's own pods keep running."""
+    ns = staging.namespace
+    labels = kubectl_json("get", "namespace", ns)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted", labels
+    assert {k: v for k, v in labels.items() if k.startswith("pod-security.kubernetes.io/")} == namespace_labels(
+        "restricted"
+    )
+    before = _running_pods(ns)
+    assert len(before) == 3, "two web pods and one redis pod"
+
+    def create(name: str, spec: dict, *flags: str) -> None:
+        manifest = tmp_path / f"{name}.json"
+        manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}))
+        kubectl("-n", ns, "create", "-f", str(manifest), *flags)
+
+    built = kubectl_json("-n", ns, "get", "deployment", "web")["spec"]["template"]["spec"]
+    create("pod-security-as-built", built, "--dry-run=server")  # admitted: what the variants change is refused
+    (container,) = built["containers"]
+    hardened = container["securityContext"]
+    # privileged=true with allowPrivilegeEscalation=false is invalid before admission: the field goes.
+    privileged = {k: v for k, v in hardened.items() if k != "allowPrivilegeEscalation"} | {"privileged": True}
+    capable = hardened["capabilities"] | {"add": ["NET_RAW"]}  # in Docker's default set, outside restricted's
+    variants = {
+        "root": (
+            built | {"securityContext": built["securityContext"] | {"runAsNonRoot": False, "runAsUser": 0}},
+            ["runAsNonRoot != true", "runAsUser=0"],
+        ),
+        "privileged": (
+            built | {"containers": [container | {"securityContext": privileged}]},
+            ['privileged (container "web" must not set securityContext.privileged=true)'],
+        ),
+        "capability": (
+            built | {"containers": [container | {"securityContext": hardened | {"capabilities": capable}}]},
+            ["unrestricted capabilities", 'container "web" must not include "NET_RAW"'],
+        ),
+    }
+    try:
+        for variant, (spec, reasons) in variants.items():
+            with pytest.raises(AssertionError) as refused:
+                create(f"pod-security-{variant}", spec)
+            message = str(refused.value)
+            assert f'pods "pod-security-{variant}" is forbidden: violates PodSecurity "restricted:v1.32"' in message
+            for reason in reasons:
+                assert reason in message, (variant, message)
+    finally:  # a pod the namespace wrongly admitted must not outlive the test
+        kubectl(
+            "-n", ns, "delete", "pod", *(f"pod-security-{v}" for v in variants), "--ignore-not-found", "--wait=false"
+        )
+    assert _running_pods(ns) == before
+
+
+def test_a_changed_pod_security_level_relabels_the_namespace_in_place(staging):
+    """An opt-out that lowers the level (a capability outside baseline: privileged) is an update of the
+    namespace's labels, never a replacement (which would delete everything in it)."""
+    original = staging.stack.get_config("cloudservice:services")
+    services = json.loads(original.value)
+    services["web"]["capabilities"] = ["NET_ADMIN"]
+    staging.stack.set_config("cloudservice:services", auto.ConfigValue(json.dumps(services)))
+    events: list = []
+    try:
+        staging.stack.preview(on_event=events.append, on_output=OUTPUT.append)
+    finally:
+        staging.stack.set_config("cloudservice:services", original)
+    (namespace,) = [m for m in step_events(events) if m.type == "kubernetes:core/v1:Namespace"]
+    assert namespace.op == "update", namespace
+    assert set(namespace.detailed_diff) == {
+        f'metadata.labels["pod-security.kubernetes.io/{mode}"]' for mode in ("enforce", "warn", "audit")
+    }, namespace.detailed_diff
 
 
 def test_image_update_rolls_out_with_zero_failed_requests(staging, project):

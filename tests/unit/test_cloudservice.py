@@ -60,6 +60,7 @@ from recorder import (
 from components.cloudservice import CloudService, _image_from_stack
 from components.image import content_tag
 from components.kubernetes_service import SERVER_SIDE_APPLY
+from components.pod_security import namespace_labels
 from components.spec import DockerSettings, NetworkSpec
 
 PASSWORD = REGISTRY["registryPassword"]
@@ -357,6 +358,36 @@ def test_kubernetes_ready_timeout_and_namespace(mocks):
         assert deployment.inputs["metadata"]["annotations"] == {**SERVER_SIDE_APPLY, "pulumi.com/skipAwait": "true"}
         assert mocks.get(ROLLOUT_CHECK, f"{APP}-{name}-ready").inputs["timeout"] == 90
         assert deployment.inputs["metadata"]["namespace"] == "team-a"
+
+
+@pytest.mark.parametrize(
+    "web, jobs, level",
+    [
+        ({}, None, "restricted"),
+        ({"readOnly": False}, None, "restricted"),
+        ({"capabilities": ["NET_BIND_SERVICE"]}, None, "restricted"),
+        ({"user": "image"}, None, "baseline"),
+        ({"capabilities": ["CHOWN", "SETUID", "SETGID"]}, None, "baseline"),
+        ({}, {"migrate": {**MIGRATE["migrate"], "user": "image"}}, "baseline"),
+        ({"capabilities": ["NET_ADMIN"]}, None, "privileged"),
+        ({"sysctls": {"net.core.somaxconn": "1024"}}, None, "privileged"),
+    ],
+    ids=[
+        "default",
+        "writable-root",
+        "net-bind-service",
+        "user-image",
+        "baseline-capabilities",
+        "a-job-user-image",
+        "other-capability",
+        "unsafe-sysctl",
+    ],
+)
+def test_the_namespace_enforces_the_level_its_opt_outs_need(mocks, web, jobs, level):
+    services = with_services(web=web)
+    deploy(make_config(target="kubernetes", services=services, jobs=jobs, dbPassword=DB_PASSWORD, **REGISTRY))
+    labels = mocks.get(NAMESPACE, f"{APP}-namespace").inputs["metadata"]["labels"]
+    assert {k: v for k, v in labels.items() if k.startswith("pod-security.kubernetes.io/")} == namespace_labels(level)
 
 
 def test_kubernetes_two_ports(mocks):

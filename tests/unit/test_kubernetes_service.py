@@ -44,6 +44,7 @@ from components.kubernetes_service import (
     KubernetesServiceArgs,
     PullCredentials,
 )
+from components.pod_security import namespace_labels
 from components.spec import ANY_HOST_PORT, FileSpec, KubernetesSettings, PortSpec, VolumeSpec
 from components.workload import Endpoint
 
@@ -146,7 +147,7 @@ def test_namespace_holds_the_pull_secret_and_the_app_secrets(mocks):
     created = mocks.get(NAMESPACE, "cloudservice-dev-namespace")
     assert created.inputs["metadata"] == {
         "name": "cloudservice-dev",
-        "labels": STACK_LABELS,
+        "labels": {**STACK_LABELS, **namespace_labels("restricted")},
         "annotations": SERVER_SIDE_APPLY,
     }
     pull = mocks.get(SECRET, "cloudservice-dev-namespace-registry-credentials")
@@ -180,6 +181,30 @@ def test_image_pull_secret_holds_the_registry_credentials(mocks):
             "auth": base64.b64encode(f"cloudservice:{PASSWORD}".encode()).decode(),
         }
     }
+
+
+@pytest.mark.parametrize("level", ["restricted", "baseline", "privileged"])
+def test_namespace_enforces_its_pod_security_level_in_place(mocks, level):
+    def program():
+        args = AppNamespaceArgs(
+            namespace="cloudservice-dev",
+            labels=STACK_LABELS,
+            registry=REGISTRY,
+            secrets={"dbPassword": pulumi.Output.secret(DB_PASSWORD)},
+            pod_security=level,
+        )
+        return AppNamespace("cloudservice-dev-namespace", args)
+
+    run(program)
+    created = mocks.get(NAMESPACE, "cloudservice-dev-namespace")
+    labels = created.inputs["metadata"]["labels"]
+    assert labels == {**STACK_LABELS, **namespace_labels(level)}
+    assert labels["pod-security.kubernetes.io/enforce"] == level
+    # Labels are updated in place: nothing makes a changed level replace (delete) the namespace.
+    assert created.inputs["metadata"]["name"] == "cloudservice-dev"
+    assert not created.replace_on_changes and not created.delete_before_replace
+    for secret in mocks.of_type(SECRET):
+        assert secret.inputs["metadata"]["labels"] == STACK_LABELS, "the level labels the namespace only"
 
 
 def test_no_registry_and_no_secrets_mean_no_secret_objects(mocks):

@@ -1,4 +1,5 @@
-"""requirements.txt pins the Pulumi SDKs to the versions the offline toolchain builds (versions.env)."""
+"""requirements.txt pins the Pulumi SDKs to the versions the offline toolchain builds (versions.env), and
+the namespaces' Pod Security Standards are the cluster's version."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from importlib import metadata
 
 import pytest
 from harness import ROOT
+
+from components.pod_security import POD_SECURITY_VERSION
 
 # PyPI package -> the versions.env key it must equal.
 PINNED_TO_TOOLCHAIN = {
@@ -77,4 +80,13 @@ def test_pulumi_watch_source_is_the_pinned_version():
         package = tomllib.load(handle)["package"]
     assert package["version"] == read_versions_env()["PULUMI_WATCH_VERSION"], (
         f"toolchain/pulumi-watch is version {package['version']}: set PULUMI_WATCH_VERSION in versions.env to it"
+    )
+
+
+def test_pod_security_standards_are_the_clusters_minor():
+    """The levels components/pod_security.py computes follow one version's checks: a cluster upgrade
+    (KUBERNETES_VERSION) means checking its lists against the new version's and moving the pin."""
+    major, minor, _ = read_versions_env()["KUBERNETES_VERSION"].split(".")
+    assert POD_SECURITY_VERSION == f"v{major}.{minor}", (
+        f"the cluster is Kubernetes {major}.{minor} but namespaces pin Pod Security {POD_SECURITY_VERSION}"
     )
