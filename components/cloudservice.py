@@ -289,15 +289,8 @@ class CloudService(pulumi.ComponentResource):
         # Imported here: a Docker stack does not pay for loading the Kubernetes SDK.
         import pulumi_kubernetes as k8s
 
-        from .kubernetes_service import (
-            AppNamespace,
-            AppNamespaceArgs,
-            KubernetesJob,
-            KubernetesJobArgs,
-            KubernetesService,
-            KubernetesServiceArgs,
-            PullCredentials,
-        )
+        from .kubernetes_namespace import AppNamespace, AppNamespaceArgs, PullCredentials
+        from .kubernetes_service import KubernetesJob, KubernetesJobArgs, KubernetesService, KubernetesServiceArgs
 
         args = self._args
         cluster = k8s.Provider(

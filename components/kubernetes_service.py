@@ -1,12 +1,10 @@
-"""AppNamespace, KubernetesService and KubernetesJob: the app on a cluster.
+"""KubernetesService and KubernetesJob: the app's workloads on a cluster, in the namespace they share
+(AppNamespace, kubernetes_namespace.py).
 
-AppNamespace holds what the app's workloads share: the namespace, which enforces the app's Pod
-Security level (components/pod_security.py), the imagePullSecret of the private registry, one Secret
-with the secret config values they use, and a NetworkPolicy per Compose network. A service is a
-Deployment (+ a Service when it has ports, and one per alias, + a PVC per volume, + a ConfigMap for
-its files); a job is a Job run to completion before its dependants. Pods run images by digest, roll
-without downtime (readiness-gated RollingUpdate, maxUnavailable 0) and are hardened like the Docker
-containers.
+A service is a Deployment (+ a Service when it has ports, and one per alias, + a PVC per volume, + a
+ConfigMap for its files); a job is a Job run to completion before its dependants. Pods run images by
+digest, roll without downtime (readiness-gated RollingUpdate, maxUnavailable 0) and are hardened like
+the Docker containers.
 
 What Kubernetes has no field for (a stop signal, an init process, ulimits, restart policies other
 than always) is reported as a warning on the workload, never an error.
@@ -14,12 +12,8 @@ than always) is reported as a warning on the workload, never an error.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
 import pulumi
@@ -61,72 +55,18 @@ from pulumi_kubernetes.core.v1 import (
     VolumeResourceRequirementsArgs,
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
-from pulumi_kubernetes.networking.v1 import (
-    NetworkPolicyIngressRuleArgs,
-    NetworkPolicyPeerArgs,
-    NetworkPolicyPortArgs,
-    NetworkPolicySpecArgs,
-)
+from pulumi_kubernetes.networking.v1 import NetworkPolicyIngressRuleArgs, NetworkPolicyPortArgs, NetworkPolicySpecArgs
 
-from .conventions import (
-    DEFAULT_READY_TIMEOUT,
-    FILES_HASH,
-    NETWORK_LABEL_PREFIX,
-    SECRETS_REVISION,
-    SERVICE_LABEL,
-    STACK_LABEL,
-)
-from .pod_security import PodSecurityLevel, namespace_labels
+from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, SECRETS_REVISION, SERVICE_LABEL, STACK_LABEL
 from .readiness import CheckArgs, JobCheck, KubernetesWorkload, RolloutCheck
 from .spec import ANY_HOST_PORT, JobSpec, KubernetesSettings, PortSpec, ServiceSpec, WorkloadSpec
-from .upgrades import KUBERNETES_COMPONENT, target_child
 from .workload import WorkloadArgs, files_hash, link_env, workload_labels
 
-APP_SECRETS = "app-secrets"
-PULL_SECRET = "registry-credentials"
 # Kubernetes, unlike Docker, keeps ports below 1024 for root: this namespaced sysctl (one of the
 # "safe" ones every cluster allows) lets the non-root user bind them, as on Docker.
 UNPRIVILEGED_PORTS = {"net.ipv4.ip_unprivileged_port_start": "0"}
 # Services with ports sleep this long before their stop signal, so that endpoints drop the pod first.
 PRE_STOP_SECONDS = 5
-# The provider's own wait would report a crash loop only after its timeout, without logs, and keep
-# `up` running meanwhile: the workloads' readiness checks (components/readiness.py) wait instead.
-SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
-
-
-# Every object takes over, on apply, the fields it declares that another Server-Side Apply field
-# manager owns: the stack is their source of truth. The provider names a manager per create, so an
-# object adopted after an interrupted run (pulumi import) would otherwise refuse the next change of
-# every field its first manager still owns. (The manager keeps the provider's name: a new one on the
-# objects of an earlier release fails their update with "spec.selector: Required value".)
-SERVER_SIDE_APPLY = {"pulumi.com/patchForce": "true"}
-
-
-def _metadata(
-    name: Optional[str],
-    namespace: Optional[pulumi.Input[str]],
-    labels: Mapping[str, str],
-    annotations: Optional[Mapping[str, str]] = None,
-) -> ObjectMetaArgs:
-    annotations = {**(annotations or {}), **SERVER_SIDE_APPLY}
-    return ObjectMetaArgs(name=name, namespace=namespace, labels=dict(labels), annotations=annotations)
-
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-def _dns_label(name: str, taken: Sequence[str] = ()) -> str:
-    """`name` itself when it is a DNS label (as Kubernetes names are) not `taken`; else a DNS-safe form of it
-    with a hash of it, so that two names never meet (Compose names may hold `_` and `.`)."""
-    if _DNS_LABEL.match(name) and name not in taken:
-        return name
-    safe = re.sub(r"[^a-z0-9]+", "-", name.lower())[:55].strip("-")
-    return "-".join(filter(None, (safe, hashlib.sha256(name.encode()).hexdigest()[:6])))
-
-
-def network_label(network: str) -> str:
-    """The label of the pods that join `network`: its NetworkPolicy selects them by it."""
-    return NETWORK_LABEL_PREFIX + _dns_label(network)
 
 
 def _protocol(port: PortSpec) -> Optional[str]:
@@ -134,120 +74,7 @@ def _protocol(port: PortSpec) -> Optional[str]:
     return "UDP" if port.protocol == "udp" else None
 
 
-def _dockerconfigjson(server: str, username: str, password: str) -> str:
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    return json.dumps({"auths": {server: {"username": username, "password": password, "auth": token}}})
-
-
-def _aliases(first_release_app: Optional[pulumi.Resource], first_release_name: str) -> list[pulumi.Alias]:
-    return target_child(first_release_app, KUBERNETES_COMPONENT, first_release_name)
-
-
-@dataclass(kw_only=True)
-class PullCredentials:
-    server: str
-    username: str
-    password: pulumi.Input[str]
-
-
-@dataclass(kw_only=True)
-class AppNamespaceArgs:
-    namespace: str
-    labels: Mapping[str, str]
-    registry: Optional[PullCredentials] = None
-    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    """Secret config key -> value, for every key a workload uses."""
-    networks: Sequence[str] = ()
-    """The app's (Compose) networks, each isolated by a NetworkPolicy; none: the namespace is one network."""
-    pod_security: PodSecurityLevel = "restricted"
-    """The Pod Security Standards level the namespace enforces (components/pod_security.py)."""
-    first_release_app: Optional[pulumi.Resource] = None
-    """The app whose resources the first release declared in one KubernetesDeployment: they keep their URNs."""
-
-
-class AppNamespace(pulumi.ComponentResource):
-    """Outputs: `name`, `pull_secrets` (names for imagePullSecrets), `secrets_name` (or None);
-    `secrets_revision()` tells the workloads when a Secret they read was changed."""
-
-    name: pulumi.Output[str]
-    pull_secrets: list
-    secrets_name: Optional[pulumi.Output[str]]
-
-    def __init__(self, name: str, args: AppNamespaceArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("cloudservice:index:AppNamespace", name, None, opts)
-        app = args.first_release_app
-        # A changed level only relabels the namespace (an update): its name, and so everything in it, stays.
-        namespace = k8s.core.v1.Namespace(
-            name,
-            metadata=_metadata(args.namespace, None, {**args.labels, **namespace_labels(args.pod_security)}),
-            opts=pulumi.ResourceOptions(parent=self, aliases=_aliases(app, "namespace")),
-        )
-        self.name = namespace.metadata.name
-
-        def in_namespace(first_release_name: str) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(
-                parent=self, depends_on=[namespace], aliases=_aliases(app, first_release_name)
-            )
-
-        self.pull_secrets = []
-        # The provider replaces a Secret whose data changes (a new UID), but running pods keep what
-        # they read at start: the UIDs go into the pod templates, which then roll.
-        self._pull_secret_uids: list[pulumi.Output[str]] = []
-        self._secrets_uid: Optional[pulumi.Output[str]] = None
-        if args.registry is not None:
-            registry = args.registry
-            pull_secret = k8s.core.v1.Secret(
-                f"{name}-{PULL_SECRET}",
-                metadata=_metadata(PULL_SECRET, self.name, args.labels),
-                type="kubernetes.io/dockerconfigjson",
-                string_data={
-                    ".dockerconfigjson": pulumi.Output.secret(registry.password).apply(
-                        lambda password: _dockerconfigjson(registry.server, registry.username, password)
-                    )
-                },
-                opts=in_namespace(PULL_SECRET),
-            )
-            self.pull_secrets = [pull_secret.metadata.name]
-            self._pull_secret_uids = [pull_secret.metadata.uid]
-
-        self.secrets_name = None
-        if args.secrets:
-            app_secrets = k8s.core.v1.Secret(
-                f"{name}-{APP_SECRETS}",
-                metadata=_metadata(APP_SECRETS, self.name, args.labels),
-                string_data=dict(args.secrets),
-                opts=in_namespace(APP_SECRETS),
-            )
-            self.secrets_name = app_secrets.metadata.name
-            self._secrets_uid = app_secrets.metadata.uid
-        for network in args.networks:
-            self._isolate(name, network, args.labels)
-        self.register_outputs({"name": self.name, "pull_secrets": self.pull_secrets, "secrets_name": self.secrets_name})
-
-    def _isolate(self, name: str, network: str, labels: Mapping[str, str]) -> None:
-        """Compose's isolation of a network: its pods take connections from its own pods only (and on
-        their published ports from anywhere: KubernetesService). The kubelet's probes come from the
-        node, which NetworkPolicies always let through. The cluster's network plugin enforces this:
-        one that does not (as the local cluster's bridge) leaves the pods reachable from the whole
-        cluster, as without NetworkPolicies."""
-        members = LabelSelectorArgs(match_labels={network_label(network): "true", STACK_LABEL: labels[STACK_LABEL]})
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-network-{network}",
-            metadata=_metadata(f"network-{_dns_label(network)}", self.name, labels),
-            spec=NetworkPolicySpecArgs(
-                pod_selector=members,
-                policy_types=["Ingress"],
-                ingress=[NetworkPolicyIngressRuleArgs(from_=[NetworkPolicyPeerArgs(pod_selector=members)])],
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-
-    def secrets_revision(self, reads_app_secrets: bool) -> Optional[pulumi.Output[str]]:
-        """Changes whenever a Secret that a workload's pods read (to pull, and `secrets_name` when it
-        reads it) is replaced; None when they read none."""
-        uids = [*self._pull_secret_uids, *([self._secrets_uid] if reads_app_secrets and self._secrets_uid else [])]
-        # A preview of a new Secret has no UID yet (None): the pods are new too.
-        return pulumi.Output.all(*uids).apply(lambda known: ",".join(uid or "" for uid in known)) if uids else None
+from .kubernetes_objects import SKIP_AWAIT, dns_label, first_release_aliases, network_label, object_metadata
 
 
 @dataclass(kw_only=True)
@@ -438,7 +265,7 @@ def _files_config_map(
         return None
     config_map = k8s.core.v1.ConfigMap(
         f"{name}-files",
-        metadata=_metadata(f"{spec.name}-files", args.namespace, labels),
+        metadata=object_metadata(f"{spec.name}-files", args.namespace, labels),
         data={f"file-{i}": f.content for i, f in enumerate(spec.files)},
         opts=opts,
     )
@@ -511,7 +338,9 @@ class KubernetesService(pulumi.ComponentResource):
         )
         return k8s.apps.v1.Deployment(
             self._name,
-            metadata=_metadata(spec.name, args.namespace, self._labels, annotations={**spec.labels, **SKIP_AWAIT}),
+            metadata=object_metadata(
+                spec.name, args.namespace, self._labels, annotations={**spec.labels, **SKIP_AWAIT}
+            ),
             spec=DeploymentSpecArgs(
                 replicas=spec.replicas,
                 selector=LabelSelectorArgs(match_labels=self._selector),
@@ -525,7 +354,7 @@ class KubernetesService(pulumi.ComponentResource):
         )
 
     def _child(self, first_release_name: Optional[str] = None, **extra) -> pulumi.ResourceOptions:
-        aliases = _aliases(self._args.first_release_app, first_release_name) if first_release_name else []
+        aliases = first_release_aliases(self._args.first_release_app, first_release_name) if first_release_name else []
         return pulumi.ResourceOptions(parent=self, aliases=aliases, **extra)
 
     def _claims(self, pod: _PodBuilder) -> None:
@@ -534,7 +363,7 @@ class KubernetesService(pulumi.ComponentResource):
         for volume in spec.volumes:
             claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{self._name}-{volume.name}",
-                metadata=_metadata(f"{spec.name}-{_dns_label(volume.name)}", args.namespace, self._labels),
+                metadata=object_metadata(f"{spec.name}-{dns_label(volume.name)}", args.namespace, self._labels),
                 spec=PersistentVolumeClaimSpecArgs(
                     access_modes=["ReadWriteOnce"],
                     resources=VolumeResourceRequirementsArgs(requests={"storage": volume.size}),
@@ -543,7 +372,7 @@ class KubernetesService(pulumi.ComponentResource):
                 opts=self._child(f"{spec.name}-{volume.name}"),
             )
             pod.mount(
-                _dns_label(volume.name, taken=[v.name for v in pod.volumes]),
+                dns_label(volume.name, taken=[v.name for v in pod.volumes]),
                 volume.path,
                 read_only=volume.read_only,
                 persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(claim_name=claim.metadata.name),
@@ -579,7 +408,9 @@ class KubernetesService(pulumi.ComponentResource):
         wait = {"pulumi.com/timeoutSeconds": str(args.ready_timeout)} if service_type == "LoadBalancer" else SKIP_AWAIT
         return k8s.core.v1.Service(
             name,
-            metadata=_metadata(service_name, args.namespace, self._labels, annotations={**args.spec.labels, **wait}),
+            metadata=object_metadata(
+                service_name, args.namespace, self._labels, annotations={**args.spec.labels, **wait}
+            ),
             spec=ServiceSpecArgs(type=service_type, selector=self._selector, ports=ports),
             opts=opts,
         )
@@ -592,7 +423,7 @@ class KubernetesService(pulumi.ComponentResource):
             return
         k8s.networking.v1.NetworkPolicy(
             f"{self._name}-published",
-            metadata=_metadata(f"published-{spec.name}", args.namespace, self._labels),
+            metadata=object_metadata(f"published-{spec.name}", args.namespace, self._labels),
             spec=NetworkPolicySpecArgs(
                 pod_selector=LabelSelectorArgs(match_labels=self._selector),
                 policy_types=["Ingress"],
@@ -686,7 +517,7 @@ class KubernetesJob(pulumi.ComponentResource):
             name,
             # No fixed name: a changed job is a new Job (its pod template is immutable), created
             # before the old one is deleted.
-            metadata=_metadata(None, args.namespace, labels, annotations={**spec.labels, **SKIP_AWAIT}),
+            metadata=object_metadata(None, args.namespace, labels, annotations={**spec.labels, **SKIP_AWAIT}),
             spec=JobSpecArgs(
                 backoff_limit=0,
                 active_deadline_seconds=spec.timeout,

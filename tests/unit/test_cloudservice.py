@@ -59,7 +59,7 @@ from recorder import (
 
 from components.cloudservice import CloudService, _image_from_stack
 from components.image import content_tag
-from components.kubernetes_service import SERVER_SIDE_APPLY
+from components.kubernetes_objects import SERVER_SIDE_APPLY
 from components.pod_security import namespace_labels
 from components.spec import DockerSettings, NetworkSpec
 

@@ -1,4 +1,4 @@
-"""components/kubernetes_service.py: AppNamespace (namespace, pull secret, app secrets),
+"""components/kubernetes_namespace.py and kubernetes_service.py: AppNamespace (namespace, pull secret, app secrets),
 KubernetesService (Deployment + Service + PVC + ConfigMap per service) and KubernetesJob."""
 
 from __future__ import annotations
@@ -33,16 +33,14 @@ from recorder import (
 )
 
 from components.conventions import FILES_HASH
+from components.kubernetes_namespace import AppNamespace, AppNamespaceArgs, PullCredentials
+from components.kubernetes_objects import SERVER_SIDE_APPLY
 from components.kubernetes_service import (
     SECRETS_REVISION,
-    SERVER_SIDE_APPLY,
-    AppNamespace,
-    AppNamespaceArgs,
     KubernetesJob,
     KubernetesJobArgs,
     KubernetesService,
     KubernetesServiceArgs,
-    PullCredentials,
 )
 from components.pod_security import namespace_labels
 from components.spec import ANY_HOST_PORT, FileSpec, KubernetesSettings, PortSpec, VolumeSpec
