@@ -1,5 +1,6 @@
 """The results: what each figure measures, the ratios and their goals, the machine they ran on, and
-their tables, written to bench/results.json and bench/README.md."""
+their tables, written to bench/results.json and bench/README.md (and drawn to bench/results.png by
+bench/chart.py)."""
 
 from __future__ import annotations
 
@@ -130,3 +131,6 @@ def write_results(results: dict) -> None:
     head, _, rest = text.partition(begin)
     _, _, tail = rest.partition(end)
     readme.write_text(f"{head}{begin}\n{render_table(results)}\n{end}{tail}")
+    from .chart import write_chart  # here: chart.py reads GOALS from this module
+
+    write_chart(results)

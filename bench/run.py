@@ -6,7 +6,7 @@ Every figure is wall time in seconds over N runs (min and median); setup and cle
 outside the timed sections. Everything the bench creates carries a unique `bench-<id>` name
 (stacks, containers, compose project, namespaces, host ports picked free) and is removed at the
 end, pushed registry tags excepted (the stack keeps those too: they are the release history).
-Results: bench/results.json and the table in bench/README.md.
+Results: bench/results.json, the tables in bench/README.md and their chart, bench/results.png.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         "--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ", ".join(SECTIONS)
     )
     parser.add_argument(
-        "--no-write", action="store_true", help="print the results, leave results.json and README alone"
+        "--no-write", action="store_true", help="print the results, leave results.json, README and chart alone"
     )
     args = parser.parse_args(argv)
     sections = [section.strip() for section in args.sections.split(",") if section.strip()]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks the stack against the raw docker CLI, docker-compose and kubectl, side by side
 # (bench/README.md). Needs `make platform` first. Arguments go to bench/run.py: --runs N, --quick,
-# --sections a,b (a subset), --no-write (print, leave results.json and README alone).
+# --sections a,b (a subset), --no-write (print, leave results.json, README and chart alone).
 set -euo pipefail
 source "$(dirname "$0")/../platform/lib.sh"
 
