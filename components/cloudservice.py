@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Mapping, Optional, TypedDict
 
 import pulumi
 import pulumi_docker as docker
@@ -33,7 +33,7 @@ from .spec import (
     WorkloadSpec,
 )
 from .upgrades import app_child, is_first_release_app
-from .workload import endpoint
+from .workload import Endpoint, endpoint
 
 COMPONENT_TYPE = "cloudservice:index:CloudService"
 
@@ -74,6 +74,16 @@ def _image_from_stack(stack: pulumi.StackReference, name: str, service: str) -> 
 def _joined_networks(app: AppSpec) -> list[str]:
     """The app networks some workload joins, in order (a workload that names none joins the default one)."""
     return list(dict.fromkeys(name for workload in app.workloads for name in workload.networks or (DEFAULT_NETWORK,)))
+
+
+class SharedWorkloadArgs(TypedDict):
+    """The fields of WorkloadArgs that every workload gets alike, on either target (CloudService._common)."""
+
+    first_release_app: Optional[pulumi.Resource]
+    image: pulumi.Input[str]
+    labels: Mapping[str, str]
+    links: Mapping[str, Endpoint]
+    after: list[pulumi.Resource]
 
 
 class CloudService(pulumi.ComponentResource):
@@ -222,13 +232,13 @@ class CloudService(pulumi.ComponentResource):
     def _first_release_name(self, name: str) -> list[pulumi.Alias]:
         return app_child(self._first_release is not None, name)
 
-    def _common(self, workload: WorkloadSpec, links_wait: bool) -> dict:
+    def _common(self, workload: WorkloadSpec, links_wait: bool) -> SharedWorkloadArgs:
         """What a workload gets on either target: its image, links, and what it waits for (its image's
         push, what it depends on, and on Docker what it links to)."""
         app = self._args.app
         waits_for = dict.fromkeys((*workload.depends_on, *(workload.links if links_wait else ())))
         release = self._releases.get(workload.name)
-        return dict(
+        return SharedWorkloadArgs(
             first_release_app=self._first_release,
             image=self._deploy_refs[workload.name],
             labels=self._args.labels,
