@@ -78,6 +78,20 @@ class HealthSpec:
 
 
 @dataclass(frozen=True)
+class AutoscaleSpec:
+    """Scaling on load between the service's `replicas` (the floor) and `max_replicas`, on Kubernetes
+    (a HorizontalPodAutoscaler); Docker runs the floor."""
+
+    max_replicas: int
+    cpu_percent: Optional[int] = 70
+    """Average CPU use, in percent of the CPU request, the autoscaler keeps the pods at; None: not by CPU."""
+    memory_percent: Optional[int] = None
+    """The same for memory, in percent of the memory request (= limit)."""
+    scale_down_seconds: Optional[int] = None
+    """How long the load must stay low before replicas are removed; None: Kubernetes' default (300)."""
+
+
+@dataclass(frozen=True)
 class FileSpec:
     """A file from the project mounted read-only at `path` in the container."""
 
@@ -167,6 +181,8 @@ class ServiceSpec(WorkloadSpec):
     Kubernetes Services of those names), e.g. a Compose container_name other services use."""
     restart: str = "unless-stopped"
     """Docker's restart policy: always, unless-stopped, on-failure or no. Kubernetes always restarts."""
+    autoscale: Optional[AutoscaleSpec] = None
+    """Scale on load from `replicas` up to its maximum (Kubernetes); None: a fixed `replicas`."""
 
     @property
     def stateful(self) -> bool:

@@ -20,6 +20,7 @@ from ..spec import (
     ANY_HOST_PORT,
     DEFAULT_USER,
     MAIN_PORT,
+    AutoscaleSpec,
     BuildSpec,
     FileSpec,
     HealthSpec,
@@ -95,6 +96,8 @@ CAPABILITIES = (
     "SYSLOG",
     "WAKE_ALARM",
 )
+
+AUTOSCALE_KEYS = ("max", "cpu", "memory", "scaleDownSeconds")
 
 HEALTH_KEYS = ("http", "port", "command", "interval", "timeout", "retries", "startPeriod")
 
@@ -484,6 +487,28 @@ def _health(ctx: KeyContext, key: str, raw: Any) -> Optional[HealthSpec]:
     )
 
 
+def _autoscale(ctx: KeyContext, key: str, raw: Any) -> Optional[AutoscaleSpec]:
+    """{max, cpu, memory, scaleDownSeconds}: utilisation targets in percent of the requests."""
+    r = ctx.r
+    spec = r.mapping(key, raw)
+    r.unknown_keys(f"{key}.", spec, AUTOSCALE_KEYS)
+    if "max" not in spec:
+        r.fail(f"{key}.max", "the most replicas the service may scale to (1-100)")
+        return None
+    max_replicas = r.integer(f"{key}.max", spec["max"], 1, 100)
+    cpu, memory = spec.get("cpu", AutoscaleSpec.cpu_percent), spec.get("memory", AutoscaleSpec.memory_percent)
+    if cpu is None and memory is None:
+        r.fail(key, "a cpu or memory target (percent of the request) to scale on")
+    cpu = r.integer(f"{key}.cpu", cpu, 1, 100) if cpu is not None else None
+    memory = r.integer(f"{key}.memory", memory, 1, 100) if memory is not None else None
+    scale_down = spec.get("scaleDownSeconds")
+    if scale_down is not None:
+        scale_down = r.integer(f"{key}.scaleDownSeconds", scale_down, 0, 3600)
+    return AutoscaleSpec(
+        max_replicas=max_replicas, cpu_percent=cpu, memory_percent=memory, scale_down_seconds=scale_down
+    )
+
+
 def _aliases(ctx: KeyContext, key: str, raw: Any) -> tuple[str, ...]:
     return tuple(
         alias
@@ -585,6 +610,12 @@ KEYS: tuple[Key, ...] = (
         "health",
         "`/path` (HTTP, main port), a command, or {http \\| command, port, interval, timeout, retries, startPeriod}",
         (_health, "path \\| list \\| object"),
+        sections=SERVICE_ONLY,
+    ),
+    _key(
+        "autoscale",
+        "{max, cpu, memory, scaleDownSeconds}: scale on load from `replicas` up to `max` (Kubernetes; Docker runs `replicas`)",
+        (_autoscale, "object"),
         sections=SERVICE_ONLY,
     ),
     _key(

@@ -508,6 +508,23 @@ def test_the_extension_sets_what_compose_cannot_say(project):
     assert "services.web.x-cloudservice" in problems_of(_service(**{"x-cloudservice": ["readOnly"]}), project)[0]
 
 
+def test_kompose_autoscaling_labels_and_deploy_replicas_say_autoscale(project):
+    """Kompose's kompose.hpa.* labels, with Kompose's defaults; deploy.replicas is the floor unless
+    kompose.hpa.replicas.min says it; the memory target (a quantity in Kompose) is reported."""
+    labels = {"kompose.hpa.replicas.max": 6, "kompose.hpa.cpu": "80%", "com.example.team": "shop"}
+    app = to_spec(_service(labels=labels, deploy={"replicas": 2}), project)
+    assert app.services["web"]["autoscale"] == {"max": 6, "cpu": 80}
+    assert app.services["web"]["replicas"] == 2
+    assert app.services["web"]["labels"] == {"com.example.team": "shop"}, "Kompose's labels are not the app's"
+    app = to_spec(
+        _service(labels={"kompose.hpa.replicas.min": 3, "kompose.hpa.memory": "512Mi"}, deploy={"replicas": 1}), project
+    )
+    assert app.services["web"]["autoscale"] == {"max": 10, "cpu": 50}
+    assert app.services["web"]["replicas"] == 3
+    assert any("kompose.hpa.memory" in n and "ignored" in n for n in app.notices)
+    assert "autoscale" not in to_spec(_service(labels={"com.example.team": "shop"}), project).services["web"]
+
+
 def test_link_aliases_are_names_of_the_target(project):
     app = to_spec({"services": {"web": {"image": "x", "links": ["db:database"]}, "db": {"image": "redis:7"}}}, project)
     assert app.services["web"]["links"] == ["db"] and app.services["db"]["aliases"] == ["database"]

@@ -151,6 +151,38 @@ MALFORMED = [
     ("replicas-too-many", _all(_kubernetes, _set("services.web.replicas", 101)), "services.web.replicas"),
     ("replicas-on-docker", _set("services.web.replicas", 2), "services.web.replicas"),
     ("replicas-with-volume", _all(_kubernetes, _set("services.redis.replicas", 2)), "services.redis.replicas"),
+    ("autoscale-not-an-object", _all(_kubernetes, _set("services.web.autoscale", 5)), "services.web.autoscale"),
+    (
+        "autoscale-without-max",
+        _all(_kubernetes, _set("services.web.autoscale", {"cpu": 50})),
+        "services.web.autoscale.max",
+    ),
+    ("autoscale-max-zero", _all(_kubernetes, _set("services.web.autoscale", {"max": 0})), "services.web.autoscale.max"),
+    (
+        "autoscale-cpu-above-100",
+        _all(_kubernetes, _set("services.web.autoscale", {"max": 3, "cpu": 150})),
+        "services.web.autoscale.cpu",
+    ),
+    (
+        "autoscale-no-target",
+        _all(_kubernetes, _set("services.web.autoscale", {"max": 3, "cpu": None})),
+        "services.web.autoscale",
+    ),
+    (
+        "autoscale-unknown-key",
+        _all(_kubernetes, _set("services.web.autoscale", {"max": 3, "min": 2})),
+        "services.web.autoscale.min",
+    ),
+    (
+        "autoscale-floor-above-max",
+        _all(_kubernetes, _set("services.web.replicas", 4), _set("services.web.autoscale", {"max": 3})),
+        "services.web.replicas",
+    ),
+    (
+        "autoscale-with-volume",
+        _all(_kubernetes, _set("services.redis.autoscale", {"max": 3})),
+        "services.redis.autoscale",
+    ),
     # names, images and builds
     ("service-name-uppercase", lambda v: v["services"].update(Web_1=v["services"].pop("web")), "services.Web_1 (name)"),
     (

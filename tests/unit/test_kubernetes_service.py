@@ -310,6 +310,38 @@ def test_replicas_and_rollout_strategy(mocks):
     )
 
 
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+
+
+def test_an_autoscaled_service_leaves_its_replicas_to_a_horizontal_pod_autoscaler(mocks):
+    autoscale = {"max": 5, "cpu": 60, "memory": 80, "scaleDownSeconds": 30}
+    _, web = deploy(mocks, k8s_spec("web", replicas=2, autoscale=autoscale))
+    assert "replicas" not in web.inputs["spec"], "a no-op up must not scale the Deployment back"
+    hpa = mocks.get(HPA, "cloudservice-dev-web")
+    assert hpa.inputs["metadata"]["name"] == "web"
+    assert hpa.inputs["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+    assert (hpa.inputs["spec"]["minReplicas"], hpa.inputs["spec"]["maxReplicas"]) == (2, 5)
+    assert hpa.inputs["spec"]["metrics"] == [
+        {"type": "Resource", "resource": {"name": name, "target": {"type": "Utilization", "averageUtilization": pct}}}
+        for name, pct in (("cpu", 60), ("memory", 80))
+    ]
+    assert hpa.inputs["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 30}}
+
+
+def test_autoscale_defaults_to_cpu_at_70_percent_from_one_replica(mocks):
+    deploy(mocks, k8s_spec("web", autoscale={"max": 3}))
+    spec = mocks.get(HPA, "cloudservice-dev-web").inputs["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 3)
+    assert [m["resource"]["name"] for m in spec["metrics"]] == ["cpu"]
+    assert spec["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    assert "behavior" not in spec
+
+
+def test_a_fixed_replica_count_has_no_autoscaler(mocks):
+    deploy(mocks, k8s_spec("web", replicas=2))
+    assert mocks.of_type(HPA) == []
+
+
 @pytest.mark.parametrize("name,user", [("web", 10001), ("redis", 10002)])
 def test_pods_are_hardened(mocks, name, user):
     _, deployment = deploy(mocks, k8s_spec(name))
