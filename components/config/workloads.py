@@ -10,7 +10,8 @@ from typing import Any, Callable, Mapping, Optional
 from ..conventions import DEFAULT_NETWORK
 from ..spec import AppSpec, JobSpec, NetworkSpec, ServiceSpec, WorkloadSpec
 from .errors import DNS_LABEL, Reader
-from .workload_keys import JOB_KEYS, JOBS, SERVICE_KEYS, SERVICES, KeyContext, keys_of
+from .key_readers import KeyContext
+from .workload_keys import JOB_KEYS, JOBS, SERVICE_KEYS, SERVICES, keys_of
 
 WORKLOAD_KEYS = tuple(key for key in SERVICE_KEYS if key in JOB_KEYS)
 
