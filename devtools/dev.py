@@ -26,7 +26,7 @@ from components.image import Engine, content_tag, context_files
 from components.spec import BuildSpec, SyncSpec
 
 from .live import FileState, LiveRecord, plan, rules_of
-from .runtime import runtime_for
+from .runtime import DockerRuntime, KubernetesRuntime, runtime_for
 from .stack import ImageBuild, Stack, StackError, service_of
 
 PROGRAM = "the program or the stack config"
@@ -79,7 +79,7 @@ class DevLoop:
         self.live_tags: dict[str, str] = {}
         """The content tag of what a live-updated service runs now (its image's plus the synced files)."""
         self.record = LiveRecord(stack)
-        self.runtime = None
+        self.runtime: Optional[DockerRuntime | KubernetesRuntime] = None
 
     def say(self, message: str) -> None:
         self.out.write(f"[dev] {message}\n")
@@ -105,14 +105,16 @@ class DevLoop:
         self.running = {service: context_files(self.build_spec(service)) for service in self.rules}
         self.live_tags = {}
         self.record.clear()
+        if self.rules and self.runtime is None:  # ready before the first save: it asks the stack's config
+            self.runtime = runtime_for(self.stack, self.outputs)
 
     def build_spec(self, service: str) -> BuildSpec:
         build = self.builds[service]
         return BuildSpec(context=build.context, dockerfile=build.dockerfile, target=build.target, args=build.args)
 
-    def content_tag(self, service: str) -> str:
+    def content_tag(self, service: str, files: Optional[dict[str, FileState]] = None) -> str:
         spec = self.build_spec(service)
-        return content_tag(spec, self.engine.base_image_ids(spec))
+        return content_tag(spec, self.engine.base_image_ids(spec), files)
 
     def changed(self) -> list[str]:
         """Services whose build context no longer matches what runs, and PROGRAM."""
@@ -139,7 +141,6 @@ class DevLoop:
         self.say(
             f"{service}: syncing {files} file{'s' if files != 1 else ''}" + (", restarting" if sync.restart else "")
         )
-        self.runtime = self.runtime or runtime_for(self.stack, self.outputs)
         try:
             instances = self.runtime.copy_in(service, sync.archive(), sync.deletes)
             if sync.restart:
@@ -147,8 +148,11 @@ class DevLoop:
         except StackError as error:
             self.say(f"{service}: the sync failed ({error}); rebuilding instead")
             return False
+        if not instances:
+            self.say(f"{service}: no running container to sync into; rebuilding instead")
+            return False
         self.running[service] = now
-        self.live_tags[service] = self.content_tag(service)
+        self.live_tags[service] = self.content_tag(service, now)  # of the files synced: a later save is new
         self.record.add(service, instances, [*sync.copies, *sync.deletes])
         self.say(self.live_message(service, saved))
         return True
@@ -158,6 +162,7 @@ class DevLoop:
             changed = [s for s in changed if not (s in self.rules and self.live_update(s, saved))]
             if not changed:
                 return
+            changed = sorted({*changed, *self.live_tags})  # the up builds live-updated services from disk too
         self.say(
             f"{', '.join(changed)} changed: "
             + ("updating the stack" if PROGRAM in changed else "rebuilding and rolling it")
@@ -184,7 +189,7 @@ class DevLoop:
     def live_message(self, service: str, saved: float) -> str:
         url = (self.outputs.get("urls") or {}).get(service)
         if url is None:
-            return f"{service} rolled, ready {time.monotonic() - saved:.1f}s after the save"
+            return f"{service} updated, ready {time.monotonic() - saved:.1f}s after the save"
         deadline = time.monotonic() + LIVE_TIMEOUT
         while not answering(url) and time.monotonic() < deadline:
             time.sleep(0.1)

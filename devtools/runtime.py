@@ -97,7 +97,10 @@ class DockerRuntime:
     def restart(self, service: str) -> None:
         """`docker restart`: the process starts again, on the container's own files (the synced ones)."""
         for container in self.running(service):
-            container.restart()
+            try:
+                container.restart()
+            except APIError as error:
+                raise StackError(f"restarting {container.name}: {error.explanation or error}") from error
 
     def log_sources(self) -> dict[str, LogSource]:
         def opener(container):
