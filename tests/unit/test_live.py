@@ -7,7 +7,7 @@ from io import BytesIO
 from pathlib import Path
 
 from components.spec import SyncSpec
-from devtools.live import plan
+from devtools.live import plan, rules_of
 
 RULES = (
     SyncSpec(path="app/web/static", target="/srv/static", action="sync", ignore=("*.tmp",)),
@@ -59,3 +59,12 @@ def test_the_dockerfile_a_rebuild_path_or_an_uncovered_file_rebuilds(tmp_path):
 
 def test_a_change_beyond_the_files_rebuilds(tmp_path):
     assert plan_for(tmp_path, {}) == (None, "the build changed beyond its files")
+
+
+def test_the_rules_make_dev_reads_are_the_ones_the_program_exports(tmp_path):
+    rule = SyncSpec(path=str(tmp_path / "app/web"), target="/app", action="sync+restart", ignore=("*.pyc",))
+    exported = {"sync": {"web": [rule.output(str(tmp_path))]}}
+    assert rules_of(exported) == {
+        "web": (SyncSpec(path="app/web", target="/app", action="sync+restart", ignore=("*.pyc",)),)
+    }
+    assert rules_of({}) == {}
