@@ -328,6 +328,7 @@ def check_live_update(made: MakeProject, instances, answer: str) -> None:
         assert "live-updated" not in made.status_text()
     finally:
         dev.stop()
+        print("\n".join(dev.lines))  # the loop's own account, with its timings
 
 
 def test_dev_loop_live_updates_a_synced_save_on_docker(live_on_docker, docker_client):
