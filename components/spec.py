@@ -7,6 +7,8 @@ and Kubernetes read the same fields and differ only where the platforms do.
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Union
 
@@ -103,6 +105,54 @@ class FileSpec:
     """Mounted executable (a script a health check runs), as the project's file is."""
 
 
+SYNC_ACTIONS = ("sync", "sync+restart", "rebuild")
+"""What `make dev` does on a save under a sync rule's path (Compose `develop.watch` actions)."""
+
+
+@dataclass(frozen=True)
+class SyncSpec:
+    """A live-update rule of `make dev` (Compose `develop.watch`): a save under `path` (in the
+    service's build context) is copied to `target` in the running containers (`sync`), then the
+    container restarted (`sync+restart`), or rebuilds and rolls the service (`rebuild`)."""
+
+    path: str
+    """A directory or file of the build context, as the program sees it (relative to the project)."""
+    target: Optional[str] = None
+    """The absolute path in the container `path` is copied to (None for `rebuild`)."""
+    action: str = "sync"
+    ignore: tuple[str, ...] = ()
+    """Glob patterns, relative to `path`, of files a save of which does nothing (fnmatch; a pattern
+    matching a directory covers what is in it)."""
+
+    def output(self, base_dir: str) -> dict:
+        """The rule as the stack exports it for `make dev` (devtools/live.py reads it back)."""
+        path = os.path.relpath(self.path, base_dir)
+        return {"path": path, "target": self.target, "action": self.action, "ignore": list(self.ignore)}
+
+    def covers(self, relative: str) -> Optional[str]:
+        """The path of `relative` (a file, relative to the project) inside the rule's `path` ("" for
+        `path` itself), or None when it is not under `path` or is ignored."""
+        root, relative = os.path.normpath(self.path), os.path.normpath(relative)
+        if root == ".":
+            inside = relative
+        elif relative == root:
+            inside = ""
+        elif relative.startswith(root + "/"):
+            inside = relative[len(root) + 1 :]
+        else:
+            return None
+        parts = inside.split("/") if inside else []
+        prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        patterns = [pattern.rstrip("/") for pattern in self.ignore]  # `node_modules/`: a directory, as in Compose
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in (*prefixes, *parts)):
+            return None
+        return inside
+
+    def container_path(self, inside: str) -> str:
+        """Where a file at `inside` (as `covers` gives it) goes in the container."""
+        return os.path.join(self.target or "/", inside) if inside else (self.target or "/")
+
+
 @dataclass(frozen=True)
 class SecretFileSpec:
     path: str
@@ -183,6 +233,8 @@ class ServiceSpec(WorkloadSpec):
     """Docker's restart policy: always, unless-stopped, on-failure or no. Kubernetes always restarts."""
     autoscale: Optional[AutoscaleSpec] = None
     """Scale on load from `replicas` up to its maximum (Kubernetes); None: a fixed `replicas`."""
+    sync: tuple[SyncSpec, ...] = ()
+    """`make dev`'s live-update rules, in order; the deployed stack ignores them."""
 
     @property
     def stateful(self) -> bool:

@@ -17,6 +17,7 @@ from .compose_rules import (
     IGNORED,
     LOOPBACK,
     RESTARTS,
+    WATCH_ACTIONS,
     dns_name,
     mebibytes,
     seconds,
@@ -91,9 +92,10 @@ class ServiceMapper:
             ("restart", "restart"),
             ("replicas", "deploy"),
             ("autoscale", "labels"),
+            ("sync", "develop"),
         ):
             if spec_key in self.spec:
-                if spec_key in ("ports", "health", "aliases", "restart", "replicas", "autoscale"):
+                if spec_key in ("ports", "health", "aliases", "restart", "replicas", "autoscale", "sync"):
                     self.notice(
                         compose_key,
                         f"ignored: {self.name} runs as a job (a service waits for it with "
@@ -146,6 +148,36 @@ class ServiceMapper:
 
     def key_command(self, argv: list) -> None:
         self.spec["args"] = [str(a) for a in argv]
+
+    def key_develop(self, develop: Mapping[str, Any]) -> None:
+        """develop.watch: `make dev`'s live update (`sync`); `pulumi up` deploys the image either way.
+        Syncing writes into the running container: only where `x-cloudservice: {readOnly: false}`
+        makes its root file system writable (Compose's default, the stack's opt-out)."""
+        rules = []
+        for index, trigger in enumerate(develop.get("watch") or []):
+            key, action = f"develop.watch[{index}]", trigger.get("action")
+            if action not in WATCH_ACTIONS:
+                self.notice(f"{key}.action", f"{action}: not supported by `make dev`; a save there rebuilds instead")
+                continue
+            writable = isinstance(self.extension, dict) and self.extension.get("readOnly") is False
+            if action != "rebuild" and not writable:
+                self.notice(
+                    key,
+                    f"not synced: {trigger.get('target')} is on the read-only root file system (set "
+                    "`x-cloudservice: {readOnly: false}` to sync there); a save there rebuilds instead",
+                )
+                continue
+            path = self.project.project_path(f"{self.key}.{key}.path", trigger.get("path", ""))
+            if path is None:
+                continue
+            rule = {"path": path, "action": action}
+            if trigger.get("target"):
+                rule["target"] = trigger["target"]
+            if trigger.get("ignore"):
+                rule["ignore"] = list(trigger["ignore"])
+            rules.append(rule)
+        if rules:
+            self.spec["sync"] = rules
 
     def key_user(self, user: str) -> None:
         match = re.fullmatch(r"([0-9]+)(?::([0-9]+))?", str(user))

@@ -14,12 +14,15 @@ from ..conventions import SECRETS_DIR
 from ..spec import (
     ANY_HOST_PORT,
     MAIN_PORT,
+    SYNC_ACTIONS,
     AutoscaleSpec,
     BuildSpec,
     FileSpec,
     HealthSpec,
     PortSpec,
     SecretFileSpec,
+    ServiceSpec,
+    SyncSpec,
     VolumeSpec,
 )
 from .errors import (
@@ -30,6 +33,7 @@ from .errors import (
     QUANTITY,
     Reader,
     as_int,
+    decode_json,
     is_image_reference,
     read_argv,
     read_env,
@@ -120,6 +124,8 @@ class KeyContext:
     network_names: frozenset[str]
     read: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Spec field -> value, of the keys of this workload read so far (in table order)."""
+    written: frozenset[str] = frozenset()
+    """The keys the workload's spec writes."""
 
 
 ReadKey = Callable[[KeyContext, str, Any], Any]
@@ -475,6 +481,46 @@ def autoscale(ctx: KeyContext, key: str, raw: Any) -> Optional[AutoscaleSpec]:
     return AutoscaleSpec(
         max_replicas=max_replicas, cpu_percent=cpu, memory_percent=memory, scale_down_seconds=scale_down
     )
+
+
+def sync(ctx: KeyContext, key: str, raw: Any) -> tuple[SyncSpec, ...]:
+    """`make dev`'s live-update rules: [{path, target, action, ignore}], as Compose's develop.watch.
+    Syncing writes into the running container, so its target must be writable: the root file system
+    (`readOnly: false`); a volume or scratch path would hide the image's own files there."""
+    r, build = ctx.r, ctx.read.get("build")
+    entries = decode_json(raw)
+    if not isinstance(entries, list):
+        r.fail(key, "a list of {path, target, action, ignore}", entries)
+        return ()
+    if "build" not in ctx.written:
+        r.fail(key, "a service with `build`: live update copies files of its build context")
+        return ()
+    rules = []
+    for index, entry in enumerate(entries):
+        where = f"{key}[{index}]"
+        entry = r.mapping(where, entry)
+        r.unknown_keys(f"{where}.", entry, ("path", "target", "action", "ignore"))
+        action = r.choice(f"{where}.action", entry.get("action", SyncSpec.action), SYNC_ACTIONS)
+        path = r.text(f"{where}.path", entry.get("path"), expected="a path in the service's build context")
+        if path is not None and build is not None:
+            path = os.path.normpath(os.path.join(ctx.base_dir, path))
+            context = os.path.realpath(build.context)
+            if os.path.commonpath([context, os.path.realpath(path)]) != context:
+                context_shown = os.path.relpath(build.context, ctx.base_dir)
+                r.fail(f"{where}.path", f"a path inside the service's build context {context_shown}", entry["path"])
+        target = entry.get("target")
+        if action != "rebuild" or target is not None:
+            target = r.text(f"{where}.target", target, ABSOLUTE_PATH, "an absolute path in the container")
+        if target is not None and action != "rebuild" and ctx.read.get("read_only", ServiceSpec.read_only):
+            r.fail(
+                f"{where}.target",
+                f"a writable path: {target} is on the service's read-only root file system; set `readOnly: false` "
+                "on the service (a development stack's opt-out, flagged by the policy pack) to sync into it",
+            )
+        ignore = read_names(r, f"{where}.ignore", entry.get("ignore", []))
+        if path is not None and action is not None:
+            rules.append(SyncSpec(path=path, target=target, action=action, ignore=tuple(ignore)))
+    return tuple(rules)
 
 
 def aliases(ctx: KeyContext, key: str, raw: Any) -> tuple[str, ...]:

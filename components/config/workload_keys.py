@@ -165,6 +165,13 @@ KEYS: tuple[Key, ...] = (
         sections=SERVICE_ONLY,
     ),
     _key(
+        "sync",
+        "`make dev`'s live update (Compose `develop.watch`): [{path (in the build context), target, action: "
+        "`sync` \\| `sync+restart` \\| `rebuild`, ignore: [globs]}]; syncing needs `readOnly: false`",
+        (read.sync, "list"),
+        sections=SERVICE_ONLY,
+    ),
+    _key(
         "timeout", "seconds a job may run (Kubernetes activeDeadlineSeconds)", read.integer(1, 86400), sections=(JOBS,)
     ),
 )

@@ -130,7 +130,7 @@ class WorkloadReader:
         if ("build" in spec) == ("image" in spec):
             r.fail(key, "exactly one of `build` (a Docker build) or `image` (an existing image reference)")
             unread = ("build", "image")
-        ctx = KeyContext(r, self.base_dir, self.build_args, frozenset(self.network_names))
+        ctx = KeyContext(r, self.base_dir, self.build_args, frozenset(self.network_names), written=frozenset(spec))
         for entry in keys_of(section):
             written = {name: spec[name] for name in (entry.name, *entry.shorthands) if name in spec}
             if entry.read is None or not written or entry.name in unread:

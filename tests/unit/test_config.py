@@ -37,6 +37,7 @@ from components.spec import (
     Registry,
     SecretFileSpec,
     ServiceSpec,
+    SyncSpec,
     VolumeSpec,
 )
 
@@ -97,6 +98,15 @@ def _web_ports(ports):
 def _job(**spec):
     """A `migrate` job (from the web image's build) with `spec` on top."""
     return _set("jobs.migrate", {"build": "app/web", "args": ["migrate"], **spec})
+
+
+def _writable_web(values: dict) -> None:
+    values["services"]["web"]["readOnly"] = False
+
+
+def _sync_web(**rule):
+    """web (on a writable root file system) with one sync rule; `from_` writes the key `from`."""
+    return _all(_writable_web, _set("services.web.sync", [{k.rstrip("_"): v for k, v in rule.items()}]))
 
 
 def _secret(key="dbPassword", value="s3cr3t-db-pw"):
@@ -541,6 +551,30 @@ MALFORMED = [
     ("kubernetes-not-an-object", _set("kubernetes", "staging"), "kubernetes"),
     ("images-from-invalid", _set("imagesFrom", "org/project/stack/extra"), "imagesFrom"),
     ("docker-host-invalid", _set("dockerHost", "localhost:2375"), "dockerHost"),
+    # sync: make dev's live-update rules
+    ("sync-not-a-list", _all(_writable_web, _set("services.web.sync", {"path": "app/web"})), "services.web.sync"),
+    ("sync-path-outside-context", _sync_web(path="app/redis", target="/app"), "services.web.sync[0].path"),
+    ("sync-path-escapes-context", _sync_web(path="app/web/../..", target="/app"), "services.web.sync[0].path"),
+    ("sync-target-relative", _sync_web(path="app/web", target="app"), "services.web.sync[0].target"),
+    ("sync-target-missing", _sync_web(path="app/web"), "services.web.sync[0].target"),
+    ("sync-action-unknown", _sync_web(path="app/web", target="/app", action="copy"), "services.web.sync[0].action"),
+    ("sync-ignore-not-a-list", _sync_web(path="app/web", target="/app", ignore=3), "services.web.sync[0].ignore"),
+    ("sync-unknown-key", _sync_web(path="app/web", target="/app", from_="x"), "services.web.sync[0].from"),
+    (
+        "sync-target-read-only",
+        _set("services.web.sync", [{"path": "app/web", "target": "/app"}]),
+        "services.web.sync[0].target",
+    ),
+    (
+        "sync-without-build",
+        _all(
+            _set("services.redis.build", None),
+            _set("services.redis.image", "redis:7"),
+            _set("services.redis.readOnly", False),
+            _set("services.redis.sync", [{"path": "app/redis", "target": "/data"}]),
+        ),
+        "services.redis.sync",
+    ),
 ]
 
 
@@ -1253,3 +1287,36 @@ def test_arbitrary_workload_spec_raises_only_config_error(service, job):
         parse(copy.deepcopy(values))
     except ConfigError as error:
         assert all(p.split(":")[0] for p in error.problems)
+
+
+def test_sync_rules_read_into_the_spec():
+    values = base_values()
+    values["services"]["web"]["readOnly"] = False
+    values["services"]["web"]["sync"] = [
+        {"path": "app/web", "target": "/app", "action": "sync+restart", "ignore": ["*.pyc", "cache"]},
+        {"path": "app/web/Dockerfile", "action": "rebuild"},
+    ]
+    restart, rebuild = parse(values).app.service("web").sync
+    assert restart == SyncSpec(
+        path=os.path.join(ROOT, "app/web"), target="/app", action="sync+restart", ignore=("*.pyc", "cache")
+    )
+    assert (rebuild.path, rebuild.target, rebuild.action) == (os.path.join(ROOT, "app/web/Dockerfile"), None, "rebuild")
+
+
+@pytest.mark.parametrize(
+    "relative,inside",
+    [
+        ("app/web/server.py", "server.py"),
+        ("app/web/static/site.css", "static/site.css"),
+        ("app/web", ""),
+        ("app/webapp/server.py", None),  # a sibling whose name starts alike
+        ("app/web/x.pyc", None),
+        ("app/web/cache/entry", None),  # an ignored directory covers what is in it
+        ("app/web/static/cache/entry", None),
+    ],
+)
+def test_a_sync_rule_covers_its_path_but_not_what_it_ignores(relative, inside):
+    rule = SyncSpec(path="app/web", target="/app", ignore=("*.pyc", "cache"))
+    assert rule.covers(relative) == inside
+    if inside is not None:
+        assert rule.container_path(inside) == os.path.join("/app", inside).rstrip("/")
