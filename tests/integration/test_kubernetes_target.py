@@ -5,10 +5,7 @@ pods and the Pod Security the namespace enforces, secrets, destroy. The tests ru
 import base64
 import json
 import re
-import threading
-import time
 from collections import Counter
-from typing import Optional
 
 import pytest
 import yaml
@@ -18,6 +15,7 @@ from components.conventions import STACK_LABEL
 from components.pod_security import namespace_labels
 from support.testing import (
     ROOT,
+    Prober,
     changed_resources,
     edit_app_version,
     get_json,
@@ -32,58 +30,6 @@ APP_SECRET = "staging-secret-4d1e8b"
 MIN_REQUESTS = 500
 # Everything every command of this module printed (and every error it raised): searched for secrets last.
 OUTPUT: list[str] = []
-
-
-class Prober:
-    """Requests the app continuously from another thread. A request that does not answer 200 with a
-    version counts as failed, whatever went wrong (refused, reset, timeout, bad body); an error of
-    the prober itself is raised again when it stops."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.requests = 0
-        self.failures: Counter = Counter()
-        self.versions: Counter = Counter()
-        self.last_version: Optional[str] = None
-        self._error: Optional[BaseException] = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _request(self) -> None:
-        try:
-            status, body = get_json(self.url + "/", timeout=5)
-            version = body["version"] if status == 200 else None
-        except Exception as error:  # noqa: BLE001 - every way a request fails is a failed request
-            self.failures[f"{type(error).__name__}: {error}"[:120]] += 1
-            return
-        if version is None:
-            self.failures[f"HTTP {status}"] += 1
-        else:
-            self.versions[version] += 1
-            self.last_version = version
-
-    def _run(self):
-        try:
-            while not self._stop.is_set():
-                self._request()
-                self.requests += 1
-                time.sleep(0.01)
-        except BaseException as error:  # noqa: BLE001 - handed to the test thread in __exit__
-            self._error = error
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=30)
-        assert not self._thread.is_alive(), "the prober did not stop"
-        if self._error is not None:
-            raise self._error
-
-    def report(self) -> str:
-        return f"{self.requests} requests, failures {dict(self.failures)}, versions {dict(self.versions)}"
 
 
 def web_pods(namespace: str) -> dict[str, str]:
