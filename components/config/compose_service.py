@@ -396,6 +396,9 @@ class ServiceMapper:
         for index, entry in enumerate(exposed):
             number, _, protocol = str(entry).partition("/")
             first, _, last = number.partition("-")
+            if not (first.isdigit() and (last or first).isdigit()):
+                self.fail(f"expose[{index}]", f"expected a port or range such as 8080 or 8000-8010 (got {entry!r})")
+                continue
             for port in range(int(first), int(last or first) + 1):
                 self.add_port(f"expose[{index}]", port, protocol or "tcp", None)
 

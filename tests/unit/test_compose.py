@@ -563,6 +563,11 @@ def test_develop_watch_on_a_read_only_service_rebuilds_with_a_notice(project):
     assert notices and "not synced: /app/src is on the read-only root file system" in notices[0], app.notices
 
 
+def test_an_expose_entry_that_is_no_port_is_refused_naming_it(project):
+    problems = problems_of(_service(expose=["", "80"]), project)
+    assert any("services.web.expose[0]: expected a port or range" in p for p in problems), problems
+
+
 def test_link_aliases_are_names_of_the_target(project):
     app = to_spec({"services": {"web": {"image": "x", "links": ["db:database"]}, "db": {"image": "redis:7"}}}, project)
     assert app.services["web"]["links"] == ["db"] and app.services["db"]["aliases"] == ["database"]
