@@ -459,10 +459,10 @@ class KubernetesService(pulumi.ComponentResource):
         )
 
     def _open_published(self) -> None:
-        """Once NetworkPolicies isolate the app's networks, the published ports still take traffic from
-        outside them (NodePort, load balancer)."""
+        """The namespace (and each app network) takes connections from its own pods only: the published
+        ports still take them from anywhere (NodePort, load balancer, other namespaces)."""
         spec, args = self._args.spec, self._args
-        if not (args.networks and spec.published):
+        if not spec.published:
             return
         k8s.networking.v1.NetworkPolicy(
             f"{self._name}-published",

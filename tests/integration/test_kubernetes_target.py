@@ -1,6 +1,7 @@
 """The staging stack (Kubernetes target) on the real cluster: up with the policy pack, no-op,
 zero-downtime rollout, rollback by config, data in the PVC, self-healing, hardening in the running
-pods and the Pod Security the namespace enforces, secrets, destroy. The tests run in order."""
+pods and the Pod Security the namespace enforces, secrets (encrypted in the state and in etcd),
+destroy. The tests run in order."""
 
 import base64
 import json
@@ -15,6 +16,7 @@ from components.conventions import STACK_LABEL
 from components.pod_security import namespace_labels
 from support.testing import (
     ROOT,
+    STATE_DIR,
     Prober,
     changed_resources,
     edit_app_version,
@@ -27,6 +29,9 @@ from support.testing import (
 )
 
 APP_SECRET = "staging-secret-4d1e8b"
+# etcd (plain http on loopback, as the API server reaches it) and the key the API server encrypts Secrets with.
+ETCD_RANGE = "http://127.0.0.1:2379/v3/kv/range"
+SECRETS_KEY = STATE_DIR / "cluster" / "pki" / "secrets-encryption.key"
 MIN_REQUESTS = 500
 # Everything every command of this module printed (and every error it raised): searched for secrets last.
 OUTPUT: list[str] = []
@@ -314,6 +319,24 @@ def test_secrets_are_encrypted_in_the_state(staging, project, registry):
     assert registry.password in base64.b64decode(pull["data"][".dockerconfigjson"]).decode()
     app = kubectl_json("-n", staging.namespace, "get", "secret", "app-secrets")
     assert base64.b64decode(app["data"]["appSecret"]).decode() == APP_SECRET
+
+
+def etcd_value(key: str) -> bytes:
+    """The raw value etcd stores under `key`, read over loopback through its v3 JSON gateway."""
+    status, reply = get_json(ETCD_RANGE, "POST", json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode())
+    assert status == 200 and reply.get("kvs"), (key, status, reply)
+    return base64.b64decode(reply["kvs"][0]["value"])
+
+
+def test_the_cluster_stores_the_stacks_secrets_encrypted_in_etcd(staging, registry):
+    """What etcd holds of the pull Secret and the app Secret: secretbox ciphertext, neither the
+    registry password nor the app secret; the key is readable by root only."""
+    for name in ("registry-credentials", "app-secrets"):
+        stored = etcd_value(f"/registry/secrets/{staging.namespace}/{name}")
+        assert stored.startswith(b"k8s:enc:secretbox:v1:secretbox-1:"), (name, stored[:40])
+        for secret in (registry.password, APP_SECRET):
+            assert secret.encode() not in stored, name
+    assert SECRETS_KEY.stat().st_mode & 0o777 == 0o600
 
 
 def test_destroy_removes_every_object_by_name(staging):
