@@ -28,6 +28,7 @@ SERVICES = {
     SERVICE: {
         "build": f"apps/{APP}",
         "port": 8080,
+        "publish": 8080,  # the Service's port: a NodePort, reached on 127.0.0.1
         "health": "/healthz",
         "replicas": 1,
         "cpuRequest": 0.1,
