@@ -60,3 +60,6 @@ forward_rules() {
   done
   return 0
 }
+
+# metrics-server (metrics-server.sh) starts last, once the node is Ready, and stops first.
+DAEMONS+=(metrics-server)
