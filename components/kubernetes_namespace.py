@@ -14,22 +14,8 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, LabelSelectorRequiremen
 from pulumi_kubernetes.networking.v1 import NetworkPolicyIngressRuleArgs, NetworkPolicyPeerArgs, NetworkPolicySpecArgs
 
 from .conventions import STACK_LABEL
-from .pod_security import PodSecurityLevel, namespace_labels
-from .spec import PortSpec
-
-# Kubernetes, unlike Docker, keeps ports below 1024 for root: this namespaced sysctl (one of the
-# "safe" ones every cluster allows) lets the non-root user bind them, as on Docker.
-UNPRIVILEGED_PORTS = {"net.ipv4.ip_unprivileged_port_start": "0"}
-# Services with ports sleep this long before their stop signal, so that endpoints drop the pod first.
-PRE_STOP_SECONDS = 5
-
-
-def _protocol(port: PortSpec) -> Optional[str]:
-    """UDP when asked; TCP, Kubernetes' default, is left unsaid (as earlier releases did)."""
-    return "UDP" if port.protocol == "udp" else None
-
-
 from .kubernetes_objects import dns_label, first_release_aliases, network_label, object_metadata
+from .pod_security import PodSecurityLevel, namespace_labels
 
 APP_SECRETS = "app-secrets"
 PULL_SECRET = "registry-credentials"
