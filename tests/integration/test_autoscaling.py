@@ -77,8 +77,11 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed(project, registry, cluster):
     shutil.copytree(ROOT / "tests" / "integration" / "apps" / APP, project.directory / "apps" / APP)
+    # The staging stack file's `replicas: 2` would be every stateless service's floor: this one starts from 1.
     stack = project.stack(
-        "staging", config={"services": json.dumps(SERVICES)}, secrets={"registryPassword": registry.password}
+        "staging",
+        config={"services": json.dumps(SERVICES), "replicas": "1"},
+        secrets={"registryPassword": registry.password},
     )
     try:
         outputs = stack.up().outputs
