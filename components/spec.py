@@ -258,12 +258,30 @@ class JobSpec(WorkloadSpec):
 
 
 @dataclass(frozen=True)
+class RouteSpec:
+    """An HTTP route of the app's one entry point: requests for `host` (any host when None) under
+    `path` go to `service`'s port `port`. A router container serves them on Docker (over the
+    service's replicas), an Ingress on Kubernetes; both speak https."""
+
+    service: str
+    port: str = MAIN_PORT
+    """The name of one of the service's ports."""
+    path: str = "/"
+    """A path prefix; the longest matching prefix wins."""
+    host: Optional[str] = None
+    tls_secret: Optional[str] = None
+    """Kubernetes: the user's TLS Secret for `host` (else the platform's certificate serves it)."""
+
+
+@dataclass(frozen=True)
 class AppSpec:
     """Services and jobs, ordered so that each comes after what it links to or depends on."""
 
     workloads: tuple[WorkloadSpec, ...]
     networks: tuple[NetworkSpec, ...] = ()
     """The networks workloads name in `networks`; none: one default network for all."""
+    routes: tuple[RouteSpec, ...] = ()
+    """The entry point's HTTP routes; none: each service is reached on its own published port."""
 
     @property
     def services(self) -> tuple[ServiceSpec, ...]:
