@@ -1,9 +1,10 @@
 """Paced HTTP traffic for tests and the bench: GETs of one URL at a steady, bounded rate from background
-threads, each one counted as answered (HTTP 200) or failed, whatever went wrong. Only loopback URLs
-are meant: it is load on our own services."""
+threads, each one counted as answered (HTTP 200) or failed, whatever went wrong; the Prober also reads
+which version of the app answered. Only loopback URLs are meant: it is load on our own services."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -35,8 +36,8 @@ class PacedRequests:
 
     def _request(self) -> None:
         try:
-            status, _, _ = http("GET", self.url, timeout=self._timeout)
-            failure: Optional[str] = None if status == 200 else f"HTTP {status}"
+            status, body, _ = http("GET", self.url, timeout=self._timeout)
+            failure = self._check(status, body)
         except Exception as error:  # noqa: BLE001 - every way a request fails is a failed request
             failure = f"{type(error).__name__}: {error}"[:120]
         with self._lock:
@@ -44,6 +45,14 @@ class PacedRequests:
                 self.answered += 1
             else:
                 self.failures[failure] += 1
+            self._counted(failure)
+
+    def _check(self, status: int, body: bytes) -> Optional[str]:
+        """Why an answer counts as failed, or None."""
+        return None if status == 200 else f"HTTP {status}"
+
+    def _counted(self, failure: Optional[str]) -> None:
+        """Called with the lock held after each request."""
 
     def _run(self) -> None:
         try:
@@ -71,3 +80,45 @@ class PacedRequests:
 
     def report(self) -> str:
         return f"{self.requests} requests, {sum(self.failures.values())} failed {dict(self.failures)}"
+
+
+class Prober(PacedRequests):
+    """Requests the app's `/` (which answers `{"version": ...}`) until stopped, 100 a second by
+    default. An answer without a version counts as failed too. Keeps which versions answered, when
+    failures began and ended (an outage's length) and how many requests in a row have succeeded since."""
+
+    def __init__(self, url: str, timeout: float = 5, per_second: float = 100, max_seconds: float = 3600):
+        super().__init__(url + "/", per_second, max_seconds=max_seconds, timeout=timeout)
+        self.versions: Counter = Counter()
+        self.last_version: Optional[str] = None
+        self.first_failure: Optional[float] = None
+        self.last_failure: Optional[float] = None
+        self.succeeded_in_a_row = 0
+
+    def _check(self, status: int, body: bytes) -> Optional[str]:
+        failure = super()._check(status, body)
+        if failure is None:
+            version = json.loads(body)["version"]
+            self.versions[version] += 1  # one thread: no lock needed before the count
+            self.last_version = version
+        return failure
+
+    def _counted(self, failure: Optional[str]) -> None:
+        if failure is None:
+            self.succeeded_in_a_row += 1
+            return
+        self.last_failure = time.monotonic()
+        self.first_failure = self.first_failure or self.last_failure
+        self.succeeded_in_a_row = 0
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    @property
+    def outage(self) -> float:
+        """Seconds from the first failed request to the last one (0 without failures)."""
+        return (self.last_failure - self.first_failure) if self.first_failure and self.last_failure else 0.0
+
+    def report(self) -> str:
+        return f"{super().report()} over {self.outage:.1f}s, versions {dict(self.versions)}"

@@ -22,7 +22,6 @@ from components.conventions import SERVICE_LABEL, STACK_LABEL
 from support.testing import (
     ROOT,
     STATE_DIR,
-    Prober,
     RegistryCredentials,
     edit_app_version,
     free_port,
@@ -32,6 +31,7 @@ from support.testing import (
     step_events,
     wait_for,
 )
+from support.traffic import Prober
 
 RECORDS = [f"record {n}" for n in range(20)]
 READY_TIMEOUT = 15

@@ -17,7 +17,6 @@ from components.pod_security import namespace_labels
 from support.testing import (
     ROOT,
     STATE_DIR,
-    Prober,
     changed_resources,
     edit_app_version,
     get_json,
@@ -27,6 +26,7 @@ from support.testing import (
     step_events,
     wait_for,
 )
+from support.traffic import Prober
 
 APP_SECRET = "staging-secret-4d1e8b"
 # etcd (plain http on loopback, as the API server reaches it) and the key the API server encrypts Secrets with.

@@ -1,5 +1,6 @@
 """The paced traffic of the integration tests (support/traffic.py), against an HTTP server on loopback:
-it keeps to its rate, stops by itself after max_seconds, and counts what is not a 200 as failed."""
+it keeps to its rate, stops by itself after max_seconds, and counts what is not a 200 as failed; the
+Prober also counts the versions that answered and an answer without one as failed."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from support.traffic import PacedRequests
+from support.traffic import PacedRequests, Prober
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
+        body = b'{"version": "7"}' if self.path == "/versioned/" else b""
         self.send_response(500 if self.path == "/fail" else 200)
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, *args):
         pass
@@ -52,3 +55,14 @@ def test_what_is_not_a_200_is_counted_as_failed(server):
     assert failing.answered == 0 and failing.failures == {"HTTP 500": failing.requests} and failing.requests > 0
     assert refused.answered == 0 and refused.requests > 0
     assert all(reason.startswith("URLError") for reason in refused.failures), refused.report()
+
+
+def test_the_prober_counts_versions_and_an_answer_without_one_as_failed(server):
+    with Prober(server + "/versioned", per_second=50) as versioned:
+        time.sleep(0.3)
+    with Prober(server, per_second=50) as unversioned:
+        time.sleep(0.3)
+    assert versioned.versions == {"7": versioned.requests} and versioned.last_version == "7", versioned.report()
+    assert versioned.failed == 0 and versioned.succeeded_in_a_row == versioned.requests > 5
+    assert unversioned.failed == unversioned.requests > 5 and unversioned.succeeded_in_a_row == 0
+    assert unversioned.outage > 0.1, unversioned.report()
