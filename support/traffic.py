@@ -88,7 +88,7 @@ class Prober(PacedRequests):
     failures began and ended (an outage's length) and how many requests in a row have succeeded since."""
 
     def __init__(self, url: str, timeout: float = 5, per_second: float = 100, max_seconds: float = 3600):
-        super().__init__(url + "/", per_second, max_seconds=max_seconds, timeout=timeout)
+        super().__init__(url.rstrip("/") + "/", per_second, max_seconds=max_seconds, timeout=timeout)
         self.versions: Counter = Counter()
         self.last_version: Optional[str] = None
         self.first_failure: Optional[float] = None
