@@ -114,7 +114,7 @@ def draw(results: dict) -> Figure:
                 label="its counterpart, the floor: docker CLI, docker-compose, kubectl, empty program (noop.up: the CLI)",
             ),
             Line2D([], [], color="dimgray", linestyle=":", label="the floor's level (the first counterpart)"),
-            Line2D([], [], color=GOAL, linestyle="--", linewidth=2, label="goal (issue #14): at most N × the floor"),
+            Line2D([], [], color=GOAL, linestyle="--", linewidth=2, label="goal (issue #19): at most N × the floor"),
         ],
         loc="outside lower center",
         ncols=2,

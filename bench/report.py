@@ -43,7 +43,8 @@ DESCRIPTIONS = {
     "dev.live": "`make dev` running, web with a `sync+restart` rule: the same edit copied into its container, "
     "restarted -> the new version answers",
     "dev.raw": "the same by hand: docker build && push && rm -f && run -> the new version answers",
-    "dev.compose": "the same under Compose: `docker-compose up -d --build web` -> the new version answers",
+    "dev.compose": "the same under Compose: `docker-compose up -d --build web` -> the new version answers (the "
+    "installed Compose, Debian's v1, has no `develop.watch` sync: it rebuilds)",
 }
 RATIOS = {
     "cold pulumi/raw": ("cold.pulumi", "cold.raw"),
@@ -56,17 +57,17 @@ RATIOS = {
     "scale10 pulumi/raw": ("scale10.up", "scale10.raw"),
     "scale50 pulumi/raw": ("scale50.up", "scale50.raw"),
     "dev save-to-live/raw": ("dev.live", "dev.raw"),  # our best loop: live update
-    "dev save-to-live/compose": ("dev.pulumi", "dev.compose"),
+    "dev save-to-live/compose": ("dev.live", "dev.compose"),
 }
-# The goals of issue #14, as upper bounds of the median ratios.
+# The goals of issue #19, as upper bounds of the median ratios.
 GOALS = {
-    "cold pulumi/raw": 1.3,
+    "cold pulumi/raw": 1.2,
     "edit pulumi/raw": 1.3,
     "no-op preview/empty preview": 1.3,
     "kubernetes pulumi/kubectl": 1.3,
     "scale10 pulumi/raw": 1.0,
     "scale50 pulumi/raw": 1.0,
-    "dev save-to-live/raw": 1.3,
+    "dev save-to-live/raw": 0.8,
 }
 
 

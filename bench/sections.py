@@ -171,11 +171,16 @@ def set_version(b: Bench, version: str) -> str:
     return version
 
 
+# A request made while the container (re)starts can hang for most of a second in the engine's port
+# proxy; a fresh request then answers at once: each poll gives up after this long.
+POLL_TIMEOUT = 0.25
+
+
 def wait_for_version(url: str, version: str) -> None:
-    """Until the service at `url` answers with `version` (polled every 0.05 s)."""
+    """Until the service at `url` answers with `version` (polled every 0.05 s, a fresh request each)."""
 
     def answers() -> bool:
-        status, document = get_json(url + "/")
+        status, document = get_json(url + "/", timeout=POLL_TIMEOUT)
         return status == 200 and document.get("version") == version
 
     wait_for(answers, timeout=180, interval=0.05, what=f"version {version} at {url}")

@@ -8,6 +8,7 @@ tag and digest.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -84,11 +85,12 @@ class Engine:
 
     The program reads base image IDs before it can declare its images: asked through the Docker
     provider (an invoke), every preview first waited for the provider plugin to start. The dev loop
-    reads them the same way, so both compute the same tags."""
+    reads them the same way (`base_image_ids`), so both compute the same tags."""
 
     def __init__(self, host: Optional[str] = None):
         self.host = host
         self._client: Optional[docker_sdk.DockerClient] = None
+        self._lookups: dict[str, asyncio.Future] = {}
 
     def image_id(self, name: str) -> Optional[str]:
         """The ID of image `name` in the engine, or None when it has no such image."""
@@ -111,6 +113,20 @@ class Engine:
         """The ID of each image the build starts FROM; a stand-in (tagged under the base's name by the
         same run) gives its own, the one the base will have."""
         return {base: self.image_id(stand_ins.get(base, base)) for base in base_images(build)}
+
+    def image_id_output(self, name: str) -> pulumi.Output[Optional[str]]:
+        """`image_id` for a program: asked once per name (a stand-in and every build FROM its base share
+        the answer), in a worker thread, so the program registers its resources meanwhile instead of
+        waiting for the engine before its first registration."""
+        if name not in self._lookups:
+            self._lookups[name] = asyncio.get_running_loop().run_in_executor(None, self.image_id, name)
+        return pulumi.Output.from_input(self._lookups[name])
+
+    def base_image_ids_output(self, build: BuildSpec, stand_ins: Mapping[str, str]) -> pulumi.Output[dict]:
+        """`base_image_ids` as an Output, each image asked once (`image_id_output`)."""
+        return pulumi.Output.all(
+            **{base: self.image_id_output(stand_ins.get(base, base)) for base in base_images(build)}
+        )
 
 
 # The registry (distribution) rewrites a tag's link file in place: a push of a repository:tag that
@@ -197,7 +213,10 @@ class ContainerImage(pulumi.ComponentResource):
 
     def _built(self, name: str, args: ContainerImageArgs) -> docker.RemoteImage:
         # Asked of the engine that builds (the provider's), in preview and update alike.
-        tagged = f"{args.repository}:{content_tag(args.build, args.engine.base_image_ids(args.build, args.stand_ins))}"
+        files = context_files(args.build)
+        tagged = args.engine.base_image_ids_output(args.build, args.stand_ins).apply(
+            lambda ids: f"{args.repository}:{content_tag(args.build, ids, files)}"
+        )
         local = docker.RemoteImage(
             name,
             name=tagged,
@@ -219,13 +238,14 @@ class ContainerImage(pulumi.ComponentResource):
         self.digest = pulumi.Output.from_input(None)
         self.registry_ref = pulumi.Output.from_input(None)
         if args.push:
-            self._push(name, args.repository, local, tagged)
+            # The same sources on the same bases (one engine per program) make the same tag.
+            self._push(name, args.repository, local, f"{args.repository}:{content_tag(args.build, None, files)}")
         return local
 
-    def _push(self, name: str, repository: str, local: docker.RemoteImage, tagged: str) -> None:
+    def _push(self, name: str, repository: str, local: docker.RemoteImage, same_tag: str) -> None:
         pushes = _pushes_in_this_program()
-        same_push = pushes.get(tagged)
-        self.pushed = pushes[tagged] = docker.RegistryImage(
+        same_push = pushes.get(same_tag)
+        self.pushed = pushes[same_tag] = docker.RegistryImage(
             name,
             name=local.name,
             # Pushed digests are the release history (rollback, promotion): never deleted.
@@ -244,17 +264,20 @@ class StandIn(pulumi.ComponentResource):
 
     def __init__(self, name: str, base: str, local: str, engine: Engine, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:StandIn", name, None, opts)
-        local_id = engine.image_id(local)
-        if local_id is None:
-            raise pulumi.RunError(
-                f"baseImages.{base}: the engine has no image {local} to stand in for it "
-                "(build it first, e.g. `make platform`)"
-            )
+
+        def present(local_id: Optional[str]) -> str:
+            if local_id is None:
+                raise pulumi.RunError(
+                    f"baseImages.{base}: the engine has no image {local} to stand in for it "
+                    "(build it first, e.g. `make platform`)"
+                )
+            return local_id
+
         self.tag = docker.Tag(
             name,
             source_image=local,
             target_image=base,
-            tag_triggers=[local_id],
+            tag_triggers=[engine.image_id_output(local).apply(present)],
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})

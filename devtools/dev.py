@@ -8,8 +8,9 @@ files those rules cover: they are copied into its running containers (and the pr
 `sync+restart`), with no build, push or `pulumi up`.
 
 The file watcher is `pulumi watch`'s own helper, pulumi-watch (built by `make toolchain`): it prints
-a line per burst of changes; the loop then compares content tags with the ones deployed, so editor
-noise, ignored files and saves that change nothing never start an update.
+a line per burst of changes (collected for 50 ms rather than `pulumi watch`'s 250); the loop then
+compares content tags with the ones deployed, so editor noise, ignored files and saves that change
+nothing never start an update.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from .stack import ImageBuild, Stack, StackError, service_of
 PROGRAM = "the program or the stack config"
 LIVE_TIMEOUT = 60
 WATCHER_SETUP = 1.0  # seconds pulumi-watch takes to watch every path (it does not say when it does)
+# How long pulumi-watch collects a burst of events before its line (`pulumi watch` waits 250 ms): an
+# editor's save (write, rename) is done within a few; a burst split in two costs one tag comparison.
+WATCHER_THROTTLE_MS = 50
 
 
 def watcher_binary() -> str:
@@ -221,12 +225,16 @@ class DevLoop:
                 "--origin",
                 str(self.stack.project_dir),
                 *(arg for path in paths for arg in ("--watch", path)),
+                "--throttle-ms",
+                str(WATCHER_THROTTLE_MS),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
         )
         time.sleep(WATCHER_SETUP)
+        if watcher.poll() is not None:
+            raise StackError("pulumi-watch exited at once (one without --throttle-ms?): run `make toolchain`")
         self.say(f"watching {len(paths)} paths; save a file to roll its service (Ctrl-C to stop)")
         try:
             # Saves made while the watcher started or during an update are taken right away.

@@ -109,5 +109,7 @@ if __name__ == "__main__":
     server = Server(("", PORT), Handler)
     stop_gracefully(server)
     print(f"cloudservice {VERSION} listening on :{PORT}, redis at {REDIS_HOST}:{REDIS_PORT}", flush=True)
-    server.serve_forever()
+    # shutdown() is noticed at the next poll: 0.05 s makes a stop (docker stop, a live update's
+    # restart, a rolling replacement) take that long instead of up to the default 0.5 s.
+    server.serve_forever(poll_interval=0.05)
     server.server_close()

@@ -23,6 +23,11 @@ pub struct ProgramArgs {
   // Directory to watch. May be specified multiple times.
   #[structopt(short = 'w', long, required = true, value_parser, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
   watch: Vec<PathBuf>,
+
+  // How long to collect a burst of events before printing its line (cloudservice addition; the
+  // default is upstream's fixed 250 ms).
+  #[structopt(long, default_value_t = 250, value_parser, value_name = "MS")]
+  throttle_ms: u64,
 }
 
 #[derive(StructOpt, Debug, Clone)]
@@ -56,7 +61,7 @@ async fn main() -> Result<()> {
 
   let mut runtime = RuntimeConfig::default();
   runtime.pathset(args.watch);
-  runtime.action_throttle(Duration::from_millis(250));
+  runtime.action_throttle(Duration::from_millis(args.throttle_ms));
 
   // Note: to preserve existing watch behavior, we do not read/interpret other ignore files.
   let filter = GlobsetFilterer::new(args.origin, [], ignores, [], [])
