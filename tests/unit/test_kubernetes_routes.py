@@ -10,6 +10,7 @@ import pytest
 from harness import default_services, deploy, kubernetes_config
 from recorder import CLOUD_SERVICE, NETWORK_POLICY, resolve
 
+from components.config.errors import ConfigError
 from components.kubernetes_objects import SERVER_SIDE_APPLY, SKIP_AWAIT
 from components.routes import route_key, route_urls
 from components.spec import RouteSpec
@@ -109,10 +110,8 @@ def test_stack_urls_are_the_routes_and_the_published_ports_of_the_rest(mocks):
 
 
 def test_entry_point_settings_reach_the_ingress_and_the_urls(mocks):
-    kubernetes = {"namespace": "team-a"}
-    config = routed(RouteSpec(service="web"), kubernetes=kubernetes)
-    settings = dataclasses.replace(config.kubernetes, ingress_class="nginx", https_port=443, route_domain="dev.test")
-    app = deploy(dataclasses.replace(config, kubernetes=settings))
+    kubernetes = {"namespace": "team-a", "ingressClass": "nginx", "httpsPort": 443, "routeDomain": "dev.test"}
+    app = deploy(routed(RouteSpec(service="web"), kubernetes=kubernetes))
     spec = ingress_of(mocks)["spec"]
     assert spec["ingressClassName"] == "nginx"
     assert spec["rules"][0]["host"] == "team-a.dev.test"
@@ -146,3 +145,18 @@ def test_route_urls_keep_the_routes_order_and_their_own_hosts():
         ("web", "https://localhost:8443/shop"),
         ("api", "https://api.localhost:8443/"),
     ]
+
+
+def test_the_entry_point_settings_come_from_the_kubernetes_config_keys():
+    assert kubernetes_config().kubernetes.default_host == DEFAULT_HOST
+    keys = {"namespace": "team-a", "ingressClass": "nginx", "httpsPort": 443, "routeDomain": "dev.test"}
+    settings = kubernetes_config(kubernetes=keys).kubernetes
+    assert (settings.ingress_class, settings.https_port, settings.default_host) == ("nginx", 443, "team-a.dev.test")
+
+
+def test_bad_entry_point_settings_are_reported_together():
+    keys = {"ingressClass": "No_Class", "httpsPort": 0, "routeDomain": "-bad-"}
+    with pytest.raises(ConfigError) as error:
+        kubernetes_config(kubernetes=keys)
+    for key in ("kubernetes.ingressClass", "kubernetes.httpsPort", "kubernetes.routeDomain"):
+        assert key in str(error.value)
