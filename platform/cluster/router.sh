@@ -16,7 +16,7 @@ write_router_config() {
   # Static: the entry points and providers (a change restarts it).
   put_file "$ROUTER_CONFIG" traefik <<EOF
 global: {checkNewVersion: false, sendAnonymousUsage: false}
-log: {level: INFO}
+log: {level: INFO, noColor: true}
 entryPoints:
   websecure:
     address: "127.0.0.1:$CLUSTER_HTTPS_PORT"
