@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -21,7 +22,17 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from support.testing import ENTRY_POINT_CA, ROOT, Prober, edit_app_version, get_json, http, kubectl_json, wait_for
+from support.testing import (
+    ENTRY_POINT_CA,
+    ROOT,
+    Prober,
+    edit_app_version,
+    get_json,
+    http,
+    kubectl,
+    kubectl_json,
+    wait_for,
+)
 
 BURNER = "cpu-burner"  # answers any path with its pod's name
 # Each request is a new https connection (about 50 ms here): the rollout spans a few hundred of them.
@@ -72,6 +83,36 @@ def routed(project, registry, cluster):
     finally:  # a failed `up` leaves objects too
         stack.destroy()
         stack.workspace.remove_stack(stack.name)
+
+
+def test_the_entry_point_runs_with_its_own_least_privileged_identity_and_a_constrained_ca(cluster):
+    """`make cluster`'s router serves the IngressClass `cloudservice` as `cloudservice:router`, which may
+    read what routing needs and write nothing but the Ingresses' status; the CA it serves a
+    certificate of is trusted for loopback names only, its key readable by its owner only."""
+    assert kubectl_json("get", "ingressclass", "cloudservice")["spec"]["controller"] == "traefik.io/ingress-controller"
+    expected = {
+        "watch ingresses.networking.k8s.io": "yes",
+        "list endpointslices.discovery.k8s.io": "yes",
+        "get secrets": "yes",
+        "update ingresses.networking.k8s.io --subresource=status": "yes",
+        "update ingresses.networking.k8s.io": "no",
+        "create secrets": "no",
+        "create pods": "no",
+        "delete services": "no",
+    }
+    granted = {
+        question: kubectl("auth", "can-i", *question.split(), "-A", "--as", "cloudservice:router", check=False).strip()
+        for question in expected
+    }
+    assert granted == expected
+    assert (ENTRY_POINT_CA.parent / "ca.key").stat().st_mode & 0o777 == 0o600
+    constraints = subprocess.run(
+        ["openssl", "x509", "-noout", "-ext", "nameConstraints", "-in", str(ENTRY_POINT_CA)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "critical" in constraints and "DNS:localhost" in constraints and "IP:127.0.0.0/255.0.0.0" in constraints
 
 
 def test_up_routes_two_services_by_path_and_by_host_over_https(routed):
