@@ -44,4 +44,7 @@ venv/bin/python -m devtools recover --stack "$stack"
 policy=()
 [ "$template" = prod ] && policy=(--policy-pack "$ROOT_DIR/policy")
 pulumi up --yes "${policy[@]}"
-log "$stack is up: $(pulumi stack output url)"
+url=$(pulumi stack output url)
+log "$stack is up: $url"
+# The entry point's certificate is the platform's (platform/router.sh): say which CA to trust.
+[[ $url != https://* ]] || log "  signed by the platform's local CA: curl --cacert $STATE_DIR/tls/ca.crt $url"
