@@ -211,7 +211,7 @@ def test_build_and_push(mocks, context):
         "context": os.path.relpath(context),
         "dockerfile": "Dockerfile",
         "buildArgs": {"BASE_IMAGE": "cloudservice/base:bookworm"},
-        "labels": {"app.kubernetes.io/part-of": "cloudservice"},
+        "label": {"app.kubernetes.io/part-of": "cloudservice"},  # `labels` never reaches the build
     }
     assert pushed.inputs["name"] == name
     assert pushed.inputs["keepRemotely"] is True, "pushed digests are release history"
