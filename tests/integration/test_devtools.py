@@ -45,7 +45,7 @@ class MakeProject:
         )
 
     def status(self) -> dict[str, list[str]]:
-        """`make status`, its table read back: service -> [state, digest, url]."""
+        """`make status`, its table read back: service -> [state, digest, url]; its disk lines."""
         result = subprocess.run(
             ["make", "--no-print-directory", "status", f"STACK={self.stack.name}"],
             cwd=self.project.directory,
@@ -64,7 +64,7 @@ class MakeProject:
                 break
             cells = [line[start:end].strip() for start, end in zip(columns, [*columns[1:], None])]
             rows[cells[0]] = cells[1:]
-        return {"header": lines[:header], **rows}
+        return {"header": lines[:header], "disk": [line for line in lines if line.startswith("disk: ")], **rows}
 
 
 def make_project(tmp_path_factory, template: str, registry, config: dict | None = None) -> MakeProject:
@@ -128,6 +128,12 @@ def check_status(made: MakeProject, expected_states: dict[str, str]) -> None:
             f"{service} runs {digest}, the stack pushed {made.outputs['digests'][service]}"
         )
         assert url == made.outputs["urls"].get(service, "-")
+    # The space images take, which `make gc` frees: the engine's (as `docker system df`) and the registry's.
+    engine, registry = status["disk"]
+    assert re.fullmatch(r"disk: engine [0-9.]+ [kMGT]?B in [0-9]+ images, containers .*, build cache .*", engine), (
+        engine
+    )
+    assert re.match(r"disk: registry [0-9.]+ [kMGT]?B ", registry), registry
 
 
 def check_logs(made: MakeProject) -> None:
