@@ -212,7 +212,10 @@ def _collect_engine(client, images, repositories: list[str], keep: int, referenc
     for release in doomed:
         try:
             for name in sorted(release.names):
-                client.images.remove(name)
+                try:
+                    client.images.remove(name)
+                except docker.errors.ImageNotFound:  # gone with the name removed before it
+                    pass
         except docker.errors.APIError as error:  # a container started from it since the listing
             say(f"engine: kept {release}: {error.explanation}")
             continue

@@ -86,7 +86,7 @@ storage_bytes() { du -sB1 "$RUN_DIR/data" | cut -f1; }
 
 collect() {
   [ -f "$CONFIG" ] || { log "No registry here yet: nothing to collect"; return; }
-  exec 9>"$RUN_DIR/collect.lock" # one collection at a time
+  exec 9>"$RUN_DIR/garbage-collect.lock" # one collection at a time
   flock 9
   local before after was_running=false rc=0
   before=$(storage_bytes)
@@ -94,7 +94,8 @@ collect() {
   stop_daemon registry 10
   # Without --delete-untagged: a manifest whose tag was pushed again may still be pinned by digest.
   run_logged "$RUN_DIR/garbage-collect.log" docker-registry garbage-collect "$CONFIG" || rc=$?
-  if "$was_running"; then start; fi
+  # Started without the lock's descriptor: a registry holding it would block every later collection.
+  if "$was_running"; then start 9>&-; fi
   [ "$rc" -eq 0 ] || die "registry garbage collection failed (exit $rc)"
   after=$(storage_bytes)
   log "Registry garbage collection: $((before - after)) bytes reclaimed ($before -> $after bytes in $RUN_DIR/data)"
