@@ -13,7 +13,7 @@ help: ## List the targets
 up: ## Bring up STACK (default dev; FROM=dev for a personal copy of a stack) and print its URL
 	@scripts/up.sh $(STACK) $(FROM)
 
-dev: ## Follow the sources: a save rebuilds and rolls its service of STACK, then prints its URL
+dev: ## Follow the sources: a save syncs into (live update) or rebuilds and rolls its service of STACK
 	@scripts/devtools.sh dev $(STACK)
 
 logs: ## Follow the logs of STACK's services (SERVICE=name for one)

@@ -249,6 +249,10 @@ class DockerService(pulumi.ComponentResource):
     def __init__(self, name: str, args: DockerServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:DockerService", name, None, opts)
         self._name, self._args = name, args
+        if args.spec.autoscale is not None:
+            pulumi.log.warn(
+                f"service {args.spec.name}: autoscale is for Kubernetes: Docker runs a fixed `replicas`", resource=self
+            )
         mounts, secret_labels = _secret_files(self, name, args.spec, args)
         self.volumes: list[docker.Volume] = []
         prepared = [self._volume(volume, mounts) for volume in args.spec.volumes]

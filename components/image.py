@@ -44,25 +44,35 @@ def base_images(build: BuildSpec) -> list[str]:
     return list(dict.fromkeys(p for p in parser.parent_images if p != "scratch" and p not in stages))
 
 
-def content_tag(build: BuildSpec, base_image_ids: Optional[Mapping[str, Optional[str]]] = None) -> str:
+def context_files(build: BuildSpec) -> dict[str, tuple[int, bytes]]:
+    """Every file `docker build` would send (.dockerignore applied with Docker's own rules, as the
+    Docker SDK implements them): its path in the context -> (permission bits, SHA-256)."""
+    files = {}
+    for relative in exclude_paths(build.context, _ignore_patterns(build.context), dockerfile=build.dockerfile):
+        path = os.path.join(build.context, relative)
+        if os.path.isfile(path):
+            with open(path, "rb") as source:
+                files[relative] = (os.stat(path).st_mode & 0o777, hashlib.sha256(source.read()).digest())
+    return files
+
+
+def content_tag(
+    build: BuildSpec,
+    base_image_ids: Optional[Mapping[str, Optional[str]]] = None,
+    files: Optional[Mapping[str, tuple[int, bytes]]] = None,
+) -> str:
     """A tag that changes exactly when what `docker build` would see changes.
 
-    Hashes every file the build would send (.dockerignore applied with Docker's own rules, as the
-    Docker SDK implements them), its mode, the Dockerfile name, target, build arguments and platform,
+    Hashes every file the build would send (`context_files`), its mode, the Dockerfile name, target, build arguments and platform,
     and the ID of each base image found in the engine (`base_image_ids`, name to ID or None when it is
     not there and the build will pull it), so a base image rebuilt under the same name changes the tag.
+    `files`: the context's files as `context_files` read them already.
     """
     digest = hashlib.sha256()
     for base in base_images(build):
         digest.update(f"FROM {base}\0{(base_image_ids or {}).get(base) or ''}\0".encode())
-    sent = exclude_paths(build.context, _ignore_patterns(build.context), dockerfile=build.dockerfile)
-    for relative in sorted(sent):
-        path = os.path.join(build.context, relative)
-        if not os.path.isfile(path):
-            continue
-        digest.update(f"{relative}\0{os.stat(path).st_mode & 0o777}\0".encode())
-        with open(path, "rb") as source:
-            digest.update(hashlib.sha256(source.read()).digest())
+    for relative, (mode, file_digest) in sorted((context_files(build) if files is None else files).items()):
+        digest.update(f"{relative}\0{mode}\0".encode() + file_digest)
     digest.update(f"{build.dockerfile}\0{build.target}\0{sorted(build.args.items())}".encode())
     if build.platform:  # only when set: the tags of builds for the engine's own platform stay as they were
         digest.update(f"\0{build.platform}".encode())

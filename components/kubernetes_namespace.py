@@ -1,5 +1,5 @@
 """AppNamespace: the stack's namespace (with the Pod Security level its app needs), its registry pull
-Secret and app Secret, and a NetworkPolicy per app network."""
+Secret and app Secret, a NetworkPolicy that closes it to other namespaces and one per app network."""
 
 from __future__ import annotations
 
@@ -10,29 +10,17 @@ from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_kubernetes.meta.v1 import LabelSelectorArgs
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, LabelSelectorRequirementArgs
 from pulumi_kubernetes.networking.v1 import NetworkPolicyIngressRuleArgs, NetworkPolicyPeerArgs, NetworkPolicySpecArgs
 
 from .conventions import STACK_LABEL
-from .pod_security import PodSecurityLevel, namespace_labels
-from .spec import PortSpec
-
-# Kubernetes, unlike Docker, keeps ports below 1024 for root: this namespaced sysctl (one of the
-# "safe" ones every cluster allows) lets the non-root user bind them, as on Docker.
-UNPRIVILEGED_PORTS = {"net.ipv4.ip_unprivileged_port_start": "0"}
-# Services with ports sleep this long before their stop signal, so that endpoints drop the pod first.
-PRE_STOP_SECONDS = 5
-
-
-def _protocol(port: PortSpec) -> Optional[str]:
-    """UDP when asked; TCP, Kubernetes' default, is left unsaid (as earlier releases did)."""
-    return "UDP" if port.protocol == "udp" else None
-
-
 from .kubernetes_objects import dns_label, first_release_aliases, network_label, object_metadata
+from .pod_security import PodSecurityLevel, namespace_labels
 
 APP_SECRETS = "app-secrets"
 PULL_SECRET = "registry-credentials"
+# The NetworkPolicy that closes the namespace to the other namespaces' pods.
+SAME_NAMESPACE_ONLY = "same-namespace-only"
 
 
 def _dockerconfigjson(server: str, username: str, password: str) -> str:
@@ -117,9 +105,33 @@ class AppNamespace(pulumi.ComponentResource):
             )
             self.secrets_name = app_secrets.metadata.name
             self._secrets_uid = app_secrets.metadata.uid
+        self._close_to_other_namespaces(name, args.networks, args.labels)
         for network in args.networks:
             self._isolate(name, network, args.labels)
         self.register_outputs({"name": self.name, "pull_secrets": self.pull_secrets, "secrets_name": self.secrets_name})
+
+    def _close_to_other_namespaces(self, name: str, networks: Sequence[str], labels: Mapping[str, str]) -> None:
+        """The namespace takes connections from its own pods only, as a Docker stack's network does
+        (published ports excepted: KubernetesService). NetworkPolicies add up, so this one selects
+        the pods of no isolated network only: a network's own policy keeps its pods from the rest of
+        the namespace."""
+        outside_networks = LabelSelectorArgs(
+            match_expressions=[
+                LabelSelectorRequirementArgs(key=network_label(network), operator="DoesNotExist")
+                for network in networks
+            ]
+            or None
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-{SAME_NAMESPACE_ONLY}",
+            metadata=object_metadata(SAME_NAMESPACE_ONLY, self.name, labels),
+            spec=NetworkPolicySpecArgs(
+                pod_selector=outside_networks,
+                policy_types=["Ingress"],
+                ingress=[NetworkPolicyIngressRuleArgs(from_=[NetworkPolicyPeerArgs(pod_selector=LabelSelectorArgs())])],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _isolate(self, name: str, network: str, labels: Mapping[str, str]) -> None:
         """Compose's isolation of a network: its pods take connections from its own pods only (and on

@@ -19,6 +19,15 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.apps.v1 import DeploymentSpecArgs, DeploymentStrategyArgs, RollingUpdateDeploymentArgs
+from pulumi_kubernetes.autoscaling.v2 import (
+    CrossVersionObjectReferenceArgs,
+    HorizontalPodAutoscalerBehaviorArgs,
+    HorizontalPodAutoscalerSpecArgs,
+    HPAScalingRulesArgs,
+    MetricSpecArgs,
+    MetricTargetArgs,
+    ResourceMetricSourceArgs,
+)
 from pulumi_kubernetes.batch.v1 import JobSpecArgs
 from pulumi_kubernetes.core.v1 import (
     CapabilitiesArgs,
@@ -59,7 +68,7 @@ from pulumi_kubernetes.networking.v1 import NetworkPolicyIngressRuleArgs, Networ
 
 from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, SECRETS_REVISION, SERVICE_LABEL, STACK_LABEL
 from .readiness import CheckArgs, JobCheck, KubernetesWorkload, RolloutCheck
-from .spec import ANY_HOST_PORT, JobSpec, KubernetesSettings, PortSpec, ServiceSpec, WorkloadSpec
+from .spec import ANY_HOST_PORT, AutoscaleSpec, JobSpec, KubernetesSettings, PortSpec, ServiceSpec, WorkloadSpec
 from .workload import WorkloadArgs, files_hash, link_env, workload_labels
 
 # Kubernetes, unlike Docker, keeps ports below 1024 for root: this namespaced sysctl (one of the
@@ -307,6 +316,7 @@ class KubernetesService(pulumi.ComponentResource):
             ),
         )
         self.deployment = deployment = self._deployment(template)
+        self.autoscaler = self._autoscaler(spec.autoscale) if spec.autoscale else None
         # Every rollout (a new generation) is followed until its new pods are ready; a crash loop or
         # an image that cannot be pulled fails `up` at once, a service never ready after ready_timeout.
         RolloutCheck(
@@ -342,7 +352,8 @@ class KubernetesService(pulumi.ComponentResource):
                 spec.name, args.namespace, self._labels, annotations={**spec.labels, **SKIP_AWAIT}
             ),
             spec=DeploymentSpecArgs(
-                replicas=spec.replicas,
+                # An autoscaled Deployment leaves its replicas to the autoscaler: an `up` never scales it back.
+                replicas=None if spec.autoscale else spec.replicas,
                 selector=LabelSelectorArgs(match_labels=self._selector),
                 strategy=strategy,
                 template=template,
@@ -351,6 +362,38 @@ class KubernetesService(pulumi.ComponentResource):
             # reports it as changed whenever the pod template does, which would replace (delete,
             # then create) the Deployment instead of rolling it.
             opts=self._child(spec.name, depends_on=list(args.after), ignore_changes=["spec.selector"]),
+        )
+
+    def _autoscaler(self, autoscale: AutoscaleSpec) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+        """`kubectl autoscale`: between the service's replicas and autoscale.max, by CPU and/or memory use."""
+        spec, args = self._args.spec, self._args
+        targets = (("cpu", autoscale.cpu_percent), ("memory", autoscale.memory_percent))
+        return k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            self._name,
+            metadata=object_metadata(spec.name, args.namespace, self._labels),
+            spec=HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=CrossVersionObjectReferenceArgs(
+                    api_version="apps/v1", kind="Deployment", name=self.deployment.metadata.name
+                ),
+                min_replicas=spec.replicas,
+                max_replicas=autoscale.max_replicas,
+                metrics=[
+                    MetricSpecArgs(
+                        type="Resource",
+                        resource=ResourceMetricSourceArgs(
+                            name=resource, target=MetricTargetArgs(type="Utilization", average_utilization=percent)
+                        ),
+                    )
+                    for resource, percent in targets
+                    if percent is not None
+                ],
+                behavior=HorizontalPodAutoscalerBehaviorArgs(
+                    scale_down=HPAScalingRulesArgs(stabilization_window_seconds=autoscale.scale_down_seconds)
+                )
+                if autoscale.scale_down_seconds is not None
+                else None,
+            ),
+            opts=self._child(),
         )
 
     def _child(self, first_release_name: Optional[str] = None, **extra) -> pulumi.ResourceOptions:
@@ -416,10 +459,10 @@ class KubernetesService(pulumi.ComponentResource):
         )
 
     def _open_published(self) -> None:
-        """Once NetworkPolicies isolate the app's networks, the published ports still take traffic from
-        outside them (NodePort, load balancer)."""
+        """The namespace (and each app network) takes connections from its own pods only: the published
+        ports still take them from anywhere (NodePort, load balancer, other namespaces)."""
         spec, args = self._args.spec, self._args
-        if not (args.networks and spec.published):
+        if not spec.published:
             return
         k8s.networking.v1.NetworkPolicy(
             f"{self._name}-published",

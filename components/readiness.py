@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import socket
 import time
 import uuid
@@ -119,19 +120,45 @@ class ContainerWatch:
 
     def __init__(self, host: Optional[str], container: str, job: bool):
         import docker  # only the provider process talks to the engine
+        import requests
 
+        self.docker = docker
         self.errors = docker.errors
-        self.api = (
-            docker.APIClient(base_url=host, use_ssh_client=host.startswith("ssh://")) if host else docker.from_env().api
-        )
+        # What an engine that does not answer raises: refused, no socket, a timeout (an HTTP error is an answer).
+        self.unreachable = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+        self.host = host
         self.container = container
         self.job = job
+        self._api: Any = None
+
+    @property
+    def engine(self) -> str:
+        """The engine as errors name it: the stack's dockerHost, else DOCKER_HOST, else the default socket."""
+        return self.host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+    @property
+    def api(self) -> Any:
+        """The client, made on first use: the SDK asks the engine its API version then, so a check that
+        starts while the engine restarts waits for it like any later read."""
+        if self._api is None:
+            host = self.host
+            self._api = (
+                self.docker.APIClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
+                if host
+                else self.docker.from_env().api
+            )
+        return self._api
 
     def observe(self) -> Observation:
         try:
             inspect = self.api.inspect_container(self.container)
         except self.errors.NotFound:
             return failed(f"container {self.container} does not exist")
+        except self.errors.APIError:
+            raise
+        except (*self.unreachable, self.errors.DockerException) as error:
+            # Stopped or restarting: the container may well come back by its restart policy.
+            return pending(f"the Docker engine at {self.engine} does not answer ({error})")
         if self.job:
             return docker_job_status(inspect)
         restarted_and_running = inspect["State"].get("Running") and inspect.get("RestartCount")

@@ -7,6 +7,8 @@ and Kubernetes read the same fields and differ only where the platforms do.
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Union
 
@@ -78,6 +80,20 @@ class HealthSpec:
 
 
 @dataclass(frozen=True)
+class AutoscaleSpec:
+    """Scaling on load between the service's `replicas` (the floor) and `max_replicas`, on Kubernetes
+    (a HorizontalPodAutoscaler); Docker runs the floor."""
+
+    max_replicas: int
+    cpu_percent: Optional[int] = 70
+    """Average CPU use, in percent of the CPU request, the autoscaler keeps the pods at; None: not by CPU."""
+    memory_percent: Optional[int] = None
+    """The same for memory, in percent of the memory request (= limit)."""
+    scale_down_seconds: Optional[int] = None
+    """How long the load must stay low before replicas are removed; None: Kubernetes' default (300)."""
+
+
+@dataclass(frozen=True)
 class FileSpec:
     """A file from the project mounted read-only at `path` in the container."""
 
@@ -87,6 +103,54 @@ class FileSpec:
     content: str
     executable: bool = False
     """Mounted executable (a script a health check runs), as the project's file is."""
+
+
+SYNC_ACTIONS = ("sync", "sync+restart", "rebuild")
+"""What `make dev` does on a save under a sync rule's path (Compose `develop.watch` actions)."""
+
+
+@dataclass(frozen=True)
+class SyncSpec:
+    """A live-update rule of `make dev` (Compose `develop.watch`): a save under `path` (in the
+    service's build context) is copied to `target` in the running containers (`sync`), then the
+    container restarted (`sync+restart`), or rebuilds and rolls the service (`rebuild`)."""
+
+    path: str
+    """A directory or file of the build context, as the program sees it (relative to the project)."""
+    target: Optional[str] = None
+    """The absolute path in the container `path` is copied to (None for `rebuild`)."""
+    action: str = "sync"
+    ignore: tuple[str, ...] = ()
+    """Glob patterns, relative to `path`, of files a save of which does nothing (fnmatch; a pattern
+    matching a directory covers what is in it)."""
+
+    def output(self, base_dir: str) -> dict:
+        """The rule as the stack exports it for `make dev` (devtools/live.py reads it back)."""
+        path = os.path.relpath(self.path, base_dir)
+        return {"path": path, "target": self.target, "action": self.action, "ignore": list(self.ignore)}
+
+    def covers(self, relative: str) -> Optional[str]:
+        """The path of `relative` (a file, relative to the project) inside the rule's `path` ("" for
+        `path` itself), or None when it is not under `path` or is ignored."""
+        root, relative = os.path.normpath(self.path), os.path.normpath(relative)
+        if root == ".":
+            inside = relative
+        elif relative == root:
+            inside = ""
+        elif relative.startswith(root + "/"):
+            inside = relative[len(root) + 1 :]
+        else:
+            return None
+        parts = inside.split("/") if inside else []
+        prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        patterns = [pattern.rstrip("/") for pattern in self.ignore]  # `node_modules/`: a directory, as in Compose
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in (*prefixes, *parts)):
+            return None
+        return inside
+
+    def container_path(self, inside: str) -> str:
+        """Where a file at `inside` (as `covers` gives it) goes in the container."""
+        return os.path.join(self.target or "/", inside) if inside else (self.target or "/")
 
 
 @dataclass(frozen=True)
@@ -167,6 +231,10 @@ class ServiceSpec(WorkloadSpec):
     Kubernetes Services of those names), e.g. a Compose container_name other services use."""
     restart: str = "unless-stopped"
     """Docker's restart policy: always, unless-stopped, on-failure or no. Kubernetes always restarts."""
+    autoscale: Optional[AutoscaleSpec] = None
+    """Scale on load from `replicas` up to its maximum (Kubernetes); None: a fixed `replicas`."""
+    sync: tuple[SyncSpec, ...] = ()
+    """`make dev`'s live-update rules, in order; the deployed stack ignores them."""
 
     @property
     def stateful(self) -> bool:
@@ -190,12 +258,30 @@ class JobSpec(WorkloadSpec):
 
 
 @dataclass(frozen=True)
+class RouteSpec:
+    """An HTTP route of the app's one entry point: requests for `host` (any host when None) under
+    `path` go to `service`'s port `port`. A router container serves them on Docker (over the
+    service's replicas), an Ingress on Kubernetes; both speak https."""
+
+    service: str
+    port: str = MAIN_PORT
+    """The name of one of the service's ports."""
+    path: str = "/"
+    """A path prefix; the longest matching prefix wins."""
+    host: Optional[str] = None
+    tls_secret: Optional[str] = None
+    """Kubernetes: the user's TLS Secret for `host` (else the platform's certificate serves it)."""
+
+
+@dataclass(frozen=True)
 class AppSpec:
     """Services and jobs, ordered so that each comes after what it links to or depends on."""
 
     workloads: tuple[WorkloadSpec, ...]
     networks: tuple[NetworkSpec, ...] = ()
     """The networks workloads name in `networks`; none: one default network for all."""
+    routes: tuple[RouteSpec, ...] = ()
+    """The entry point's HTTP routes; none: each service is reached on its own published port."""
 
     @property
     def services(self) -> tuple[ServiceSpec, ...]:

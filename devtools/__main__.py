@@ -11,7 +11,7 @@ def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="devtools", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
-        ("dev", "watch the sources: a save rebuilds and rolls its service, then prints its URL"),
+        ("dev", "watch the sources: a save syncs (sync rules) or rebuilds and rolls its service, then prints its URL"),
         ("logs", "follow the logs of the stack's services"),
         ("status", "each service's running image digest, health or readiness, and URL; the disk space images use"),
         ("gc", "remove the stack's old images from the engine and the registry, but the kept and referenced ones"),

@@ -3,6 +3,10 @@ rolls that service only (its content tag changed; every other service stays `sam
 `pulumi up` a user types, then prints the service's URL once the new version answers. A change to the
 program or the stack's config updates the whole stack.
 
+A service with `sync` rules (devtools/live.py) is live-updated instead when a save only touches
+files those rules cover: they are copied into its running containers (and the process restarted for
+`sync+restart`), with no build, push or `pulumi up`.
+
 The file watcher is `pulumi watch`'s own helper, pulumi-watch (built by `make toolchain`): it prints
 a line per burst of changes; the loop then compares content tags with the ones deployed, so editor
 noise, ignored files and saves that change nothing never start an update.
@@ -18,9 +22,11 @@ import time
 from pathlib import Path
 from typing import Optional, TextIO
 
-from components.image import Engine, content_tag
-from components.spec import BuildSpec
+from components.image import Engine, content_tag, context_files
+from components.spec import BuildSpec, SyncSpec
 
+from .live import FileState, LiveRecord, plan, rules_of
+from .runtime import DockerRuntime, KubernetesRuntime, runtime_for
 from .stack import ImageBuild, Stack, StackError, service_of
 
 PROGRAM = "the program or the stack config"
@@ -67,6 +73,13 @@ class DevLoop:
         self.engine = Engine(stack.config("dockerHost"))
         self.outputs: dict = {}
         self.program = self.program_hash()
+        self.rules: dict[str, tuple[SyncSpec, ...]] = {}
+        self.running: dict[str, dict[str, FileState]] = {}
+        """Per service with sync rules: the files of its build context its containers run now."""
+        self.live_tags: dict[str, str] = {}
+        """The content tag of what a live-updated service runs now (its image's plus the synced files)."""
+        self.record = LiveRecord(stack)
+        self.runtime: Optional[DockerRuntime | KubernetesRuntime] = None
 
     def say(self, message: str) -> None:
         self.out.write(f"[dev] {message}\n")
@@ -81,23 +94,75 @@ class DevLoop:
         return digest.hexdigest()
 
     def refresh(self) -> None:
-        """What the stack deployed: its outputs, and per service the build and the tag it has."""
+        """What the stack deployed (after an up: every image built from the files on disk, so nothing
+        runs live-updated): its outputs, per service the build and the tag it has, the sync rules."""
         self.outputs = self.stack.outputs()
         images = self.outputs.get("images") or {}
         self.builds = {
             service_of(build.repository, images) or build.repository: build for build in self.stack.image_builds()
         }
+        self.rules = {service: rules for service, rules in rules_of(self.outputs).items() if service in self.builds}
+        self.running = {service: context_files(self.build_spec(service)) for service in self.rules}
+        self.live_tags = {}
+        self.record.clear()
+        if self.rules and self.runtime is None:  # ready before the first save: it asks the stack's config
+            self.runtime = runtime_for(self.stack, self.outputs)
+
+    def build_spec(self, service: str) -> BuildSpec:
+        build = self.builds[service]
+        return BuildSpec(context=build.context, dockerfile=build.dockerfile, target=build.target, args=build.args)
+
+    def content_tag(self, service: str, files: Optional[dict[str, FileState]] = None) -> str:
+        spec = self.build_spec(service)
+        return content_tag(spec, self.engine.base_image_ids(spec), files)
 
     def changed(self) -> list[str]:
-        """Services whose build context no longer matches the tag deployed, and PROGRAM."""
+        """Services whose build context no longer matches what runs, and PROGRAM."""
         changed = [PROGRAM] if self.program_hash() != self.program else []
         for service, build in sorted(self.builds.items()):
-            spec = BuildSpec(context=build.context, dockerfile=build.dockerfile, target=build.target, args=build.args)
-            if content_tag(spec, self.engine.base_image_ids(spec)) != build.tag:
+            if self.content_tag(service) != self.live_tags.get(service, build.tag):
                 changed.append(service)
         return changed
 
+    def live_update(self, service: str, saved: float) -> bool:
+        """Syncs the service's saved files into its running containers; False when the save needs a
+        rebuild instead (said why)."""
+        now = context_files(self.build_spec(service))
+        build = self.builds[service]
+        sync, why = plan(
+            self.rules[service], build.context, build.dockerfile, self.stack.project_dir, self.running[service], now
+        )
+        if sync is not None and sync.restart and self.outputs["target"] != "docker":
+            sync, why = None, "sync+restart: a restarted Kubernetes container starts from its image"
+        if sync is None:
+            self.say(f"{service}: rebuilding ({why})")
+            return False
+        files = len(sync.copies) + len(sync.deletes)
+        self.say(
+            f"{service}: syncing {files} file{'s' if files != 1 else ''}" + (", restarting" if sync.restart else "")
+        )
+        try:
+            instances = self.runtime.copy_in(service, sync.archive(), sync.deletes)
+            if sync.restart:
+                self.runtime.restart(service)
+        except StackError as error:
+            self.say(f"{service}: the sync failed ({error}); rebuilding instead")
+            return False
+        if not instances:
+            self.say(f"{service}: no running container to sync into; rebuilding instead")
+            return False
+        self.running[service] = now
+        self.live_tags[service] = self.content_tag(service, now)  # of the files synced: a later save is new
+        self.record.add(service, instances, [*sync.copies, *sync.deletes])
+        self.say(self.live_message(service, saved))
+        return True
+
     def update(self, changed: list[str], saved: float) -> None:
+        if PROGRAM not in changed:
+            changed = [s for s in changed if not (s in self.rules and self.live_update(s, saved))]
+            if not changed:
+                return
+            changed = sorted({*changed, *self.live_tags})  # the up builds live-updated services from disk too
         self.say(
             f"{', '.join(changed)} changed: "
             + ("updating the stack" if PROGRAM in changed else "rebuilding and rolling it")
@@ -124,7 +189,7 @@ class DevLoop:
     def live_message(self, service: str, saved: float) -> str:
         url = (self.outputs.get("urls") or {}).get(service)
         if url is None:
-            return f"{service} rolled, ready {time.monotonic() - saved:.1f}s after the save"
+            return f"{service} updated, ready {time.monotonic() - saved:.1f}s after the save"
         deadline = time.monotonic() + LIVE_TIMEOUT
         while not answering(url) and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
-from docker.errors import ImageNotFound
+from docker.errors import APIError, ImageNotFound
 
 from components.conventions import SERVICE_LABEL, STACK_LABEL
 
@@ -72,6 +72,36 @@ class DockerRuntime:
             rows.append(Workload(service, status, (digest or image_id,)))
         return sorted(rows, key=lambda row: row.service)
 
+    def running(self, service: str) -> list:
+        return self.client.containers.list(filters={"label": [*self.labels[:2], f"{SERVICE_LABEL}={service}"]})
+
+    def instances(self, service: str) -> set[str]:
+        """The running containers of the service (a restart keeps a container's files, and its ID)."""
+        return {container.id for container in self.running(service)}
+
+    def copy_in(self, service: str, archive: bytes, deletes: list[str]) -> set[str]:
+        """Unpacks `archive` (paths from /) into each running container of the service and removes
+        `deletes`, as `docker cp` does; returns the containers changed."""
+        containers = self.running(service)
+        for container in containers:
+            try:
+                container.put_archive("/", archive)
+            except APIError as error:
+                raise StackError(f"copying into {container.name}: {error.explanation or error}") from error
+            if deletes:
+                exit_code, output = container.exec_run(["rm", "-f", "--", *deletes])
+                if exit_code != 0:
+                    raise StackError(f"removing files in {container.name}: {output.decode(errors='replace').strip()}")
+        return {container.id for container in containers}
+
+    def restart(self, service: str) -> None:
+        """`docker restart`: the process starts again, on the container's own files (the synced ones)."""
+        for container in self.running(service):
+            try:
+                container.restart()
+            except APIError as error:
+                raise StackError(f"restarting {container.name}: {error.explanation or error}") from error
+
     def log_sources(self) -> dict[str, LogSource]:
         def opener(container):
             started = datetime.datetime.fromisoformat(container.attrs["State"]["StartedAt"][:19]).replace(
@@ -131,6 +161,46 @@ class KubernetesRuntime:
             )
             rows.append(Workload(service, _state(item, mine), tuple(digests)))
         return sorted(rows, key=lambda row: row.service)
+
+    def running_pods(self, service: str) -> list[dict]:
+        return [
+            pod
+            for pod in self.get("pods")
+            if pod["metadata"].get("labels", {}).get(SERVICE_LABEL) == service
+            and pod["status"].get("phase") == "Running"
+            and not pod["metadata"].get("deletionTimestamp")
+        ]
+
+    @staticmethod
+    def container_id(pod: dict, service: str) -> Optional[str]:
+        """The ID of the service's container in the pod: a restarted container is a new one, started
+        from its image (what was synced into the old one is gone), so it has a new ID."""
+        statuses = pod["status"].get("containerStatuses") or []
+        return next((status.get("containerID") for status in statuses if status["name"] == service), None)
+
+    def instances(self, service: str) -> set[str]:
+        return {self.container_id(pod, service) or "" for pod in self.running_pods(service)} - {""}
+
+    def copy_in(self, service: str, archive: bytes, deletes: list[str]) -> set[str]:
+        """`tar -x` of `archive` (paths from /) in the service's container of each running pod, as the
+        container's user (as `kubectl cp` does), then `rm -f` of `deletes`; returns the containers changed."""
+        commands = [(["tar", "-x", "-f", "-", "-C", "/"], archive)]
+        if deletes:
+            commands.append((["rm", "-f", "--", *deletes], b""))
+        changed = set()
+        for pod in self.running_pods(service):
+            name = pod["metadata"]["name"]
+            for command, given in commands:
+                result = subprocess.run(
+                    [*self.kubectl, "exec", "-i", name, "-c", service, "--", *command],
+                    input=given,
+                    capture_output=True,
+                    timeout=60,
+                )
+                if result.returncode != 0:
+                    raise StackError(f"{command[0]} in pod {name}: {result.stderr.decode(errors='replace').strip()}")
+            changed.add(self.container_id(pod, service) or name)
+        return changed
 
     def log_sources(self) -> dict[str, LogSource]:
         def opener(pod: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import docker
 
+from .live import LiveRecord
 from .registry import disk_usage, human, storage_dir
 from .runtime import Workload, runtime_for
 from .stack import Stack
@@ -32,6 +33,14 @@ def status(stack: Stack) -> str:
         if wanted and row.digests and set(row.digests) != {wanted}:
             notes.append(
                 f"note: {service} runs {', '.join(row.digests)} but the stack declares {wanted}: run `make up`"
+            )
+    record = LiveRecord(stack)
+    for service in sorted(record.read()):
+        synced = record.live_updated(service, runtime.instances(service))
+        if synced:
+            notes.append(
+                f"note: {service} is live-updated ({len(synced)} file{'s' if len(synced) != 1 else ''} synced by "
+                f"`make dev`: {', '.join(synced[:3])}{', ...' if len(synced) > 3 else ''}): run `pulumi up` to bake it"
             )
     header = f"stack {stack.name} on {outputs['target']} ({where}), {len(services)} services"
     return "\n".join([header, table(rows), *notes, "", *space_used(stack.docker_client())])

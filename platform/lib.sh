@@ -69,6 +69,15 @@ pid_of() {
   [ "${exe##*/}" = "${DAEMON_EXES[$1]:-$1}" ] && echo "$pid"
 }
 
+# Closes every file descriptor of this shell but 0, 1 and 2.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    if ((fd > 2)); then eval "exec $fd>&-"; fi
+  done
+}
+
 # start_daemon [--user USER] NAME COMMAND...: runs COMMAND detached (as USER if given) unless NAME
 # already runs it; a NAME that runs with other arguments, or a rebuilt binary, is restarted.
 start_daemon() {
@@ -93,7 +102,12 @@ start_daemon() {
   fi
   log "Starting $name (log: $LOG_DIR/$name.log)"
   printf '\n--- %s: %s\n' "$(date -Is)" "$*" >>"$LOG_DIR/$name.log"
-  setsid "${user[@]}" "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
+  # Only stdin/out/err: a daemon that kept the caller's other descriptors would hold its locks and
+  # pipes (a `flock` around `make platform`, a `| tail`) open for as long as it runs.
+  (
+    close_inherited_fds
+    exec setsid "${user[@]}" "$@"
+  ) </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
   echo $! >"$RUN_DIR/$name.pid"
   # The background shell becomes the daemon only once setsid has exec'd it; until then pid_of sees
   # a shell. Wait for that (briefly), so a loaded machine never reports a starting daemon as exited.

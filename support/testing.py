@@ -10,10 +10,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -72,6 +74,82 @@ def http(
 def get_json(url: str, method: str = "GET", body: Optional[bytes] = None, timeout: float = 5) -> tuple[int, Any]:
     status, payload, _ = http(method, url, body, timeout=timeout)
     return status, json.loads(payload) if payload else None
+
+
+class Prober:
+    """Requests the app continuously from another thread. A request that does not answer 200 with a
+    version counts as failed, whatever went wrong (refused, reset, timeout, bad body); an error of
+    the prober itself is raised again when it stops. Keeps when failures began and ended (an
+    outage's length) and how many requests in a row have succeeded since."""
+
+    def __init__(self, url: str, timeout: float = 5):
+        self.url = url
+        self.timeout = timeout
+        self.requests = 0
+        self.failures: Counter = Counter()
+        self.versions: Counter = Counter()
+        self.last_version: Optional[str] = None
+        self.first_failure: Optional[float] = None
+        self.last_failure: Optional[float] = None
+        self.succeeded_in_a_row = 0
+        self._error: Optional[BaseException] = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _request(self) -> None:
+        try:
+            status, body = get_json(self.url + "/", timeout=self.timeout)
+            version = body["version"] if status == 200 else None
+        except Exception as error:  # noqa: BLE001 - every way a request fails is a failed request
+            self._failed(f"{type(error).__name__}: {error}"[:120])
+            return
+        if version is None:
+            self._failed(f"HTTP {status}")
+        else:
+            self.versions[version] += 1
+            self.last_version = version
+            self.succeeded_in_a_row += 1
+
+    def _failed(self, reason: str) -> None:
+        self.failures[reason] += 1
+        self.last_failure = time.monotonic()
+        self.first_failure = self.first_failure or self.last_failure
+        self.succeeded_in_a_row = 0
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                self._request()
+                self.requests += 1
+                time.sleep(0.01)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread in __exit__
+            self._error = error
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the prober did not stop"
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    @property
+    def outage(self) -> float:
+        """Seconds from the first failed request to the last one (0 without failures)."""
+        return (self.last_failure - self.first_failure) if self.first_failure and self.last_failure else 0.0
+
+    def report(self) -> str:
+        return (
+            f"{self.requests} requests, {self.failed} failed over {self.outage:.1f}s {dict(self.failures)}, "
+            f"versions {dict(self.versions)}"
+        )
 
 
 def free_port() -> int:

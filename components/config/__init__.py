@@ -2,7 +2,8 @@
 typed model of components/spec.py, every problem reported at once, before any resource exists.
 
 - errors.py: ConfigError, the problem-collecting Reader and the shared value rules (a leaf);
-- workload_keys.py: the table of workload keys (reader, bounds, doc), from which key lists and README come;
+- workload_keys.py: the table of workload keys (reader, bounds, doc), from which key lists and README come,
+  read by the functions of key_readers.py;
 - workloads.py: `services`, `jobs` and `networks` into the app spec, key by key as that table says;
 - compose.py: a Compose file, loaded by Compose's own loader, translated into that raw spec (per service in
   compose_service.py, by the rules of compose_rules.py);

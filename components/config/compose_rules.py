@@ -40,7 +40,6 @@ HOST_BOUND: dict[str, tuple[Callable[[Any], bool], str]] = {
 # Keys with no meaning for a stack (the stack decides it, or no target has it): ignored, with a notice.
 IGNORED = {
     "pull_policy": "images are built here or run by immutable reference",
-    "develop": "develop.watch is for the dev loop (`make dev`); `pulumi up` deploys the image",
     "logging": "logs go to the target's default (docker logs, kubectl logs)",
     "domainname": "the target's DNS domain is used",
     "dns": "the target's DNS servers are used (service names must resolve)",
@@ -66,6 +65,8 @@ IGNORED = {
     "post_start": "lifecycle hooks are not mapped",
     "pre_stop": "lifecycle hooks are not mapped",
 }
+# develop.watch actions `make dev` has: the others (restart, sync+exec) rebuild instead.
+WATCH_ACTIONS = ("sync", "sync+restart", "rebuild")
 # Set by the loader, or mapped elsewhere (profiles are applied and env files merged into `environment` by the loader).
 HANDLED_ELSEWHERE = ("name", "profiles", "env_file", "environment", "scale", "mem_limit", "cpus", "annotations")
 DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s|us|µs|ns)")

@@ -17,11 +17,15 @@ from .compose_rules import (
     IGNORED,
     LOOPBACK,
     RESTARTS,
+    WATCH_ACTIONS,
     dns_name,
     mebibytes,
     seconds,
 )
 from .errors import DNS_LABEL, FILE_LIMIT
+
+# Kompose's labels for a HorizontalPodAutoscaler (kompose.hpa.cpu, .replicas.min, ...).
+KOMPOSE_HPA = "kompose.hpa."
 from .exposed_ports import exposed_ports
 
 if TYPE_CHECKING:
@@ -47,6 +51,7 @@ class ServiceMapper:
         self.extension = compose.get(EXTENSION) or {}
         self.secrets, self.configs, self.has_networks = secrets, configs, has_networks
         self.named_volumes: list[str] = []
+        self.kompose_hpa: dict[str, Any] = {}
         self.spec: dict[str, Any] = {}
 
     def fail(self, key: str, message: str) -> None:
@@ -69,6 +74,7 @@ class ServiceMapper:
             elif key not in HOST_BOUND and key not in HANDLED_ELSEWHERE:
                 self.fail(key, "Compose key not supported by the stack")
         self.resources()
+        self.autoscale()
         if self.is_job:
             self.as_job()
         if not isinstance(self.extension, dict):
@@ -85,9 +91,11 @@ class ServiceMapper:
             ("aliases", "container_name"),
             ("restart", "restart"),
             ("replicas", "deploy"),
+            ("autoscale", "labels"),
+            ("sync", "develop"),
         ):
             if spec_key in self.spec:
-                if spec_key in ("ports", "health", "aliases", "restart", "replicas"):
+                if spec_key in ("ports", "health", "aliases", "restart", "replicas", "autoscale", "sync"):
                     self.notice(
                         compose_key,
                         f"ignored: {self.name} runs as a job (a service waits for it with "
@@ -140,6 +148,36 @@ class ServiceMapper:
 
     def key_command(self, argv: list) -> None:
         self.spec["args"] = [str(a) for a in argv]
+
+    def key_develop(self, develop: Mapping[str, Any]) -> None:
+        """develop.watch: `make dev`'s live update (`sync`); `pulumi up` deploys the image either way.
+        Syncing writes into the running container: only where `x-cloudservice: {readOnly: false}`
+        makes its root file system writable (Compose's default, the stack's opt-out)."""
+        rules = []
+        for index, trigger in enumerate(develop.get("watch") or []):
+            key, action = f"develop.watch[{index}]", trigger.get("action")
+            if action not in WATCH_ACTIONS:
+                self.notice(f"{key}.action", f"{action}: not supported by `make dev`; a save there rebuilds instead")
+                continue
+            writable = isinstance(self.extension, dict) and self.extension.get("readOnly") is False
+            if action != "rebuild" and not writable:
+                self.notice(
+                    key,
+                    f"not synced: {trigger.get('target')} is on the read-only root file system (set "
+                    "`x-cloudservice: {readOnly: false}` to sync there); a save there rebuilds instead",
+                )
+                continue
+            path = self.project.project_path(f"{self.key}.{key}.path", trigger.get("path", ""))
+            if path is None:
+                continue
+            rule = {"path": path, "action": action}
+            if trigger.get("target"):
+                rule["target"] = trigger["target"]
+            if trigger.get("ignore"):
+                rule["ignore"] = list(trigger["ignore"])
+            rules.append(rule)
+        if rules:
+            self.spec["sync"] = rules
 
     def key_user(self, user: str) -> None:
         match = re.fullmatch(r"([0-9]+)(?::([0-9]+))?", str(user))
@@ -196,8 +234,32 @@ class ServiceMapper:
             self.spec["stopGracePeriod"] = grace
 
     def key_labels(self, labels: Mapping[str, str]) -> None:
+        """The user's labels, except Kompose's autoscaling ones (kompose.hpa.*), which say `autoscale`."""
+        self.kompose_hpa.update({k: str(v) for k, v in labels.items() if k.startswith(KOMPOSE_HPA)})
+        labels = {k: str(v) for k, v in labels.items() if not k.startswith(KOMPOSE_HPA)}
         if labels:
-            self.spec.setdefault("labels", {}).update({k: str(v) for k, v in labels.items()})
+            self.spec.setdefault("labels", {}).update(labels)
+
+    def autoscale(self) -> None:
+        """Kompose's labels, with Kompose's defaults: from kompose.hpa.replicas.min (else the replicas)
+        up to .max (10), at .cpu percent (50). Its memory target is a quantity where the spec's is a
+        percent of the memory limit: reported, not guessed."""
+        if not self.kompose_hpa:
+            return
+        # Label values are strings; Kompose writes the CPU target as 80 or 80%.
+        labels = {k: int(v.rstrip("%")) if v.rstrip("%").isdigit() else v for k, v in self.kompose_hpa.items()}
+        autoscale: dict[str, Any] = {"max": labels.get(f"{KOMPOSE_HPA}replicas.max", 10)}
+        autoscale["cpu"] = labels.get(f"{KOMPOSE_HPA}cpu", 50)
+        if f"{KOMPOSE_HPA}memory" in labels:
+            self.notice(
+                f"labels.{KOMPOSE_HPA}memory",
+                "ignored: give x-cloudservice autoscale.memory, a percent of the memory limit",
+            )
+        if f"{KOMPOSE_HPA}replicas.min" in labels:
+            self.spec["replicas"] = labels[f"{KOMPOSE_HPA}replicas.min"]
+        for key in set(labels) - {f"{KOMPOSE_HPA}{k}" for k in ("replicas.min", "replicas.max", "cpu", "memory")}:
+            self.notice(f"labels.{key}", "ignored: not a Kompose autoscaling label")
+        self.spec["autoscale"] = autoscale
 
     def key_sysctls(self, sysctls: Mapping[str, Any]) -> None:
         self.spec["sysctls"] = {k: str(v) for k, v in sysctls.items()}
@@ -334,6 +396,9 @@ class ServiceMapper:
         for index, entry in enumerate(exposed):
             number, _, protocol = str(entry).partition("/")
             first, _, last = number.partition("-")
+            if not (first.isdigit() and (last or first).isdigit()):
+                self.fail(f"expose[{index}]", f"expected a port or range such as 8080 or 8000-8010 (got {entry!r})")
+                continue
             for port in range(int(first), int(last or first) + 1):
                 self.add_port(f"expose[{index}]", port, protocol or "tcp", None)
 

@@ -10,7 +10,8 @@ from typing import Any, Callable, Mapping, Optional
 from ..conventions import DEFAULT_NETWORK
 from ..spec import AppSpec, JobSpec, NetworkSpec, ServiceSpec, WorkloadSpec
 from .errors import DNS_LABEL, Reader
-from .workload_keys import JOB_KEYS, JOBS, SERVICE_KEYS, SERVICES, KeyContext, keys_of
+from .key_readers import KeyContext
+from .workload_keys import JOB_KEYS, JOBS, SERVICE_KEYS, SERVICES, keys_of
 
 WORKLOAD_KEYS = tuple(key for key in SERVICE_KEYS if key in JOB_KEYS)
 
@@ -108,6 +109,8 @@ class WorkloadReader:
             return None
         if self.replicas_override is not None and not service.stateful:
             service = dataclasses.replace(service, replicas=self.replicas_override)
+        if service.autoscale is not None and not self._check_autoscale(key, service):
+            return None
         self._check_mount_paths(key, service, volume_shorthand="volume" in spec)
         return service
 
@@ -127,7 +130,7 @@ class WorkloadReader:
         if ("build" in spec) == ("image" in spec):
             r.fail(key, "exactly one of `build` (a Docker build) or `image` (an existing image reference)")
             unread = ("build", "image")
-        ctx = KeyContext(r, self.base_dir, self.build_args, frozenset(self.network_names))
+        ctx = KeyContext(r, self.base_dir, self.build_args, frozenset(self.network_names), written=frozenset(spec))
         for entry in keys_of(section):
             written = {name: spec[name] for name in (entry.name, *entry.shorthands) if name in spec}
             if entry.read is None or not written or entry.name in unread:
@@ -138,6 +141,19 @@ class WorkloadReader:
                 ctx.read[entry.field] = entry.read(ctx, f"{key}.{entry.name}", spec[entry.name])
         self._check_cpu_request(key, ctx.read)
         return ctx.read if len(r.problems) == before else None
+
+    def _check_autoscale(self, key: str, service: ServiceSpec) -> bool:
+        """`replicas` is the floor the autoscaler keeps: at least one, at most `max`; state stays on one pod."""
+        problems = len(self.r.problems)
+        if service.stateful:
+            self.r.fail(f"{key}.autoscale", "no autoscale on a service with a writable volume (its state lives on one)")
+        elif not 1 <= service.replicas <= service.autoscale.max_replicas:
+            self.r.fail(
+                f"{key}.replicas",
+                f"the fewest replicas autoscale keeps: 1 to autoscale.max ({service.autoscale.max_replicas})",
+                service.replicas,
+            )
+        return len(self.r.problems) == problems
 
     def _check_cpu_request(self, key: str, fields: dict[str, Any]) -> None:
         """The request defaults to the smaller of its default and the limit, and may not exceed the limit."""

@@ -8,6 +8,12 @@ PKI_DIR=$CLUSTER_DIR/pki
 LOG_DIR=$CLUSTER_DIR/logs
 RUN_DIR=$CLUSTER_DIR/run
 ADMIN_KUBECONFIG=$CLUSTER_DIR/admin.kubeconfig
+# Secrets at rest: the key, the API server's EncryptionConfiguration (both mode 600, like the PKI), and
+# the marker of the one rewrite that encrypted the Secrets stored before (its content: the key's name).
+SECRETS_KEY=$PKI_DIR/secrets-encryption.key
+ENCRYPTION_CONFIG=$PKI_DIR/encryption-config.yaml
+SECRETS_ENCRYPTED_MARKER=$CLUSTER_DIR/secrets-encrypted
+SECRETS_KEY_NAME=secretbox-1
 CONTAINERD_SOCK=$CLUSTER_DIR/containerd/containerd.sock
 
 # Pods get 10.88.0.0/16 on the bridge cloudsvc0 (the host is 10.88.0.1, also the cluster DNS);
@@ -54,3 +60,6 @@ forward_rules() {
   done
   return 0
 }
+
+# metrics-server (metrics-server.sh) starts last, once the node is Ready, and stops first.
+DAEMONS+=(metrics-server)

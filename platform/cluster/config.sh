@@ -147,3 +147,20 @@ write_corefile() {
 }
 EOF
 }
+
+# Secrets are written encrypted (secretbox, the key of make_secrets_key); `identity` last keeps those
+# stored in plaintext before readable until encrypt_stored_secrets rewrites them.
+write_encryption_config() {
+  put_file "$ENCRYPTION_CONFIG" kube-apiserver <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets]
+    providers:
+      - secretbox:
+          keys:
+            - name: $SECRETS_KEY_NAME
+              secret: $(cat "$SECRETS_KEY")
+      - identity: {}
+EOF
+}

@@ -65,6 +65,7 @@ make_pki() {
       openssl pkey -in "$PKI_DIR/sa.key" -pubout -out "$PKI_DIR/sa.pub"; } 2>/dev/null ||
       die "could not create the service-account key pair"
   fi
+  make_secrets_key
 
   local node_sans="DNS:$NODE_NAME,DNS:localhost,IP:127.0.0.1,IP:$NODE_IP"
   if [ "$(cat "$PKI_DIR/node-sans" 2>/dev/null)" != "$node_sans" ]; then
@@ -89,4 +90,13 @@ make_pki() {
   for name in kubelet kube-controller-manager kube-scheduler kube-proxy coredns local-volumes; do
     write_kubeconfig "$name" "$name"
   done
+}
+
+# The key the API server encrypts Secrets in etcd with (secretbox: 32 random bytes, base64), made
+# once. Never made again over encrypted data: without the key they are lost, so say so instead.
+make_secrets_key() {
+  [ -s "$SECRETS_KEY" ] && return
+  [ ! -e "$SECRETS_ENCRYPTED_MARKER" ] ||
+    die "$SECRETS_KEY is missing while etcd holds Secrets encrypted with it: restore it from a backup"
+  (umask 077 && head -c 32 /dev/urandom | base64 >"$SECRETS_KEY.tmp") && mv "$SECRETS_KEY.tmp" "$SECRETS_KEY"
 }

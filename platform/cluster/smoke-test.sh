@@ -2,7 +2,8 @@
 # Checks the running cluster end to end: API ready, node Ready, a pod whose image is pulled from the
 # local authenticated registry with an imagePullSecret, running as non-root on a volume of the default
 # StorageClass, a Service reached from the host (ClusterIP and NodePort on 127.0.0.1) and from a pod
-# by its DNS name. Cleans up after itself. Only loopback and the cluster's own pod and Service ranges
+# by its DNS name, and the metrics API (metrics-server) reporting the node's and the pod's use.
+# Cleans up after itself. Only loopback and the cluster's own pod and Service ranges
 # are contacted.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -17,6 +18,10 @@ trap 'kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true' EXIT
 
 [ "$(kubectl get --raw /readyz)" = ok ] && pass "/readyz answers ok"
 kubectl wait --for=condition=Ready node --all --timeout=60s >/dev/null && pass "node Ready"
+kubectl wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=60s >/dev/null ||
+  die "the metrics API is not available: $(kubectl get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions}')"
+top=$(kubectl top node --no-headers) || die "no node metrics from the metrics API"
+pass "metrics API (metrics-server): $(awk '{print $1 " uses " $2 " CPU, " $4 " memory"}' <<<"$top")"
 
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl -n "$NS" create secret docker-registry registry --docker-server="$REGISTRY_SERVER" \
@@ -74,4 +79,8 @@ import urllib.request
 assert urllib.request.urlopen('http://web.$NS.svc.$CLUSTER_DOMAIN/probe', timeout=5).read() == b'written\\n'" ||
   die "the pod cannot reach its Service by DNS name"
 pass "HTTP from a pod via http://web.$NS.svc.$CLUSTER_DOMAIN/ (cluster DNS)"
+# metrics-server reports a new pod after two scrapes (15 s apart).
+for ((i = 0; i < 60; i++)); do kubectl -n "$NS" top pod web >/dev/null 2>&1 && break; sleep 1; done
+top=$(kubectl -n "$NS" top pod web --no-headers) || die "no metrics for pod $NS/web from the metrics API"
+pass "metrics of pod $NS/web: $(awk '{print $2 " CPU, " $3 " memory"}' <<<"$top")"
 log "Cluster smoke test passed"

@@ -2,7 +2,8 @@
 # Starts a single-node Kubernetes cluster on this machine, without an init system and without pulling
 # any image from the internet: etcd (Debian), the control plane, kubelet and kube-proxy built from the
 # k8s.io/kubernetes Go module (cached by version), a second containerd (Debian) for the CRI, Debian's
-# CNI plugins, CoreDNS on the host for cluster DNS and a default StorageClass of host directories.
+# CNI plugins, CoreDNS on the host for cluster DNS, a default StorageClass of host directories and
+# metrics-server for the resource metrics API (`kubectl top`, autoscaling; metrics-server.sh).
 # Pods pull from the local registry made by platform/up.sh. Idempotent: what already runs is
 # left alone, so a warm run takes seconds. platform/cluster/down.sh stops it.
 # Admin kubeconfig: $STATE_DIR/cluster/admin.kubeconfig.
@@ -12,6 +13,7 @@ source "$ROOT_DIR/platform/cluster/common.sh"
 source "$ROOT_DIR/platform/cluster/build.sh"
 source "$ROOT_DIR/platform/cluster/pki.sh"
 source "$ROOT_DIR/platform/cluster/config.sh"
+source "$ROOT_DIR/platform/cluster/metrics-server.sh"
 
 APT_PACKAGES=(containerd runc etcd-server containernetworking-plugins conntrack iptables nftables kmod openssl curl)
 CREDENTIALS=$STATE_DIR/registry/credentials.env
@@ -72,6 +74,24 @@ node_ready() {
   [ "${ready% *}" = True ] && [[ ! ${ready#* } < $started ]]
 }
 
+rewrite_secrets() { kubectl get secrets -A -o json | kubectl replace -f - >/dev/null; }
+
+# Once, after the API server first runs with the key: rewrites every Secret, so that those stored
+# before (in plaintext) are encrypted too. A Secret changed meanwhile fails the rewrite: retried.
+encrypt_stored_secrets() {
+  [ "$(cat "$SECRETS_ENCRYPTED_MARKER" 2>/dev/null)" = "$SECRETS_KEY_NAME" ] && return
+  local count attempt start=$SECONDS
+  count=$(kubectl get secrets -A --no-headers | wc -l)
+  log "Encrypting the $count Secrets stored before the key at rest (rewriting each once) ..."
+  for ((attempt = 1; count > 0; attempt++)); do
+    run_logged "$LOG_DIR/encrypt-secrets.log" rewrite_secrets && break
+    ((attempt < 3)) || die "could not rewrite the Secrets to encrypt them"
+    log "  retrying (a Secret changed meanwhile?)"
+  done
+  echo "$SECRETS_KEY_NAME" >"$SECRETS_ENCRYPTED_MARKER"
+  log "Secrets encrypted at rest in $((SECONDS - start))s"
+}
+
 # Starts the daemons in dependency order, without waiting where nothing depends on it yet.
 start_cluster() {
   start_daemon etcd etcd --name cloudservice --data-dir "$CLUSTER_DIR/etcd" \
@@ -97,8 +117,9 @@ start_cluster() {
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$PKI_DIR/front-proxy-client.crt" --proxy-client-key-file="$PKI_DIR/front-proxy-client.key" \
-    --profiling=false
+    --encryption-provider-config="$ENCRYPTION_CONFIG" --profiling=false
   wait_healthy kube-apiserver 120 api_ready
+  encrypt_stored_secrets
 
   # One node: no leader election. WatchListClient is off as Debian's etcd 3.4 lacks the watch
   # progress requests it needs (the controller-manager would log a fallback on every list).
@@ -152,9 +173,11 @@ write_cni_config
 write_kubelet_config
 write_kube_proxy_config
 write_corefile
+write_encryption_config
 setup_network
 pid_of containerd >/dev/null || clean_leftovers # after a crash or a kill: no stale mounts or shims
 start_cluster
+start_metrics_server
 log "Cluster ready in $((SECONDS - start))s: Kubernetes $(kubectl get --raw /version |
   sed -n 's/.*"gitVersion": "\(.*\)",/\1/p'), node $NODE_NAME ($NODE_IP)"
 log "  kubeconfig: $ADMIN_KUBECONFIG (e.g. $K8S_BIN_DIR/kubectl --kubeconfig $ADMIN_KUBECONFIG get nodes)"

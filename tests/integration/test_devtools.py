@@ -4,6 +4,7 @@ Makefile and scripts too, a stack on the real engine or cluster, and the command
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ import pytest
 
 from components.conventions import SERVICE_LABEL, STACK_LABEL
 from support.processes import OutputWatcher
-from support.testing import ROOT, ProjectCopy, edit_app_version, free_port, get_json, kubectl_json
+from support.testing import ROOT, ProjectCopy, edit_app_version, free_port, get_json, http, kubectl_json, wait_for
 
 # What `make dev/logs/status` need beside the project itself.
 MAKE_FILES = (
@@ -44,8 +45,8 @@ class MakeProject:
             ["make", "--no-print-directory", target, *settings], cwd=self.project.directory, env=self.project.env
         )
 
-    def status(self) -> dict[str, list[str]]:
-        """`make status`, its table read back: service -> [state, digest, url]; its disk lines."""
+    def status_text(self) -> str:
+        """`make status`, as printed."""
         result = subprocess.run(
             ["make", "--no-print-directory", "status", f"STACK={self.stack.name}"],
             cwd=self.project.directory,
@@ -55,7 +56,11 @@ class MakeProject:
             timeout=300,
         )
         assert result.returncode == 0, result.stderr
-        lines = result.stdout.splitlines()
+        return result.stdout
+
+    def status(self) -> dict[str, list[str]]:
+        """`make status`, its table read back: service -> [state, digest, url]; its disk lines."""
+        lines = self.status_text().splitlines()
         header = lines.index(next(line for line in lines if line.startswith("SERVICE")))
         columns = [match.start() for match in re.finditer(r"\S+(?: \S+)*", lines[header])]
         rows = {}
@@ -67,8 +72,13 @@ class MakeProject:
         return {"header": lines[:header], "disk": [line for line in lines if line.startswith("disk: ")], **rows}
 
 
-def make_project(tmp_path_factory, template: str, registry, config: dict | None = None) -> MakeProject:
+def make_project(
+    tmp_path_factory, template: str, registry, config: dict | None = None, apps: tuple[str, ...] = ()
+) -> MakeProject:
+    """`apps`: test apps (tests/integration/apps/<name>) the stack's config builds, copied to apps/<name>."""
     project = ProjectCopy(tmp_path_factory.mktemp(f"make-{template}"))
+    for name in apps:
+        shutil.copytree(ROOT / "tests" / "integration" / "apps" / name, project.directory / "apps" / name)
     for name in MAKE_FILES:
         source, target = ROOT / name, project.directory / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -241,3 +251,99 @@ def test_pulumi_watch_finds_its_helper_and_updates_on_save(on_docker):
         assert version(url) == new_version
     finally:
         watch.stop()
+
+
+# Live update: one service of the test app tests/integration/apps/live, its site/ synced into the
+# running containers by `make dev` (sync+restart on Docker; sync on Kubernetes, where a restarted
+# container starts from its image).
+LIVE_BOUND = 10.0  # seconds from a save to the synced file answering (a rebuild and roll takes longer)
+
+
+def live_services(action: str) -> str:
+    return json.dumps(
+        {
+            "live": {
+                "build": "apps/live",
+                "port": 8000,
+                "publish": 8080,
+                "health": "/healthz",
+                "readOnly": False,
+                "sync": [{"path": "apps/live/site", "target": "/srv/site", "action": action, "ignore": ["*.swp"]}],
+            }
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def live_on_docker(tmp_path_factory, registry, docker_client, pulumi_cli):
+    config = {"portOffset": str(free_port() - 8080), "services": live_services("sync+restart")}
+    made = make_project(tmp_path_factory, "dev", registry, config=config, apps=("live",))
+    yield made
+    made.stack.destroy()
+    made.stack.workspace.remove_stack(made.stack.name)
+
+
+@pytest.fixture(scope="module")
+def live_on_kubernetes(tmp_path_factory, registry, cluster, docker_client, pulumi_cli):
+    made = make_project(
+        tmp_path_factory, "staging", registry, config={"services": live_services("sync")}, apps=("live",)
+    )
+    yield made
+    made.stack.destroy()
+    made.stack.workspace.remove_stack(made.stack.name)
+
+
+def fetch(url: str) -> str:
+    status, body, _ = http("GET", url)
+    assert status == 200, (url, status, body)
+    return body.decode()
+
+
+def check_live_update(made: MakeProject, instances, answer: str) -> None:
+    """A save under the sync path answers (`answer`: /boot after a restart, /file without) with the
+    new content in the same containers, with no image built; `make status` flags it; a Dockerfile save
+    then rebuilds and rolls, which bakes the synced file into the image and clears the flag."""
+    url, site = made.outputs["url"], made.project.directory / "apps" / "live"
+    dev = made.make("dev")
+    try:
+        dev.wait_for("[dev] watching", timeout=300)
+        before, images_before = instances(), made.stack.outputs()["images"].value
+        mark = dev.mark()
+        message = f"synced-{uuid.uuid4().hex[:6]}\n"
+        (site / "site" / "message.txt").write_text(message)
+        live = dev.wait_for("[dev] live is live at", timeout=60, since=mark)
+        took = float(re.search(r"\(([0-9.]+)s after the save\)", live).group(1))
+        assert fetch(url + answer) == message
+        assert took < LIVE_BOUND, live
+        assert instances() == before, "the containers were replaced: not a live update"
+        assert not [line for line in dev.lines[mark:] if "rebuilding" in line], dev.lines[mark:]
+        assert made.stack.outputs()["images"].value == images_before
+        assert "note: live is live-updated (1 file synced by `make dev`: /srv/site/message.txt): run `pulumi up`" in (
+            made.status_text()
+        )
+        # A save of the Dockerfile rebuilds and rolls, with `pulumi up`: the image now has the synced file.
+        mark = dev.mark()
+        dockerfile = site / "Dockerfile"
+        dockerfile.write_text(dockerfile.read_text() + "# rebuilt\n")
+        dev.wait_for("[dev] live: rebuilding (Dockerfile changed)", timeout=60, since=mark)
+        dev.wait_for("[dev] live is live at", timeout=300, since=mark)
+        assert made.stack.outputs()["images"].value != images_before
+        wait_for(lambda: not instances() & before, timeout=60, interval=0.5, what="the old containers to go")
+        # The image has the synced file: a new container read it at its start (old pods may drain a moment).
+        wait_for(lambda: fetch(url + "/boot") == message, timeout=30, interval=0.5, what="the baked file to answer")
+        assert "live-updated" not in made.status_text()
+    finally:
+        dev.stop()
+        print("\n".join(dev.lines))  # the loop's own account, with its timings
+
+
+def test_dev_loop_live_updates_a_synced_save_on_docker(live_on_docker, docker_client):
+    def instances() -> set[str]:
+        return {containers(docker_client, live_on_docker.stack.name)["live"][0]}
+
+    check_live_update(live_on_docker, instances, "/boot")
+
+
+def test_dev_loop_live_updates_a_synced_save_on_kubernetes(live_on_kubernetes):
+    namespace = live_on_kubernetes.outputs["namespace"]
+    check_live_update(live_on_kubernetes, lambda: pods(namespace).get("live", set()), "/file")

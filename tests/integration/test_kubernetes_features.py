@@ -138,7 +138,13 @@ def test_each_network_is_a_network_policy_over_its_pods(deployed):
         p["metadata"]["name"]: p["spec"]
         for p in kubectl_json("-n", deployed.namespace, "get", "networkpolicies")["items"]
     }
-    assert set(policies) == {"network-front", "network-back", "published-echo"}, "default is joined by none"
+    assert set(policies) == {"network-front", "network-back", "published-echo", "same-namespace-only"}, (
+        "default is joined by none"
+    )
+    no_network = [{"key": f"network.cloudservice.dev/{n}", "operator": "DoesNotExist"} for n in ("front", "back")]
+    assert sorted(policies["same-namespace-only"]["podSelector"]["matchExpressions"], key=str) == sorted(
+        no_network, key=str
+    )
     for network in ("front", "back"):
         members = {"matchLabels": {f"network.cloudservice.dev/{network}": "true", **stack}}
         assert policies[f"network-{network}"]["podSelector"] == members

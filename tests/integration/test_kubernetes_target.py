@@ -1,14 +1,12 @@
 """The staging stack (Kubernetes target) on the real cluster: up with the policy pack, no-op,
 zero-downtime rollout, rollback by config, data in the PVC, self-healing, hardening in the running
-pods and the Pod Security the namespace enforces, secrets, destroy. The tests run in order."""
+pods and the Pod Security the namespace enforces, secrets (encrypted in the state and in etcd),
+destroy. The tests run in order."""
 
 import base64
 import json
 import re
-import threading
-import time
 from collections import Counter
-from typing import Optional
 
 import pytest
 import yaml
@@ -18,6 +16,8 @@ from components.conventions import STACK_LABEL
 from components.pod_security import namespace_labels
 from support.testing import (
     ROOT,
+    STATE_DIR,
+    Prober,
     changed_resources,
     edit_app_version,
     get_json,
@@ -29,61 +29,12 @@ from support.testing import (
 )
 
 APP_SECRET = "staging-secret-4d1e8b"
+# etcd (plain http on loopback, as the API server reaches it) and the key the API server encrypts Secrets with.
+ETCD_RANGE = "http://127.0.0.1:2379/v3/kv/range"
+SECRETS_KEY = STATE_DIR / "cluster" / "pki" / "secrets-encryption.key"
 MIN_REQUESTS = 500
 # Everything every command of this module printed (and every error it raised): searched for secrets last.
 OUTPUT: list[str] = []
-
-
-class Prober:
-    """Requests the app continuously from another thread. A request that does not answer 200 with a
-    version counts as failed, whatever went wrong (refused, reset, timeout, bad body); an error of
-    the prober itself is raised again when it stops."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.requests = 0
-        self.failures: Counter = Counter()
-        self.versions: Counter = Counter()
-        self.last_version: Optional[str] = None
-        self._error: Optional[BaseException] = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _request(self) -> None:
-        try:
-            status, body = get_json(self.url + "/", timeout=5)
-            version = body["version"] if status == 200 else None
-        except Exception as error:  # noqa: BLE001 - every way a request fails is a failed request
-            self.failures[f"{type(error).__name__}: {error}"[:120]] += 1
-            return
-        if version is None:
-            self.failures[f"HTTP {status}"] += 1
-        else:
-            self.versions[version] += 1
-            self.last_version = version
-
-    def _run(self):
-        try:
-            while not self._stop.is_set():
-                self._request()
-                self.requests += 1
-                time.sleep(0.01)
-        except BaseException as error:  # noqa: BLE001 - handed to the test thread in __exit__
-            self._error = error
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=30)
-        assert not self._thread.is_alive(), "the prober did not stop"
-        if self._error is not None:
-            raise self._error
-
-    def report(self) -> str:
-        return f"{self.requests} requests, failures {dict(self.failures)}, versions {dict(self.versions)}"
 
 
 def web_pods(namespace: str) -> dict[str, str]:
@@ -368,6 +319,24 @@ def test_secrets_are_encrypted_in_the_state(staging, project, registry):
     assert registry.password in base64.b64decode(pull["data"][".dockerconfigjson"]).decode()
     app = kubectl_json("-n", staging.namespace, "get", "secret", "app-secrets")
     assert base64.b64decode(app["data"]["appSecret"]).decode() == APP_SECRET
+
+
+def etcd_value(key: str) -> bytes:
+    """The raw value etcd stores under `key`, read over loopback through its v3 JSON gateway."""
+    status, reply = get_json(ETCD_RANGE, "POST", json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode())
+    assert status == 200 and reply.get("kvs"), (key, status, reply)
+    return base64.b64decode(reply["kvs"][0]["value"])
+
+
+def test_the_cluster_stores_the_stacks_secrets_encrypted_in_etcd(staging, registry):
+    """What etcd holds of the pull Secret and the app Secret: secretbox ciphertext, neither the
+    registry password nor the app secret; the key is readable by root only."""
+    for name in ("registry-credentials", "app-secrets"):
+        stored = etcd_value(f"/registry/secrets/{staging.namespace}/{name}")
+        assert stored.startswith(b"k8s:enc:secretbox:v1:secretbox-1:"), (name, stored[:40])
+        for secret in (registry.password, APP_SECRET):
+            assert secret.encode() not in stored, name
+    assert SECRETS_KEY.stat().st_mode & 0o777 == 0o600
 
 
 def test_destroy_removes_every_object_by_name(staging):

@@ -1,7 +1,10 @@
-"""The offline platform: the toolchain built from Go modules, the engine, the authenticated registry."""
+"""The offline platform: the toolchain built from Go modules, the engine, the authenticated registry,
+the cluster's metrics API."""
 
+import base64
 import json
 import os
+import re
 import subprocess
 import textwrap
 import uuid
@@ -10,7 +13,7 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from support.testing import ROOT, http, read_env_file, registry_manifest_status
+from support.testing import ROOT, http, kubectl, kubectl_json, read_env_file, registry_manifest_status
 
 VERSIONS = read_env_file(ROOT / "versions.env")
 
@@ -145,3 +148,28 @@ def test_anonymous_access_is_refused(registry):
         status, _, headers = http("GET", registry.url + path)
         assert status == 401 and "Basic" in headers.get("WWW-Authenticate", ""), path
     assert http("GET", registry.url + "/v2/_catalog", auth=(registry.username, "wrong"))[0] == 401
+
+
+def test_the_metrics_api_serves_the_nodes_usage_through_the_aggregation_layer(cluster):
+    """metrics-server, registered with the API server as v1beta1.metrics.k8s.io (its certificate
+    checked against the cluster CA), answers with the node's CPU and memory use, scraped from the
+    kubelet whose certificate it checks against the same CA; `kubectl top` works."""
+    service = kubectl_json("get", "apiservice", "v1beta1.metrics.k8s.io")
+    conditions = {c["type"]: c for c in service["status"]["conditions"]}
+    assert conditions["Available"]["status"] == "True", conditions["Available"]
+    assert not service["spec"].get("insecureSkipTLSVerify")
+    assert base64.b64decode(service["spec"]["caBundle"]) == (cluster.parent / "pki" / "ca.crt").read_bytes()
+
+    (node,) = kubectl_json("get", "nodes")["items"]
+    name = node["metadata"]["name"]
+    usage = json.loads(kubectl("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/nodes/{name}"))["usage"]
+    for resource, unit in (("cpu", r"n|u|m|"), ("memory", r"Ki|Mi|")):
+        match = re.fullmatch(rf"(\d+)({unit})", usage[resource])
+        assert match and int(match.group(1)) > 0, usage
+    assert kubectl("top", "nodes", "--no-headers").split()[0] == name
+    kubectl("top", "pods", "--all-namespaces")  # answers, whatever runs
+
+    pid = (cluster.parent / "run" / "metrics-server.pid").read_text().strip()
+    arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    assert f"--kubelet-certificate-authority={cluster.parent / 'pki' / 'ca.crt'}" in arguments, arguments
+    assert not [a for a in arguments if a.startswith("--kubelet-insecure-tls")], arguments

@@ -1,5 +1,6 @@
 """Two CloudServices in one stack (the demo app twice, under two names), on both targets: every
-child is named from its component, so nothing clashes and each app keeps its own data."""
+child is named from its component, so nothing clashes, each app keeps its own data and, on Docker,
+its own network (one app's containers can neither resolve nor reach the other's)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,22 @@ for name, target in targets.items():
     pulumi.export(name, app.url)
 '''
 
+# Run in a container: for each host, whether its redis port takes a connection (3 s at most).
+REACH = """
+import socket, sys
+def reach(host):
+    try:
+        address = socket.gethostbyname(host)
+    except OSError:
+        return "unresolved"
+    try:
+        socket.create_connection((address, 6379), timeout=3).close()
+        return "connected"
+    except OSError:
+        return "unreachable"
+print(*(reach(host) for host in sys.argv[1:]))
+"""
+
 
 @pytest.mark.parametrize("template", ["dev", "staging"], ids=["docker", "kubernetes"])
 def test_two_apps_in_one_stack(project, registry, template, docker_client, request):
@@ -59,6 +76,13 @@ def test_two_apps_in_one_stack(project, registry, template, docker_client, reque
                 prefix,
                 f"{prefix}-second",
             }
+            # Each app's network is its own: the first app's web reaches its redis, not the second's.
+            second_redis = docker_client.containers.get(f"{prefix}-second-redis")
+            (second_address,) = [n["IPAddress"] for n in second_redis.attrs["NetworkSettings"]["Networks"].values()]
+            probe = docker_client.containers.get(f"{prefix}-web").exec_run(
+                ["python3", "-c", REACH, "redis", f"{prefix}-second-redis", second_address]
+            )
+            assert probe.output.decode().split() == ["connected", "unresolved", "unreachable"], probe.output
         else:
             for namespace in (f"cloudservice-{stack.name.lower()}", second_namespace):
                 deployments = kubectl_json("get", "deployments", "-n", namespace)["items"]

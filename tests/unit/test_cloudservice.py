@@ -39,6 +39,7 @@ from recorder import (
     KUBERNETES_SERVICE,
     NAMESPACE,
     NETWORK,
+    NETWORK_POLICY,
     PVC,
     REGISTRY_IMAGE,
     REMOTE_IMAGE,
@@ -296,6 +297,8 @@ def test_kubernetes_target_graph(mocks):
     }
     assert {(r.type, r.name) for r in kubernetes_resources(mocks)} == {
         (NAMESPACE, f"{APP}-namespace"),
+        (NETWORK_POLICY, f"{APP}-namespace-same-namespace-only"),
+        (NETWORK_POLICY, f"{APP}-web-published"),
         (SECRET, f"{APP}-namespace-registry-credentials"),
         (PVC, f"{APP}-redis-data"),
         (DEPLOYMENT, f"{APP}-web"),
@@ -780,9 +783,14 @@ def test_kubernetes_networks_are_isolated_by_network_policies(mocks, monkeypatch
     app = dataclasses.replace(config.app, workloads=workloads, networks=networks)
     run(lambda: CloudService(APP, dataclasses.replace(app_args(config), app=app)))
     namespace = mocks.get(APP_NAMESPACE, f"{APP}-namespace")
-    policies = {r.name: r for r in mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    policies = {r.name: r for r in mocks.of_type(NETWORK_POLICY)}
     isolated = ("front", "back", "default")
-    assert set(policies) == {f"{APP}-namespace-network-{n}" for n in isolated} | {f"{APP}-web-published"}
+    assert set(policies) == {f"{APP}-namespace-network-{n}" for n in isolated} | {
+        f"{APP}-web-published",
+        f"{APP}-namespace-same-namespace-only",
+    }
+    no_network = policies[f"{APP}-namespace-same-namespace-only"].inputs["spec"]["podSelector"]["matchExpressions"]
+    assert sorted(e["key"].split("/")[1] for e in no_network) == sorted(isolated)
     for network in isolated:
         policy = policies[f"{APP}-namespace-network-{network}"]
         assert mocks.parent_of(policy) is namespace
@@ -800,9 +808,12 @@ def test_kubernetes_networks_are_isolated_by_network_policies(mocks, monkeypatch
     assert notices == [(APP, notices[0][1])] and "network legacy is external" in notices[0][1]
 
 
-def test_kubernetes_app_without_networks_gets_no_network_policy(mocks):
+def test_kubernetes_app_without_networks_is_one_namespace_closed_to_others(mocks):
     deploy(kubernetes_config())
-    assert mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy") == []
+    assert {r.name for r in mocks.of_type(NETWORK_POLICY)} == {
+        f"{APP}-namespace-same-namespace-only",
+        f"{APP}-web-published",
+    }
     for name in ("web", "redis"):
         labels = mocks.get(DEPLOYMENT, f"{APP}-{name}").inputs["spec"]["template"]["metadata"]["labels"]
         assert not any(key.startswith("network.cloudservice.dev/") for key in labels)

@@ -508,6 +508,66 @@ def test_the_extension_sets_what_compose_cannot_say(project):
     assert "services.web.x-cloudservice" in problems_of(_service(**{"x-cloudservice": ["readOnly"]}), project)[0]
 
 
+def test_kompose_autoscaling_labels_and_deploy_replicas_say_autoscale(project):
+    """Kompose's kompose.hpa.* labels, with Kompose's defaults; deploy.replicas is the floor unless
+    kompose.hpa.replicas.min says it; the memory target (a quantity in Kompose) is reported."""
+    labels = {"kompose.hpa.replicas.max": 6, "kompose.hpa.cpu": "80%", "com.example.team": "shop"}
+    app = to_spec(_service(labels=labels, deploy={"replicas": 2}), project)
+    assert app.services["web"]["autoscale"] == {"max": 6, "cpu": 80}
+    assert app.services["web"]["replicas"] == 2
+    assert app.services["web"]["labels"] == {"com.example.team": "shop"}, "Kompose's labels are not the app's"
+    app = to_spec(
+        _service(labels={"kompose.hpa.replicas.min": 3, "kompose.hpa.memory": "512Mi"}, deploy={"replicas": 1}), project
+    )
+    assert app.services["web"]["autoscale"] == {"max": 10, "cpu": 50}
+    assert app.services["web"]["replicas"] == 3
+    assert any("kompose.hpa.memory" in n and "ignored" in n for n in app.notices)
+    assert "autoscale" not in to_spec(_service(labels={"com.example.team": "shop"}), project).services["web"]
+
+
+WATCH = {
+    "watch": [
+        {"path": "./web/src", "target": "/app/src", "action": "sync", "ignore": ["node_modules/", "*.pyc"]},
+        {"path": "./web/Dockerfile", "action": "rebuild"},
+        {"path": "./web", "target": "/app", "action": "sync+restart"},
+        {"path": "./web/hooks", "target": "/app/hooks", "action": "sync+exec", "exec": {"command": ["reload"]}},
+    ]
+}
+
+
+def test_develop_watch_is_make_devs_live_update(project):
+    writable = {"build": "./web", "develop": WATCH, "x-cloudservice": {"readOnly": False}}
+    app = to_spec({"services": {"web": writable}}, project)
+    assert app.services["web"]["sync"] == [
+        {"path": "app/web/src", "target": "/app/src", "action": "sync", "ignore": ["node_modules/", "*.pyc"]},
+        {"path": "app/web/Dockerfile", "action": "rebuild"},
+        {"path": "app/web", "target": "/app", "action": "sync+restart"},
+    ]
+    assert any("develop.watch[3].action: sync+exec: not supported" in notice for notice in app.notices), app.notices
+    # Validated as a written `sync` is (the file to_spec wrote): the rules of the spec.
+    values = {"target": "docker", "compose": SOURCE, **REGISTRY}
+    config = parse_stack_config(values, project=PROJECT, stack="dev", base_dir=str(project))
+    assert [(rule.path, rule.action) for rule in config.app.service("web").sync] == [
+        (str(project / "app/web/src"), "sync"),
+        (str(project / "app/web/Dockerfile"), "rebuild"),
+        (str(project / "app/web"), "sync+restart"),
+    ]
+
+
+def test_develop_watch_on_a_read_only_service_rebuilds_with_a_notice(project):
+    """The stack's default root file system is read-only: a sync rule there would write nowhere, and a
+    Compose file deployed as it was before (its develop section ignored) must keep working."""
+    app = to_spec({"services": {"web": {"build": "./web", "develop": WATCH}}}, project)
+    assert app.services["web"]["sync"] == [{"path": "app/web/Dockerfile", "action": "rebuild"}]
+    notices = [n for n in app.notices if "develop.watch[0]" in n]
+    assert notices and "not synced: /app/src is on the read-only root file system" in notices[0], app.notices
+
+
+def test_an_expose_entry_that_is_no_port_is_refused_naming_it(project):
+    problems = problems_of(_service(expose=["", "80"]), project)
+    assert any("services.web.expose[0]: expected a port or range" in p for p in problems), problems
+
+
 def test_link_aliases_are_names_of_the_target(project):
     app = to_spec({"services": {"web": {"image": "x", "links": ["db:database"]}, "db": {"image": "redis:7"}}}, project)
     assert app.services["web"]["links"] == ["db"] and app.services["db"]["aliases"] == ["database"]

@@ -38,6 +38,7 @@ from components.spec import (
     Registry,
     SecretFileSpec,
     ServiceSpec,
+    SyncSpec,
     VolumeSpec,
 )
 
@@ -100,6 +101,15 @@ def _job(**spec):
     return _set("jobs.migrate", {"build": "app/web", "args": ["migrate"], **spec})
 
 
+def _writable_web(values: dict) -> None:
+    values["services"]["web"]["readOnly"] = False
+
+
+def _sync_web(**rule):
+    """web (on a writable root file system) with one sync rule; `from_` writes the key `from`."""
+    return _all(_writable_web, _set("services.web.sync", [{k.rstrip("_"): v for k, v in rule.items()}]))
+
+
 def _secret(key="dbPassword", value="s3cr3t-db-pw"):
     return _set(key, value)
 
@@ -152,6 +162,38 @@ MALFORMED = [
     ("replicas-too-many", _all(_kubernetes, _set("services.web.replicas", 101)), "services.web.replicas"),
     ("replicas-on-docker", _set("services.web.replicas", 2), "services.web.replicas"),
     ("replicas-with-volume", _all(_kubernetes, _set("services.redis.replicas", 2)), "services.redis.replicas"),
+    ("autoscale-not-an-object", _all(_kubernetes, _set("services.web.autoscale", 5)), "services.web.autoscale"),
+    (
+        "autoscale-without-max",
+        _all(_kubernetes, _set("services.web.autoscale", {"cpu": 50})),
+        "services.web.autoscale.max",
+    ),
+    ("autoscale-max-zero", _all(_kubernetes, _set("services.web.autoscale", {"max": 0})), "services.web.autoscale.max"),
+    (
+        "autoscale-cpu-above-100",
+        _all(_kubernetes, _set("services.web.autoscale", {"max": 3, "cpu": 150})),
+        "services.web.autoscale.cpu",
+    ),
+    (
+        "autoscale-no-target",
+        _all(_kubernetes, _set("services.web.autoscale", {"max": 3, "cpu": None})),
+        "services.web.autoscale",
+    ),
+    (
+        "autoscale-unknown-key",
+        _all(_kubernetes, _set("services.web.autoscale", {"max": 3, "min": 2})),
+        "services.web.autoscale.min",
+    ),
+    (
+        "autoscale-floor-above-max",
+        _all(_kubernetes, _set("services.web.replicas", 4), _set("services.web.autoscale", {"max": 3})),
+        "services.web.replicas",
+    ),
+    (
+        "autoscale-with-volume",
+        _all(_kubernetes, _set("services.redis.autoscale", {"max": 3})),
+        "services.redis.autoscale",
+    ),
     # names, images and builds
     ("service-name-uppercase", lambda v: v["services"].update(Web_1=v["services"].pop("web")), "services.Web_1 (name)"),
     (
@@ -512,6 +554,30 @@ MALFORMED = [
     ("kubernetes-not-an-object", _set("kubernetes", "staging"), "kubernetes"),
     ("images-from-invalid", _set("imagesFrom", "org/project/stack/extra"), "imagesFrom"),
     ("docker-host-invalid", _set("dockerHost", "localhost:2375"), "dockerHost"),
+    # sync: make dev's live-update rules
+    ("sync-not-a-list", _all(_writable_web, _set("services.web.sync", {"path": "app/web"})), "services.web.sync"),
+    ("sync-path-outside-context", _sync_web(path="app/redis", target="/app"), "services.web.sync[0].path"),
+    ("sync-path-escapes-context", _sync_web(path="app/web/../..", target="/app"), "services.web.sync[0].path"),
+    ("sync-target-relative", _sync_web(path="app/web", target="app"), "services.web.sync[0].target"),
+    ("sync-target-missing", _sync_web(path="app/web"), "services.web.sync[0].target"),
+    ("sync-action-unknown", _sync_web(path="app/web", target="/app", action="copy"), "services.web.sync[0].action"),
+    ("sync-ignore-not-a-list", _sync_web(path="app/web", target="/app", ignore=3), "services.web.sync[0].ignore"),
+    ("sync-unknown-key", _sync_web(path="app/web", target="/app", from_="x"), "services.web.sync[0].from"),
+    (
+        "sync-target-read-only",
+        _set("services.web.sync", [{"path": "app/web", "target": "/app"}]),
+        "services.web.sync[0].target",
+    ),
+    (
+        "sync-without-build",
+        _all(
+            _set("services.redis.build", None),
+            _set("services.redis.image", "redis:7"),
+            _set("services.redis.readOnly", False),
+            _set("services.redis.sync", [{"path": "app/redis", "target": "/data"}]),
+        ),
+        "services.redis.sync",
+    ),
 ]
 
 
@@ -1232,3 +1298,36 @@ def test_arbitrary_workload_spec_raises_only_config_error(service, job):
         parse(copy.deepcopy(values))
     except ConfigError as error:
         assert all(p.split(":")[0] for p in error.problems)
+
+
+def test_sync_rules_read_into_the_spec():
+    values = base_values()
+    values["services"]["web"]["readOnly"] = False
+    values["services"]["web"]["sync"] = [
+        {"path": "app/web", "target": "/app", "action": "sync+restart", "ignore": ["*.pyc", "cache"]},
+        {"path": "app/web/Dockerfile", "action": "rebuild"},
+    ]
+    restart, rebuild = parse(values).app.service("web").sync
+    assert restart == SyncSpec(
+        path=os.path.join(ROOT, "app/web"), target="/app", action="sync+restart", ignore=("*.pyc", "cache")
+    )
+    assert (rebuild.path, rebuild.target, rebuild.action) == (os.path.join(ROOT, "app/web/Dockerfile"), None, "rebuild")
+
+
+@pytest.mark.parametrize(
+    "relative,inside",
+    [
+        ("app/web/server.py", "server.py"),
+        ("app/web/static/site.css", "static/site.css"),
+        ("app/web", ""),
+        ("app/webapp/server.py", None),  # a sibling whose name starts alike
+        ("app/web/x.pyc", None),
+        ("app/web/cache/entry", None),  # an ignored directory covers what is in it
+        ("app/web/static/cache/entry", None),
+    ],
+)
+def test_a_sync_rule_covers_its_path_but_not_what_it_ignores(relative, inside):
+    rule = SyncSpec(path="app/web", target="/app", ignore=("*.pyc", "cache"))
+    assert rule.covers(relative) == inside
+    if inside is not None:
+        assert rule.container_path(inside) == os.path.join("/app", inside).rstrip("/")

@@ -680,3 +680,11 @@ def test_no_step_without_a_user_or_a_volume(mocks, name, changes):
     deploy(mocks, with_fields(name, **changes))
     assert [c.name for c in mocks.of_type(CONTAINER)] == [f"cloudservice-dev-{name}"]
     assert mocks.of_type(JOB_CHECK) == []
+
+
+def test_autoscale_is_for_kubernetes_docker_runs_one_container_and_says_so(mocks, monkeypatch):
+    said = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, resource=None, **_: said.append(message))
+    _, container = deploy(mocks, spec_of("web", autoscale={"max": 3}))
+    assert len(mocks.of_type(CONTAINER)) == 1 and container.inputs["name"] == "cloudservice-dev-web"
+    assert said == ["service web: autoscale is for Kubernetes: Docker runs a fixed `replicas`"]

@@ -21,6 +21,7 @@ from recorder import (
     KUBERNETES_JOB,
     KUBERNETES_SERVICE,
     NAMESPACE,
+    NETWORK_POLICY,
     PVC,
     ROLLOUT_CHECK,
     SECRET,
@@ -51,7 +52,6 @@ REGISTRY = PullCredentials(server="localhost:5000", username="cloudservice", pas
 SETTINGS = KubernetesSettings(namespace="cloudservice-dev")
 REDIS = {"redis": Endpoint(host="redis", ports={"main": 6379})}
 CONFIG_FILE = "app/redis/redis.conf"
-NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 SELECTOR = {"app.kubernetes.io/name": "web", "cloudservice.dev/stack": "dev"}
 
 
@@ -226,7 +226,7 @@ def test_deployment_and_service_are_named_from_the_component(mocks):
         )
         assert resource.inputs["metadata"]["namespace"] == "cloudservice-dev"
         assert namespace.urn in resource.dependencies, f"{resource.type} waits for its namespace"
-    assert {r.type for r in mocks.children_of(component)} == {DEPLOYMENT, SERVICE, ROLLOUT_CHECK}
+    assert {r.type for r in mocks.children_of(component)} == {DEPLOYMENT, SERVICE, NETWORK_POLICY, ROLLOUT_CHECK}
 
 
 def test_selectors_match_the_pod_template_labels(mocks):
@@ -308,6 +308,38 @@ def test_replicas_and_rollout_strategy(mocks):
     assert redis.inputs["spec"]["strategy"] == {"type": "Recreate"}, (
         "one RWO volume cannot be mounted by old and new pod"
     )
+
+
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+
+
+def test_an_autoscaled_service_leaves_its_replicas_to_a_horizontal_pod_autoscaler(mocks):
+    autoscale = {"max": 5, "cpu": 60, "memory": 80, "scaleDownSeconds": 30}
+    _, web = deploy(mocks, k8s_spec("web", replicas=2, autoscale=autoscale))
+    assert "replicas" not in web.inputs["spec"], "a no-op up must not scale the Deployment back"
+    hpa = mocks.get(HPA, "cloudservice-dev-web")
+    assert hpa.inputs["metadata"]["name"] == "web"
+    assert hpa.inputs["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+    assert (hpa.inputs["spec"]["minReplicas"], hpa.inputs["spec"]["maxReplicas"]) == (2, 5)
+    assert hpa.inputs["spec"]["metrics"] == [
+        {"type": "Resource", "resource": {"name": name, "target": {"type": "Utilization", "averageUtilization": pct}}}
+        for name, pct in (("cpu", 60), ("memory", 80))
+    ]
+    assert hpa.inputs["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 30}}
+
+
+def test_autoscale_defaults_to_cpu_at_70_percent_from_one_replica(mocks):
+    deploy(mocks, k8s_spec("web", autoscale={"max": 3}))
+    spec = mocks.get(HPA, "cloudservice-dev-web").inputs["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 3)
+    assert [m["resource"]["name"] for m in spec["metrics"]] == ["cpu"]
+    assert spec["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    assert "behavior" not in spec
+
+
+def test_a_fixed_replica_count_has_no_autoscaler(mocks):
+    deploy(mocks, k8s_spec("web", replicas=2))
+    assert mocks.of_type(HPA) == []
 
 
 @pytest.mark.parametrize("name,user", [("web", 10001), ("redis", 10002)])
@@ -805,7 +837,8 @@ def test_job_runs_after_what_it_comes_after(mocks):
 
 def test_a_spec_without_the_new_fields_declares_what_it_did(mocks, warnings):
     """Existing stacks see no change: no new keys in the pod, the container, the Service or the
-    metadata, no new objects, no notice."""
+    metadata, no notice, no new objects but the NetworkPolicies that close the namespace to other
+    namespaces and open the published ports (created beside the rest: nothing is replaced)."""
     _, web = deploy(mocks)
     _, redis = deploy(mocks, k8s_spec("redis"))
     for deployment in (web, redis):
@@ -836,7 +869,15 @@ def test_a_spec_without_the_new_fields_declares_what_it_did(mocks, warnings):
         "selector": SELECTOR,
         "ports": [{"name": "main", "port": 8080, "targetPort": 8080}],
     }
-    assert {r.type for r in mocks.resources if r.custom} == {NAMESPACE, SECRET, DEPLOYMENT, SERVICE, PVC, ROLLOUT_CHECK}
+    assert {r.type for r in mocks.resources if r.custom} == {
+        NAMESPACE,
+        SECRET,
+        DEPLOYMENT,
+        SERVICE,
+        PVC,
+        ROLLOUT_CHECK,
+        NETWORK_POLICY,
+    }
     assert warnings == []
 
 
@@ -1068,10 +1109,60 @@ def test_pods_carry_a_label_per_network_and_published_ports_stay_open(mocks):
     }
 
 
-def test_unpublished_services_and_apps_without_networks_open_nothing(mocks):
+def test_published_ports_stay_open_with_or_without_networks_and_unpublished_ones_do_not(mocks):
     deploy(mocks, k8s_spec("redis"), networks=["default"])
+    assert mocks.find(NETWORK_POLICY, "cloudservice-dev-redis-published") is None
     deploy(mocks)
-    assert mocks.of_type(NETWORK_POLICY) == []
+    assert mocks.get(NETWORK_POLICY, "cloudservice-dev-web-published").inputs["spec"] == {
+        "podSelector": {"matchLabels": SELECTOR},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"ports": [{"port": 8080}]}],
+    }
+
+
+def test_namespace_takes_connections_from_its_own_pods_only(mocks):
+    """Every pod of an app without networks is closed to other namespaces: a rule `from` pods
+    without a namespace selector means this namespace's."""
+    run(lambda: namespace_for([k8s_spec()]))
+    component = mocks.get(APP_NAMESPACE, "cloudservice-dev-namespace")
+    policy = mocks.get(NETWORK_POLICY, "cloudservice-dev-namespace-same-namespace-only")
+    assert mocks.parent_of(policy) is component
+    assert policy.inputs["metadata"] == {
+        "name": "same-namespace-only",
+        "namespace": "cloudservice-dev",
+        "labels": STACK_LABELS,
+        "annotations": SERVER_SIDE_APPLY,
+    }
+    assert policy.inputs["spec"] == {
+        "podSelector": {},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"podSelector": {}}]}],
+    }
+
+
+def test_with_networks_the_namespace_policy_leaves_their_pods_to_their_own_policies(mocks):
+    """NetworkPolicies add up: were the namespace's own over every pod, any pod of the namespace would
+    reach every network. It selects the pods of no network (those on external networks only), under
+    the same name, so adding networks updates it in place."""
+    run(
+        lambda: AppNamespace(
+            "cloudservice-dev-namespace",
+            AppNamespaceArgs(namespace="cloudservice-dev", labels=STACK_LABELS, networks=["default", "back_end"]),
+        )
+    )
+    policy = mocks.get(NETWORK_POLICY, "cloudservice-dev-namespace-same-namespace-only")
+    assert policy.inputs["metadata"]["name"] == "same-namespace-only"
+    selectors = [
+        mocks.get(NETWORK_POLICY, f"cloudservice-dev-namespace-network-{n}").inputs["spec"]["podSelector"]
+        for n in ("default", "back_end")
+    ]
+    labels = [
+        next(k for k in selector["matchLabels"] if k.startswith("network.cloudservice.dev/")) for selector in selectors
+    ]
+    assert policy.inputs["spec"]["podSelector"] == {
+        "matchExpressions": [{"key": label, "operator": "DoesNotExist"} for label in labels]
+    }
+    assert policy.inputs["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
 
 
 def test_namespace_isolates_each_network(mocks):

@@ -10,6 +10,7 @@ import json
 import os
 
 import dill
+import docker
 import pulumi
 import pytest
 from harness import deploy, docker_config, kubernetes_config
@@ -378,6 +379,34 @@ def test_status_read_errors_are_retried_until_the_timeout():
         await_workload(
             ScriptedWorkload(ConnectionError("engine restarting")), "service", "web", 3, clock=clock, sleep=clock.sleep
         )
+
+
+@pytest.mark.parametrize("stack_host", [True, False], ids=["dockerHost", "DOCKER_HOST"])
+def test_an_engine_that_does_not_answer_is_named_and_waited_for(tmp_path, monkeypatch, stack_host):
+    """A real Docker client on a socket nothing listens on (an engine stopped or restarting): the
+    check waits, and its timeout names the engine, whether the check began before or after it went."""
+    engine = f"unix://{tmp_path}/docker.sock"
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere.sock" if stack_host else engine)
+    watch = readiness.ContainerWatch(engine if stack_host else None, "app-dev-web", job=False)
+    assert watch.observe().state == PENDING
+    clock = Clock()
+    with pytest.raises(ReadinessError) as error:
+        await_workload(watch, "service", "web", 3, clock=clock, sleep=clock.sleep)
+    headline = str(error.value).splitlines()[0]
+    assert headline.startswith(
+        f"service web did not become ready within 3s: the Docker engine at {engine} does not answer ("
+    )
+
+
+def test_an_engine_error_is_not_taken_for_an_engine_that_does_not_answer():
+    class Refusing:
+        def inspect_container(self, container):
+            raise docker.errors.APIError("500 Server Error: conflict")
+
+    watch = readiness.ContainerWatch("unix:///run/docker.sock", "app-dev-web", job=False)
+    watch._api = Refusing()
+    with pytest.raises(docker.errors.APIError):
+        watch.observe()
 
 
 def test_logs_that_cannot_be_read_do_not_hide_the_failure():
