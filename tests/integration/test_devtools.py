@@ -19,17 +19,6 @@ from components.conventions import SERVICE_LABEL, STACK_LABEL
 from support.processes import OutputWatcher
 from support.testing import ROOT, ProjectCopy, edit_app_version, free_port, get_json, http, kubectl_json, wait_for
 
-# What `make dev/logs/status` need beside the project itself.
-MAKE_FILES = (
-    "Makefile",
-    "versions.env",
-    "platform/lib.sh",
-    "scripts/env.sh",
-    "scripts/python-env.sh",
-    "scripts/devtools.sh",
-    "devtools",
-)
-
 
 class MakeProject:
     """A project copy with a stack that is up, and `make` run in it on that stack's backend."""
@@ -79,13 +68,7 @@ def make_project(
     project = ProjectCopy(tmp_path_factory.mktemp(f"make-{template}"))
     for name in apps:
         shutil.copytree(ROOT / "tests" / "integration" / "apps" / name, project.directory / "apps" / name)
-    for name in MAKE_FILES:
-        source, target = ROOT / name, project.directory / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
+    project.add_make_files()
     stack = project.stack(template, config=config, secrets={"registryPassword": registry.password})
     stack.up()
     return MakeProject(project, stack)

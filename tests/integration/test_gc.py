@@ -1,7 +1,8 @@
 """`make gc` for real (devtools/gc.py, platform/registry.sh collect): a dev stack builds and pushes 20
 releases of a tiny service, a second stack runs an old one by digest (`images`), and gc with
 keepReleases 5 leaves exactly the 5 newest and the referenced one, in the registry and in the engine,
-frees disk, and leaves what runs running and every kept release deployable (a rollback by digest).
+frees disk, and leaves what runs running and every kept release deployable (a rollback by digest);
+`make destroy` then runs the registry's garbage collection too.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def release_of(url: str) -> int:
 
 @pytest.fixture(scope="module")
 def history(project, registry, docker_client):
+    project.add_make_files()  # `make destroy`
     app = project.directory / "gc-app"
     app.mkdir()
     (app / "Dockerfile").write_text(DOCKERFILE)
@@ -202,3 +204,37 @@ def test_a_kept_release_is_a_rollback_target(history):
     builder.set_config("cloudservice:images", auto.ConfigValue(value=pin), path=False)
     url = builder.up().outputs["url"].value
     wait_for(lambda: release_of(url) == target, timeout=30, what=f"release {target} answering")
+
+
+def test_destroy_collects_the_registry_garbage(history, registry):
+    """A manifest deleted by hand leaves its blobs until a collection: `make destroy` runs one."""
+    orphan = history.digests[-2]  # kept by gc, run by no stack
+    path = registry_path(history)
+    status, body, _ = http(
+        "GET", f"{registry.url}/v2/{path}/manifests/{orphan}", auth=auth(registry), headers={"Accept": MANIFEST}
+    )
+    assert status == 200, body
+    own_blobs = [json.loads(body)["config"]["digest"], json.loads(body)["layers"][-1]["digest"]]  # release.json's
+    status, _, _ = http("DELETE", f"{registry.url}/v2/{path}/manifests/{orphan}", auth=auth(registry))
+    assert status == 202
+    assert [http("HEAD", f"{registry.url}/v2/{path}/blobs/{blob}", auth=auth(registry))[0] for blob in own_blobs] == [
+        200,
+        200,
+    ]
+    result = subprocess.run(
+        ["make", "--no-print-directory", "destroy", f"STACK={history.stacks['pinned'].name}"],
+        cwd=history.project.directory,
+        env={**os.environ, **history.project.env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    print(result.stdout, result.stderr)  # shown with a failure
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"Registry garbage collection: (\d+) bytes reclaimed", result.stdout + result.stderr)
+    assert match and int(match[1]) > 0, result.stdout + result.stderr
+    assert [http("HEAD", f"{registry.url}/v2/{path}/blobs/{blob}", auth=auth(registry))[0] for blob in own_blobs] == [
+        404,
+        404,
+    ]
+    assert release_of(history.urls["builder"]) == RELEASES - KEEP + 1  # the registry is back, the rest untouched
