@@ -25,7 +25,7 @@ status: ## STACK's services: running image digest, health or readiness, URL; dis
 gc: ## Remove STACK's old images from the engine and the registry (keeps keepReleases + referenced)
 	@scripts/devtools.sh gc $(STACK)
 
-destroy: ## Remove everything STACK made (pushed images stay), also after an interrupted run
+destroy: ## Remove everything STACK made (pushed images stay), also after an interrupted run; registry GC
 	@scripts/destroy.sh $(STACK)
 
 test: ## Run the whole test suite (unit + integration) on the real platform

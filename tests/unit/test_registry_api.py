@@ -1,6 +1,7 @@
 """devtools/registry.py against a registry's HTTP API served on loopback: a repository's images one
 per digest with every tag naming it and their build time, an index or a manifest gone since the
-listing left out, deletion by digest, and errors that name the registry; and the sizes it prints."""
+listing left out, deletion by digest, and errors that name the registry; and the sizes `make status`
+prints (its disk lines)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from devtools import status
 from devtools.registry import Image, PlatformRegistry, human
 from devtools.stack import StackError
 
@@ -122,3 +126,25 @@ def test_only_its_own_repositories_are_the_registrys(server):
 )
 def test_sizes_in_decimal_units_as_docker_prints_them(size, text):
     assert human(size) == text
+
+
+def test_status_disk_lines_total_the_engine_as_docker_system_df_and_add_the_registrys_storage(
+    tmp_path: Path, monkeypatch
+):
+    usage = {
+        "LayersSize": 415_200_000,
+        "Images": [{}] * 38,
+        "Containers": [{"SizeRw": 1_000_000}, {"SizeRw": None}, {"SizeRw": 100_000}],
+        "Volumes": [{"UsageData": {"Size": 52_400_000}}, {"UsageData": {"Size": -1}}],  # -1: not computed
+        "BuildCache": None,
+    }
+    client = SimpleNamespace(df=lambda: usage)
+    storage = tmp_path / "registry" / "data"
+    monkeypatch.setattr(status, "storage_dir", lambda: storage)
+    engine = "disk: engine 415.2 MB in 38 images, containers 1.1 MB, volumes 52.4 MB, build cache 0 B"
+    assert status.space_used(client) == [engine]  # no registry on this machine: no line for it
+    storage.mkdir(parents=True)
+    (storage / "blob").write_bytes(b"x" * 2_000_000)
+    engine_line, registry_line = status.space_used(client)
+    assert engine_line == engine
+    assert registry_line.startswith("disk: registry 2.0 MB ") and "`make gc`" in registry_line
