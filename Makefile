@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 STACK ?= dev
 
-.PHONY: help up destroy dev logs status test toolchain platform platform-down cluster cluster-down venv bench
+.PHONY: help up destroy dev logs status gc test toolchain platform platform-down cluster cluster-down venv bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -19,10 +19,13 @@ dev: ## Follow the sources: a save syncs into (live update) or rebuilds and roll
 logs: ## Follow the logs of STACK's services (SERVICE=name for one)
 	@scripts/devtools.sh logs $(STACK) $(SERVICE)
 
-status: ## STACK's services: running image digest, health or readiness, URL
+status: ## STACK's services: running image digest, health or readiness, URL; disk used by images
 	@scripts/devtools.sh status $(STACK)
 
-destroy: ## Remove everything STACK made (pushed images stay), also after an interrupted run
+gc: ## Remove STACK's old images from the engine and the registry (keeps keepReleases + referenced)
+	@scripts/devtools.sh gc $(STACK)
+
+destroy: ## Remove everything STACK made (pushed images stay), also after an interrupted run; registry GC
 	@scripts/destroy.sh $(STACK)
 
 test: ## Run the whole test suite (unit + integration) on the real platform

@@ -228,7 +228,9 @@ class ContainerImage(pulumi.ComponentResource):
                 target=args.build.target,
                 build_args=dict(args.build.args),
                 platform=args.build.platform,
-                labels=dict(args.labels),
+                # `label` is what the provider passes to the build (`docker build --label`); its
+                # `labels` is accepted and dropped, which left built images unlabelled.
+                label=dict(args.labels),
             ),
             # Built images stay in the engine's cache after destroy, like `docker build` leaves them.
             keep_locally=True,

@@ -13,7 +13,8 @@ def parse(argv=None) -> argparse.Namespace:
     for name, help_text in (
         ("dev", "watch the sources: a save syncs (sync rules) or rebuilds and rolls its service, then prints its URL"),
         ("logs", "follow the logs of the stack's services"),
-        ("status", "each service's running image digest, health or readiness, and URL"),
+        ("status", "each service's running image digest, health or readiness, and URL; the disk space images use"),
+        ("gc", "remove the stack's old images from the engine and the registry, but the kept and referenced ones"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--stack", required=True)
@@ -57,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
             from .status import status
 
             print(status(stack))
+        elif args.command == "gc":
+            from .gc import collect
+
+            collect(stack)
         elif args.command == "logs":
             from .logs import follow
 

@@ -38,19 +38,15 @@ class Stack:
         self.project = _project_name(self.project_dir / "Pulumi.yaml")
 
     def pulumi(self, *args: str) -> str:
-        result = subprocess.run(
-            ["pulumi", *args, "--stack", self.name, "--non-interactive"],
-            cwd=self.project_dir,
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            raise StackError(f"pulumi {' '.join(args)} --stack {self.name}: {result.stderr.strip()}")
-        return result.stdout
+        return run_pulumi(self.project_dir, *args, "--stack", self.name)
+
+    def exported(self) -> dict:
+        """The stack outputs as they are: none for a stack that is not up."""
+        return json.loads(self.pulumi("stack", "output", "--json") or "{}")
 
     def outputs(self) -> dict:
         """The stack outputs (target, urls, images, digests, network or namespace); secrets stay masked."""
-        outputs = json.loads(self.pulumi("stack", "output", "--json") or "{}")
+        outputs = self.exported()
         if "target" not in outputs:
             raise StackError(f"stack {self.name} is not up (no outputs): run `make up STACK={self.name}` first")
         return outputs
@@ -91,6 +87,14 @@ class Stack:
 
     def up_command(self, *extra: str) -> list[str]:
         return ["pulumi", "up", "--yes", "--skip-preview", "--stack", self.name, *extra]
+
+
+def run_pulumi(project_dir: Path, *args: str) -> str:
+    """A `pulumi` command in the project directory (its backend, as PULUMI_BACKEND_URL or Pulumi.yaml says)."""
+    result = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=project_dir, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"pulumi {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
 
 
 def _project_name(pulumi_yaml: Path) -> str:

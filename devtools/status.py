@@ -1,8 +1,12 @@
-"""`make status`: per service what really runs (image digest), whether it is healthy or ready, its URL."""
+"""`make status`: per service what really runs (image digest), whether it is healthy or ready, its URL;
+then the disk space the Docker engine and the platform's registry use (`make gc` frees it)."""
 
 from __future__ import annotations
 
+import docker
+
 from .live import LiveRecord
+from .registry import disk_usage, human, storage_dir
 from .runtime import Workload, runtime_for
 from .stack import Stack
 
@@ -39,4 +43,19 @@ def status(stack: Stack) -> str:
                 f"`make dev`: {', '.join(synced[:3])}{', ...' if len(synced) > 3 else ''}): run `pulumi up` to bake it"
             )
     header = f"stack {stack.name} on {outputs['target']} ({where}), {len(services)} services"
-    return "\n".join([header, table(rows), *notes])
+    return "\n".join([header, table(rows), *notes, "", *space_used(stack.docker_client())])
+
+
+def space_used(client: docker.DockerClient) -> list[str]:
+    """What `docker system df` totals, and the registry's storage as `du` counts it."""
+    usage = client.df()
+    containers = sum(container.get("SizeRw") or 0 for container in usage.get("Containers") or [])
+    volumes = sum(max((volume.get("UsageData") or {}).get("Size", 0), 0) for volume in usage.get("Volumes") or [])
+    build_cache = sum(entry.get("Size") or 0 for entry in usage.get("BuildCache") or [])
+    lines = [
+        f"disk: engine {human(usage['LayersSize'])} in {len(usage.get('Images') or [])} images, "
+        f"containers {human(containers)}, volumes {human(volumes)}, build cache {human(build_cache)}"
+    ]
+    if storage_dir().is_dir():
+        lines.append(f"disk: registry {human(disk_usage(storage_dir()))} (`make gc` removes old images from both)")
+    return lines

@@ -6,8 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 "$ROOT_DIR/platform/database.sh" stop
-DAEMON_EXES[registry]=docker-registry
-RUN_DIR=$STATE_DIR/registry stop_daemon registry 10
+"$ROOT_DIR/platform/registry.sh" stop
 # dockerd stops its containers (10 s grace each) and its own containerd before it exits.
 RUN_DIR=$STATE_DIR/docker stop_daemon dockerd 60
 log "Platform stopped"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Starts the local platform: the Docker engine, an authenticated registry on 127.0.0.1:$REGISTRY_PORT,
-# the images every stack builds on, made here and never pulled: the Debian base (debootstrap) and
-# the Kubernetes pause image (FROM scratch) and the Docker router's image (router.sh, with the entry
-# point's local CA and certificate), and PostgreSQL for shared Pulumi state (database.sh).
+# Starts the local platform: the Docker engine, an authenticated registry on 127.0.0.1:$REGISTRY_PORT
+# (registry.sh), the images every stack builds on, made here and never pulled: the Debian base
+# (debootstrap), the Kubernetes pause image (FROM scratch) and the Docker router's image (router.sh,
+# with the entry point's local CA and certificate), and PostgreSQL for shared Pulumi state (database.sh).
 # Idempotent: a warm run takes seconds.
 # platform/down.sh stops what this starts (pid files under $STATE_DIR).
 set -euo pipefail
@@ -14,11 +14,9 @@ export DOCKER_BUILDKIT=0 # the Debian engine and this CLI share no BuildKit: cla
 
 APT_PACKAGES=(docker.io docker-registry debootstrap apache2-utils gcc libc6-dev curl)
 DOCKER_DIR=$STATE_DIR/docker
-REGISTRY_DIR=$STATE_DIR/registry
-CREDENTIALS=$REGISTRY_DIR/credentials.env
+CREDENTIALS=$STATE_DIR/registry/credentials.env
 REGISTRY=localhost:$REGISTRY_PORT
 REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
-DAEMON_EXES[registry]=docker-registry
 # The cached rootfs is keyed by everything that goes into it; bump recipe= when build_rootfs changes.
 BASE_KEY=$(printf '%s\n' "suite=$DEBIAN_SUITE" variant=minbase "include=$BASE_PACKAGES" recipe=1 | sha256sum | cut -c1-12)
 BASE_TAR=$CACHE_DIR/base/rootfs-$DEBIAN_SUITE-$BASE_KEY.tar
@@ -53,69 +51,6 @@ $(tail -n 15 "$DOCKER_DIR/dockerd.log")"
   done
   wait_healthy dockerd 60 docker info
   log "Docker engine $(docker version --format '{{.Server.Version}}') is up (pid $(pid_of dockerd))"
-}
-
-# Creates the registry credentials once, and the htpasswd file and config that match them; a running
-# registry is stopped when they change, to be started again with them.
-configure_registry() {
-  mkdir -p "$REGISTRY_DIR/data"
-  if [ ! -s "$CREDENTIALS" ]; then
-    log "Generating registry credentials in $CREDENTIALS"
-    (umask 077 && printf 'REGISTRY_SERVER=%s\nREGISTRY_USERNAME=%s\nREGISTRY_PASSWORD=%s\n' \
-      "$REGISTRY" cloudservice "$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')" >"$CREDENTIALS")
-  fi
-  chmod 600 "$CREDENTIALS"
-  # shellcheck source=/dev/null
-  source "$CREDENTIALS"
-  local htpasswd=$REGISTRY_DIR/htpasswd config=$REGISTRY_DIR/config.yml
-  if ! htpasswd -iv "$htpasswd" "$REGISTRY_USERNAME" <<<"$REGISTRY_PASSWORD" >/dev/null 2>&1; then
-    htpasswd -iBc "$htpasswd" "$REGISTRY_USERNAME" <<<"$REGISTRY_PASSWORD" 2>/dev/null
-    chmod 600 "$htpasswd"
-    stop_daemon registry
-  fi
-  put_file "$config" registry <<EOF
-# Written by scripts/platform.sh: the project's local registry, loopback only, password protected.
-version: 0.1
-log:
-  fields:
-    service: registry
-storage:
-  filesystem:
-    rootdirectory: $REGISTRY_DIR/data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$REGISTRY_PORT
-  headers:
-    X-Content-Type-Options: [nosniff]
-auth:
-  htpasswd:
-    realm: cloudservice-registry
-    path: $htpasswd
-EOF
-}
-
-# registry_status [CURL-ARGS...]: HTTP status of the catalog (000 when nothing listens).
-registry_status() { curl -s -o /dev/null -w '%{http_code}' "$@" "$REGISTRY_URL/v2/_catalog" || true; }
-registry_up() { [ "$(registry_status)" = 401 ]; }
-
-start_registry() {
-  local RUN_DIR=$REGISTRY_DIR LOG_DIR=$REGISTRY_DIR
-  configure_registry
-  if ! pid_of registry >/dev/null; then
-    [ "$(registry_status)" = 000 ] || die "something else already listens on 127.0.0.1:$REGISTRY_PORT"
-  fi
-  start_daemon registry docker-registry serve "$REGISTRY_DIR/config.yml"
-  wait_healthy registry 20 registry_up
-}
-
-check_registry() {
-  local anonymous authenticated
-  anonymous=$(registry_status)
-  authenticated=$(registry_status -u "$REGISTRY_USERNAME:$REGISTRY_PASSWORD")
-  if [ "$anonymous" != 401 ] || [ "$authenticated" != 200 ]; then
-    die "registry auth is not as expected: anonymous $anonymous (want 401), with credentials $authenticated (want 200)"
-  fi
 }
 
 docker_login() {
@@ -217,11 +152,12 @@ push_image() {
   with_progress "Pushing $target" docker push -q "$target" >/dev/null
 }
 
-mkdir -p "$STATE_DIR" "$DOCKER_DIR" "$REGISTRY_DIR" "$CACHE_DIR"
+mkdir -p "$STATE_DIR" "$DOCKER_DIR" "$CACHE_DIR"
 install_packages "$STATE_DIR/apt.log" "${APT_PACKAGES[@]}"
 start_docker
-start_registry
-check_registry
+"$ROOT_DIR/platform/registry.sh" start
+# shellcheck source=/dev/null
+source "$CREDENTIALS" # written by registry.sh: docker login and the pushes below use them
 docker_login
 build_base_image
 push_image "$BASE_IMAGE" "$REGISTRY/$BASE_IMAGE"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Removes everything a stack made (the pushed images stay: they are the release history), also
-# when its last run was killed (devtools/recover.py runs first). Usage: scripts/destroy.sh STACK
+# when its last run was killed (devtools/recover.py runs first), then runs the registry's garbage
+# collection (`make gc` deletes old images). Usage: scripts/destroy.sh STACK
 set -euo pipefail
 source "$(dirname "$0")/../platform/lib.sh"
 
@@ -12,3 +13,4 @@ cd "$ROOT_DIR"
 venv/bin/python -m devtools recover --stack "$stack"
 pulumi destroy --yes --stack "$stack"
 log "$stack is destroyed"
+"$ROOT_DIR/platform/registry.sh" collect

@@ -27,6 +27,18 @@ from devtools.stack_files import stack_file, sync, team_settings, write_stack_fi
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "app", "policy")
+MAKE_FILES = (
+    "Makefile",
+    "versions.env",
+    "platform/lib.sh",
+    "platform/registry.sh",
+    "scripts/env.sh",
+    "scripts/python-env.sh",
+    "scripts/devtools.sh",
+    "scripts/destroy.sh",
+    "devtools",
+)
+"""What `make dev/logs/status/gc/destroy` need beside the project itself."""
 STATE_DIR = Path(os.environ.get("CLOUDSERVICE_STATE", Path.home() / ".local/state/cloudservice"))
 
 
@@ -184,6 +196,16 @@ class ProjectCopy:
                 shutil.copy2(source, target)
         for path in self.directory.glob("Pulumi.*.yaml"):
             sync(self.directory, path.name.removeprefix("Pulumi.").removesuffix(".yaml"))
+
+    def add_make_files(self) -> None:
+        """Puts this checkout's Makefile and what its targets run into the copy (`make` run in it)."""
+        for name in MAKE_FILES:
+            source, target = ROOT / name, self.directory / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, target)
 
     def stack(
         self, template: str, name: Optional[str] = None, config: Optional[dict] = None, secrets: Optional[dict] = None

@@ -12,7 +12,7 @@ typed model of components/spec.py, every problem reported at once, before any re
 
 from .errors import ConfigError, is_image_reference
 from .load import load_stack_config
-from .stack import KUBERNETES_KEYS, STACK_KEYS, StackConfig, parse_stack_config
+from .stack import KUBERNETES_KEYS, STACK_KEYS, StackConfig, keep_releases, parse_stack_config
 from .workload_keys import JOB_KEYS, SERVICE_KEYS
 from .workloads import WORKLOAD_KEYS
 
@@ -25,6 +25,7 @@ __all__ = [
     "StackConfig",
     "WORKLOAD_KEYS",
     "is_image_reference",
+    "keep_releases",
     "load_stack_config",
     "parse_stack_config",
 ]

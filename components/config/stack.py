@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import pulumi
 
-from ..conventions import DEFAULT_READY_TIMEOUT, STACK_LABEL
+from ..conventions import DEFAULT_KEEP_RELEASES, DEFAULT_READY_TIMEOUT, STACK_LABEL
 from ..spec import ANY_HOST_PORT, MAIN_PORT, AppSpec, DockerSettings, ImageSources, KubernetesSettings, Registry
 from .compose import load_compose
 from .errors import DNS_LABEL, REPOSITORY, ConfigError, Reader, decode_json, is_image_reference, read_env, read_names
@@ -37,6 +37,8 @@ class StackConfig:
     secrets: Mapping[str, pulumi.Input[str]]
     """Secret config key -> its value (a secret Output), for every key a workload uses."""
     ready_timeout: int = DEFAULT_READY_TIMEOUT
+    keep_releases: int = DEFAULT_KEEP_RELEASES
+    """Not used by the program: `make gc` reads it (keep_releases()); validated here so `up` rejects it first."""
     notices: tuple[str, ...] = ()
     """What a Compose file's mapping approximated or ignored: `pulumi up` shows them as warnings."""
 
@@ -77,6 +79,7 @@ STACK_KEYS = (
     "buildArgs",
     "baseImages",
     "readyTimeout",
+    "keepReleases",
     "compose",
     "composeEnv",
     "composeProfiles",
@@ -129,6 +132,7 @@ def parse_stack_config(
     app = reader.app(values.get("services"), values.get("jobs", {}), values.get("networks", {}))
     secrets = _read_secrets(r, values, is_secret, app)
     ready_timeout = r.integer("readyTimeout", values.get("readyTimeout", DEFAULT_READY_TIMEOUT), 5, 3600)
+    keep = _read_keep_releases(r, values.get("keepReleases"))
 
     images = _read_image_sources(r, values, is_secret, app, project)
     docker = _read_docker(r, values)
@@ -150,8 +154,23 @@ def parse_stack_config(
         kubernetes=kubernetes,
         secrets=secrets,
         ready_timeout=ready_timeout,
+        keep_releases=keep,
         notices=notices,
     )
+
+
+def _read_keep_releases(r: Reader, value: Any) -> int:
+    kept = r.integer("keepReleases", DEFAULT_KEEP_RELEASES if value is None else value, 1, 1000)
+    return DEFAULT_KEEP_RELEASES if kept is None else kept
+
+
+def keep_releases(value: Any) -> int:
+    """The `keepReleases` of a stack (None: unset), as `make gc` reads it; ConfigError naming the key."""
+    r = Reader()
+    kept = _read_keep_releases(r, value)
+    if r.problems:
+        raise ConfigError(r.problems)
+    return kept
 
 
 def _read_docker(r: Reader, values: Mapping[str, Any]) -> DockerSettings:

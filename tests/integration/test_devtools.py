@@ -19,17 +19,6 @@ from components.conventions import SERVICE_LABEL, STACK_LABEL
 from support.processes import OutputWatcher
 from support.testing import ROOT, ProjectCopy, edit_app_version, free_port, get_json, http, kubectl_json, wait_for
 
-# What `make dev/logs/status` need beside the project itself.
-MAKE_FILES = (
-    "Makefile",
-    "versions.env",
-    "platform/lib.sh",
-    "scripts/env.sh",
-    "scripts/python-env.sh",
-    "scripts/devtools.sh",
-    "devtools",
-)
-
 
 class MakeProject:
     """A project copy with a stack that is up, and `make` run in it on that stack's backend."""
@@ -59,7 +48,7 @@ class MakeProject:
         return result.stdout
 
     def status(self) -> dict[str, list[str]]:
-        """`make status`, its table read back: service -> [state, digest, url]."""
+        """`make status`, its table read back: service -> [state, digest, url]; its disk lines."""
         lines = self.status_text().splitlines()
         header = lines.index(next(line for line in lines if line.startswith("SERVICE")))
         columns = [match.start() for match in re.finditer(r"\S+(?: \S+)*", lines[header])]
@@ -69,7 +58,7 @@ class MakeProject:
                 break
             cells = [line[start:end].strip() for start, end in zip(columns, [*columns[1:], None])]
             rows[cells[0]] = cells[1:]
-        return {"header": lines[:header], **rows}
+        return {"header": lines[:header], "disk": [line for line in lines if line.startswith("disk: ")], **rows}
 
 
 def make_project(
@@ -79,13 +68,7 @@ def make_project(
     project = ProjectCopy(tmp_path_factory.mktemp(f"make-{template}"))
     for name in apps:
         shutil.copytree(ROOT / "tests" / "integration" / "apps" / name, project.directory / "apps" / name)
-    for name in MAKE_FILES:
-        source, target = ROOT / name, project.directory / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
+    project.add_make_files()
     stack = project.stack(template, config=config, secrets={"registryPassword": registry.password})
     stack.up()
     return MakeProject(project, stack)
@@ -138,6 +121,12 @@ def check_status(made: MakeProject, expected_states: dict[str, str]) -> None:
             f"{service} runs {digest}, the stack pushed {made.outputs['digests'][service]}"
         )
         assert url == made.outputs["urls"].get(service, "-")
+    # The space images take, which `make gc` frees: the engine's (as `docker system df`) and the registry's.
+    engine, registry = status["disk"]
+    assert re.fullmatch(r"disk: engine [0-9.]+ [kMGT]?B in [0-9]+ images, containers .*, build cache .*", engine), (
+        engine
+    )
+    assert re.match(r"disk: registry [0-9.]+ [kMGT]?B ", registry), registry
 
 
 def check_logs(made: MakeProject) -> None:

@@ -23,6 +23,7 @@ from components.config import (
     ConfigError,
     StackConfig,
     is_image_reference,
+    keep_releases,
     load_stack_config,
     parse_stack_config,
 )
@@ -522,6 +523,8 @@ MALFORMED = [
     ("ready-timeout-below-five", _set("readyTimeout", 4), "readyTimeout"),
     ("ready-timeout-not-a-number", _set("readyTimeout", "soon"), "readyTimeout"),
     ("ready-timeout-too-long", _set("readyTimeout", 3601), "readyTimeout"),
+    ("keep-releases-zero", _set("keepReleases", 0), "keepReleases"),
+    ("keep-releases-not-a-number", _set("keepReleases", "all"), "keepReleases"),
     ("unknown-service-key", _set("services.web.portz", 8080), "services.web.portz"),
     ("unknown-kubernetes-key", _set("kubernetes", {"namespaces": "x"}), "kubernetes.namespaces"),
     ("services-not-an-object", _set("services", ["web", "redis"]), "services"),
@@ -1049,6 +1052,14 @@ def test_depends_on_orders_the_workloads():
 def test_ready_timeout():
     assert parse({**base_values(), "readyTimeout": 120}).ready_timeout == 120
     assert parse({**base_values(), "readyTimeout": "5"}).ready_timeout == 5
+
+
+def test_keep_releases_defaults_to_five_and_is_read_alike_by_gc():
+    assert parse(base_values()).keep_releases == 5
+    assert parse({**base_values(), "keepReleases": "12"}).keep_releases == 12
+    assert keep_releases(None) == 5 and keep_releases("12") == 12
+    with pytest.raises(ConfigError, match="keepReleases: expected an integer from 1 to 1000"):
+        keep_releases("-1")
 
 
 def test_stack_replicas_scale_stateless_services_only():
