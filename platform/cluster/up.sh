@@ -2,8 +2,9 @@
 # Starts a single-node Kubernetes cluster on this machine, without an init system and without pulling
 # any image from the internet: etcd (Debian), the control plane, kubelet and kube-proxy built from the
 # k8s.io/kubernetes Go module (cached by version), a second containerd (Debian) for the CRI, Debian's
-# CNI plugins, CoreDNS on the host for cluster DNS, a default StorageClass of host directories and
-# metrics-server for the resource metrics API (`kubectl top`, autoscaling; metrics-server.sh).
+# CNI plugins, CoreDNS on the host for cluster DNS, a default StorageClass of host directories,
+# kube-router's firewall to enforce NetworkPolicies (network-policies.sh) and metrics-server for the
+# resource metrics API (`kubectl top`, autoscaling; metrics-server.sh).
 # Pods pull from the local registry made by platform/up.sh. Idempotent: what already runs is
 # left alone, so a warm run takes seconds. platform/cluster/down.sh stops it.
 # Admin kubeconfig: $STATE_DIR/cluster/admin.kubeconfig.
@@ -13,9 +14,10 @@ source "$ROOT_DIR/platform/cluster/common.sh"
 source "$ROOT_DIR/platform/cluster/build.sh"
 source "$ROOT_DIR/platform/cluster/pki.sh"
 source "$ROOT_DIR/platform/cluster/config.sh"
+source "$ROOT_DIR/platform/cluster/network-policies.sh"
 source "$ROOT_DIR/platform/cluster/metrics-server.sh"
 
-APT_PACKAGES=(containerd runc etcd-server containernetworking-plugins conntrack iptables nftables kmod openssl curl)
+APT_PACKAGES=(containerd runc etcd-server containernetworking-plugins conntrack iptables ipset nftables kmod openssl curl)
 CREDENTIALS=$STATE_DIR/registry/credentials.env
 
 build_binaries() {
@@ -177,6 +179,7 @@ write_encryption_config
 setup_network
 pid_of containerd >/dev/null || clean_leftovers # after a crash or a kill: no stale mounts or shims
 start_cluster
+start_network_policies
 start_metrics_server
 log "Cluster ready in $((SECONDS - start))s: Kubernetes $(kubectl get --raw /version |
   sed -n 's/.*"gitVersion": "\(.*\)",/\1/p'), node $NODE_NAME ($NODE_IP)"
