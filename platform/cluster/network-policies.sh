@@ -63,5 +63,5 @@ remove_network_policy_rules() {
     echo COMMIT
   } | iptables-restore -w --noflush
   command -v ipset >/dev/null || return 0 # a cluster started before kube-router ran has none
-  ipset list -n | grep -E '^KUBE-(SRC|DST)-' | xargs -r -n1 ipset destroy
+  ipset list -n | { grep -E '^KUBE-(SRC|DST)-' || true; } | xargs -r -n1 ipset destroy
 }
