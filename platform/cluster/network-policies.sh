@@ -25,14 +25,16 @@ build_kube_router() {
 }
 
 # Enforcing: every running pod of the node has its firewall chain, jumped to from KUBE-ROUTER-FORWARD
-# for its address (so a pod started before kube-router is covered too).
+# for its address (so a pod started before kube-router is covered too). Pods on the node's own
+# network have none: no policy can select them.
 network_policies_enforced() {
-  local rules ip
-  rules=$(iptables -w -S KUBE-ROUTER-FORWARD) || return 1
-  for ip in $(kubectl get pods -A --field-selector="spec.nodeName=$NODE_NAME,status.phase=Running" \
-    -o jsonpath='{.items[*].status.podIP}'); do
-    grep -qF -- "-d $ip/32 " <<<"$rules" || return 1
-  done
+  local rules pods ip host_network
+  rules=$(iptables -w -S KUBE-ROUTER-FORWARD) &&
+    pods=$(kubectl get pods -A --field-selector="spec.nodeName=$NODE_NAME,status.phase=Running" \
+      --no-headers -o custom-columns=IP:.status.podIP,HOST_NETWORK:.spec.hostNetwork) || return 1
+  while read -r ip host_network; do
+    [ -z "$ip" ] || [ "$host_network" = true ] || grep -qF -- "-d $ip/32 " <<<"$rules" || return 1
+  done <<<"$pods"
 }
 
 # Builds it if needed, then starts it with its own identity (CN=system:kube-router, which may only
