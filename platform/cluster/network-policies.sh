@@ -3,7 +3,7 @@
 # by version) and run on the host like the other daemons. It turns the policies into iptables rules
 # and ipsets: a chain per local pod, reached from FORWARD (pod to pod across the bridge, which bridge
 # netfilter sends through iptables), OUTPUT and INPUT, that rejects what no policy allows. Traffic from
-# the node itself (the kubelet's probes, host daemons, node ports) is always let through.
+# the node itself (the kubelet's probes, host daemons) is always let through.
 # kube-router, kube-proxy and Docker all run the `iptables` on PATH (Debian's alternative, nf_tables
 # by default), so their rules share one set of tables and kube-router's jumps come first.
 # Sourced by up.sh, which calls start_network_policies once the node is Ready (kube-router reads the
