@@ -111,15 +111,21 @@ class CloudService(pulumi.ComponentResource):
         self._images(references, Engine(args.target.host if on_docker else None), on_docker)
 
         self._workloads: dict[str, pulumi.ComponentResource] = {}
+        # The entry point's URL of each route (components/routes.py), set by the target's run.
+        self._route_urls: pulumi.Input[dict] = {}
         if on_docker:
             self._run_on_docker(args.target)
         else:
             self._run_on_kubernetes(args.target)
         services = {s.name: self._workloads[s.name] for s in args.app.services}
-        self.urls = pulumi.Output.from_input({n: s.url for n, s in services.items()}).apply(
+        published = pulumi.Output.from_input({n: s.url for n, s in services.items()}).apply(
             lambda urls: {n: url for n, url in urls.items() if url}
         )
-        self.url = self.urls.apply(lambda urls: next(iter(urls.values()), None))
+        # A route's URL wins over its service's published port; the first route's is the stack's URL.
+        self.urls = pulumi.Output.all(published, self._route_urls).apply(lambda urls: {**urls[0], **urls[1]})
+        self.url = pulumi.Output.all(published, self._route_urls).apply(
+            lambda urls: next(iter(urls[1].values()), None) or next(iter(urls[0].values()), None)
+        )
 
         self.register_outputs(
             {
@@ -356,6 +362,33 @@ class CloudService(pulumi.ComponentResource):
                 if service.service_name is not None:
                     service_names[workload.name] = service.service_name
         self.services = pulumi.Output.from_input(service_names)
+        if args.app.routes:
+            self._route_urls = self._routes_on_kubernetes(settings, namespace.name, service_names, in_cluster)
+
+    def _routes_on_kubernetes(
+        self,
+        settings: KubernetesSettings,
+        namespace: pulumi.Output[str],
+        service_names: Mapping[str, pulumi.Output[str]],
+        in_cluster: pulumi.ResourceOptions,
+    ) -> pulumi.Output[dict]:
+        """The app's routes as the Ingress of the cluster's entry point; returns their URLs."""
+        from .kubernetes_routes import KubernetesRoutes, KubernetesRoutesArgs
+
+        app = self._args.app
+        routes = KubernetesRoutes(
+            f"{self._name}-routes",
+            KubernetesRoutesArgs(
+                routes=app.routes,
+                services=[app.service(name) for name in dict.fromkeys(route.service for route in app.routes)],
+                service_names=service_names,
+                namespace=namespace,
+                labels=self._args.labels,
+                settings=settings,
+            ),
+            opts=in_cluster,
+        )
+        return routes.urls
 
     def _isolated_networks(self) -> list[str]:
         """The app networks a NetworkPolicy isolates on a cluster: those some workload joins, when the

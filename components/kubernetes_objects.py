@@ -10,7 +10,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
-from .conventions import NETWORK_LABEL_PREFIX
+from .conventions import NETWORK_LABEL_PREFIX, SERVICE_LABEL, STACK_LABEL
 from .upgrades import KUBERNETES_COMPONENT, target_child
 
 # The provider's own wait would report a crash loop only after its timeout, without logs, and keep
@@ -34,6 +34,11 @@ def object_metadata(
 ) -> ObjectMetaArgs:
     annotations = {**(annotations or {}), **SERVER_SIDE_APPLY}
     return ObjectMetaArgs(name=name, namespace=namespace, labels=dict(labels), annotations=annotations)
+
+
+def pod_selector(stack_labels: Mapping[str, str], service: str) -> dict[str, str]:
+    """The labels that select `service`'s pods (its Deployment's selector, its Service's)."""
+    return {SERVICE_LABEL: service, STACK_LABEL: stack_labels[STACK_LABEL]}
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

@@ -66,7 +66,7 @@ from pulumi_kubernetes.core.v1 import (
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.networking.v1 import NetworkPolicyIngressRuleArgs, NetworkPolicyPortArgs, NetworkPolicySpecArgs
 
-from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, SECRETS_REVISION, SERVICE_LABEL, STACK_LABEL
+from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, SECRETS_REVISION
 from .readiness import CheckArgs, JobCheck, KubernetesWorkload, RolloutCheck
 from .spec import ANY_HOST_PORT, AutoscaleSpec, JobSpec, KubernetesSettings, PortSpec, ServiceSpec, WorkloadSpec
 from .workload import WorkloadArgs, files_hash, link_env, workload_labels
@@ -83,7 +83,14 @@ def _protocol(port: PortSpec) -> Optional[str]:
     return "UDP" if port.protocol == "udp" else None
 
 
-from .kubernetes_objects import SKIP_AWAIT, dns_label, first_release_aliases, network_label, object_metadata
+from .kubernetes_objects import (
+    SKIP_AWAIT,
+    dns_label,
+    first_release_aliases,
+    network_label,
+    object_metadata,
+    pod_selector,
+)
 
 
 @dataclass(kw_only=True)
@@ -295,7 +302,7 @@ class KubernetesService(pulumi.ComponentResource):
         spec = args.spec
         self._name, self._args = name, args
         self._labels = workload_labels(args.labels, spec)
-        self._selector = {SERVICE_LABEL: spec.name, STACK_LABEL: args.labels[STACK_LABEL]}
+        self._selector = pod_selector(args.labels, spec.name)
 
         pod = _PodBuilder(spec, args, _files_config_map(name, spec, args, self._labels, self._child()))
         self._claims(pod)

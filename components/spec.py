@@ -346,6 +346,17 @@ class KubernetesSettings:
     context: Optional[str] = None
     storage_class: Optional[str] = None
     node_host: str = "127.0.0.1"
+    ingress_class: str = "cloudservice"
+    """The IngressClass of the app's routes: the cluster's entry point (`make cluster` runs one)."""
+    https_port: int = 8443
+    """The entry point's https port, for the routes' URLs (versions.env CLUSTER_HTTPS_PORT)."""
+    route_domain: str = "apps.localhost"
+    """The entry point is shared by every stack: a route without host is served on
+    `<namespace>.<route_domain>`, which the platform's certificate covers."""
+
+    @property
+    def default_host(self) -> str:
+        return f"{self.namespace}.{self.route_domain}"
 
 
 TargetSettings = Union[DockerSettings, KubernetesSettings]

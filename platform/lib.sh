@@ -53,6 +53,34 @@ install_packages() {
     apt "${missing[@]}"
 }
 
+# -- certificates ----------------------------------------------------------------------------------
+# openssl, ECDSA P-256, 10 years; each part of the platform sets PKI_DIR to its own directory.
+
+# make_ca NAME CN [OPENSSL-ARGS...]: a self-signed CA, NAME.key and NAME.crt in $PKI_DIR, unless
+# present; OPENSSL-ARGS add to `openssl req` (e.g. -addext for name constraints).
+make_ca() {
+  [ -s "$PKI_DIR/$1.crt" ] && return
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=$2" -keyout "$PKI_DIR/$1.key" -out "$PKI_DIR/$1.crt" "${@:3}" 2>/dev/null || die "could not create the $1 CA"
+}
+
+# issue NAME SUBJECT [USAGE] [SANS] [CA]: NAME.key and NAME.crt in $PKI_DIR signed by CA (`ca` by
+# default), unless present. USAGE is the extended key usage (clientAuth by default); SANS the
+# subjectAltName list.
+issue() {
+  local name=$1 subject=$2 usage=${3:-clientAuth} sans=${4:-} ca=$PKI_DIR/${5:-ca}
+  [ -s "$PKI_DIR/$name.crt" ] && return
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "$subject" \
+    -keyout "$PKI_DIR/$name.key" 2>/dev/null |
+    openssl x509 -req -days 3650 -CA "$ca.crt" -CAkey "$ca.key" \
+      -CAserial "$ca.srl" -CAcreateserial -out "$PKI_DIR/$name.crt" -extfile <(
+        echo basicConstraints=critical,CA:FALSE
+        echo keyUsage=critical,digitalSignature,keyEncipherment
+        echo "extendedKeyUsage=$usage"
+        [ -z "$sans" ] || echo "subjectAltName=$sans"
+      ) 2>/dev/null || die "could not issue the $name certificate"
+}
+
 # -- daemons -------------------------------------------------------------------------------------
 # A daemon NAME of the platform runs detached (own session) with its pid in $RUN_DIR/NAME.pid and its
 # output in $LOG_DIR/NAME.log; each part of the platform sets RUN_DIR and LOG_DIR to its own

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Starts the local platform: the Docker engine, an authenticated registry on 127.0.0.1:$REGISTRY_PORT,
 # the images every stack builds on, made here and never pulled: the Debian base (debootstrap) and
-# the Kubernetes pause image (FROM scratch), and PostgreSQL for shared Pulumi state (database.sh).
+# the Kubernetes pause image (FROM scratch) and the Docker router's image (router.sh, with the entry
+# point's local CA and certificate), and PostgreSQL for shared Pulumi state (database.sh).
 # Idempotent: a warm run takes seconds.
 # platform/down.sh stops what this starts (pid files under $STATE_DIR).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$ROOT_DIR/platform/router.sh"
 
 unset DOCKER_HOST        # the engine started here listens on the default socket
 export DOCKER_BUILDKIT=0 # the Debian engine and this CLI share no BuildKit: classic builder
@@ -225,6 +227,9 @@ build_base_image
 push_image "$BASE_IMAGE" "$REGISTRY/$BASE_IMAGE"
 build_pause_image
 push_image "$PAUSE_IMAGE" "$PAUSE_IMAGE"
+make_entrypoint_tls
+build_router_image
 "$ROOT_DIR/platform/database.sh" start
 log "Platform ready: Docker engine on the default socket, registry $REGISTRY (credentials: $CREDENTIALS),"
-log "  images $BASE_IMAGE, $REGISTRY/$BASE_IMAGE, $PAUSE_IMAGE; PostgreSQL on 127.0.0.1:$POSTGRES_PORT"
+log "  images $BASE_IMAGE, $REGISTRY/$BASE_IMAGE, $PAUSE_IMAGE, $ROUTER_IMAGE; PostgreSQL on 127.0.0.1:$POSTGRES_PORT"
+log "  the entry point's local CA: $ENTRYPOINT_CA (e.g. curl --cacert $ENTRYPOINT_CA https://...)"

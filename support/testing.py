@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from email.message import Message
+from http.client import HTTPSConnection
 from pathlib import Path
 from typing import Any, Optional
 
@@ -51,6 +53,27 @@ class RegistryCredentials:
         return "http://" + self.server.replace("localhost", "127.0.0.1")
 
 
+# The platform's local CA (platform/router.sh): the entry point's certificate is checked against it.
+ENTRY_POINT_CA = STATE_DIR / "tls" / "ca.crt"
+
+
+class _LoopbackHTTPSConnection(HTTPSConnection):
+    """https to a `localhost` name, as curl and browsers resolve them (to loopback; glibc does not),
+    sending the name as SNI and Host and checking the certificate for it against the platform's CA."""
+
+    def __init__(self, host: str, **kwargs):
+        super().__init__(host, context=ssl.create_default_context(cafile=ENTRY_POINT_CA), **kwargs)
+
+    def connect(self) -> None:
+        raw = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+
+
+class _EntryPointHandler(urllib.request.HTTPSHandler):
+    def https_open(self, request):
+        return self.do_open(_LoopbackHTTPSConnection, request)
+
+
 def http(
     method: str,
     url: str,
@@ -59,13 +82,17 @@ def http(
     timeout: float = 5,
     headers: Optional[dict] = None,
 ) -> tuple[int, bytes, Message]:
-    """One HTTP request; returns (status, body, headers) for every status, raises only on network errors."""
+    """One HTTP request; returns (status, body, headers) for every status, raises only on network errors.
+    An https URL is the entry point's: sent to loopback, its certificate checked against the platform's CA."""
     request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
     if auth:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
+    urlopen = (
+        urllib.request.build_opener(_EntryPointHandler).open if url.startswith("https://") else urllib.request.urlopen
+    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urlopen(request, timeout=timeout) as response:
             return response.status, response.read(), response.headers
     except urllib.error.HTTPError as error:
         return error.code, error.read(), error.headers

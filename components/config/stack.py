@@ -84,7 +84,17 @@ STACK_KEYS = (
     "composeProfiles",
 )
 
-KUBERNETES_KEYS = ("namespace", "serviceType", "kubeconfig", "context", "storageClass", "nodeHost")
+KUBERNETES_KEYS = (
+    "namespace",
+    "serviceType",
+    "kubeconfig",
+    "context",
+    "storageClass",
+    "nodeHost",
+    "ingressClass",
+    "httpsPort",
+    "routeDomain",
+)
 
 
 def parse_stack_config(
@@ -339,6 +349,19 @@ def _read_kubernetes(r: Reader, raw: Any, project: str, stack: str, target: Opti
         context=context,
         storage_class=storage_class,
         node_host=node_host,
+        ingress_class=r.text(
+            "kubernetes.ingressClass",
+            spec.get("ingressClass", KubernetesSettings.ingress_class),
+            DNS_LABEL,
+            "an IngressClass name",
+        ),
+        https_port=r.integer("kubernetes.httpsPort", spec.get("httpsPort", KubernetesSettings.https_port), 1, 65535),
+        route_domain=r.text(
+            "kubernetes.routeDomain",
+            spec.get("routeDomain", KubernetesSettings.route_domain),
+            re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+            "a DNS domain",
+        ),
     )
 
 

@@ -61,5 +61,6 @@ forward_rules() {
   return 0
 }
 
-# metrics-server (metrics-server.sh) starts last, once the node is Ready, and stops first.
-DAEMONS+=(metrics-server)
+# The entry point (router.sh) and metrics-server (metrics-server.sh) start last, once the node is
+# Ready, and stop first.
+DAEMONS+=(traefik metrics-server)

@@ -1,31 +1,8 @@
-# The cluster's certificates (openssl, ECDSA P-256, 10 years) and kubeconfigs: sourced by cluster.sh.
+# The cluster's certificates (openssl, ECDSA P-256, 10 years; make_ca and issue of platform/lib.sh)
+# and kubeconfigs: sourced by cluster.sh.
 # Everything is made once and kept in $PKI_DIR (mode 700); the node's serving certificates are
 # re-issued when the node's name or address changes.
 # shellcheck shell=bash
-
-# make_ca NAME CN: a self-signed CA, NAME.key and NAME.crt, unless present.
-make_ca() {
-  [ -s "$PKI_DIR/$1.crt" ] && return
-  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
-    -subj "/CN=$2" -keyout "$PKI_DIR/$1.key" -out "$PKI_DIR/$1.crt" 2>/dev/null || die "could not create the $1 CA"
-}
-
-# issue NAME SUBJECT [USAGE] [SANS] [CA]: NAME.key and NAME.crt signed by CA (the cluster CA by
-# default), unless present. USAGE is the extended key usage (clientAuth by default); SANS the
-# subjectAltName list.
-issue() {
-  local name=$1 subject=$2 usage=${3:-clientAuth} sans=${4:-} ca=$PKI_DIR/${5:-ca}
-  [ -s "$PKI_DIR/$name.crt" ] && return
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "$subject" \
-    -keyout "$PKI_DIR/$name.key" 2>/dev/null |
-    openssl x509 -req -days 3650 -CA "$ca.crt" -CAkey "$ca.key" \
-      -CAserial "$ca.srl" -CAcreateserial -out "$PKI_DIR/$name.crt" -extfile <(
-        echo basicConstraints=critical,CA:FALSE
-        echo keyUsage=critical,digitalSignature,keyEncipherment
-        echo "extendedKeyUsage=$usage"
-        [ -z "$sans" ] || echo "subjectAltName=$sans"
-      ) 2>/dev/null || die "could not issue the $name certificate"
-}
 
 # write_kubeconfig NAME CERT: $CLUSTER_DIR/NAME.kubeconfig for CERT's identity, certificates inline.
 write_kubeconfig() {

@@ -2,8 +2,9 @@
 # Starts a single-node Kubernetes cluster on this machine, without an init system and without pulling
 # any image from the internet: etcd (Debian), the control plane, kubelet and kube-proxy built from the
 # k8s.io/kubernetes Go module (cached by version), a second containerd (Debian) for the CRI, Debian's
-# CNI plugins, CoreDNS on the host for cluster DNS, a default StorageClass of host directories and
-# metrics-server for the resource metrics API (`kubectl top`, autoscaling; metrics-server.sh).
+# CNI plugins, CoreDNS on the host for cluster DNS, a default StorageClass of host directories,
+# metrics-server for the resource metrics API (`kubectl top`, autoscaling; metrics-server.sh) and the
+# entry point, Traefik as the ingress controller of the IngressClass `cloudservice` (router.sh).
 # Pods pull from the local registry made by platform/up.sh. Idempotent: what already runs is
 # left alone, so a warm run takes seconds. platform/cluster/down.sh stops it.
 # Admin kubeconfig: $STATE_DIR/cluster/admin.kubeconfig.
@@ -14,6 +15,8 @@ source "$ROOT_DIR/platform/cluster/build.sh"
 source "$ROOT_DIR/platform/cluster/pki.sh"
 source "$ROOT_DIR/platform/cluster/config.sh"
 source "$ROOT_DIR/platform/cluster/metrics-server.sh"
+source "$ROOT_DIR/platform/router.sh"
+source "$ROOT_DIR/platform/cluster/router.sh"
 
 APT_PACKAGES=(containerd runc etcd-server containernetworking-plugins conntrack iptables nftables kmod openssl curl)
 CREDENTIALS=$STATE_DIR/registry/credentials.env
@@ -24,6 +27,7 @@ build_binaries() {
     run_logged "$CACHE_DIR/kubernetes/v$KUBERNETES_VERSION/build.log" build_kubernetes
   [ -x "$COREDNS_BIN" ] || with_progress "Building CoreDNS v$COREDNS_VERSION (a few minutes)" \
     run_logged "$CACHE_DIR/coredns/v$COREDNS_VERSION/build.log" build_coredns
+  ensure_traefik
 }
 
 # The node is this machine: its name, and the address of the interface of the default route.
@@ -177,8 +181,10 @@ write_encryption_config
 setup_network
 pid_of containerd >/dev/null || clean_leftovers # after a crash or a kill: no stale mounts or shims
 start_cluster
+start_router
 start_metrics_server
 log "Cluster ready in $((SECONDS - start))s: Kubernetes $(kubectl get --raw /version |
   sed -n 's/.*"gitVersion": "\(.*\)",/\1/p'), node $NODE_NAME ($NODE_IP)"
 log "  kubeconfig: $ADMIN_KUBECONFIG (e.g. $K8S_BIN_DIR/kubectl --kubeconfig $ADMIN_KUBECONFIG get nodes)"
 log "  pods $POD_CIDR, services $SERVICE_CIDR, cluster DNS $POD_GATEWAY ($CLUSTER_DOMAIN); logs in $LOG_DIR"
+log "  entry point https://127.0.0.1:$CLUSTER_HTTPS_PORT (IngressClass cloudservice; CA $ENTRYPOINT_CA)"

@@ -12,6 +12,7 @@ import pytest
 from harness import ROOT
 
 from components.pod_security import POD_SECURITY_VERSION
+from components.spec import KubernetesSettings
 
 # PyPI package -> the versions.env key it must equal.
 PINNED_TO_TOOLCHAIN = {
@@ -89,4 +90,16 @@ def test_pod_security_standards_are_the_clusters_minor():
     major, minor, _ = read_versions_env()["KUBERNETES_VERSION"].split(".")
     assert POD_SECURITY_VERSION == f"v{major}.{minor}", (
         f"the cluster is Kubernetes {major}.{minor} but namespaces pin Pod Security {POD_SECURITY_VERSION}"
+    )
+
+
+def test_the_entry_points_defaults_are_the_platforms():
+    """The router image is tagged with the Traefik version it runs, and a stack's routes point at the
+    https port the cluster's entry point listens on."""
+    versions = read_versions_env()
+    assert versions["ROUTER_IMAGE"].rsplit(":", 1)[1] == versions["TRAEFIK_VERSION"], (
+        "versions.env: ROUTER_IMAGE's tag must be TRAEFIK_VERSION"
+    )
+    assert KubernetesSettings.https_port == int(versions["CLUSTER_HTTPS_PORT"]), (
+        "KubernetesSettings.https_port must be versions.env's CLUSTER_HTTPS_PORT"
     )

@@ -1,0 +1,84 @@
+# The app's one entry point, alike on both targets: Traefik (github.com/traefik/traefik/v3) is the
+# cluster's ingress controller (platform/cluster/router.sh) and runs in the Docker router container
+# (the image built here), and both serve https with the certificate of the platform's local CA.
+# Sourced by platform/up.sh and platform/cluster/up.sh.
+# shellcheck shell=bash
+
+TRAEFIK_BIN=$CACHE_DIR/traefik/v$TRAEFIK_VERSION/bin/traefik
+ROUTER_SRC=$ROOT_DIR/platform/images/router
+# The entry point's local CA and its serving certificate: the CA's key never leaves this directory.
+TLS_DIR=$STATE_DIR/tls
+ENTRYPOINT_CA=$TLS_DIR/ca.crt
+ENTRYPOINT_CERT=$TLS_DIR/localhost.crt
+ENTRYPOINT_KEY=$TLS_DIR/localhost.key
+# What the serving certificate covers. OpenSSL (curl, Python) accepts no wildcard right under a
+# top-level name, so `*.localhost` serves Go and browser clients only; the cluster's default hosts,
+# <namespace>.apps.localhost, are under `*.apps.localhost`, which every client accepts.
+ENTRYPOINT_SANS="DNS:localhost,DNS:*.localhost,DNS:*.apps.localhost,IP:127.0.0.1"
+
+# Its go.mod has replace lines, which `go install module@version` refuses: the module is downloaded
+# from the Go module proxy and built in a writable copy, with the version stamps of its Makefile.
+# The dashboard's web UI is not built (no npm here): the API and the router do not need it.
+build_traefik() {
+  local build_dir=$CACHE_DIR/traefik/v$TRAEFIK_VERSION/build module=github.com/traefik/traefik/v3 source
+  local stamp=github.com/traefik/traefik/v3/pkg/version
+  rm -rf "$build_dir" && mkdir -p "$build_dir"
+  source=$(cd "$build_dir" && go mod download -json "$module@v$TRAEFIK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -d "$source" ] || die "could not download $module@v$TRAEFIK_VERSION from the Go module proxy"
+  cp -r "$source" "$build_dir/src" && chmod -R u+w "$build_dir/src"
+  (cd "$build_dir/src" && CGO_ENABLED=0 go build -trimpath -o "$build_dir/traefik" \
+    -ldflags "-s -w -X $stamp.Version=$TRAEFIK_VERSION -X $stamp.BuildDate=1970-01-01T00:00:00Z" ./cmd/traefik)
+  # Published whole or not at all: an interrupted build never leaves a half-written binary in the cache.
+  mkdir -p "${TRAEFIK_BIN%/*}" && mv "$build_dir/traefik" "$TRAEFIK_BIN"
+  rm -rf "$build_dir"
+}
+
+ensure_traefik() {
+  [ -x "$TRAEFIK_BIN" ] || with_progress "Building Traefik v$TRAEFIK_VERSION (about 10 min cold)" \
+    run_logged "$CACHE_DIR/traefik/v$TRAEFIK_VERSION/build.log" build_traefik
+}
+
+# The local CA, made once, and trusted only for loopback names (name constraints): trusting it
+# (curl --cacert, a browser) vouches for nothing else. Its serving certificate is re-issued when
+# what it covers changes or it nears its end.
+make_entrypoint_tls() {
+  # shellcheck disable=SC2034 # where make_ca and issue write
+  local PKI_DIR=$TLS_DIR
+  mkdir -p "$TLS_DIR"
+  if [ ! -s "$ENTRYPOINT_CA" ]; then
+    log "Creating the entry point's local CA in $TLS_DIR"
+    (umask 077 && make_ca ca "cloudservice local CA" -addext basicConstraints=critical,CA:TRUE,pathlen:0 \
+      -addext keyUsage=critical,keyCertSign,cRLSign \
+      -addext "nameConstraints=critical,permitted;DNS:localhost,permitted;IP:127.0.0.0/255.0.0.0")
+    chmod 644 "$ENTRYPOINT_CA"
+  fi
+  if [ "$(cat "$TLS_DIR/localhost-sans" 2>/dev/null)" != "$ENTRYPOINT_SANS" ] ||
+    ! openssl x509 -checkend $((30 * 86400)) -noout -in "$ENTRYPOINT_CERT" >/dev/null 2>&1; then
+    rm -f "$ENTRYPOINT_CERT" "$ENTRYPOINT_KEY"
+    echo "$ENTRYPOINT_SANS" >"$TLS_DIR/localhost-sans"
+  fi
+  (umask 077 && issue localhost /CN=localhost serverAuth "$ENTRYPOINT_SANS")
+  chmod 644 "$ENTRYPOINT_CERT"
+}
+
+# The Docker router container's image: the base image with the Traefik binary, run as a non-root
+# user; rebuilt when the recipe, the version or the base image changes. Never pushed: only the local
+# engine runs it. (image_label: platform/up.sh.)
+build_router_image() {
+  local key context
+  key=$({ cat "$ROUTER_SRC/Dockerfile"; echo "$TRAEFIK_VERSION"; docker image inspect --format '{{.Id}}' "$BASE_IMAGE"; } |
+    sha256sum | cut -c1-12)
+  if [ "$(image_label "$ROUTER_IMAGE" org.cloudservice.source)" = "$key" ]; then
+    log "Router image $ROUTER_IMAGE is up to date"
+    return
+  fi
+  [ "${ROUTER_IMAGE##*:}" = "$TRAEFIK_VERSION" ] || die "versions.env: ROUTER_IMAGE's tag must be TRAEFIK_VERSION ($TRAEFIK_VERSION)"
+  ensure_traefik
+  log "Building $ROUTER_IMAGE from platform/images/router (FROM $BASE_IMAGE)"
+  context=$(mktemp -d)
+  cp "$ROUTER_SRC/Dockerfile" "$TRAEFIK_BIN" "$context/"
+  run_logged "$STATE_DIR/router-build.log" docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+    --label "org.cloudservice.source=$key" -t "$ROUTER_IMAGE" "$context"
+  rm -rf "$context"
+  docker run --rm --network none "$ROUTER_IMAGE" version >/dev/null || die "the new $ROUTER_IMAGE does not run traefik"
+}
