@@ -243,7 +243,7 @@ def _prepared_volume(
 class DockerService(pulumi.ComponentResource):
     """A service as `replicas` containers (at least one) with the same network aliases, so its name
     resolves to all of them. Outputs: `url` (its first published port), `urls` (port name to URL),
-    `containers` (the containers' names, for the router)."""
+    `containers` (the containers' names, `container_names`, which the router balances over)."""
 
     url: pulumi.Output[Optional[str]]
     urls: pulumi.Output[dict]
@@ -262,9 +262,10 @@ class DockerService(pulumi.ComponentResource):
         after = [*args.after, *(step for step in prepared if step is not None)]
         # One replica after the other, each once the previous one is ready: a rollout replaces them in
         # turn, so the others keep serving (through the router) while one is down.
+        self.container_names = [name, *(f"{name}-{n}" for n in range(2, args.spec.replicas + 1))]
         self.replicas: list[docker.Container] = []
-        for replica in range(1, max(args.spec.replicas, 1) + 1):
-            container, ready = self._replica(replica, mounts, secret_labels, after)
+        for container_name in self.container_names:
+            container, ready = self._replica(container_name, mounts, secret_labels, after)
             self.replicas.append(container)
             after = [ready]
         self.container = self.replicas[0]
@@ -305,16 +306,12 @@ class DockerService(pulumi.ComponentResource):
         return None
 
     def _replica(
-        self,
-        replica: int,
-        mounts: list[docker.ContainerVolumeArgs],
-        secret_labels: dict,
-        after: Sequence[pulumi.Resource],
+        self, name: str, mounts: list[docker.ContainerVolumeArgs], secret_labels: dict, after: Sequence[pulumi.Resource]
     ) -> tuple[docker.Container, RolloutCheck]:
-        """Replica 1 keeps the resource and Docker names of the service's one container (an upgrade
-        updates it in place); replica n is `<name>-<n>`."""
+        """The first replica keeps the resource and Docker names of the service's one container (an
+        upgrade updates it in place); replica n is `<name>-<n>`."""
         spec, args = self._args.spec, self._args
-        name = self._name if replica == 1 else f"{self._name}-{replica}"
+        first = name == self._name
         container = docker.Container(
             name,
             **_container_args(name, spec, args, secret_labels, mounts, spec.aliases),
@@ -324,10 +321,7 @@ class DockerService(pulumi.ComponentResource):
             # A fixed container name and host port cannot exist twice: replace in place. The provider
             # plans a changed health check as an update it never applies to the container: replace.
             opts=self._child(
-                spec.name if replica == 1 else None,
-                after,
-                delete_before_replace=True,
-                replace_on_changes=["healthcheck"],
+                spec.name if first else None, after, delete_before_replace=True, replace_on_changes=["healthcheck"]
             ),
         )
         # `up` returns once the service runs (and reports healthy), like `docker run` + waiting by
@@ -335,7 +329,7 @@ class DockerService(pulumi.ComponentResource):
         ready = RolloutCheck(
             f"{name}-ready",
             CheckArgs(
-                name=spec.name if replica == 1 else f"{spec.name} (replica {replica})",
+                name=spec.name if first else f"{spec.name} ({name})",
                 workload=DockerWorkload(container=container.name, host=args.host),
                 revision=container.id,
                 timeout=args.ready_timeout,

@@ -326,8 +326,9 @@ class ImageSources:
     name in the building engine, so a Dockerfile builds unchanged where nothing can be pulled."""
 
 
-ROUTER_PORT = 8443
-"""The router's https host port on Docker (plus the stack's port offset), when the app has routes."""
+ROUTER_PORT = 9443
+"""The router's https host port on Docker (plus the stack's port offset), when the app has routes (the
+cluster's entry point holds 8443)."""
 
 
 @dataclass(frozen=True)

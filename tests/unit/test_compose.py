@@ -558,7 +558,9 @@ def test_kompose_expose_routes_are_validated_as_the_stacks(project):
     (project / SOURCE).write_text(yaml.safe_dump(_service(expose=["80"], labels=labels)))
     values = {"target": "docker", "compose": SOURCE, **REGISTRY}
     config = parse_stack_config(values, project=PROJECT, stack="dev", base_dir=str(project))
-    assert [(r.service, r.port, r.host, r.path) for r in config.app.routes] == [("web", "p80", "shop.localhost", "/api")]
+    assert [(r.service, r.port, r.host, r.path) for r in config.app.routes] == [
+        ("web", "p80", "shop.localhost", "/api")
+    ]
     config = parse_stack_config(
         {**values, "routes": [{"service": "web", "path": "/"}]}, project=PROJECT, stack="dev", base_dir=str(project)
     )

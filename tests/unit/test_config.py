@@ -34,8 +34,8 @@ from components.spec import (
     JobSpec,
     KubernetesSettings,
     PortSpec,
-    RouteSpec,
     Registry,
+    RouteSpec,
     SecretFileSpec,
     ServiceSpec,
     SyncSpec,
@@ -1394,7 +1394,7 @@ def test_docker_runs_replicas_of_a_service_that_publishes_nothing():
     values["services"]["web"]["replicas"] = 3
     config = parse(values)
     assert config.app.service("web").replicas == 3
-    assert config.docker.router_port == 8443
+    assert config.docker.router_port == 9443
 
 
 def test_router_port_is_a_stack_key():
