@@ -87,8 +87,12 @@ def test_up_routes_two_services_by_path_and_by_host_over_https(routed, docker_cl
     assert [c.name for c in web_containers(docker_client, routed.stack.name)] == [web, f"{web}-2", f"{web}-3"]
     assert all(c.status == "running" for c in web_containers(docker_client, routed.stack.name))
 
-    status, home = wait_for(lambda: get_json(f"{url}/"), timeout=30, what="the router to serve web")
-    assert status == 200 and home["version"] == "1", "by path: / is web's"
+    def served():
+        status, body = get_json(f"{url}/")
+        return status == 200 and body
+
+    home = wait_for(served, timeout=30, what="the router to serve web")
+    assert home["version"] == "1", "by path: / is web's"
     status, body, _ = http("GET", f"{url}/burner/anything")
     assert status == 200 and body.decode() == "burner", "by path: /burner is burner's"
     status, body, _ = http("GET", f"{url}/burnerx")
