@@ -9,8 +9,8 @@ and an active one (the service's HTTP health check, when it has one) brings it b
 
 The container is hardened like the app's (non-root, read-only root, no capabilities, no new
 privileges) and publishes one loopback host port. Its configuration and the platform's certificate
-and key (platform/router.sh) are uploaded into a volume of its own (a read-only root takes no
-uploads): the key is a secret in the state. A changed configuration replaces the container.
+and key (platform/router.sh) are uploaded into a volume of its own, mounted read-only (a read-only
+root takes no uploads): the key is a secret in the state. A changed configuration replaces the container.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ HTTPS_PORT = 8443
 """The port Traefik listens on inside the container (published on the stack's router port)."""
 PING_PORT = 8082
 RETRY_ATTEMPTS = 3
+CONFIG_REVISION = "cloudservice.dev/config-revision"
+"""Changes with the router's uploaded configuration and certificate: a new router container."""
 FAILURE_WINDOW = "5s"
 """How long a replica that failed a request stays out of the rotation (unless the active check says it is back)."""
 
@@ -174,16 +176,26 @@ class DockerRouter(pulumi.ComponentResource):
                     resource=self,
                 )
         routes = json.dumps(dynamic_config(args.routes, args.backends), indent=2, sort_keys=True)
+        labels = {**args.labels, "app.kubernetes.io/component": "router"}
+        # A read-only root takes no uploads (the engine writes them through the root): a container
+        # that is created but never started carries them into a volume the router mounts read-only,
+        # and the router is replaced with it whenever they change.
+        volume = docker.Volume(
+            f"{name}-config",
+            name=f"{name}-config",
+            labels=docker_labels(labels, docker.VolumeLabelArgs),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         readable = {"permissions": "0444"}
-        container = docker.Container(
-            name,
-            name=name,
+        carrier = docker.Container(
+            f"{name}-config",
+            name=f"{name}-config",
             image=args.image,
-            command=[f"--configFile={CONFIG_DIR}/traefik.yaml"],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network) for network in args.networks],
-            ports=[docker.ContainerPortArgs(internal=HTTPS_PORT, external=args.host_port, ip="127.0.0.1")],
+            start=False,
+            must_run=False,
+            network_mode="none",
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=CONFIG_DIR)],
             # JSON is YAML: Traefik reads both files by their extension.
-            volumes=[docker.ContainerVolumeArgs(container_path=CONFIG_DIR)],
             uploads=[
                 docker.ContainerUploadArgs(
                     file=f"{CONFIG_DIR}/traefik.yaml", content=json.dumps(static_config(), indent=2), **readable
@@ -192,6 +204,17 @@ class DockerRouter(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/tls.crt", content=args.certificate.cert, **readable),
                 docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/tls.key", content=args.certificate.key, **readable),
             ],
+            labels=docker_labels(labels, docker.ContainerLabelArgs),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        container = docker.Container(
+            name,
+            name=name,
+            image=args.image,
+            command=[f"--configFile={CONFIG_DIR}/traefik.yaml"],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network) for network in args.networks],
+            ports=[docker.ContainerPortArgs(internal=HTTPS_PORT, external=args.host_port, ip="127.0.0.1")],
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=CONFIG_DIR, read_only=True)],
             user="10001:10001",
             read_only=True,
             tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
@@ -208,7 +231,7 @@ class DockerRouter(pulumi.ComponentResource):
                 retries=3,
                 start_period="2s",
             ),
-            labels=docker_labels({**args.labels, "app.kubernetes.io/component": "router"}, docker.ContainerLabelArgs),
+            labels=docker_labels({**labels, CONFIG_REVISION: carrier.id}, docker.ContainerLabelArgs),
             destroy_grace_seconds=10,
             # A fixed container name and host port cannot exist twice: replace in place.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),

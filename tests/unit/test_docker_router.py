@@ -9,7 +9,16 @@ import json
 import pulumi
 import pytest
 from harness import REGISTRY, STACK_LABELS, default_services, deploy, make_config, spec_of
-from recorder import CLOUD_SERVICE, CONTAINER, ROLLOUT_CHECK, plaintext_occurrences, resolve, run, unwrap_secrets
+from recorder import (
+    CLOUD_SERVICE,
+    CONTAINER,
+    ROLLOUT_CHECK,
+    VOLUME,
+    plaintext_occurrences,
+    resolve,
+    run,
+    unwrap_secrets,
+)
 
 from components import docker_router
 from components.docker_router import (
@@ -127,7 +136,7 @@ def test_one_hardened_container_on_a_loopback_https_port(mocks):
     component = mocks.get(ROUTER, "cloudservice-dev-router")
     container = mocks.get(CONTAINER, "cloudservice-dev-router")
     assert mocks.parent_of(container) is component
-    assert [r.type for r in mocks.children_of(component)] == [CONTAINER, ROLLOUT_CHECK]
+    assert [r.type for r in mocks.children_of(component)] == [VOLUME, CONTAINER, CONTAINER, ROLLOUT_CHECK]
     inputs = container.inputs
     assert inputs["name"] == "cloudservice-dev-router" == resolve(router.container)
     assert inputs["image"] == ROUTER_ID
@@ -140,13 +149,19 @@ def test_one_hardened_container_on_a_loopback_https_port(mocks):
     assert inputs["healthcheck"]["tests"][1:3] == ["/usr/local/bin/traefik", "healthcheck"]
     assert container.delete_before_replace, "a fixed name and host port cannot exist twice"
     labels = {item["label"]: item["value"] for item in inputs["labels"]}
-    assert labels == {**STACK_LABELS, "app.kubernetes.io/component": "router"}
+    assert labels == {
+        **STACK_LABELS,
+        "app.kubernetes.io/component": "router",
+        "cloudservice.dev/config-revision": "cloudservice-dev-router-config-id",
+    }, "a new configuration (the carrier's ID) replaces the router"
 
 
 def test_its_configuration_and_certificate_are_uploaded_the_key_as_a_secret(mocks):
+    """A read-only root takes no uploads: a never-started carrier puts them into the router's volume."""
     routes = [RouteSpec("web"), RouteSpec("redis", host="cache.localhost")]
     run(lambda: DockerRouter("cloudservice-dev-router", router_args(routes)))
-    container = mocks.get(CONTAINER, "cloudservice-dev-router")
+    container = mocks.get(CONTAINER, "cloudservice-dev-router-config")
+    assert container.inputs["start"] is False and container.inputs["networkMode"] == "none"
     uploads = uploads_of(container)
     assert set(uploads) == {f"/etc/traefik/{name}" for name in ("traefik.yaml", "routes.yaml", "tls.crt", "tls.key")}
     assert json.loads(uploads["/etc/traefik/routes.yaml"]["content"]) == dynamic_config(routes, backends())
@@ -157,8 +172,13 @@ def test_its_configuration_and_certificate_are_uploaded_the_key_as_a_secret(mock
     assert uploads["/etc/traefik/tls.crt"]["content"] == CERT
     assert uploads["/etc/traefik/tls.key"]["content"] == KEY
     assert all(upload["permissions"] == "0444" for upload in uploads.values())
-    # A read-only root takes no uploads: they go into the container's own volume.
-    assert container.inputs["volumes"] == [{"containerPath": "/etc/traefik"}]
+    assert container.inputs["volumes"] == [
+        {"volumeName": "cloudservice-dev-router-config", "containerPath": "/etc/traefik"}
+    ]
+    router = mocks.get(CONTAINER, "cloudservice-dev-router")
+    assert router.inputs["volumes"] == [
+        {"volumeName": "cloudservice-dev-router-config", "containerPath": "/etc/traefik", "readOnly": True}
+    ]
     assert plaintext_occurrences(container.inputs, "s3cr3t-router-key") == []
 
 
@@ -196,10 +216,11 @@ def test_an_app_with_routes_gets_a_router_and_its_urls(mocks, platform_tls):
     assert router.inputs["image"] == ROUTER_ID, "the platform's image, as the engine has it (not pulled)"
     assert router.inputs["ports"][0]["external"] == 9443 + 7
     assert router.inputs["networksAdvanced"] == [{"name": "cloudservice-dev"}]
-    servers = json.loads(uploads_of(router)["/etc/traefik/routes.yaml"]["content"])["http"]["services"]["web-main"]
+    carrier = mocks.get(CONTAINER, "cloudservice-dev-router-config")
+    servers = json.loads(uploads_of(carrier)["/etc/traefik/routes.yaml"]["content"])["http"]["services"]["web-main"]
     names = ["cloudservice-dev-web", "cloudservice-dev-web-2", "cloudservice-dev-web-3"]
     assert [server["url"] for server in servers["loadBalancer"]["servers"]] == [f"http://{n}:8080" for n in names]
-    assert uploads_of(router)["/etc/traefik/tls.crt"]["content"] == CERT
+    assert uploads_of(carrier)["/etc/traefik/tls.crt"]["content"] == CERT
     assert resolve(app.url) == "https://localhost:9450/"
     assert resolve(app.urls) == {
         "web/": "https://localhost:9450/",
