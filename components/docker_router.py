@@ -38,6 +38,7 @@ HTTPS_PORT = 8443
 """The port Traefik listens on inside the container (published on the stack's router port)."""
 PING_PORT = 8082
 RETRY_ATTEMPTS = 3
+DIAL_TIMEOUT = "1s"
 CONFIG_REVISION = "cloudservice.dev/config-revision"
 """Changes with the router's uploaded configuration and certificate: a new router container."""
 FAILURE_WINDOW = "5s"
@@ -124,6 +125,7 @@ def dynamic_config(routes: Sequence[RouteSpec], backends: Mapping[str, Backend])
         }
         balancer: dict = {
             "servers": [{"url": f"http://{container}:{port.port}"} for container in containers],
+            "serversTransport": "replicas",
             "passiveHealthCheck": {"failureWindow": FAILURE_WINDOW, "maxFailedAttempts": 1},
         }
         health = spec.health
@@ -139,6 +141,9 @@ def dynamic_config(routes: Sequence[RouteSpec], backends: Mapping[str, Backend])
             "routers": routers,
             "services": services,
             "middlewares": {"retry": {"retry": {"attempts": RETRY_ATTEMPTS, "initialInterval": "50ms"}}},
+            # A replica that just died may still be in DNS: a connection that does not open soon is
+            # retried on another one (a dial error comes before the request is sent).
+            "serversTransports": {"replicas": {"forwardingTimeouts": {"dialTimeout": DIAL_TIMEOUT}}},
         },
         "tls": {
             "stores": {

@@ -109,6 +109,8 @@ def test_each_routed_port_balances_over_the_replicas_with_retries_and_health_che
     web = services["web-main"]["loadBalancer"]
     assert web["servers"] == [{"url": f"http://{name}:8080"} for name in WEB]
     assert web["passiveHealthCheck"] == {"failureWindow": "5s", "maxFailedAttempts": 1}
+    assert web["serversTransport"] == "replicas"
+    assert config["http"]["serversTransports"]["replicas"]["forwardingTimeouts"] == {"dialTimeout": "1s"}
     assert web["healthCheck"] == {"path": "/healthz", "interval": "2s", "timeout": "3s"}, "the service's HTTP check"
     redis = services["redis-main"]["loadBalancer"]
     assert "healthCheck" not in redis, "a command health check is no HTTP path to probe"
