@@ -18,10 +18,12 @@ import pulumi_docker as docker
 
 from .config import StackConfig
 from .conventions import DEFAULT_NETWORK, DEFAULT_READY_TIMEOUT
+from .docker_router import ROUTER_IMAGE, Backend, Certificate, DockerRouter, DockerRouterArgs
 from .docker_service import DockerJob, DockerJobArgs, DockerService, DockerServiceArgs
 from .image import ContainerImage, ContainerImageArgs, Engine, StandIn, base_images, digest_of
 from .network import AppNetwork, AppNetworkArgs
 from .pod_security import pod_security_level
+from .routes import route_urls
 from .spec import (
     AppSpec,
     DockerSettings,
@@ -278,6 +280,41 @@ class CloudService(pulumi.ComponentResource):
                     ),
                     opts=self._engine,
                 )
+        if self._args.app.routes:
+            self._route_urls = self._routes_on_docker(settings, networks)
+
+    def _routes_on_docker(self, settings: DockerSettings, networks: Mapping[str, pulumi.Input[str]]) -> dict[str, str]:
+        """The app's routes served by a router container on the app networks of the routed services;
+        returns their URLs."""
+        app = self._args.app
+        routed = [app.service(name) for name in dict.fromkeys(route.service for route in app.routes)]
+        image = Engine(settings.host).image_id(ROUTER_IMAGE)
+        if image is None:
+            raise pulumi.RunError(f"routes: the Docker engine has no router image {ROUTER_IMAGE}; run `make platform`")
+        host_port = settings.router_port + settings.port_offset
+        DockerRouter(
+            f"{self._name}-router",
+            DockerRouterArgs(
+                routes=app.routes,
+                backends={
+                    service.name: Backend(spec=service, containers=self._workloads[service.name].container_names)
+                    for service in routed
+                },
+                networks=list(
+                    dict.fromkeys(
+                        networks[network] for service in routed for network in service.networks or (DEFAULT_NETWORK,)
+                    )
+                ),
+                host_port=host_port,
+                image=image,
+                certificate=Certificate.platforms(),
+                labels=self._args.labels,
+                host=settings.host,
+                ready_timeout=self._args.ready_timeout,
+            ),
+            opts=self._engine,
+        )
+        return route_urls(app.routes, "localhost", host_port)
 
     def _docker_networks(self) -> dict[str, pulumi.Input[str]]:
         """The Docker network's name of each app network some workload joins (as Compose, only those)."""

@@ -1,6 +1,6 @@
 """DockerService and DockerJob: `docker run` for one service or one task, declared.
 
-A service is one container on the app's networks, reachable by its name (a DNS alias), hardened
+A service is `replicas` containers on the app's networks, reachable by its name (a DNS alias), hardened
 (non-root, read-only root, all capabilities dropped unless some are added back, no-new-privileges,
 CPU and memory limits), restarted by the engine and health-checked; its named volumes keep its state
 across container replacements (each made writable for its user first). A job is a container run once
@@ -241,10 +241,13 @@ def _prepared_volume(
 
 
 class DockerService(pulumi.ComponentResource):
-    """One service as a container. Outputs: `url` (its first published port), `urls` (port name to URL)."""
+    """A service as `replicas` containers (at least one) with the same network aliases, so its name
+    resolves to all of them. Outputs: `url` (its first published port), `urls` (port name to URL),
+    `containers` (the containers' names, `container_names`, which the router balances over)."""
 
     url: pulumi.Output[Optional[str]]
     urls: pulumi.Output[dict]
+    containers: pulumi.Output[list]
 
     def __init__(self, name: str, args: DockerServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cloudservice:index:DockerService", name, None, opts)
@@ -256,28 +259,31 @@ class DockerService(pulumi.ComponentResource):
         mounts, secret_labels = _secret_files(self, name, args.spec, args)
         self.volumes: list[docker.Volume] = []
         prepared = [self._volume(volume, mounts) for volume in args.spec.volumes]
-        self.container = self._container(mounts, secret_labels, [step for step in prepared if step is not None])
-        # `up` returns once the service runs (and reports healthy), like `docker run` + waiting by
-        # hand; the provider's own `wait` would report neither a crash loop nor the logs.
-        RolloutCheck(
-            f"{name}-ready",
-            CheckArgs(
-                name=args.spec.name,
-                workload=DockerWorkload(container=self.container.name, host=args.host),
-                revision=self.container.id,
-                timeout=args.ready_timeout,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        after = [*args.after, *(step for step in prepared if step is not None)]
+        # One replica after the other, each once the previous one is ready: a rollout replaces them in
+        # turn, so the others keep serving (through the router) while one is down.
+        self.container_names = [name, *(f"{name}-{n}" for n in range(2, args.spec.replicas + 1))]
+        self.replicas: list[docker.Container] = []
+        for container_name in self.container_names:
+            container, ready = self._replica(container_name, mounts, secret_labels, after)
+            self.replicas.append(container)
+            after = [ready]
+        self.container = self.replicas[0]
+        self.containers = pulumi.Output.all(*(container.name for container in self.replicas))
         urls = {port.name: _url(port, args.port_offset, self.container) for port in args.spec.published}
         self.urls = pulumi.Output.from_input(urls)
         self.url = pulumi.Output.from_input(next(iter(urls.values()), None))
-        self.register_outputs({"url": self.url, "urls": self.urls})
+        self.register_outputs({"url": self.url, "urls": self.urls, "containers": self.containers})
 
     def _child(
-        self, first_release_name: str, depends_on: Sequence[pulumi.Resource] = (), **extra
+        self, first_release_name: Optional[str], depends_on: Sequence[pulumi.Resource] = (), **extra
     ) -> pulumi.ResourceOptions:
-        aliases = target_child(self._args.first_release_app, DOCKER_COMPONENT, first_release_name)
+        """A child; one the first release had (`first_release_name`: its name there) keeps its URN."""
+        aliases = (
+            target_child(self._args.first_release_app, DOCKER_COMPONENT, first_release_name)
+            if first_release_name
+            else []
+        )
         return pulumi.ResourceOptions(parent=self, aliases=aliases, depends_on=list(depends_on), **extra)
 
     def _volume(self, spec_volume: VolumeSpec, mounts: list[docker.ContainerVolumeArgs]) -> Optional[pulumi.Resource]:
@@ -299,11 +305,14 @@ class DockerService(pulumi.ComponentResource):
             return _prepared_volume(self, name, spec, spec_volume, volume, args)
         return None
 
-    def _container(
-        self, mounts: list[docker.ContainerVolumeArgs], secret_labels: dict, prepared: Sequence[pulumi.Resource]
-    ) -> docker.Container:
-        name, spec, args = self._name, self._args.spec, self._args
-        return docker.Container(
+    def _replica(
+        self, name: str, mounts: list[docker.ContainerVolumeArgs], secret_labels: dict, after: Sequence[pulumi.Resource]
+    ) -> tuple[docker.Container, RolloutCheck]:
+        """The first replica keeps the resource and Docker names of the service's one container (an
+        upgrade updates it in place); replica n is `<name>-<n>`."""
+        spec, args = self._args.spec, self._args
+        first = name == self._name
+        container = docker.Container(
             name,
             **_container_args(name, spec, args, secret_labels, mounts, spec.aliases),
             ports=[_published(port, args.port_offset) for port in spec.published],
@@ -312,9 +321,22 @@ class DockerService(pulumi.ComponentResource):
             # A fixed container name and host port cannot exist twice: replace in place. The provider
             # plans a changed health check as an update it never applies to the container: replace.
             opts=self._child(
-                spec.name, [*args.after, *prepared], delete_before_replace=True, replace_on_changes=["healthcheck"]
+                spec.name if first else None, after, delete_before_replace=True, replace_on_changes=["healthcheck"]
             ),
         )
+        # `up` returns once the service runs (and reports healthy), like `docker run` + waiting by
+        # hand; the provider's own `wait` would report neither a crash loop nor the logs.
+        ready = RolloutCheck(
+            f"{name}-ready",
+            CheckArgs(
+                name=spec.name if first else f"{spec.name} ({name})",
+                workload=DockerWorkload(container=container.name, host=args.host),
+                revision=container.id,
+                timeout=args.ready_timeout,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return container, ready
 
 
 def _healthcheck(health: HealthSpec) -> docker.ContainerHealthcheckArgs:

@@ -326,10 +326,17 @@ class ImageSources:
     name in the building engine, so a Dockerfile builds unchanged where nothing can be pulled."""
 
 
+ROUTER_PORT = 9443
+"""The router's https host port on Docker (plus the stack's port offset), when the app has routes (the
+cluster's entry point holds 8443)."""
+
+
 @dataclass(frozen=True)
 class DockerSettings:
     host: Optional[str] = None
     port_offset: int = 0
+    router_port: int = ROUTER_PORT
+    """The host port (plus `port_offset`) the router serves the app's routes on, over https."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ library Docker Compose and Kompose load with, so variables are interpolated from
 the file and the stack's `composeEnv` (never from whoever's shell), `composeProfiles` pick the
 profiles, `include`, `extends`, anchors and YAML 1.2 scalars work, and every short syntax arrives
 normalised. `compose_to_spec` maps that project onto the raw app spec (`services`, `jobs`,
-`networks`), which the stack parser then validates like a hand-written one. A service that another
+`networks`, `routes`), which the stack parser then validates like a hand-written one. A service that another
 one waits for with `condition: service_completed_successfully` becomes a job.
 
 Each Compose key is mapped, mapped approximately with a notice (`ComposeApp.notices`, shown by
@@ -38,6 +38,8 @@ class ComposeApp:
     jobs: dict[str, dict] = field(default_factory=dict)
     networks: dict[str, dict] = field(default_factory=dict)
     """The app's networks when the file declares its own (empty: one default network)."""
+    routes: list[dict] = field(default_factory=list)
+    """The entry point's routes, from Kompose's kompose.service.expose labels."""
     secrets: dict[str, str] = field(default_factory=dict)
     """Secret config key -> the content of the Compose secret's file (plain: the parser marks it secret)."""
     notices: tuple[str, ...] = ()
@@ -165,8 +167,11 @@ class ProjectMapper:
                     "one replica writes); used by " + ", ".join(users),
                 )
         self.aliases_from_links(mapped)
+        routes = [route for service in mappers.values() for route in service.routes()]
+        routed = {route["service"] for route in routes}
         for name, service in mappers.items():
-            if name not in jobs and "ports" not in mapped[name] and self.referenced(name, mapped):
+            referenced = self.referenced(name, mapped) or dns_name(name) in routed
+            if name not in jobs and "ports" not in mapped[name] and referenced:
                 service.ports_from_image()
         self.check_reachable(mapped, jobs)
         for name in mapped:
@@ -176,6 +181,7 @@ class ProjectMapper:
             services={dns_name(n): s for n, s in mapped.items() if n not in jobs},
             jobs={dns_name(n): s for n, s in mapped.items() if n in jobs},
             networks=networks,
+            routes=routes,
             secrets=self.secret_values,
             notices=tuple(self.notices),
         )

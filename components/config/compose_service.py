@@ -23,10 +23,13 @@ from .compose_rules import (
     seconds,
 )
 from .errors import DNS_LABEL, FILE_LIMIT
+from .exposed_ports import exposed_ports
 
 # Kompose's labels for a HorizontalPodAutoscaler (kompose.hpa.cpu, .replicas.min, ...).
 KOMPOSE_HPA = "kompose.hpa."
-from .exposed_ports import exposed_ports
+# Kompose's labels for an Ingress: `true` (no host) or hosts with an optional path, comma-separated.
+KOMPOSE_EXPOSE = "kompose.service.expose"
+KOMPOSE_TLS_SECRET = f"{KOMPOSE_EXPOSE}.tls-secret"
 
 if TYPE_CHECKING:
     from .compose import ProjectMapper
@@ -52,6 +55,7 @@ class ServiceMapper:
         self.secrets, self.configs, self.has_networks = secrets, configs, has_networks
         self.named_volumes: list[str] = []
         self.kompose_hpa: dict[str, Any] = {}
+        self.kompose_expose: dict[str, str] = {}
         self.spec: dict[str, Any] = {}
 
     def fail(self, key: str, message: str) -> None:
@@ -234,11 +238,40 @@ class ServiceMapper:
             self.spec["stopGracePeriod"] = grace
 
     def key_labels(self, labels: Mapping[str, str]) -> None:
-        """The user's labels, except Kompose's autoscaling ones (kompose.hpa.*), which say `autoscale`."""
+        """The user's labels, except Kompose's autoscaling ones (kompose.hpa.*), which say `autoscale`,
+        and its kompose.service.expose*, which say the stack's `routes`."""
         self.kompose_hpa.update({k: str(v) for k, v in labels.items() if k.startswith(KOMPOSE_HPA)})
-        labels = {k: str(v) for k, v in labels.items() if not k.startswith(KOMPOSE_HPA)}
+        self.kompose_expose.update({k: str(v) for k, v in labels.items() if k.startswith(KOMPOSE_EXPOSE)})
+        labels = {k: str(v) for k, v in labels.items() if not k.startswith((KOMPOSE_HPA, KOMPOSE_EXPOSE))}
         if labels:
             self.spec.setdefault("labels", {}).update(labels)
+
+    def routes(self) -> list[dict]:
+        """Kompose's kompose.service.expose as routes to the service's main port: `true` routes any
+        host, `shop.localhost,api.localhost/v1` each host (and path); .tls-secret is each one's TLS Secret."""
+        expose = self.kompose_expose.get(KOMPOSE_EXPOSE, "").strip()
+        for key in set(self.kompose_expose) - {KOMPOSE_EXPOSE, KOMPOSE_TLS_SECRET}:
+            self.notice(f"labels.{key}", "ignored: the stack's router or ingress controller serves every route")
+        if expose.lower() in ("", "false"):
+            if KOMPOSE_TLS_SECRET in self.kompose_expose:
+                self.notice(f"labels.{KOMPOSE_TLS_SECRET}", f"ignored without {KOMPOSE_EXPOSE}")
+            return []
+        if self.is_job:
+            self.notice(f"labels.{KOMPOSE_EXPOSE}", f"ignored: {self.name} runs as a job, which takes no requests")
+            return []
+        tls_secret = self.kompose_expose.get(KOMPOSE_TLS_SECRET)
+        routes = []
+        for target in [""] if expose.lower() == "true" else [t.strip() for t in expose.split(",") if t.strip()]:
+            host, slash, path = target.partition("/")
+            route: dict[str, Any] = {"service": dns_name(self.name)}
+            if host:
+                route["host"] = host
+            if slash:
+                route["path"] = f"/{path}"
+            if tls_secret:
+                route["tlsSecret"] = tls_secret
+            routes.append(route)
+        return routes
 
     def autoscale(self) -> None:
         """Kompose's labels, with Kompose's defaults: from kompose.hpa.replicas.min (else the replicas)

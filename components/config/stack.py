@@ -65,6 +65,7 @@ STACK_KEYS = (
     "services",
     "jobs",
     "networks",
+    "routes",
     "imageRepository",
     "push",
     "registryServer",
@@ -74,6 +75,7 @@ STACK_KEYS = (
     "imagesFrom",
     "replicas",
     "portOffset",
+    "routerPort",
     "dockerHost",
     "kubernetes",
     "buildArgs",
@@ -129,7 +131,7 @@ def parse_stack_config(
         replicas_override = r.integer("replicas", values["replicas"], 0, 100)
     build_args = read_env(r, "buildArgs", values.get("buildArgs", {}))
     reader = WorkloadReader(r, base_dir, build_args, replicas_override)
-    app = reader.app(values.get("services"), values.get("jobs", {}), values.get("networks", {}))
+    app = reader.app(values.get("services"), values.get("jobs", {}), values.get("networks", {}), values.get("routes"))
     secrets = _read_secrets(r, values, is_secret, app)
     ready_timeout = r.integer("readyTimeout", values.get("readyTimeout", DEFAULT_READY_TIMEOUT), 5, 3600)
     keep = _read_keep_releases(r, values.get("keepReleases"))
@@ -138,7 +140,7 @@ def parse_stack_config(
     docker = _read_docker(r, values)
     kubernetes = _read_kubernetes(r, values.get("kubernetes", {}), project, stack, target)
     if target == "docker":
-        _check_docker_target(r, app, docker.port_offset or 0)
+        _check_docker_target(r, app, docker)
     else:
         _check_kubernetes_target(r, app, images)
 
@@ -183,7 +185,8 @@ def _read_docker(r: Reader, values: Mapping[str, Any]) -> DockerSettings:
             re.compile(r"^(unix|tcp|ssh)://.+"),
             "a Docker host URL such as unix:///var/run/docker.sock",
         )
-    return DockerSettings(host=docker_host, port_offset=port_offset)
+    router_port = r.integer("routerPort", values.get("routerPort", DockerSettings.router_port), 1, 65535)
+    return DockerSettings(host=docker_host, port_offset=port_offset, router_port=router_port)
 
 
 def _check_kubernetes_target(r: Reader, app: AppSpec, images: ImageSources) -> None:
@@ -242,7 +245,7 @@ def _with_compose(r: Reader, values: Mapping[str, Any], is_secret: Callable[[str
     """`compose` provides `services`, `jobs` and `networks`, and the content of its secret files as the
     values of the secrets the stack does not set itself (secret like those). `composeEnv` and
     `composeProfiles` are the variables and profiles the file is loaded with."""
-    for key in ("services", "jobs", "networks"):
+    for key in ("services", "jobs", "networks"):  # `routes` given by the stack replace the file's
         if key in values:
             r.fail(key, "no value when `compose` gives the app (set one or the other)")
     path = r.text("compose", values["compose"], expected="the path of a Compose file, relative to the project")
@@ -263,7 +266,14 @@ def _with_compose(r: Reader, values: Mapping[str, Any], is_secret: Callable[[str
         return {**values, "services": {}}, is_secret, ()
     from_file = {key: value for key, value in app.secrets.items() if key not in values}
     return (
-        {**values, "services": app.services, "jobs": app.jobs, "networks": app.networks, **from_file},
+        {
+            "routes": app.routes,
+            **values,
+            "services": app.services,
+            "jobs": app.jobs,
+            "networks": app.networks,
+            **from_file,
+        },
         lambda key: key in from_file or is_secret(key),
         app.notices,
     )
@@ -374,24 +384,32 @@ def _read_kubernetes(r: Reader, raw: Any, project: str, stack: str, target: Opti
     )
 
 
-def _check_docker_target(r: Reader, app: AppSpec, port_offset: int) -> None:
+def _check_docker_target(r: Reader, app: AppSpec, docker: DockerSettings) -> None:
+    """Host ports are published once each: by one service's port, or by the router (with routes)."""
+    port_offset = docker.port_offset or 0
     host_ports: dict[tuple[int, str], str] = {}
+    if app.routes and docker.router_port is not None:
+        host_ports[(docker.router_port + port_offset, "tcp")] = "routerPort"
+        if docker.router_port + port_offset > 65535:
+            r.fail("portOffset", "an offset that keeps routerPort within 65535", port_offset)
     for service in app.services:
-        if service.replicas > 1:
-            r.fail(
-                f"services.{service.name}.replicas",
-                "1 on the docker target (one container per service; scale on kubernetes)",
-                service.replicas,
-            )
         for port in service.published:
-            if port.publish == ANY_HOST_PORT:
-                continue  # the engine picks a free one
-            host_port = (port.publish + port_offset, port.protocol)
             where = (
                 f"services.{service.name}.publish"
                 if port.name == MAIN_PORT
                 else f"services.{service.name}.ports.{port.name}.publish"
             )
+            if service.replicas > 1:
+                r.fail(
+                    where,
+                    f"no published port with replicas > 1 on the docker target ({service.replicas} containers "
+                    "cannot share one host port): reach it through `routes`",
+                    port.publish,
+                )
+                continue
+            if port.publish == ANY_HOST_PORT:
+                continue  # the engine picks a free one
+            host_port = (port.publish + port_offset, port.protocol)
             if host_port[0] > 65535:
                 r.fail("portOffset", f"an offset that keeps {where} within 65535", port_offset)
             elif host_port in host_ports:

@@ -1,4 +1,4 @@
-"""`services`, `jobs` and `networks` of the stack config read into the app spec (components/spec.py),
+"""`services`, `jobs`, `networks` and `routes` of the stack config read into the app spec (components/spec.py),
 key by key as workload_keys.py's table says, with the checks that span keys or workloads, and the
 workloads ordered dependencies first."""
 
@@ -11,6 +11,7 @@ from ..conventions import DEFAULT_NETWORK
 from ..spec import AppSpec, JobSpec, NetworkSpec, ServiceSpec, WorkloadSpec
 from .errors import DNS_LABEL, Reader
 from .key_readers import KeyContext
+from .routes import read_routes
 from .workload_keys import JOB_KEYS, JOBS, SERVICE_KEYS, SERVICES, keys_of
 
 WORKLOAD_KEYS = tuple(key for key in SERVICE_KEYS if key in JOB_KEYS)
@@ -31,7 +32,7 @@ class WorkloadReader:
         self.declared: set[str] = set()
         self.invalid: set[str] = set()
 
-    def app(self, raw_services: Any, raw_jobs: Any, raw_networks: Any) -> AppSpec:
+    def app(self, raw_services: Any, raw_jobs: Any, raw_networks: Any, raw_routes: Any = None) -> AppSpec:
         r = self.r
         networks = self._networks(raw_networks)
         self.network_names = {network.name for network in networks} | {DEFAULT_NETWORK}
@@ -48,7 +49,9 @@ class WorkloadReader:
         for workload in by_name.values():
             self._check_references(workload, by_name)
         self._check_aliases(services, by_name)
-        return AppSpec(workloads=tuple(dependencies_first(r, list(by_name.values()))), networks=networks)
+        valid_services = {w.name: w for w in by_name.values() if isinstance(w, ServiceSpec)}
+        routes = read_routes(r, raw_routes, valid_services, self.invalid)
+        return AppSpec(workloads=tuple(dependencies_first(r, list(by_name.values()))), networks=networks, routes=routes)
 
     def _networks(self, raw: Any) -> tuple[NetworkSpec, ...]:
         """`networks: {front: {}, shared: {external: proxy-net}}`: the networks workloads may join."""

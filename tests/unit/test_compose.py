@@ -525,6 +525,52 @@ def test_kompose_autoscaling_labels_and_deploy_replicas_say_autoscale(project):
     assert "autoscale" not in to_spec(_service(labels={"com.example.team": "shop"}), project).services["web"]
 
 
+def test_kompose_expose_labels_say_routes(project):
+    """kompose.service.expose: `true` routes any host to the service's main port; `host[/path]`,
+    comma-separated, one route each, with kompose.service.expose.tls-secret as each one's TLS Secret."""
+    app = to_spec(_service(ports=["8080:80"], labels={"kompose.service.expose": "true", "team": "shop"}), project)
+    assert app.routes == [{"service": "web"}]
+    assert app.services["web"]["labels"] == {"team": "shop"}, "Kompose's labels are not the app's"
+    labels = {
+        "kompose.service.expose": "shop.localhost, api.localhost/v1",
+        "kompose.service.expose.tls-secret": "shop-tls",
+        "kompose.service.expose.ingress-class-name": "nginx",
+    }
+    app = to_spec({"services": {"Web_UI": {"image": "nginx", "expose": ["80"], "labels": labels}}}, project)
+    assert app.routes == [
+        {"service": "web-ui", "host": "shop.localhost", "tlsSecret": "shop-tls"},
+        {"service": "web-ui", "host": "api.localhost", "path": "/v1", "tlsSecret": "shop-tls"},
+    ]
+    assert any("ingress-class-name" in n and "ignored" in n for n in app.notices), app.notices
+    assert to_spec(_service(labels={"kompose.service.expose": "false"}), project).routes == []
+
+
+def test_kompose_expose_on_an_image_without_declared_ports_takes_the_images(project):
+    """A routed service needs a port: the image's EXPOSE gives it, as for a service others link to."""
+    app = to_spec({"services": {"cache": {"image": "redis:7", "labels": {"kompose.service.expose": "true"}}}}, project)
+    assert app.services["cache"]["ports"] == {"p6379": {"port": 6379}}
+    assert app.routes == [{"service": "cache"}]
+
+
+def test_kompose_expose_routes_are_validated_as_the_stacks(project):
+    """The routes the labels give are read like written ones: the stack's `routes` replace them."""
+    labels = {"kompose.service.expose": "shop.localhost/api"}
+    (project / SOURCE).write_text(yaml.safe_dump(_service(expose=["80"], labels=labels)))
+    values = {"target": "docker", "compose": SOURCE, **REGISTRY}
+    config = parse_stack_config(values, project=PROJECT, stack="dev", base_dir=str(project))
+    assert [(r.service, r.port, r.host, r.path) for r in config.app.routes] == [
+        ("web", "p80", "shop.localhost", "/api")
+    ]
+    config = parse_stack_config(
+        {**values, "routes": [{"service": "web", "path": "/"}]}, project=PROJECT, stack="dev", base_dir=str(project)
+    )
+    assert [(r.host, r.path) for r in config.app.routes] == [(None, "/")]
+    (project / SOURCE).write_text(yaml.safe_dump(_service(labels={"kompose.service.expose": "Shop!"})))
+    with pytest.raises(ConfigError) as error:
+        parse_stack_config(values, project=PROJECT, stack="dev", base_dir=str(project))
+    assert any(problem.startswith("routes[0].") for problem in error.value.problems), error.value.problems
+
+
 WATCH = {
     "watch": [
         {"path": "./web/src", "target": "/app/src", "action": "sync", "ignore": ["node_modules/", "*.pyc"]},

@@ -36,6 +36,7 @@ from components.spec import (
     KubernetesSettings,
     PortSpec,
     Registry,
+    RouteSpec,
     SecretFileSpec,
     ServiceSpec,
     SyncSpec,
@@ -160,7 +161,42 @@ MALFORMED = [
     # replicas
     ("replicas-negative", _set("replicas", -1), "replicas"),
     ("replicas-too-many", _all(_kubernetes, _set("services.web.replicas", 101)), "services.web.replicas"),
-    ("replicas-on-docker", _set("services.web.replicas", 2), "services.web.replicas"),
+    ("replicas-on-docker-with-publish", _set("services.web.replicas", 2), "services.web.publish"),
+    (
+        "replicas-on-docker-with-any-host-port",
+        _all(_set("services.web.replicas", 3), _set("services.web.publish", 0)),
+        "services.web.publish",
+    ),
+    # routes
+    ("routes-not-a-list", _set("routes", {"service": "web"}), "routes"),
+    ("routes-entry-not-an-object", _set("routes", ["web"]), "routes[0]"),
+    ("routes-unknown-key", _set("routes", [{"service": "web", "prefix": "/"}]), "routes[0].prefix"),
+    ("routes-no-service", _set("routes", [{"path": "/"}]), "routes[0].service"),
+    ("routes-unknown-service", _set("routes", [{"service": "api"}]), "routes[0].service"),
+    ("routes-service-without-ports", _all(_job(), _set("routes", [{"service": "migrate"}])), "routes[0].service"),
+    ("routes-unknown-port", _set("routes", [{"service": "web", "port": "admin"}]), "routes[0].port"),
+    ("routes-path-relative", _set("routes", [{"service": "web", "path": "api"}]), "routes[0].path"),
+    ("routes-path-with-quote", _set("routes", [{"service": "web", "path": "/a`b"}]), "routes[0].path"),
+    ("routes-host-uppercase", _set("routes", [{"service": "web", "host": "Shop.localhost"}]), "routes[0].host"),
+    ("routes-host-wildcard", _set("routes", [{"service": "web", "host": "*.localhost"}]), "routes[0].host"),
+    ("routes-host-url", _set("routes", [{"service": "web", "host": "https://shop"}]), "routes[0].host"),
+    ("routes-tls-secret-invalid", _set("routes", [{"service": "web", "tlsSecret": "My_Cert"}]), "routes[0].tlsSecret"),
+    (
+        "routes-duplicate",
+        _set("routes", [{"service": "web", "path": "/api"}, {"service": "redis", "path": "/api/"}]),
+        "routes[1]",
+    ),
+    ("router-port-zero", _set("routerPort", 0), "routerPort"),
+    (
+        "router-port-published-by-a-service",
+        _all(_set("routes", [{"service": "web"}]), _set("routerPort", 8080)),
+        "services.web.publish",
+    ),
+    (
+        "router-port-offset-overflow",
+        _all(_set("routes", [{"service": "web"}]), _set("routerPort", 65000), _set("portOffset", 1000)),
+        "portOffset",
+    ),
     ("replicas-with-volume", _all(_kubernetes, _set("services.redis.replicas", 2)), "services.redis.replicas"),
     ("autoscale-not-an-object", _all(_kubernetes, _set("services.web.autoscale", 5)), "services.web.autoscale"),
     (
@@ -1331,3 +1367,47 @@ def test_a_sync_rule_covers_its_path_but_not_what_it_ignores(relative, inside):
     assert rule.covers(relative) == inside
     if inside is not None:
         assert rule.container_path(inside) == os.path.join("/app", inside).rstrip("/")
+
+
+def test_routes_become_route_specs_to_the_main_port_by_default():
+    values = base_values()
+    values["services"]["web"]["ports"] = {"http": {"port": 8080}, "admin": {"port": 9000}}
+    del values["services"]["web"]["port"], values["services"]["web"]["publish"]
+    values["routes"] = [
+        {"service": "web"},
+        {"service": "web", "port": "admin", "path": "/admin", "host": "shop.localhost", "tlsSecret": "shop-tls"},
+    ]
+    routes = parse(values).app.routes
+    assert routes == (
+        RouteSpec(service="web", port="http", path="/"),
+        RouteSpec(service="web", port="admin", path="/admin", host="shop.localhost", tls_secret="shop-tls"),
+    )
+
+
+def test_no_routes_no_route_specs():
+    assert parse(base_values()).app.routes == ()
+
+
+def test_routes_to_a_service_with_problems_of_its_own_report_only_those():
+    values = {**base_values(), "routes": [{"service": "web"}]}
+    values["services"]["web"]["port"] = 0
+    assert [p for p in problems_of(values) if p.startswith("routes")] == []
+
+
+def test_a_route_may_repeat_a_path_on_another_host():
+    routes = [{"service": "web", "host": "a.localhost"}, {"service": "web", "host": "b.localhost"}, {"service": "web"}]
+    assert len(parse({**base_values(), "routes": routes}).app.routes) == 3
+
+
+def test_docker_runs_replicas_of_a_service_that_publishes_nothing():
+    values = {**base_values(), "routes": [{"service": "web"}]}
+    values["services"]["web"].pop("publish")
+    values["services"]["web"]["replicas"] = 3
+    config = parse(values)
+    assert config.app.service("web").replicas == 3
+    assert config.docker.router_port == 9443
+
+
+def test_router_port_is_a_stack_key():
+    values = {**base_values(), "routes": [{"service": "web"}], "routerPort": 9443}
+    assert parse(values).docker.router_port == 9443

@@ -9,7 +9,8 @@ import os
 import pulumi
 import pytest
 import recorder
-from harness import DB_PASSWORD, ROOT, STACK_LABELS, file_versions, spec_of
+from harness import DB_PASSWORD, REGISTRY, ROOT, STACK_LABELS, default_services, file_versions, make_config, spec_of
+from harness import deploy as deploy_app
 from pulumi.runtime import rpc
 from recorder import (
     CONTAINER,
@@ -688,3 +689,38 @@ def test_autoscale_is_for_kubernetes_docker_runs_one_container_and_says_so(mocks
     _, container = deploy(mocks, spec_of("web", autoscale={"max": 3}))
     assert len(mocks.of_type(CONTAINER)) == 1 and container.inputs["name"] == "cloudservice-dev-web"
     assert said == ["service web: autoscale is for Kubernetes: Docker runs a fixed `replicas`"]
+
+
+def test_replicas_are_containers_with_the_services_aliases(mocks):
+    """The first replica keeps the service's container (an upgrade updates it in place); the others are
+    `<name>-<n>`, on the same networks under the same aliases, so the service's name resolves to all."""
+    service, first = deploy(mocks, spec_of(publish=None, replicas=3, aliases=["www"]))
+    containers = [first, mocks.get(CONTAINER, f"{first.name}-2"), mocks.get(CONTAINER, f"{first.name}-3")]
+    assert [c.inputs["name"] for c in containers] == [first.name, f"{first.name}-2", f"{first.name}-3"]
+    for container in containers:
+        assert container.inputs["networksAdvanced"] == [{"name": NETWORK, "aliases": ["web", "www"]}]
+        assert container.inputs["image"] == IMAGE and container.inputs["readOnly"] is True
+        assert container.delete_before_replace and not container.inputs.get("ports")
+    assert resolve(service.containers) == [c.name for c in containers]
+    assert service.container_names == [c.name for c in containers]
+    assert len(mocks.of_type(CONTAINER)) == 3 and len(mocks.of_type(ROLLOUT_CHECK)) == 3
+
+
+def test_replicas_roll_one_after_the_other(mocks):
+    """Each replica waits for the previous one's readiness check: a rollout replaces them in turn and
+    the others keep serving."""
+    deploy(mocks, spec_of(publish=None, replicas=3))
+    name = "cloudservice-dev-web"
+    for replica, previous in ((f"{name}-2", name), (f"{name}-3", f"{name}-2")):
+        check = mocks.get(ROLLOUT_CHECK, f"{previous}-ready")
+        assert check.urn in mocks.get(CONTAINER, replica).dependencies
+    assert not any(c.urn in mocks.get(CONTAINER, name).dependencies for c in mocks.of_type(ROLLOUT_CHECK))
+
+
+def test_only_the_first_replica_claims_the_first_releases_container(mocks):
+    services = default_services()
+    services["web"] = {**services["web"], "replicas": 2}
+    del services["web"]["publish"]
+    deploy_app(make_config(target="docker", **REGISTRY, services=services))
+    first, second = mocks.get(CONTAINER, "cloudservice-dev-web"), mocks.get(CONTAINER, "cloudservice-dev-web-2")
+    assert first.aliases and not second.aliases
