@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -176,7 +177,8 @@ class SoakedStack:
         self._killed += 1
         if self.target == "docker":
             replicas = sorted(self._docker_containers("web"), key=lambda container: container.name)
-            replicas[self._killed % len(replicas)].kill()
+            # Not `docker kill`: the engine counts that as stopped by hand and never restarts it.
+            os.kill(replicas[self._killed % len(replicas)].attrs["State"]["Pid"], signal.SIGKILL)
         else:
             pods = sorted(self._pods("web"))
             kubectl(
