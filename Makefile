@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 STACK ?= dev
 
-.PHONY: help up destroy dev logs status gc test toolchain platform platform-down cluster cluster-down venv bench
+.PHONY: help up destroy dev logs status gc test toolchain platform platform-down cluster cluster-down venv bench soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,3 +53,6 @@ venv: ## Create the Python virtualenv from requirements.txt
 
 bench: ## Benchmark the stack against raw docker, docker-compose and kubectl (ARGS=--quick)
 	@scripts/bench.sh $(ARGS)
+
+soak: ## Soak each target 5 minutes: updates every 30 s, a replica killed every minute (ARGS=--seconds N)
+	@scripts/bench.sh soak $(ARGS)

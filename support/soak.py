@@ -6,13 +6,19 @@ one; both on loopback only."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
+import docker
+
+from components.conventions import STACK_LABEL
+from support.testing import ProjectCopy, edit_app_version, free_port, get_json, http, kubectl, kubectl_json
 from support.traffic import Prober
 
 
@@ -124,3 +130,103 @@ class Soak:
     def _sample(self, seconds: float) -> Sample:
         processes = pulumi_processes()
         return Sample(seconds, self._containers(), len(processes), sum(processes.values()))
+
+
+# The demo app for a soak: web behind the entry point in 3 replicas, redis holding a note that must
+# survive it all.
+SOAK_SERVICES = {
+    "redis": {
+        "build": "app/redis",
+        "port": 6379,
+        "volume": {"path": "/data"},
+        "health": ["redis-cli", "ping"],
+        "user": 10002,
+    },
+    "web": {"build": "app/web", "port": 8080, "links": ["redis"], "health": "/healthz", "user": 10001, "replicas": 3},
+}
+SOAK_ROUTES = [{"service": "web"}]
+NOTE = b"written before the soak"
+
+
+class SoakedStack:
+    """The soak's stack on one target (`docker`: the dev stack file, `kubernetes`: staging): how to kill
+    one of web's replicas and count the stack's containers or pods there."""
+
+    def __init__(self, project: ProjectCopy, target: str, registry_password: str):
+        self.project, self.target = project, target
+        config = {"services": json.dumps(SOAK_SERVICES), "routes": json.dumps(SOAK_ROUTES)}
+        if target == "docker":
+            config["routerPort"] = str(free_port())
+        self.stack = project.stack(
+            "dev" if target == "docker" else "staging", config=config, secrets={"registryPassword": registry_password}
+        )
+        self.outputs: dict = {}
+        self._killed = 0
+
+    def up(self) -> None:
+        self.outputs = {key: output.value for key, output in self.stack.up().outputs.items()}
+
+    def update(self, n: int) -> None:
+        """A source edit (the version web reports), then `up`: an image build and a rolling update."""
+        edit_app_version(self.project, f"soak-{n}")
+        self.up()
+
+    def kill(self) -> None:
+        """SIGKILL to one of web's replicas, a different one each time: on Docker its process (a crash
+        the engine restarts), on Kubernetes its pod (deleted at once; the Deployment replaces it)."""
+        self._killed += 1
+        if self.target == "docker":
+            replicas = sorted(self._docker_containers("web"), key=lambda container: container.name)
+            # Not `docker kill`: the engine counts that as stopped by hand and never restarts it.
+            os.kill(replicas[self._killed % len(replicas)].attrs["State"]["Pid"], signal.SIGKILL)
+        else:
+            pods = sorted(self._pods("web"))
+            kubectl(
+                "-n",
+                self.outputs["namespace"],
+                "delete",
+                "pod",
+                pods[self._killed % len(pods)],
+                "--grace-period=0",
+                "--force",
+            )
+
+    def containers(self) -> int:
+        return len(self._docker_containers()) if self.target == "docker" else len(self._pods())
+
+    def _docker_containers(self, service: Optional[str] = None) -> list:
+        labels = [f"{STACK_LABEL}={self.stack.name}"] + ([f"app.kubernetes.io/name={service}"] if service else [])
+        return docker.from_env().containers.list(filters={"label": labels, "status": "running"})
+
+    def _pods(self, service: Optional[str] = None) -> list[str]:
+        selector = ["-l", f"app.kubernetes.io/name={service}"] if service else []
+        pods = kubectl_json("-n", self.outputs["namespace"], "get", "pods", *selector)["items"]
+        return [pod["metadata"]["name"] for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+
+    def soak(self, seconds: float) -> SoakReport:
+        """Up, a note stored, the soak, then the note read back: the data outlived it all."""
+        self.up()
+        url = self.outputs["url"]
+        assert http("POST", url.rstrip("/") + "/notes", NOTE)[0] in (200, 201), "storing the note"
+        report = Soak(url, seconds=seconds, update=self.update, kill=self.kill, containers=self.containers).run()
+        status, notes = get_json(url.rstrip("/") + "/notes")
+        assert status == 200 and NOTE.decode() in json.dumps(notes), f"the note after the soak: {notes}"
+        return report
+
+    def problems(self, report: SoakReport, min_probes: int) -> list[str]:
+        """Why the soak is not clean (nothing, for a clean one)."""
+        prober = report.prober
+        problems = [f"{prober.failed} failed requests"] if prober.failed else []
+        if prober.requests < min_probes:
+            problems.append(f"only {prober.requests} probes (at least {min_probes} expected)")
+        if report.updates < 2 or report.kills < 1:
+            problems.append(f"{report.updates} updates and {report.kills} kills: too short to tell")
+        if prober.last_version != f"soak-{report.updates}":
+            problems.append(f"the last update (soak-{report.updates}) is not what answers ({prober.last_version})")
+        problems += [f"{growth} more {what}" for what, growth in report.growth.items() if growth > 0]
+        pending = self.stack.export_stack().deployment.get("pending_operations")
+        return problems + ([f"operations left pending in the state: {pending}"] if pending else [])
+
+    def destroy(self) -> None:
+        self.stack.destroy()
+        self.stack.workspace.remove_stack(self.stack.name)
