@@ -1,7 +1,8 @@
 """Autoscaling on the real cluster: a service with `autoscale` scales out under a CPU load and back in
 once the load stops, its HorizontalPodAutoscaler reading the pods' use from the cluster's
 metrics-server; `pulumi preview` and `up` at the peak change nothing and scale nothing back; and not
-one request of a steady prober through the NodePort fails meanwhile. The tests run in order.
+one request of a steady prober through the cluster's entry point (the service's route, https) fails
+meanwhile, while the router adds the new pods and drops the removed ones. The tests run in order.
 
 The app (tests/integration/apps/cpu-burner) answers `/` at once and `/burn?ms=N` after N ms of CPU.
 Its CPU request is small (0.1 core; the target, 50 %, is 50m), so a load of a quarter of a core on
@@ -28,7 +29,6 @@ SERVICES = {
     SERVICE: {
         "build": f"apps/{APP}",
         "port": 8080,
-        "publish": 8080,  # the Service's port: a NodePort, reached on 127.0.0.1
         "health": "/healthz",
         "replicas": 1,
         "cpuRequest": 0.1,
@@ -80,12 +80,12 @@ def deployed(project, registry, cluster):
     # The staging stack file's `replicas: 2` would be every stateless service's floor: this one starts from 1.
     stack = project.stack(
         "staging",
-        config={"services": json.dumps(SERVICES), "replicas": "1"},
+        config={"services": json.dumps(SERVICES), "replicas": "1", "routes": json.dumps([{"service": SERVICE}])},
         secrets={"registryPassword": registry.password},
     )
     try:
         outputs = stack.up().outputs
-        yield Deployed(stack, outputs["namespace"].value, outputs["url"].value)
+        yield Deployed(stack, outputs["namespace"].value, outputs["url"].value.rstrip("/"))
     finally:  # a failed `up` leaves objects too
         stack.destroy()
         stack.workspace.remove_stack(stack.name)

@@ -22,17 +22,8 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from support.testing import (
-    ENTRY_POINT_CA,
-    ROOT,
-    Prober,
-    edit_app_version,
-    get_json,
-    http,
-    kubectl,
-    kubectl_json,
-    wait_for,
-)
+from support.testing import ENTRY_POINT_CA, ROOT, edit_app_version, get_json, http, kubectl, kubectl_json, wait_for
+from support.traffic import Prober
 
 BURNER = "cpu-burner"  # answers any path with its pod's name
 # Each request is a new https connection (about 50 ms here): the rollout spans a few hundred of them.
