@@ -142,8 +142,12 @@ def dynamic_config(routes: Sequence[RouteSpec], backends: Mapping[str, Backend])
             "services": services,
             "middlewares": {"retry": {"retry": {"attempts": RETRY_ATTEMPTS, "initialInterval": "50ms"}}},
             # A replica that just died may still be in DNS: a connection that does not open soon is
-            # retried on another one (a dial error comes before the request is sent).
-            "serversTransports": {"replicas": {"forwardingTimeouts": {"dialTimeout": DIAL_TIMEOUT}}},
+            # retried on another one (a dial error comes before the request is sent). No idle
+            # connections are kept: one a stopping replica closes could take the next request, which
+            # then fails after it was sent (a 502 no retry may cover).
+            "serversTransports": {
+                "replicas": {"forwardingTimeouts": {"dialTimeout": DIAL_TIMEOUT}, "maxIdleConnsPerHost": -1}
+            },
         },
         "tls": {
             "stores": {
@@ -227,7 +231,7 @@ class DockerRouter(pulumi.ComponentResource):
             security_opts=["no-new-privileges:true"],
             memory=128,
             memory_swap=128,
-            cpus="1",
+            cpus="1.0",  # as the engine gives it back: "1" would differ at every `up` and replace the router
             restart="unless-stopped",
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD", "/usr/local/bin/traefik", "healthcheck", f"--configFile={CONFIG_DIR}/traefik.yaml"],

@@ -154,9 +154,14 @@ class SoakedStack:
 
     def __init__(self, project: ProjectCopy, target: str, registry_password: str):
         self.project, self.target = project, target
-        config = {"services": json.dumps(SOAK_SERVICES), "routes": json.dumps(SOAK_ROUTES)}
+        services = json.loads(json.dumps(SOAK_SERVICES))
+        config = {"routes": json.dumps(SOAK_ROUTES), "replicas": "3"}  # staging's stack file says 2
         if target == "docker":
+            # The router drops a replica once its health check fails: web drains (unready, still
+            # serving) longer than the check's interval before it exits. Kubernetes has preStop for it.
+            services["web"]["env"] = {"DRAIN_SECONDS": "3"}
             config["routerPort"] = str(free_port())
+        config["services"] = json.dumps(services)
         self.stack = project.stack(
             "dev" if target == "docker" else "staging", config=config, secrets={"registryPassword": registry_password}
         )

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = "1"
@@ -21,11 +22,18 @@ GREETING = "Hello from cloudservice"
 REDIS_HOST = os.environ.get("REDIS_HOST", "redis")
 REDIS_PORT = int(os.environ.get("REDIS_PORT", "6379"))
 PORT = int(os.environ.get("PORT", "8080"))
+# Behind a load balancer that health-checks its replicas (the Docker router), a stopping replica
+# first reports itself unready and keeps serving this long, so no request reaches it as it exits.
+DRAIN_SECONDS = float(os.environ.get("DRAIN_SECONDS", "0"))
 NOTES_KEY, VISITS_KEY = "cloudservice:notes", "cloudservice:visits"
 
 
 class RedisError(Exception):
     pass
+
+
+class Stopping(Exception):
+    """The replica drains: unready, still serving."""
 
 
 def redis(*args: str):
@@ -61,11 +69,16 @@ class Handler(BaseHTTPRequestHandler):
         routes = {
             "/": lambda: {"message": GREETING, "version": VERSION, "host": socket.gethostname()},
             "/livez": lambda: {"status": "ok"},
-            "/healthz": lambda: {"status": "ok", "redis": redis("PING")},
+            "/healthz": self._health,
             "/notes": lambda: {"notes": redis("LRANGE", NOTES_KEY, "0", "-1")},
             "/visits": lambda: {"visits": int(redis("GET", VISITS_KEY) or 0)},
         }
         self._answer(routes.get(self.path))
+
+    def _health(self):
+        if draining.is_set():
+            raise Stopping()  # answered 503: out of the balancer's rotation
+        return {"status": "ok", "redis": redis("PING")}
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
@@ -80,6 +93,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(404, {"error": "not found"})
         try:
             self._send(201 if created else 200, route())
+        except Stopping:
+            self._send(503, {"status": "stopping"})
         except (OSError, RedisError) as err:
             self._send(503, {"error": f"redis unavailable: {err}"})
 
@@ -100,9 +115,19 @@ class Server(ThreadingHTTPServer):
     daemon_threads = False  # server_close() waits for the requests in flight
 
 
+draining = threading.Event()
+
+
 def stop_gracefully(server: Server) -> None:
-    """On SIGTERM (docker stop, pod termination) finish the requests in flight, then exit."""
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    """On SIGTERM (docker stop, pod termination) drain (DRAIN_SECONDS), finish the requests in flight,
+    then exit."""
+
+    def stop():
+        draining.set()
+        time.sleep(DRAIN_SECONDS)
+        server.shutdown()
+
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop).start())
 
 
 if __name__ == "__main__":

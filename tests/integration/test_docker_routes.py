@@ -25,7 +25,17 @@ import yaml
 from pulumi import automation as auto
 
 from components.conventions import STACK_LABEL
-from support.testing import ENTRY_POINT_CA, ROOT, Prober, edit_app_version, free_port, get_json, http, wait_for
+from support.testing import (
+    ENTRY_POINT_CA,
+    ROOT,
+    changed_resources,
+    edit_app_version,
+    free_port,
+    get_json,
+    http,
+    wait_for,
+)
+from support.traffic import Prober
 
 BURNER = "cpu-burner"  # answers any path with its host name
 REPLICAS = 3
@@ -48,6 +58,9 @@ def routed(project, registry, docker_client):
     services = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["services"]["value"]
     del services["web"]["publish"]  # reached through the router only
     services["web"]["replicas"] = REPLICAS
+    # A stopping replica stays in the router's rotation until its health check fails: web drains
+    # (unready, still serving) for longer than the check's 2 s interval before it exits.
+    services["web"]["env"] = {"DRAIN_SECONDS": "3"}
     services["burner"] = {"build": f"apps/{BURNER}", "port": 8080, "health": "/healthz"}
     burner_host = f"burner-{uuid.uuid4().hex[:6]}.apps.localhost"
     routes = [{"service": "web"}, {"service": "burner", "path": "/burner"}, {"service": "burner", "host": burner_host}]
@@ -140,8 +153,11 @@ def test_a_killed_or_crashed_replica_loses_no_request(routed, docker_client):
 def test_a_rollout_through_the_router_fails_no_request(routed, project, docker_client):
     before = {c.name: c.id for c in web_containers(docker_client, routed.stack.name)}
     edit_app_version(project, "2")
+    events: list = []
     with Prober(routed.url) as prober:
-        routed.stack.up()
+        routed.stack.up(on_event=events.append)
+        replaced = {name for _, name in changed_resources(events)}
+        assert not any(name.endswith("-router") for name in replaced), f"the rollout replaced the router: {replaced}"
         wait_for(lambda: prober.last_version == "2", timeout=30, what="version 2 through the router")
         time.sleep(2)
     print("rollout through the router:", prober.report())
