@@ -135,6 +135,8 @@ def test_load_scales_out_and_back_in_without_a_failed_request(deployed):
             what="scaling back in to one pod once the load stopped",
         )
         scale_in = time.monotonic() - stopped
+        # A quick scale-out and -in can take less than MIN_PROBES / PROBES_PER_SECOND: probe on at one pod.
+        wait_for(lambda: probes.requests >= MIN_PROBES, timeout=MIN_PROBES / PROBES_PER_SECOND, what="the probes")
     print(
         f"scale-out {scale_out:.0f}s (load started -> 2nd replica ready), peak {peak} replicas, "
         f"scale-in {scale_in:.0f}s (load stopped -> one pod left); probes: {probes.report()}; load: {load.report()}"
