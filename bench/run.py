@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from .entry_point import bench_entry_point
 from .harness import Bench
 from .phases import bench_phases
 from .report import RATIOS, machine_info, render_table, write_results
@@ -30,6 +31,7 @@ SECTION_FUNCTIONS = {
     "kubernetes": bench_kubernetes,
     "scale": bench_scale,
     "dev": bench_dev,
+    "entry": bench_entry_point,
     "phases": bench_phases,
 }
 SECTIONS = tuple(SECTION_FUNCTIONS)
