@@ -25,6 +25,7 @@ import pulumi
 import pulumi_docker as docker
 
 from .conventions import DEFAULT_READY_TIMEOUT
+from .docker_files import carried_files
 from .network import docker_labels
 from .readiness import CheckArgs, DockerWorkload, RolloutCheck
 from .spec import RouteSpec, ServiceSpec
@@ -186,35 +187,19 @@ class DockerRouter(pulumi.ComponentResource):
                 )
         routes = json.dumps(dynamic_config(args.routes, args.backends), indent=2, sort_keys=True)
         labels = {**args.labels, "app.kubernetes.io/component": "router"}
-        # A read-only root takes no uploads (the engine writes them through the root): a container
-        # that is created but never started carries them into a volume the router mounts read-only,
-        # and the router is replaced with it whenever they change.
-        volume = docker.Volume(
+        # JSON is YAML: Traefik reads both files by their extension.
+        mount, revision = carried_files(
+            self,
             f"{name}-config",
-            name=f"{name}-config",
-            labels=docker_labels(labels, docker.VolumeLabelArgs),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        readable = {"permissions": "0444"}
-        carrier = docker.Container(
-            f"{name}-config",
-            name=f"{name}-config",
-            image=args.image,
-            start=False,
-            must_run=False,
-            network_mode="none",
-            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=CONFIG_DIR)],
-            # JSON is YAML: Traefik reads both files by their extension.
-            uploads=[
-                docker.ContainerUploadArgs(
-                    file=f"{CONFIG_DIR}/traefik.yaml", content=json.dumps(static_config(), indent=2), **readable
-                ),
-                docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/routes.yaml", content=routes, **readable),
-                docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/tls.crt", content=args.certificate.cert, **readable),
-                docker.ContainerUploadArgs(file=f"{CONFIG_DIR}/tls.key", content=args.certificate.key, **readable),
-            ],
-            labels=docker_labels(labels, docker.ContainerLabelArgs),
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            args.image,
+            CONFIG_DIR,
+            {
+                f"{CONFIG_DIR}/traefik.yaml": json.dumps(static_config(), indent=2),
+                f"{CONFIG_DIR}/routes.yaml": routes,
+                f"{CONFIG_DIR}/tls.crt": args.certificate.cert,
+                f"{CONFIG_DIR}/tls.key": args.certificate.key,
+            },
+            labels,
         )
         container = docker.Container(
             name,
@@ -223,7 +208,7 @@ class DockerRouter(pulumi.ComponentResource):
             command=[f"--configFile={CONFIG_DIR}/traefik.yaml"],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network) for network in args.networks],
             ports=[docker.ContainerPortArgs(internal=HTTPS_PORT, external=args.host_port, ip="127.0.0.1")],
-            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=CONFIG_DIR, read_only=True)],
+            volumes=[mount],
             user="10001:10001",
             read_only=True,
             tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
@@ -240,7 +225,7 @@ class DockerRouter(pulumi.ComponentResource):
                 retries=3,
                 start_period="2s",
             ),
-            labels=docker_labels({**labels, CONFIG_REVISION: carrier.id}, docker.ContainerLabelArgs),
+            labels=docker_labels({**labels, CONFIG_REVISION: revision}, docker.ContainerLabelArgs),
             destroy_grace_seconds=10,
             # A fixed container name and host port cannot exist twice: replace in place.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_docker as docker
 
 from .conventions import DEFAULT_READY_TIMEOUT, FILES_HASH, SECRETS_DIR, SECRETS_REVISION
+from .docker_files import carried_files
 from .network import docker_labels
 from .readiness import CheckArgs, DockerWorkload, JobCheck, RolloutCheck
 from .spec import ANY_HOST_PORT, HealthSpec, JobSpec, PortSpec, ServiceSpec, VolumeSpec, WorkloadSpec
@@ -50,37 +51,19 @@ class DockerJobArgs(DockerWorkloadArgs):
 def _secret_files(
     parent: pulumi.Resource, name: str, spec: WorkloadSpec, args: DockerWorkloadArgs
 ) -> tuple[list, dict]:
-    """Secret files live in a volume at /run/secrets. A read-only root file system takes no uploads
-    (the engine writes them through the root), so a container that is created but never started
-    carries them into the volume; the workload is replaced with it whenever a secret changes.
-    Returns the workload's volume mount and labels."""
+    """Secret files live in a volume at /run/secrets, carried in by a container of their own; the
+    workload is replaced with it whenever a secret changes. Returns the workload's volume mount and labels."""
     if not spec.secret_files:
         return [], {}
-    labels = docker_labels(workload_labels(args.labels, spec), docker.VolumeLabelArgs)
-    volume = docker.Volume(
-        f"{name}-secrets", name=f"{name}-secrets", labels=labels, opts=pulumi.ResourceOptions(parent=parent)
-    )
-    mount = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR)
-    # Readable, not writable. No owner: the engine would resolve one by name in the image's passwd
-    # (`docker cp -a`), which a numeric user of the spec is not in.
-    readable = {"permissions": "0444"}
-    carrier = docker.Container(
+    mount, revision = carried_files(
+        parent,
         f"{name}-secrets",
-        name=f"{name}-secrets",
-        image=args.image,
-        start=False,
-        must_run=False,
-        network_mode="none",
-        volumes=[mount],
-        uploads=[
-            docker.ContainerUploadArgs(file=f.path, content=args.secrets[f.key], **readable) for f in spec.secret_files
-        ],
-        labels=docker_labels(workload_labels(args.labels, spec), docker.ContainerLabelArgs),
-        opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
+        args.image,
+        SECRETS_DIR,
+        {f.path: args.secrets[f.key] for f in spec.secret_files},
+        workload_labels(args.labels, spec),
     )
-    return [docker.ContainerVolumeArgs(volume_name=volume.name, container_path=SECRETS_DIR, read_only=True)], {
-        SECRETS_REVISION: carrier.id
-    }
+    return [mount], {SECRETS_REVISION: revision}
 
 
 def _container_args(

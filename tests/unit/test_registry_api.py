@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from loopback import QuietHandler, serving
 
 from devtools import status
 from devtools.registry import Image, PlatformRegistry, human
@@ -29,7 +28,7 @@ TAGS = {"c-1": "sha256:aaa", "latest": "sha256:aaa", "c-2": "sha256:bbb", "multi
 CONFIGS = {"sha256:config-a": "2026-12-06T10:00:00.5Z", "sha256:config-b": "2026-12-06T11:00:00Z"}
 
 
-class Registry(BaseHTTPRequestHandler):
+class Registry(QuietHandler):
     """One repository, `app/web`; DELETE of `sha256:broken` fails as a registry without deletion does."""
 
     deleted: list[str] = []
@@ -76,16 +75,11 @@ class Registry(BaseHTTPRequestHandler):
         Registry.deleted.append(self.path)
         return self._answer(202)
 
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(Registry) as address:
+        yield address
 
 
 def test_images_are_one_per_digest_with_every_tag_and_their_build_time(server):

@@ -3,18 +3,17 @@ recorded updates and kills: what the integration soak and bench rely on to call 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from loopback import QuietHandler, serving
 
 from support.soak import Soak, pulumi_processes
 
 
-class Versioned(BaseHTTPRequestHandler):
+class Versioned(QuietHandler):
     def do_GET(self):
         body = b'{"version": "1"}'
         self.send_response(200)
@@ -22,16 +21,11 @@ class Versioned(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Versioned)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(Versioned) as address:
+        yield f"http://{address}"
 
 
 def on_time(at: list[float], scheduled: list[float]) -> None:

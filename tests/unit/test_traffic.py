@@ -4,17 +4,16 @@ Prober also counts the versions that answered and an answer without one as faile
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from loopback import QuietHandler, serving
 
 from support.traffic import PacedRequests, Prober
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     def do_GET(self):
         body = b'{"version": "7"}' if self.path == "/versioned/" else b""
         self.send_response(500 if self.path == "/fail" else 200)
@@ -22,16 +21,11 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(Handler) as address:
+        yield f"http://{address}"
 
 
 def test_it_keeps_to_its_rate_across_threads(server):
