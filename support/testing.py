@@ -207,6 +207,17 @@ class ProjectCopy:
             else:
                 shutil.copy2(source, target)
 
+    def make(self, target: str, stack_name: str) -> subprocess.CompletedProcess:
+        """`make TARGET STACK=...` in the copy (after add_make_files), its output captured."""
+        return subprocess.run(
+            ["make", "--no-print-directory", target, f"STACK={stack_name}"],
+            cwd=self.directory,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
     def stack(
         self, template: str, name: Optional[str] = None, config: Optional[dict] = None, secrets: Optional[dict] = None
     ) -> auto.Stack:

@@ -5,11 +5,9 @@ Makefile and scripts too, a stack on the real engine or cluster, and the command
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 import uuid
 
@@ -36,14 +34,7 @@ class MakeProject:
 
     def status_text(self) -> str:
         """`make status`, as printed."""
-        result = subprocess.run(
-            ["make", "--no-print-directory", "status", f"STACK={self.stack.name}"],
-            cwd=self.project.directory,
-            env={**os.environ, **self.project.env},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = self.project.make("status", self.stack.name)
         assert result.returncode == 0, result.stderr
         return result.stdout
 

@@ -17,7 +17,7 @@ import uuid
 import pytest
 from pulumi import automation as auto
 
-from support.testing import ROOT, ProjectCopy, get_json, http, wait_for
+from support.testing import ROOT, ProjectCopy, get_json, http, registry_manifest_status, wait_for
 
 RELEASES = 20
 KEEP = 5
@@ -179,13 +179,7 @@ def test_gc_keeps_the_newest_releases_and_the_referenced_one(history, registry, 
     assert registry_digests(history, registry) == kept
     assert engine_digests(history, docker_client) == kept
     for old in set(before) - kept:  # the manifest itself is gone, not just its tag
-        status, _, _ = http(
-            "HEAD",
-            f"{registry.url}/v2/{registry_path(history)}/manifests/{old}",
-            auth=auth(registry),
-            headers={"Accept": MANIFEST},
-        )
-        assert status == 404, old
+        assert registry_manifest_status(registry, registry_path(history), old, auth=auth(registry)) == 404, old
     deleted = RELEASES - len(kept)
     assert f"registry: {deleted} images deleted" in report
     assert f"{deleted} images removed" in report
@@ -231,14 +225,7 @@ def test_destroy_collects_the_registry_garbage(history, registry):
         200,
         200,
     ]
-    result = subprocess.run(
-        ["make", "--no-print-directory", "destroy", f"STACK={history.stacks['pinned'].name}"],
-        cwd=history.project.directory,
-        env={**os.environ, **history.project.env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = history.project.make("destroy", history.stacks["pinned"].name)
     print(result.stdout, result.stderr)  # shown with a failure
     assert result.returncode == 0, result.stderr
     match = re.search(r"Registry garbage collection: (\d+) bytes reclaimed", result.stdout + result.stderr)
