@@ -124,10 +124,9 @@ class CloudService(pulumi.ComponentResource):
             lambda urls: {n: url for n, url in urls.items() if url}
         )
         # A route's URL wins over its service's published port; the first route's is the stack's URL.
-        self.urls = pulumi.Output.all(published, self._route_urls).apply(lambda urls: {**urls[0], **urls[1]})
-        self.url = pulumi.Output.all(published, self._route_urls).apply(
-            lambda urls: next(iter(urls[1].values()), None) or next(iter(urls[0].values()), None)
-        )
+        both = pulumi.Output.all(published, self._route_urls)
+        self.urls = both.apply(lambda urls: {**urls[0], **urls[1]})
+        self.url = both.apply(lambda urls: next(iter(urls[1].values()), None) or next(iter(urls[0].values()), None))
 
         self.register_outputs(
             {
@@ -287,7 +286,7 @@ class CloudService(pulumi.ComponentResource):
         """The app's routes served by a router container on the app networks of the routed services;
         returns their URLs."""
         app = self._args.app
-        routed = [app.service(name) for name in dict.fromkeys(route.service for route in app.routes)]
+        routed = app.routed_services
         image = Engine(settings.host).image_id(ROUTER_IMAGE)
         if image is None:
             raise pulumi.RunError(f"routes: the Docker engine has no router image {ROUTER_IMAGE}; run `make platform`")
@@ -417,7 +416,7 @@ class CloudService(pulumi.ComponentResource):
             f"{self._name}-routes",
             KubernetesRoutesArgs(
                 routes=app.routes,
-                services=[app.service(name) for name in dict.fromkeys(route.service for route in app.routes)],
+                services=app.routed_services,
                 service_names=service_names,
                 namespace=namespace,
                 labels=self._args.labels,

@@ -295,6 +295,11 @@ class AppSpec:
         return next(s for s in self.services if s.name == name)
 
     @property
+    def routed_services(self) -> list[ServiceSpec]:
+        """The services some route leads to, each once, in the routes' order."""
+        return [self.service(name) for name in dict.fromkeys(route.service for route in self.routes)]
+
+    @property
     def secret_keys(self) -> list[str]:
         return sorted({key for workload in self.workloads for key in workload.secret_keys})
 
