@@ -5,7 +5,7 @@
 K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 # The cluster's own small helpers (platform/cluster/cmd), built in the same wrapper module with the
 # client libraries of this Kubernetes version: see each main.go.
-K8S_HELPERS=(cri-reset local-volumes)
+K8S_HELPERS=(cri-ready cri-reset local-volumes)
 HELPERS_KEY=$(cat "$ROOT_DIR"/platform/cluster/cmd/*/*.go | sha256sum | cut -c1-12)
 
 # k8s.io/kubernetes points its ~31 staging modules (k8s.io/api, k8s.io/client-go, ...) at local

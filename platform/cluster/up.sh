@@ -141,7 +141,8 @@ start_cluster() {
     --authentication-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig="$CLUSTER_DIR/kube-scheduler.kubeconfig"
 
-  wait_healthy containerd 60 ctr --address "$CONTAINERD_SOCK" version
+  # Not just its socket: the kubelet exits at once if containerd's CRI has not recovered its state yet.
+  wait_healthy containerd 60 "$K8S_BIN_DIR/cri-ready" "unix://$CONTAINERD_SOCK"
   import_pause_image
   mkdir -p "$CLUSTER_DIR/kubelet" "$CLUSTER_DIR/pod-logs"
   # The kubelet also pulls with any docker login it finds (config.json in its working directory,
