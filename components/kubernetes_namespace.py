@@ -136,9 +136,9 @@ class AppNamespace(pulumi.ComponentResource):
     def _isolate(self, name: str, network: str, labels: Mapping[str, str]) -> None:
         """Compose's isolation of a network: its pods take connections from its own pods only (and on
         their published ports from anywhere: KubernetesService). The kubelet's probes come from the
-        node, which NetworkPolicies always let through. The cluster's network plugin enforces this:
-        one that does not (as the local cluster's bridge) leaves the pods reachable from the whole
-        cluster, as without NetworkPolicies."""
+        node, which NetworkPolicies always let through. The cluster enforces this (its network plugin,
+        or on the local cluster kube-router's firewall); one that does not leaves the pods reachable
+        from the whole cluster, as without NetworkPolicies."""
         members = LabelSelectorArgs(match_labels={network_label(network): "true", STACK_LABEL: labels[STACK_LABEL]})
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-{network}",

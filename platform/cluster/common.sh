@@ -61,6 +61,6 @@ forward_rules() {
   return 0
 }
 
-# The entry point (router.sh) and metrics-server (metrics-server.sh) start last, once the node is
-# Ready, and stop first.
-DAEMONS+=(traefik metrics-server)
+# The firewall (network-policies.sh), the entry point (router.sh) and metrics-server
+# (metrics-server.sh) start last, once the node is Ready, and stop first.
+DAEMONS+=(kube-router traefik metrics-server)

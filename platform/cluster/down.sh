@@ -6,6 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 source "$ROOT_DIR/platform/cluster/common.sh"
+source "$ROOT_DIR/platform/cluster/network-policies.sh"
 
 # Removes every pod sandbox through the CRI while containerd still runs, after the kubelet is gone
 # (else it would restart them at once).
@@ -28,6 +29,7 @@ for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
   stop_daemon "${DAEMONS[i]}"
 done
 clean_leftovers
+remove_network_policy_rules
 forward_rules delete
 ip link delete "$CNI_BRIDGE" 2>/dev/null || true
 log "Cluster stopped (state kept in $CLUSTER_DIR; \`make cluster\` starts it again)"

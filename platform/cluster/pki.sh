@@ -61,10 +61,11 @@ make_pki() {
   issue kube-proxy /CN=system:kube-proxy
   issue coredns /CN=system:coredns
   issue local-volumes /CN=cloudservice:local-volumes
+  issue kube-router /CN=system:kube-router
 
   write_kubeconfig admin admin
   local name
-  for name in kubelet kube-controller-manager kube-scheduler kube-proxy coredns local-volumes; do
+  for name in kubelet kube-controller-manager kube-scheduler kube-proxy coredns local-volumes kube-router; do
     write_kubeconfig "$name" "$name"
   done
 }

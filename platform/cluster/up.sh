@@ -3,8 +3,9 @@
 # any image from the internet: etcd (Debian), the control plane, kubelet and kube-proxy built from the
 # k8s.io/kubernetes Go module (cached by version), a second containerd (Debian) for the CRI, Debian's
 # CNI plugins, CoreDNS on the host for cluster DNS, a default StorageClass of host directories,
-# metrics-server for the resource metrics API (`kubectl top`, autoscaling; metrics-server.sh) and the
-# entry point, Traefik as the ingress controller of the IngressClass `cloudservice` (router.sh).
+# kube-router's firewall to enforce NetworkPolicies (network-policies.sh), metrics-server for the
+# resource metrics API (`kubectl top`, autoscaling; metrics-server.sh) and the entry point, Traefik as
+# the ingress controller of the IngressClass `cloudservice` (router.sh).
 # Pods pull from the local registry made by platform/up.sh. Idempotent: what already runs is
 # left alone, so a warm run takes seconds. platform/cluster/down.sh stops it.
 # Admin kubeconfig: $STATE_DIR/cluster/admin.kubeconfig.
@@ -14,11 +15,12 @@ source "$ROOT_DIR/platform/cluster/common.sh"
 source "$ROOT_DIR/platform/cluster/build.sh"
 source "$ROOT_DIR/platform/cluster/pki.sh"
 source "$ROOT_DIR/platform/cluster/config.sh"
+source "$ROOT_DIR/platform/cluster/network-policies.sh"
 source "$ROOT_DIR/platform/cluster/metrics-server.sh"
 source "$ROOT_DIR/platform/router.sh"
 source "$ROOT_DIR/platform/cluster/router.sh"
 
-APT_PACKAGES=(containerd runc etcd-server containernetworking-plugins conntrack iptables nftables kmod openssl curl)
+APT_PACKAGES=(containerd runc etcd-server containernetworking-plugins conntrack iptables ipset nftables kmod openssl curl)
 CREDENTIALS=$STATE_DIR/registry/credentials.env
 
 build_binaries() {
@@ -182,6 +184,7 @@ write_encryption_config
 setup_network
 pid_of containerd >/dev/null || clean_leftovers # after a crash or a kill: no stale mounts or shims
 start_cluster
+start_network_policies
 start_router
 start_metrics_server
 log "Cluster ready in $((SECONDS - start))s: Kubernetes $(kubectl get --raw /version |

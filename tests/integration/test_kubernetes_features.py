@@ -3,9 +3,9 @@ read-only) and an ephemeral path, and a NetworkPolicy per Compose network. One s
 
 The app (tests/integration/apps/cluster-features) is one image in three roles: `search` serves
 HTTP and is also `es` (a Compose container_name other services use), `echo` echoes UDP on any host
-port (publish 0), and `client` idles, for commands run in the namespace. The cluster's bridge
-network plugin does not enforce NetworkPolicies: their objects and the pods' labels are checked,
-not the isolation.
+port (publish 0), and `client` idles, for commands run in the namespace. The cluster enforces the
+NetworkPolicies (kube-router's firewall, platform/cluster/network-policies.sh): connections are
+tried from the stack's pods and from a pod of another namespace, and the probes must keep passing.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -46,9 +48,19 @@ SERVICES = {
 }
 NETWORKS = {"front": {}, "back": {}}
 PYTHON_GET = "import urllib.request; print(urllib.request.urlopen('http://es:8080/', timeout=3).read().decode())"
+# Prints "connected", or the error a refused (kube-router rejects) or dropped connection ends with.
+PYTHON_CONNECT = (
+    "import socket, sys\n"
+    "try:\n"
+    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()\n"
+    "    print('connected')\n"
+    "except OSError as error:\n"
+    "    print(type(error).__name__)"
+)
+REFUSED_OR_DROPPED = {"ConnectionRefusedError", "TimeoutError"}
 PYTHON_UDP = (
-    "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); "
-    "s.sendto(b'ping', ('echo', 5353)); print(s.recvfrom(64)[0].decode())"
+    "import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); "
+    "s.sendto(b'ping', (sys.argv[1], 5353)); print(s.recvfrom(64)[0].decode())"
 )
 
 
@@ -65,6 +77,23 @@ class Deployed:
     def run_in(self, service: str, *command: str, check: bool = True) -> str:
         return kubectl("-n", self.namespace, "exec", self.pod(service), "--", *command, check=check)
 
+    def pod_ip(self, service: str) -> str:
+        return kubectl_json("-n", self.namespace, "get", "pod", self.pod(service))["status"]["podIP"]
+
+
+def connect(namespace: str, pod: str, host: str, port: int) -> str:
+    """What a TCP connection from `pod` to host:port ends with: "connected" or the error's name."""
+    return kubectl("-n", namespace, "exec", pod, "--", "python3", "-c", PYTHON_CONNECT, host, str(port)).strip()
+
+
+def refused(namespace: str, pod: str, host: str, port: int) -> str:
+    """Waits (briefly: a new pod's rules follow its start) for the connection to be refused or dropped."""
+    return wait_for(
+        lambda: (outcome := connect(namespace, pod, host, port)) in REFUSED_OR_DROPPED and outcome,
+        timeout=30,
+        what=f"{namespace}/{pod} to be kept from {host}:{port} (is kube-router running?)",
+    )
+
 
 @pytest.fixture(scope="module")
 def deployed(project, registry, cluster):
@@ -79,6 +108,30 @@ def deployed(project, registry, cluster):
     finally:  # a failed `up` leaves objects too
         stack.destroy()
         stack.workspace.remove_stack(stack.name)
+
+
+@pytest.fixture(scope="module")
+def outsider(deployed):
+    """A pod in a namespace of its own, from the app's image (already on the node: nothing to pull)."""
+    namespace = f"{deployed.namespace}-outsider"
+    (container,) = kubectl_json("-n", deployed.namespace, "get", "pod", deployed.pod("client"))["spec"]["containers"]
+    kubectl("create", "namespace", namespace)
+    try:
+        kubectl(
+            "-n",
+            namespace,
+            "run",
+            "outsider",
+            f"--image={container['image']}",
+            "--image-pull-policy=Never",
+            "--restart=Never",
+            "--",
+            "idle",
+        )
+        kubectl("-n", namespace, "wait", "--for=condition=Ready", "pod/outsider", "--timeout=90s")
+        yield namespace
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false")
 
 
 def test_a_pod_reaches_a_service_by_its_alias(deployed):
@@ -99,7 +152,7 @@ def test_a_udp_port_answers_through_its_service(deployed):
     # Any host port: the Service port is the container's, on a NodePort.
     assert (port["protocol"], port["port"], service["spec"]["type"]) == ("UDP", 5353, "NodePort")
     from_pod = wait_for(
-        lambda: deployed.run_in("client", "python3", "-c", PYTHON_UDP, check=False).strip(),
+        lambda: deployed.run_in("client", "python3", "-c", PYTHON_UDP, "echo", check=False).strip(),
         timeout=30,
         what="a UDP answer from echo:5353",
     )
@@ -153,6 +206,50 @@ def test_each_network_is_a_network_policy_over_its_pods(deployed):
     for service, networks in (("search", {"back"}), ("echo", {"front"}), ("client", {"front", "back"})):
         labels = kubectl_json("-n", deployed.namespace, "get", "pod", deployed.pod(service))["metadata"]["labels"]
         assert {key.split("/")[1] for key in labels if key.startswith("network.cloudservice.dev/")} == networks, service
+
+
+def test_a_pod_of_another_namespace_is_kept_from_the_stack_but_not_from_its_published_ports(deployed, outsider):
+    """`same-namespace-only` and the networks' policies, enforced: the outsider's connections to the
+    alias Service and to the pod itself are refused, while the stack's own client connects; the
+    published UDP port (`published-echo`) still answers it."""
+    search = f"es.{deployed.namespace}.svc.cluster.local"
+    assert connect(deployed.namespace, deployed.pod("client"), search, 8080) == "connected"
+    assert refused(outsider, "outsider", search, 8080)
+    assert refused(outsider, "outsider", deployed.pod_ip("search"), 8080)
+    echo = f"echo.{deployed.namespace}.svc.cluster.local"
+    answer = wait_for(
+        lambda: kubectl(
+            "-n", outsider, "exec", "outsider", "--", "python3", "-c", PYTHON_UDP, echo, check=False
+        ).strip(),
+        timeout=30,
+        what="a UDP answer from the published echo port to another namespace",
+    )
+    assert answer == "echo:ping"
+
+
+def test_a_workload_off_a_network_cannot_reach_its_members(deployed):
+    """`network-back`, enforced: echo (front only) is kept from search (back only) on the Service
+    and on the pod, in the same namespace; client (front and back) reaches it."""
+    assert connect(deployed.namespace, deployed.pod("client"), "es", 8080) == "connected"
+    assert refused(deployed.namespace, deployed.pod("echo"), "es", 8080)
+    assert refused(deployed.namespace, deployed.pod("echo"), deployed.pod_ip("search"), 8080)
+
+
+def test_the_kubelets_probes_still_pass_under_the_policies(deployed):
+    """The probes come from the node, which the firewall lets through: search (a pod no other
+    namespace or network may reach; readiness on /healthz every 2 s, liveness on its TCP port every
+    10 s, restarted after 3 failures) stays Ready and never restarts, for longer than those 3 failures."""
+    name = deployed.pod("search")
+    (status,) = kubectl_json("-n", deployed.namespace, "get", "pod", name)["status"]["containerStatuses"]
+    started = datetime.fromisoformat(status["state"]["running"]["startedAt"].replace("Z", "+00:00"))
+    time.sleep(max(0.0, 45 - (datetime.now(timezone.utc) - started).total_seconds()))
+    pod = kubectl_json("-n", deployed.namespace, "get", "pod", name)
+    (container,) = pod["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["tcpSocket"]["port"] == 8080
+    ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+    assert ready["Ready"] == "True", pod["status"]
+    assert [s["restartCount"] for s in pod["status"]["containerStatuses"]] == [0]
 
 
 def test_destroy_leaves_nothing_labelled(deployed):
