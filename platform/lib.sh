@@ -38,6 +38,15 @@ run_logged() {
   return "$rc"
 }
 
+# go_module_copy MODULE@VERSION DIR: a writable copy, in DIR, of a module's source from the Go module
+# proxy, for what `go install module@version` can't build (replace lines, a patch of ours).
+go_module_copy() {
+  local source
+  source=$(cd "${2%/*}" && go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -d "$source" ] || die "could not download $1 from the Go module proxy"
+  cp -r "$source" "$2" && chmod -R u+w "$2"
+}
+
 # install_packages LOG PACKAGE...: installs the Debian packages that are missing (apt-get update
 # only when the first attempt fails, e.g. on a machine whose package lists were never fetched).
 install_packages() {

@@ -20,12 +20,9 @@ ENTRYPOINT_SANS="DNS:localhost,DNS:*.localhost,DNS:*.apps.localhost,IP:127.0.0.1
 # from the Go module proxy and built in a writable copy, with the version stamps of its Makefile.
 # The dashboard's web UI is not built (no npm here): the API and the router do not need it.
 build_traefik() {
-  local build_dir=$CACHE_DIR/traefik/v$TRAEFIK_VERSION/build module=github.com/traefik/traefik/v3 source
-  local stamp=github.com/traefik/traefik/v3/pkg/version
+  local build_dir=$CACHE_DIR/traefik/v$TRAEFIK_VERSION/build stamp=github.com/traefik/traefik/v3/pkg/version
   rm -rf "$build_dir" && mkdir -p "$build_dir"
-  source=$(cd "$build_dir" && go mod download -json "$module@v$TRAEFIK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-  [ -d "$source" ] || die "could not download $module@v$TRAEFIK_VERSION from the Go module proxy"
-  cp -r "$source" "$build_dir/src" && chmod -R u+w "$build_dir/src"
+  go_module_copy "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" "$build_dir/src"
   (cd "$build_dir/src" && CGO_ENABLED=0 go build -trimpath -o "$build_dir/traefik" \
     -ldflags "-s -w -X $stamp.Version=$TRAEFIK_VERSION -X $stamp.BuildDate=1970-01-01T00:00:00Z" ./cmd/traefik)
   # Published whole or not at all: an interrupted build never leaves a half-written binary in the cache.
