@@ -2,7 +2,7 @@
 # no service proxy), built from the published github.com/cloudnativelabs/kube-router/v2 module (cached
 # by version) and run on the host like the other daemons. It turns the policies into iptables rules
 # and ipsets: a chain per local pod, reached from FORWARD (pod to pod across the bridge, which bridge
-# netfilter sends through iptables), OUTPUT and INPUT, that rejects what no policy allows. Traffic from
+# netfilter sends through iptables), OUTPUT and INPUT, that drops what no policy allows. Traffic from
 # the node itself (the kubelet's probes, host daemons) is always let through.
 # kube-router, kube-proxy and Docker all run the `iptables` on PATH (Debian's alternative, nf_tables
 # by default), so their rules share one set of tables and kube-router's jumps come first.
@@ -10,20 +10,28 @@
 # node's address from its Node object at start).
 # shellcheck shell=bash
 
-KUBE_ROUTER_BIN=$CACHE_DIR/kube-router/v$KUBE_ROUTER_VERSION/bin/kube-router
+# kube-router with one change of ours (kube-router-drop.patch): traffic no policy allows is dropped,
+# not rejected. A new pod's address reaches the allowed sets only at kube-router's next sync, up to
+# a few seconds after its containers start; a connection it opens at once (a migration job to its
+# database) would be refused outright, where a dropped SYN is resent (after 1 s, 3 s, 7 s) and gets
+# through once the sync is done. Calico and Cilium drop too. Cached by version and patch.
+KUBE_ROUTER_PATCH=$ROOT_DIR/platform/cluster/kube-router-drop.patch
+KUBE_ROUTER_BUILD=v$KUBE_ROUTER_VERSION+cloudservice.$(sha256sum <"$KUBE_ROUTER_PATCH" | cut -c1-8)
+KUBE_ROUTER_BIN=$CACHE_DIR/kube-router/$KUBE_ROUTER_BUILD/bin/kube-router
 # Its health endpoint (kube-router's default port; served on every address, answers "OK" only).
 KUBE_ROUTER_HEALTH_PORT=20244
 
-# Its go.mod has no replace lines: `go install` builds it as released, with the version stamps of its
-# own Makefile.
+# Built in a patched copy of the module, with the version stamps of its own Makefile.
 build_kube_router() {
-  local build_dir=$CACHE_DIR/kube-router/v$KUBE_ROUTER_VERSION/build stamp=github.com/cloudnativelabs/kube-router/v2/pkg/version
+  local build_dir=$CACHE_DIR/kube-router/$KUBE_ROUTER_BUILD/build stamp=github.com/cloudnativelabs/kube-router/v2/pkg/version
   rm -rf "$build_dir" && mkdir -p "$build_dir"
-  GOBIN=$build_dir CGO_ENABLED=0 go install -trimpath \
-    -ldflags "-s -w -X $stamp.Version=v$KUBE_ROUTER_VERSION -X $stamp.BuildDate=1970-01-01T00:00:00Z" \
-    "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@v$KUBE_ROUTER_VERSION"
+  go_module_copy "github.com/cloudnativelabs/kube-router/v2@v$KUBE_ROUTER_VERSION" "$build_dir/src"
+  (cd "$build_dir/src" && git apply --verbose "$KUBE_ROUTER_PATCH" &&
+    CGO_ENABLED=0 go build -trimpath -o "$build_dir/kube-router" \
+      -ldflags "-s -w -X $stamp.Version=$KUBE_ROUTER_BUILD -X $stamp.BuildDate=1970-01-01T00:00:00Z" ./cmd/kube-router)
   # Published whole or not at all: an interrupted build never leaves a half-written binary in the cache.
   mkdir -p "${KUBE_ROUTER_BIN%/*}" && mv "$build_dir/kube-router" "$KUBE_ROUTER_BIN"
+  rm -rf "$build_dir"
 }
 
 # Enforcing: every running pod of the node has its firewall chain, jumped to from KUBE-ROUTER-FORWARD
@@ -41,14 +49,16 @@ network_policies_enforced() {
 
 # Builds it if needed, then starts it with its own identity (CN=system:kube-router, which may only
 # read what the policies depend on: network-policies.yaml) and waits until every pod is covered.
+# It syncs on every change; the periodic sync (default 5 min) only bounds how long a sync that
+# failed stays unretried.
 start_network_policies() {
-  [ -x "$KUBE_ROUTER_BIN" ] || with_progress "Building kube-router v$KUBE_ROUTER_VERSION (3-5 min cold)" \
-    run_logged "$CACHE_DIR/kube-router/v$KUBE_ROUTER_VERSION/build.log" build_kube_router
+  [ -x "$KUBE_ROUTER_BIN" ] || with_progress "Building kube-router $KUBE_ROUTER_BUILD (3-5 min cold)" \
+    run_logged "$CACHE_DIR/kube-router/$KUBE_ROUTER_BUILD/build.log" build_kube_router
   kubectl apply -f "$ROOT_DIR/platform/cluster/network-policies.yaml" >/dev/null
   start_daemon kube-router "$KUBE_ROUTER_BIN" --kubeconfig="$CLUSTER_DIR/kube-router.kubeconfig" \
     --run-firewall=true --run-router=false --run-service-proxy=false \
     --hostname-override="$NODE_NAME" --service-cluster-ip-range="$SERVICE_CIDR" \
-    --health-port="$KUBE_ROUTER_HEALTH_PORT"
+    --health-port="$KUBE_ROUTER_HEALTH_PORT" --iptables-sync-period=30s
   wait_healthy kube-router 60 curl -fsS "http://127.0.0.1:$KUBE_ROUTER_HEALTH_PORT/healthz"
   wait_healthy kube-router 60 network_policies_enforced
 }

@@ -48,7 +48,7 @@ SERVICES = {
 }
 NETWORKS = {"front": {}, "back": {}}
 PYTHON_GET = "import urllib.request; print(urllib.request.urlopen('http://es:8080/', timeout=3).read().decode())"
-# Prints "connected", or the error a refused (kube-router rejects) or dropped connection ends with.
+# Prints "connected", or the error a dropped (kube-router drops) or refused connection ends with.
 PYTHON_CONNECT = (
     "import socket, sys\n"
     "try:\n"

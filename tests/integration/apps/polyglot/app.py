@@ -19,6 +19,10 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = "1"
+AT_START = 15
+"""Seconds a connection made as the process starts may take: room for a SYN resent at 3 s or 7 s, as
+on a cluster that drops what its NetworkPolicies do not allow yet (a new pod's address joins them
+only once the pod has started)."""
 
 
 def store_url(key: str) -> str:
@@ -67,7 +71,7 @@ def listen(port: int, routes: dict) -> ThreadingHTTPServer:
 
 
 def serve():
-    status = urllib.request.urlopen(store_url("schema"), timeout=5)
+    status = urllib.request.urlopen(store_url("schema"), timeout=AT_START)
     schema = json.loads(status.read())["value"]
     if schema != "2":
         sys.exit(f"fatal: schema is {schema!r}, run the migration first")
@@ -134,7 +138,7 @@ def store():
 def migrate():
     print("migrating schema to 2")
     # At once: a store the stack declared healthy is routable (the rollout check waits for its Service).
-    urllib.request.urlopen(urllib.request.Request(store_url("schema"), data=b"2", method="PUT"), timeout=5)
+    urllib.request.urlopen(urllib.request.Request(store_url("schema"), data=b"2", method="PUT"), timeout=AT_START)
     print("migration done")
 
 
