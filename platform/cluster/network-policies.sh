@@ -1,6 +1,6 @@
 # NetworkPolicy enforcement: kube-router's network policy controller (its firewall only: no routing,
-# no service proxy), built from the published github.com/cloudnativelabs/kube-router/v2 module (cached
-# by version) and run on the host like the other daemons. It turns the policies into iptables rules
+# no service proxy), built from the published github.com/cloudnativelabs/kube-router/v2 module with
+# one patch of ours (below) and run on the host like the other daemons. It turns the policies into iptables rules
 # and ipsets: a chain per local pod, reached from FORWARD (pod to pod across the bridge, which bridge
 # netfilter sends through iptables), OUTPUT and INPUT, that drops what no policy allows. Traffic from
 # the node itself (the kubelet's probes, host daemons) is always let through.
@@ -49,8 +49,8 @@ network_policies_enforced() {
 
 # Builds it if needed, then starts it with its own identity (CN=system:kube-router, which may only
 # read what the policies depend on: network-policies.yaml) and waits until every pod is covered.
-# It syncs on every change; the periodic sync (default 5 min) only bounds how long a sync that
-# failed stays unretried.
+# It syncs on every change; the periodic sync (every 30 s here, 5 min by default) only bounds how
+# long a sync that failed stays unretried.
 start_network_policies() {
   [ -x "$KUBE_ROUTER_BIN" ] || with_progress "Building kube-router $KUBE_ROUTER_BUILD (3-5 min cold)" \
     run_logged "$CACHE_DIR/kube-router/$KUBE_ROUTER_BUILD/build.log" build_kube_router
