@@ -4,8 +4,9 @@ Traefik's file provider reads a dynamic configuration the program generates: a r
 (Host() and path rules, the longest path first, a host's routes before the hostless ones), and a
 load-balanced service per routed port over the containers of the service's replicas, by name on the
 app networks. A retry middleware sends a request that found a replica gone (refused, no such host)
-to another one; a passive health check keeps a replica that failed out of the rotation for a while,
-and an active one (the service's HTTP health check, when it has one) brings it back once it answers.
+to another one, and a read in flight to one that died (the platform's Traefik is patched for it); a
+passive health check keeps a replica that failed out of the rotation for a while, and an active one
+(the service's HTTP health check, when it has one) brings it back once it answers.
 
 The container is hardened like the app's (non-root, read-only root, no capabilities, no new
 privileges) and publishes one loopback host port. Its configuration and the platform's certificate
@@ -145,7 +146,7 @@ def dynamic_config(routes: Sequence[RouteSpec], backends: Mapping[str, Backend])
             # A replica that just died may still be in DNS: a connection that does not open soon is
             # retried on another one (a dial error comes before the request is sent). No idle
             # connections are kept: one a stopping replica closes could take the next request, which
-            # then fails after it was sent (a 502 no retry may cover).
+            # then fails after it was sent (a 502 no retry covers, unless the request is safe to repeat).
             "serversTransports": {
                 "replicas": {"forwardingTimeouts": {"dialTimeout": DIAL_TIMEOUT}, "maxIdleConnsPerHost": -1}
             },

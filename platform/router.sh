@@ -4,7 +4,14 @@
 # Sourced by platform/up.sh and platform/cluster/up.sh.
 # shellcheck shell=bash
 
-TRAEFIK_BIN=$CACHE_DIR/traefik/v$TRAEFIK_VERSION/bin/traefik
+# Traefik with one change of ours (traefik-retry-replayable.patch): its retry middleware sends a
+# request again only if none of it was written to the backend, so a GET in flight to a replica that
+# dies is lost; patched, a request safe to repeat (GET, HEAD, OPTIONS, TRACE without a body) is
+# retried until the backend has begun to answer, as nginx's proxy_next_upstream does. Cached by
+# version and patch.
+TRAEFIK_PATCH=$ROOT_DIR/platform/traefik-retry-replayable.patch
+TRAEFIK_BUILD=v$TRAEFIK_VERSION+cloudservice.$(sha256sum <"$TRAEFIK_PATCH" | cut -c1-8)
+TRAEFIK_BIN=$CACHE_DIR/traefik/$TRAEFIK_BUILD/bin/traefik
 ROUTER_SRC=$ROOT_DIR/platform/images/router
 # The entry point's local CA and its serving certificate: the CA's key never leaves this directory.
 TLS_DIR=$STATE_DIR/tls
@@ -17,22 +24,23 @@ ENTRYPOINT_KEY=$TLS_DIR/localhost.key
 ENTRYPOINT_SANS="DNS:localhost,DNS:*.localhost,DNS:*.apps.localhost,IP:127.0.0.1"
 
 # Its go.mod has replace lines, which `go install module@version` refuses: the module is downloaded
-# from the Go module proxy and built in a writable copy, with the version stamps of its Makefile.
+# from the Go module proxy and built in a patched copy, with the version stamps of its Makefile.
 # The dashboard's web UI is not built (no npm here): the API and the router do not need it.
 build_traefik() {
-  local build_dir=$CACHE_DIR/traefik/v$TRAEFIK_VERSION/build stamp=github.com/traefik/traefik/v3/pkg/version
+  local build_dir=$CACHE_DIR/traefik/$TRAEFIK_BUILD/build stamp=github.com/traefik/traefik/v3/pkg/version
   rm -rf "$build_dir" && mkdir -p "$build_dir"
   go_module_copy "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" "$build_dir/src"
-  (cd "$build_dir/src" && CGO_ENABLED=0 go build -trimpath -o "$build_dir/traefik" \
-    -ldflags "-s -w -X $stamp.Version=$TRAEFIK_VERSION -X $stamp.BuildDate=1970-01-01T00:00:00Z" ./cmd/traefik)
+  (cd "$build_dir/src" && git apply --verbose "$TRAEFIK_PATCH" &&
+    CGO_ENABLED=0 go build -trimpath -o "$build_dir/traefik" \
+      -ldflags "-s -w -X $stamp.Version=$TRAEFIK_BUILD -X $stamp.BuildDate=1970-01-01T00:00:00Z" ./cmd/traefik)
   # Published whole or not at all: an interrupted build never leaves a half-written binary in the cache.
   mkdir -p "${TRAEFIK_BIN%/*}" && mv "$build_dir/traefik" "$TRAEFIK_BIN"
   rm -rf "$build_dir"
 }
 
 ensure_traefik() {
-  [ -x "$TRAEFIK_BIN" ] || with_progress "Building Traefik v$TRAEFIK_VERSION (about 10 min cold)" \
-    run_logged "$CACHE_DIR/traefik/v$TRAEFIK_VERSION/build.log" build_traefik
+  [ -x "$TRAEFIK_BIN" ] || with_progress "Building Traefik $TRAEFIK_BUILD (about 10 min cold)" \
+    run_logged "$CACHE_DIR/traefik/$TRAEFIK_BUILD/build.log" build_traefik
 }
 
 # The local CA, made once, and trusted only for loopback names (name constraints): trusting it
@@ -63,7 +71,7 @@ make_entrypoint_tls() {
 # engine runs it. (image_label: platform/up.sh.)
 build_router_image() {
   local key context
-  key=$({ cat "$ROUTER_SRC/Dockerfile"; echo "$TRAEFIK_VERSION"; docker image inspect --format '{{.Id}}' "$BASE_IMAGE"; } |
+  key=$({ cat "$ROUTER_SRC/Dockerfile"; echo "$TRAEFIK_BUILD"; docker image inspect --format '{{.Id}}' "$BASE_IMAGE"; } |
     sha256sum | cut -c1-12)
   if [ "$(image_label "$ROUTER_IMAGE" org.cloudservice.source)" = "$key" ]; then
     log "Router image $ROUTER_IMAGE is up to date"

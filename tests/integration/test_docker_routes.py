@@ -1,8 +1,8 @@
 """Routes and replicas on the real Docker engine: the web service as 3 containers and a second service
 behind the stack's router container, by path and by host, over https checked against the platform's
 local CA; a replica killed (`docker kill`) or crashed under a steady prober through the router loses no
-request, and the engine restarts the crashed one; a rollout through the router fails no request. The
-tests run in order.
+request, and the engine restarts the crashed one; reads a replica had in flight when it crashed are
+answered by another; a rollout through the router fails no request. The tests run in order.
 
 Requests go to 127.0.0.1 with the route's host as SNI and Host (support/testing.py `http`).
 """
@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -39,6 +40,10 @@ from support.traffic import Prober
 
 BURNER = "cpu-burner"  # answers any path with its host name
 REPLICAS = 3
+BURNER_REPLICAS = 2
+# Concurrent reads of 200 ms of CPU each: a replica's share of them takes ~0.8 s (one Python process),
+# so a crash 0.4 s after they start finds them all in flight.
+IN_FLIGHT = 8
 MIN_REQUESTS = 200  # the prober asks one request at a time: ~15 a second on a busy 2-core machine
 
 
@@ -61,7 +66,7 @@ def routed(project, registry, docker_client):
     # A stopping replica stays in the router's rotation until its health check fails: web drains
     # (unready, still serving) for longer than the check's 2 s interval before it exits.
     services["web"]["env"] = {"DRAIN_SECONDS": "3"}
-    services["burner"] = {"build": f"apps/{BURNER}", "port": 8080, "health": "/healthz"}
+    services["burner"] = {"build": f"apps/{BURNER}", "port": 8080, "health": "/healthz", "replicas": BURNER_REPLICAS}
     burner_host = f"burner-{uuid.uuid4().hex[:6]}.apps.localhost"
     routes = [{"service": "web"}, {"service": "burner", "path": "/burner"}, {"service": "burner", "host": burner_host}]
     port = free_port()
@@ -78,13 +83,21 @@ def routed(project, registry, docker_client):
         stack.workspace.remove_stack(stack.name)
 
 
-def web_containers(docker_client, stack_name: str) -> list:
+def service_containers(docker_client, stack_name: str, service: str = "web") -> list:
     return sorted(
         docker_client.containers.list(
-            all=True, filters={"label": [f"{STACK_LABEL}={stack_name}", "app.kubernetes.io/name=web"]}
+            all=True, filters={"label": [f"{STACK_LABEL}={stack_name}", f"app.kubernetes.io/name={service}"]}
         ),
         key=lambda container: container.name,
     )
+
+
+def wait_restarted(container, restarts: int) -> None:
+    def restarted():
+        container.reload()
+        return container.attrs["RestartCount"] >= restarts and container.attrs["State"]["Health"]["Status"] == "healthy"
+
+    wait_for(restarted, timeout=60, what=f"the engine to restart {container.name}")
 
 
 def test_up_routes_two_services_by_path_and_by_host_over_https(routed, docker_client):
@@ -97,8 +110,8 @@ def test_up_routes_two_services_by_path_and_by_host_over_https(routed, docker_cl
         f"burner@{routed.burner_host}/": f"{host_url}/",
     }
     web = f"cloudservice-{routed.stack.name}-web"
-    assert [c.name for c in web_containers(docker_client, routed.stack.name)] == [web, f"{web}-2", f"{web}-3"]
-    assert all(c.status == "running" for c in web_containers(docker_client, routed.stack.name))
+    assert [c.name for c in service_containers(docker_client, routed.stack.name)] == [web, f"{web}-2", f"{web}-3"]
+    assert all(c.status == "running" for c in service_containers(docker_client, routed.stack.name))
 
     def served():
         status, body = get_json(f"{url}/")
@@ -127,19 +140,14 @@ def test_the_router_serves_the_certificate_of_the_platforms_local_ca(routed):
 def test_a_killed_or_crashed_replica_loses_no_request(routed, docker_client):
     """`docker kill` (a stop, for Docker: no restart follows) and a crash (the process SIGKILLed, as the
     OOM killer does: the engine restarts it) of a replica each, under a steady prober through the router."""
-    killed, crashed = web_containers(docker_client, routed.stack.name)[1:]
+    killed, crashed = service_containers(docker_client, routed.stack.name)[1:]
     with Prober(routed.url) as prober:
         time.sleep(3)
         killed.kill()
         time.sleep(5)
         crashed.reload()
         os.kill(crashed.attrs["State"]["Pid"], signal.SIGKILL)
-
-        def restarted():
-            crashed.reload()
-            return crashed.attrs["RestartCount"] >= 1 and crashed.attrs["State"]["Health"]["Status"] == "healthy"
-
-        wait_for(restarted, timeout=60, what="the engine to restart the crashed replica")
+        wait_restarted(crashed, 1)
         time.sleep(5)  # requests go to it again
     print("killed and crashed replicas:", prober.report())
     assert prober.failures == Counter(), prober.report()
@@ -150,8 +158,24 @@ def test_a_killed_or_crashed_replica_loses_no_request(routed, docker_client):
     wait_for(lambda: killed.reload() or killed.attrs["State"]["Health"]["Status"] == "healthy", timeout=60)
 
 
+def test_reads_in_flight_to_a_replica_that_crashes_are_answered_by_another(routed, docker_client):
+    """Upstream Traefik answers 502 to a request its backend dies with; the platform's patched one
+    sends a GET again until the backend has begun to answer (platform/traefik-retry-replayable.patch)."""
+    crashed = service_containers(docker_client, routed.stack.name, "burner")[-1]
+    crashed.reload()
+    restarts = crashed.attrs["RestartCount"]
+    burn = f"https://{routed.burner_host}:{routed.port}/burn?ms=200"
+    with ThreadPoolExecutor(IN_FLIGHT) as pool:
+        reads = [pool.submit(http, "GET", burn, timeout=30) for _ in range(IN_FLIGHT)]
+        time.sleep(0.4)
+        os.kill(crashed.attrs["State"]["Pid"], signal.SIGKILL)
+        statuses = Counter(read.result()[0] for read in reads)
+    assert statuses == Counter({200: IN_FLIGHT}), f"answers to reads in flight at a crash: {statuses}"
+    wait_restarted(crashed, restarts + 1)
+
+
 def test_a_rollout_through_the_router_fails_no_request(routed, project, docker_client):
-    before = {c.name: c.id for c in web_containers(docker_client, routed.stack.name)}
+    before = {c.name: c.id for c in service_containers(docker_client, routed.stack.name)}
     edit_app_version(project, "2")
     events: list = []
     with Prober(routed.url) as prober:
@@ -161,7 +185,7 @@ def test_a_rollout_through_the_router_fails_no_request(routed, project, docker_c
         wait_for(lambda: prober.last_version == "2", timeout=30, what="version 2 through the router")
         time.sleep(2)
     print("rollout through the router:", prober.report())
-    after = {c.name: c.id for c in web_containers(docker_client, routed.stack.name)}
+    after = {c.name: c.id for c in service_containers(docker_client, routed.stack.name)}
     assert set(after) == set(before) and not set(after.values()) & set(before.values()), "every replica replaced"
     assert prober.failures == Counter(), prober.report()
     assert prober.versions["1"] > 0 and prober.versions["2"] > 0, prober.report()
