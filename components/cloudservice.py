@@ -283,8 +283,9 @@ class CloudService(pulumi.ComponentResource):
             self._route_urls = self._routes_on_docker(settings, networks)
 
     def _routes_on_docker(self, settings: DockerSettings, networks: Mapping[str, pulumi.Input[str]]) -> dict[str, str]:
-        """The app's routes served by a router container on the app networks of the routed services;
-        returns their URLs."""
+        """The app's routes served by a router container on the first app network of each routed
+        service (one reaches its containers; with `isolation: links` it is the service's own); returns
+        their URLs."""
         app = self._args.app
         routed = app.routed_services
         image = Engine(settings.host).image_id(ROUTER_IMAGE)
@@ -299,11 +300,7 @@ class CloudService(pulumi.ComponentResource):
                     service.name: Backend(spec=service, containers=self._workloads[service.name].container_names)
                     for service in routed
                 },
-                networks=list(
-                    dict.fromkeys(
-                        networks[network] for service in routed for network in service.networks or (DEFAULT_NETWORK,)
-                    )
-                ),
+                networks=list(dict.fromkeys(networks[(*service.networks, DEFAULT_NETWORK)[0]] for service in routed)),
                 host_port=host_port,
                 image=image,
                 certificate=Certificate.platforms(),

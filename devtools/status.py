@@ -42,7 +42,8 @@ def status(stack: Stack) -> str:
                 f"note: {service} is live-updated ({len(synced)} file{'s' if len(synced) != 1 else ''} synced by "
                 f"`make dev`: {', '.join(synced[:3])}{', ...' if len(synced) > 3 else ''}): run `pulumi up` to bake it"
             )
-    header = f"stack {stack.name} on {outputs['target']} ({where}), {len(services)} services"
+    # An app on named networks only (Compose networks, `isolation: links`) has no one network to name.
+    header = f"stack {stack.name} on {outputs['target']}{f' ({where})' if where else ''}, {len(services)} services"
     return "\n".join([header, table(rows), *notes, "", *space_used(stack.docker_client())])
 
 

@@ -66,6 +66,17 @@ class RegistryCredentials:
 # The platform's local CA (platform/router.sh): the entry point's certificate is checked against it.
 ENTRY_POINT_CA = STATE_DIR / "tls" / "ca.crt"
 
+# Run in a container (`python3 -c PYTHON_CONNECT HOST PORT`): prints "connected", or the name of the
+# error the connection ends with (refused, timed out when a firewall drops it, no such name).
+PYTHON_CONNECT = (
+    "import socket, sys\n"
+    "try:\n"
+    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()\n"
+    "    print('connected')\n"
+    "except OSError as error:\n"
+    "    print(type(error).__name__)"
+)
+
 
 class _LoopbackHTTPSConnection(HTTPSConnection):
     """https to a `localhost` name, as curl and browsers resolve them (to loopback; glibc does not),

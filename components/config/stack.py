@@ -16,6 +16,7 @@ from ..conventions import DEFAULT_KEEP_RELEASES, DEFAULT_READY_TIMEOUT, STACK_LA
 from ..spec import ANY_HOST_PORT, MAIN_PORT, AppSpec, DockerSettings, ImageSources, KubernetesSettings, Registry
 from .compose import load_compose
 from .errors import DNS_LABEL, REPOSITORY, ConfigError, Reader, decode_json, is_image_reference, read_env, read_names
+from .isolation import ISOLATIONS, isolate_by_links
 from .workloads import WorkloadReader, workload_key
 
 TARGETS = ("docker", "kubernetes")
@@ -66,6 +67,7 @@ STACK_KEYS = (
     "jobs",
     "networks",
     "routes",
+    "isolation",
     "imageRepository",
     "push",
     "registryServer",
@@ -132,6 +134,8 @@ def parse_stack_config(
     build_args = read_env(r, "buildArgs", values.get("buildArgs", {}))
     reader = WorkloadReader(r, base_dir, build_args, replicas_override)
     app = reader.app(values.get("services"), values.get("jobs", {}), values.get("networks", {}), values.get("routes"))
+    if r.choice("isolation", values.get("isolation", ISOLATIONS[0]), ISOLATIONS) == "links":
+        app = isolate_by_links(r, app)
     secrets = _read_secrets(r, values, is_secret, app)
     ready_timeout = r.integer("readyTimeout", values.get("readyTimeout", DEFAULT_READY_TIMEOUT), 5, 3600)
     keep = _read_keep_releases(r, values.get("keepReleases"))

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 import pytest
 
 from components.conventions import STACK_LABEL
-from support.testing import ROOT, kubectl, kubectl_json, wait_for
+from support.testing import PYTHON_CONNECT, ROOT, kubectl, kubectl_json, wait_for
 
 APP = "cluster-features"
 SERVICES = {
@@ -48,15 +48,6 @@ SERVICES = {
 }
 NETWORKS = {"front": {}, "back": {}}
 PYTHON_GET = "import urllib.request; print(urllib.request.urlopen('http://es:8080/', timeout=3).read().decode())"
-# Prints "connected", or the error a dropped (kube-router drops) or refused connection ends with.
-PYTHON_CONNECT = (
-    "import socket, sys\n"
-    "try:\n"
-    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()\n"
-    "    print('connected')\n"
-    "except OSError as error:\n"
-    "    print(type(error).__name__)"
-)
 REFUSED_OR_DROPPED = {"ConnectionRefusedError", "TimeoutError"}
 PYTHON_UDP = (
     "import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); "

@@ -230,19 +230,27 @@ def test_an_app_with_routes_gets_a_router_and_its_urls(mocks, platform_tls):
     }
 
 
-def test_the_router_joins_the_networks_of_the_routed_services_only(mocks, platform_tls):
+@pytest.mark.parametrize(
+    "isolation, router_networks", [("network", ["cloudservice-dev-front"]), ("links", ["cloudservice-dev-to-web"])]
+)
+def test_the_router_joins_one_network_of_each_routed_service_only(mocks, platform_tls, isolation, router_networks):
+    """The routed service's first network, where it reaches its containers by name: not `back`, the
+    network web shares with redis (with `isolation: links`, not redis's `to-redis`)."""
     mocks.local_images[ROUTER_IMAGE] = ROUTER_ID
     services = default_services()
-    services["web"]["networks"] = ["front"]
+    services["web"]["networks"] = ["front", "back"]
     services["redis"]["networks"] = ["back"]
-    services["web"]["links"] = []
     config = make_config(
-        target="docker", **REGISTRY, services=services, networks={"front": {}, "back": {}}, routes=[{"service": "web"}]
+        target="docker",
+        **REGISTRY,
+        services=services,
+        networks={"front": {}, "back": {}},
+        routes=[{"service": "web"}],
+        isolation=isolation,
     )
     deploy(config)
-    assert mocks.get(CONTAINER, "cloudservice-dev-router").inputs["networksAdvanced"] == [
-        {"name": "cloudservice-dev-front"}
-    ]
+    router = mocks.get(CONTAINER, "cloudservice-dev-router").inputs["networksAdvanced"]
+    assert [network["name"] for network in router] == router_networks
 
 
 def test_without_the_router_image_the_program_says_make_platform(mocks, platform_tls):
