@@ -17,12 +17,13 @@ def carried_files(
     directory: str,
     files: Mapping[str, pulumi.Input[str]],
     labels: Mapping[str, str],
-) -> tuple[docker.ContainerVolumeArgs, pulumi.Output[str]]:
+) -> tuple[docker.ContainerVolumeArgs, docker.Container]:
     """`files` (path in the container, under `directory` -> content) in a volume `name`. A read-only
     root file system takes no uploads (the engine writes them through the root), so a container that is
-    created but never started (`name` too, from `image`) carries them into the volume. Returns the
-    read-only mount of the volume at `directory` and the carrier's ID: a workload labelled with it is
-    replaced whenever a file changes."""
+    created but never started (`name` too, from `image`) carries them into the volume; a changed file
+    replaces the carrier, which writes them again into the same volume. Returns the read-only mount of
+    the volume at `directory` and the carrier: a workload labelled with its ID is replaced whenever a
+    file changes."""
     volume = docker.Volume(
         name,
         name=name,
@@ -46,4 +47,4 @@ def carried_files(
         labels=docker_labels(labels, docker.ContainerLabelArgs),
         opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
     )
-    return docker.ContainerVolumeArgs(volume_name=volume.name, container_path=directory, read_only=True), carrier.id
+    return docker.ContainerVolumeArgs(volume_name=volume.name, container_path=directory, read_only=True), carrier

@@ -11,11 +11,14 @@ passive health check keeps a replica that failed out of the rotation for a while
 The container is hardened like the app's (non-root, read-only root, no capabilities, no new
 privileges) and publishes one loopback host port. Its configuration and the platform's certificate
 and key (platform/router.sh) are uploaded into a volume of its own, mounted read-only (a read-only
-root takes no uploads): the key is a secret in the state. A changed configuration replaces the container.
+root takes no uploads): the key is a secret in the state. Changed routes (or a routed service's
+replicas) are rewritten into the volume and Traefik reloads them in place; a changed static
+configuration or certificate, or a new network to join, replaces the container.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -36,13 +39,16 @@ ROUTER_IMAGE = "cloudservice/router:3.6.12"
 TLS_DIR = Path(os.environ.get("CLOUDSERVICE_STATE", "~/.local/state/cloudservice")).expanduser() / "tls"
 """Where the platform keeps its CA and the entry point's certificate for localhost names."""
 CONFIG_DIR = "/etc/traefik"
+ROUTES_DIR = "/etc/traefik-routes"
+"""The routes, in a volume of their own: rewriting them leaves the certificate Traefik reloads with them whole."""
 HTTPS_PORT = 8443
 """The port Traefik listens on inside the container (published on the stack's router port)."""
 PING_PORT = 8082
 RETRY_ATTEMPTS = 3
 DIAL_TIMEOUT = "1s"
 CONFIG_REVISION = "cloudservice.dev/config-revision"
-"""Changes with the router's uploaded configuration and certificate: a new router container."""
+"""Changes with the router's static configuration and certificate: a new router container. The routes
+are reloaded in place."""
 FAILURE_WINDOW = "5s"
 """How long a replica that failed a request stays out of the rotation (unless the active check says it is back)."""
 
@@ -167,7 +173,9 @@ def static_config() -> dict:
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": {"websecure": {"address": f":{HTTPS_PORT}"}, "ping": {"address": f":{PING_PORT}"}},
         "ping": {"entryPoint": "ping"},
-        "providers": {"file": {"filename": f"{CONFIG_DIR}/routes.yaml", "watch": False}},
+        # Reloaded when the file changes: a whole JSON document or nothing (Traefik skips one it cannot
+        # parse, and an empty one, so a file being rewritten never empties the routes).
+        "providers": {"file": {"filename": f"{ROUTES_DIR}/routes.yaml", "watch": True}},
         "log": {"level": "WARN", "noColor": True},
     }
 
@@ -189,18 +197,21 @@ class DockerRouter(pulumi.ComponentResource):
         routes = json.dumps(dynamic_config(args.routes, args.backends), indent=2, sort_keys=True)
         labels = {**args.labels, "app.kubernetes.io/component": "router"}
         # JSON is YAML: Traefik reads both files by their extension.
-        mount, revision = carried_files(
+        static = json.dumps(static_config(), indent=2)
+        config_mount, config_carrier = carried_files(
             self,
             f"{name}-config",
             args.image,
             CONFIG_DIR,
             {
-                f"{CONFIG_DIR}/traefik.yaml": json.dumps(static_config(), indent=2),
-                f"{CONFIG_DIR}/routes.yaml": routes,
+                f"{CONFIG_DIR}/traefik.yaml": static,
                 f"{CONFIG_DIR}/tls.crt": args.certificate.cert,
                 f"{CONFIG_DIR}/tls.key": args.certificate.key,
             },
             labels,
+        )
+        routes_mount, routes_carrier = carried_files(
+            self, f"{name}-routes", args.image, ROUTES_DIR, {f"{ROUTES_DIR}/routes.yaml": routes}, labels
         )
         container = docker.Container(
             name,
@@ -209,7 +220,7 @@ class DockerRouter(pulumi.ComponentResource):
             command=[f"--configFile={CONFIG_DIR}/traefik.yaml"],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network) for network in args.networks],
             ports=[docker.ContainerPortArgs(internal=HTTPS_PORT, external=args.host_port, ip="127.0.0.1")],
-            volumes=[mount],
+            volumes=[config_mount, routes_mount],
             user="10001:10001",
             read_only=True,
             tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
@@ -226,10 +237,17 @@ class DockerRouter(pulumi.ComponentResource):
                 retries=3,
                 start_period="2s",
             ),
-            labels=docker_labels({**labels, CONFIG_REVISION: revision}, docker.ContainerLabelArgs),
+            # What Traefik reads only at start: the key changes with the certificate it is issued with.
+            labels=docker_labels(
+                {**labels, CONFIG_REVISION: hashlib.sha256((static + args.certificate.cert).encode()).hexdigest()[:12]},
+                docker.ContainerLabelArgs,
+            ),
             destroy_grace_seconds=10,
-            # A fixed container name and host port cannot exist twice: replace in place.
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            # A fixed container name and host port cannot exist twice: replace in place. Started once
+            # its files are in the volume; later changes of the routes only rewrite them.
+            opts=pulumi.ResourceOptions(
+                parent=self, delete_before_replace=True, depends_on=[config_carrier, routes_carrier]
+            ),
         )
         RolloutCheck(
             f"{name}-ready",

@@ -55,7 +55,7 @@ def _secret_files(
     workload is replaced with it whenever a secret changes. Returns the workload's volume mount and labels."""
     if not spec.secret_files:
         return [], {}
-    mount, revision = carried_files(
+    mount, carrier = carried_files(
         parent,
         f"{name}-secrets",
         args.image,
@@ -63,7 +63,7 @@ def _secret_files(
         {f.path: args.secrets[f.key] for f in spec.secret_files},
         workload_labels(args.labels, spec),
     )
-    return [mount], {SECRETS_REVISION: revision}
+    return [mount], {SECRETS_REVISION: carrier.id}
 
 
 def _container_args(

@@ -4,13 +4,17 @@
 # Sourced by platform/up.sh and platform/cluster/up.sh.
 # shellcheck shell=bash
 
-# Traefik with one change of ours (traefik-retry-replayable.patch): its retry middleware sends a
-# request again only if none of it was written to the backend, so a GET in flight to a replica that
-# dies is lost; patched, a request safe to repeat (GET, HEAD, OPTIONS, TRACE without a body) is
-# retried until the backend has begun to answer, as nginx's proxy_next_upstream does. Cached by
-# version and patch.
-TRAEFIK_PATCH=$ROOT_DIR/platform/traefik-retry-replayable.patch
-TRAEFIK_BUILD=v$TRAEFIK_VERSION+cloudservice.$(sha256sum <"$TRAEFIK_PATCH" | cut -c1-8)
+# Traefik with two changes of ours, each a patch beside this file:
+# - traefik-retry-replayable.patch: its retry middleware sends a request again only if none of it was
+#   written to the backend, so a GET in flight to a replica that dies is lost; patched, a request safe
+#   to repeat (GET, HEAD, OPTIONS, TRACE without a body) is retried until the backend has begun to
+#   answer, as nginx's proxy_next_upstream does.
+# - traefik-file-reload-whole.patch: the Docker router's routes file is rewritten in place when the
+#   routes change, and Traefik would load it at the moment it is empty (no routers, no certificate);
+#   patched, an empty watched file keeps the current configuration.
+# Cached by version and patches.
+TRAEFIK_PATCHES=("$ROOT_DIR"/platform/traefik-*.patch)
+TRAEFIK_BUILD=v$TRAEFIK_VERSION+cloudservice.$(cat "${TRAEFIK_PATCHES[@]}" | sha256sum | cut -c1-8)
 TRAEFIK_BIN=$CACHE_DIR/traefik/$TRAEFIK_BUILD/bin/traefik
 ROUTER_SRC=$ROOT_DIR/platform/images/router
 # The entry point's local CA and its serving certificate: the CA's key never leaves this directory.
@@ -30,7 +34,7 @@ build_traefik() {
   local build_dir=$CACHE_DIR/traefik/$TRAEFIK_BUILD/build stamp=github.com/traefik/traefik/v3/pkg/version
   rm -rf "$build_dir" && mkdir -p "$build_dir"
   go_module_copy "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" "$build_dir/src"
-  (cd "$build_dir/src" && git apply --verbose "$TRAEFIK_PATCH" &&
+  (cd "$build_dir/src" && git apply --verbose "${TRAEFIK_PATCHES[@]}" &&
     CGO_ENABLED=0 go build -trimpath -o "$build_dir/traefik" \
       -ldflags "-s -w -X $stamp.Version=$TRAEFIK_BUILD -X $stamp.BuildDate=1970-01-01T00:00:00Z" ./cmd/traefik)
   # Published whole or not at all: an interrupted build never leaves a half-written binary in the cache.

@@ -190,3 +190,29 @@ def test_a_rollout_through_the_router_fails_no_request(routed, project, docker_c
     assert prober.failures == Counter(), prober.report()
     assert prober.versions["1"] > 0 and prober.versions["2"] > 0, prober.report()
     assert prober.requests >= MIN_REQUESTS, prober.report()
+
+
+def test_new_routes_and_replicas_reload_the_router_in_place(routed, docker_client):
+    """A fourth web replica and a second host for burner only rewrite the router's routes, which
+    Traefik reloads: the same router container, no request failed meanwhile, the new host served."""
+    router = docker_client.containers.get(f"cloudservice-{routed.stack.name}-router")
+    services = json.loads(routed.stack.get_config("services").value)
+    services["web"]["replicas"] = REPLICAS + 1
+    routes = json.loads(routed.stack.get_config("routes").value)
+    new_host = f"burner-{uuid.uuid4().hex[:6]}.apps.localhost"
+    routes.append({"service": "burner", "host": new_host})
+    routed.stack.set_config("services", auto.ConfigValue(json.dumps(services)))
+    routed.stack.set_config("routes", auto.ConfigValue(json.dumps(routes)))
+    with Prober(routed.url) as prober:
+        routed.stack.up()
+
+        def new_host_served():
+            status, body, _ = http("GET", f"https://{new_host}:{routed.port}/")
+            return status == 200 and body.decode() == "burner"
+
+        wait_for(new_host_served, timeout=30, what=f"the router to serve {new_host}")
+        time.sleep(2)
+    print("routes and replicas changed:", prober.report())
+    assert docker_client.containers.get(router.name).id == router.id, "the router was replaced"
+    assert len(service_containers(docker_client, routed.stack.name)) == REPLICAS + 1
+    assert prober.failures == Counter(), prober.report()

@@ -4,6 +4,7 @@ app has routes, and the stack's url/urls are then the entry point's."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pulumi
@@ -14,6 +15,7 @@ from recorder import (
     CONTAINER,
     ROLLOUT_CHECK,
     VOLUME,
+    install_mocks,
     plaintext_occurrences,
     resolve,
     run,
@@ -138,7 +140,9 @@ def test_one_hardened_container_on_a_loopback_https_port(mocks):
     component = mocks.get(ROUTER, "cloudservice-dev-router")
     container = mocks.get(CONTAINER, "cloudservice-dev-router")
     assert mocks.parent_of(container) is component
-    assert [r.type for r in mocks.children_of(component)] == [VOLUME, CONTAINER, CONTAINER, ROLLOUT_CHECK]
+    assert sorted(r.type for r in mocks.children_of(component)) == sorted(
+        [VOLUME, CONTAINER, VOLUME, CONTAINER, CONTAINER, ROLLOUT_CHECK]
+    )
     inputs = container.inputs
     assert inputs["name"] == "cloudservice-dev-router" == resolve(router.container)
     assert inputs["image"] == ROUTER_ID
@@ -151,37 +155,63 @@ def test_one_hardened_container_on_a_loopback_https_port(mocks):
     assert inputs["healthcheck"]["tests"][1:3] == ["/usr/local/bin/traefik", "healthcheck"]
     assert container.delete_before_replace, "a fixed name and host port cannot exist twice"
     labels = {item["label"]: item["value"] for item in inputs["labels"]}
+    static = uploads_of(mocks.get(CONTAINER, "cloudservice-dev-router-config"))["/etc/traefik/traefik.yaml"]["content"]
     assert labels == {
         **STACK_LABELS,
         "app.kubernetes.io/component": "router",
-        "cloudservice.dev/config-revision": "cloudservice-dev-router-config-id",
-    }, "a new configuration (the carrier's ID) replaces the router"
+        "cloudservice.dev/config-revision": hashlib.sha256((static + CERT).encode()).hexdigest()[:12],
+    }, "a new static configuration or certificate replaces the router"
+    for carrier in ("config", "routes"):
+        assert mocks.get(CONTAINER, f"cloudservice-dev-router-{carrier}").urn in container.dependencies, (
+            "started once filled"
+        )
+
+
+def test_new_routes_and_replicas_are_rewritten_into_the_volume_and_leave_the_router_as_it_was(mocks):
+    """Traefik watches routes.yaml: only the carrier changes (it writes the files again)."""
+    run(lambda: DockerRouter("cloudservice-dev-router", router_args([RouteSpec("web")])))
+    router = mocks.get(CONTAINER, "cloudservice-dev-router").inputs
+    routes = uploads_of(mocks.get(CONTAINER, "cloudservice-dev-router-routes"))["/etc/traefik-routes/routes.yaml"]
+    web = Backend(spec=spec_of(publish=None, replicas=3), containers=[*WEB, "cloudservice-dev-web-3"])
+    changed = router_args(
+        [RouteSpec("web"), RouteSpec("redis", host="cache.localhost")], backends={**backends(), "web": web}
+    )
+    again = install_mocks()
+    run(lambda: DockerRouter("cloudservice-dev-router", changed))
+    assert again.get(CONTAINER, "cloudservice-dev-router").inputs == router
+    new_routes = uploads_of(again.get(CONTAINER, "cloudservice-dev-router-routes"))["/etc/traefik-routes/routes.yaml"]
+    assert new_routes != routes and "cloudservice-dev-web-3" in new_routes["content"]
 
 
 def test_its_configuration_and_certificate_are_uploaded_the_key_as_a_secret(mocks):
-    """A read-only root takes no uploads: a never-started carrier puts them into the router's volume."""
+    """A read-only root takes no uploads: never-started carriers put them into the router's volumes,
+    the routes into one of their own (rewritten alone when they change)."""
     routes = [RouteSpec("web"), RouteSpec("redis", host="cache.localhost")]
     run(lambda: DockerRouter("cloudservice-dev-router", router_args(routes)))
-    container = mocks.get(CONTAINER, "cloudservice-dev-router-config")
-    assert container.inputs["start"] is False and container.inputs["networkMode"] == "none"
-    uploads = uploads_of(container)
-    assert set(uploads) == {f"/etc/traefik/{name}" for name in ("traefik.yaml", "routes.yaml", "tls.crt", "tls.key")}
-    assert json.loads(uploads["/etc/traefik/routes.yaml"]["content"]) == dynamic_config(routes, backends())
+    config, routes_carrier = (mocks.get(CONTAINER, f"cloudservice-dev-router-{name}") for name in ("config", "routes"))
+    for carrier in (config, routes_carrier):
+        assert carrier.inputs["start"] is False and carrier.inputs["networkMode"] == "none"
+    uploads = uploads_of(config)
+    assert set(uploads) == {f"/etc/traefik/{name}" for name in ("traefik.yaml", "tls.crt", "tls.key")}
+    (routes_file,) = uploads_of(routes_carrier).values()
+    assert routes_file["file"] == "/etc/traefik-routes/routes.yaml"
+    assert json.loads(routes_file["content"]) == dynamic_config(routes, backends())
     static = json.loads(uploads["/etc/traefik/traefik.yaml"]["content"])
     assert static["entryPoints"]["websecure"] == {"address": ":8443"}
-    assert static["providers"]["file"]["filename"] == "/etc/traefik/routes.yaml"
+    assert static["providers"]["file"] == {"filename": "/etc/traefik-routes/routes.yaml", "watch": True}
     assert static["global"] == {"checkNewVersion": False, "sendAnonymousUsage": False}
     assert uploads["/etc/traefik/tls.crt"]["content"] == CERT
     assert uploads["/etc/traefik/tls.key"]["content"] == KEY
-    assert all(upload["permissions"] == "0444" for upload in uploads.values())
-    assert container.inputs["volumes"] == [
+    assert all(upload["permissions"] == "0444" for upload in (*uploads.values(), routes_file))
+    assert config.inputs["volumes"] == [
         {"volumeName": "cloudservice-dev-router-config", "containerPath": "/etc/traefik"}
     ]
     router = mocks.get(CONTAINER, "cloudservice-dev-router")
     assert router.inputs["volumes"] == [
-        {"volumeName": "cloudservice-dev-router-config", "containerPath": "/etc/traefik", "readOnly": True}
+        {"volumeName": "cloudservice-dev-router-config", "containerPath": "/etc/traefik", "readOnly": True},
+        {"volumeName": "cloudservice-dev-router-routes", "containerPath": "/etc/traefik-routes", "readOnly": True},
     ]
-    assert plaintext_occurrences(container.inputs, "s3cr3t-router-key") == []
+    assert plaintext_occurrences(config.inputs, "s3cr3t-router-key") == []
 
 
 def test_a_tls_secret_is_kubernetes_only_and_says_so(mocks, monkeypatch):
@@ -218,11 +248,11 @@ def test_an_app_with_routes_gets_a_router_and_its_urls(mocks, platform_tls):
     assert router.inputs["image"] == ROUTER_ID, "the platform's image, as the engine has it (not pulled)"
     assert router.inputs["ports"][0]["external"] == 9443 + 7
     assert router.inputs["networksAdvanced"] == [{"name": "cloudservice-dev"}]
-    carrier = mocks.get(CONTAINER, "cloudservice-dev-router-config")
-    servers = json.loads(uploads_of(carrier)["/etc/traefik/routes.yaml"]["content"])["http"]["services"]["web-main"]
+    routes = uploads_of(mocks.get(CONTAINER, "cloudservice-dev-router-routes"))["/etc/traefik-routes/routes.yaml"]
+    servers = json.loads(routes["content"])["http"]["services"]["web-main"]
     names = ["cloudservice-dev-web", "cloudservice-dev-web-2", "cloudservice-dev-web-3"]
     assert [server["url"] for server in servers["loadBalancer"]["servers"]] == [f"http://{n}:8080" for n in names]
-    assert uploads_of(carrier)["/etc/traefik/tls.crt"]["content"] == CERT
+    assert uploads_of(mocks.get(CONTAINER, "cloudservice-dev-router-config"))["/etc/traefik/tls.crt"]["content"] == CERT
     assert resolve(app.url) == "https://localhost:9450/"
     assert resolve(app.urls) == {
         "web/": "https://localhost:9450/",
