@@ -3,11 +3,12 @@ missing: these tests never skip (run `make platform` first, or `make test`, whic
 
 import shutil
 import subprocess
+import time
 
 import docker
 import pytest
 
-from support.testing import STATE_DIR, ProjectCopy, RegistryCredentials, http, kubectl
+from support.testing import STATE_DIR, ProjectCopy, RegistryCredentials, http, kubectl, kubectl_json
 
 
 @pytest.fixture(scope="session")
@@ -39,14 +40,41 @@ def pulumi_cli():
     return subprocess.run(["pulumi", "version"], capture_output=True, text=True, check=True).stdout.strip()
 
 
-@pytest.fixture(scope="session")
+# Taints the node controller puts on a node whose kubelet stopped reporting: nothing schedules there.
+DOWN_TAINTS = {"node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"}
+NODE_GRACE = 60
+
+
+def nodes_down() -> list[str]:
+    """Each node that is not Ready or carries a down taint, as a sentence."""
+    down = []
+    for node in kubectl_json("get", "nodes")["items"]:
+        ready = {c["type"]: c["status"] for c in node["status"].get("conditions", [])}.get("Ready")
+        taints = sorted({t["key"] for t in node["spec"].get("taints", [])} & DOWN_TAINTS)
+        if ready != "True" or taints:
+            down.append(f"node {node['metadata']['name']} is down (Ready: {ready}, taints: {taints})")
+    return down
+
+
+@pytest.fixture(scope="module")
 def cluster():
+    """Checked for every module that needs it: a node lost by an earlier module (a fault test, the
+    machine) fails the next ones within a minute, instead of each waiting out its own timeouts."""
     kubeconfig = STATE_DIR / "cluster" / "admin.kubeconfig"
     if not kubeconfig.is_file():
         pytest.fail("no cluster kubeconfig; run `make cluster`", pytrace=False)
     ready = kubectl("get", "--raw", "/readyz", check=False)
     if ready.strip() != "ok":
         pytest.fail(f"cluster not ready (/readyz: {ready!r}); run `make cluster`", pytrace=False)
+    down = nodes_down()
+    deadline = time.monotonic() + NODE_GRACE
+    while down and time.monotonic() < deadline:  # a node just restarted (a fault test) is back within seconds
+        time.sleep(2)
+        down = nodes_down()
+    if down:
+        pytest.fail(
+            f"{'; '.join(down)}: see the kubelet's log under the cluster's logs, then `make cluster`", pytrace=False
+        )
     return kubeconfig
 
 
