@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 
-from support.testing import ROOT, free_port, http, kubectl_json, wait_for
+from support.testing import ROOT, free_ports, http, kubectl_json, wait_for
 from support.traffic import PacedRequests
 
 from .harness import Bench
@@ -32,7 +32,8 @@ def requests_in_parallel(url: str) -> None:
 
 def bench_entry_point(b: Bench) -> None:
     services = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["services"]["value"]
-    port_offset = free_port() - services["web"]["publish"]
+    web_port, router_port = free_ports(2)
+    port_offset = web_port - services["web"]["publish"]
     stack = b.pulumi(
         b.stack(
             "dev",
@@ -41,7 +42,7 @@ def bench_entry_point(b: Bench) -> None:
                 "services": json.dumps(services),  # one web replica, published and routed
                 "routes": json.dumps([{"service": "web"}]),
                 "portOffset": str(port_offset),
-                "routerPort": str(free_port() - port_offset),
+                "routerPort": str(router_port - port_offset),
             },
         )
     )

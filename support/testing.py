@@ -4,6 +4,7 @@ platform's credentials, HTTP and polling helpers. The real engine, registry, clu
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -126,9 +127,17 @@ def get_json(url: str, method: str = "GET", body: Optional[bytes] = None, timeou
 
 def free_port() -> int:
     """A loopback port nothing listens on now (for a stack's published port)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different loopback ports nothing listens on now: each is held until all are picked (one
+    port closed and asked for again may come back the same)."""
+    with contextlib.ExitStack() as held:
+        probes = [held.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
 
 
 def wait_for(condition, timeout: float, interval: float = 1.0, what: str = "condition"):

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from components.conventions import STACK_LABEL
-from support.testing import ROOT, changed_resources, free_port, get_json, http, kubectl_json, wait_for
+from support.testing import ROOT, changed_resources, free_ports, get_json, http, kubectl_json, wait_for
 
 DB_PASSWORD = "db-pw-5c1e0b7a93"
 API_TOKEN = "api-token-e27d44f08b"
@@ -91,7 +91,7 @@ def _deploy(project, registry, template: str, target: str, http_port: int, metri
 
 @pytest.fixture(scope="module")
 def on_docker(project, registry, docker_client):
-    http_port, metrics_port = free_port(), free_port()
+    http_port, metrics_port = free_ports(2)
     app = _deploy(project, registry, "dev", "docker", http_port, metrics_port)
     app.metrics_url = f"http://127.0.0.1:{metrics_port}"
     yield app

@@ -8,7 +8,7 @@ import pytest
 from pulumi import automation as auto
 
 from components.conventions import STACK_LABEL
-from support.testing import free_port, get_json, http, kubectl_json
+from support.testing import free_ports, get_json, http, kubectl_json
 
 PROGRAM = '''
 """Two instances of the demo app in one stack."""
@@ -55,10 +55,11 @@ def test_two_apps_in_one_stack(project, registry, template, docker_client, reque
     if template == "staging":
         request.getfixturevalue("cluster")
     (project.directory / "__main__.py").write_text(PROGRAM)
-    config = {"portOffset": str(free_port() - 8080)} if template == "dev" else {"replicas": "1"}
+    first_port, second_port = free_ports(2)
+    config = {"portOffset": str(first_port - 8080)} if template == "dev" else {"replicas": "1"}
     stack = project.stack(template, config=config, secrets={"registryPassword": registry.password})
     second_namespace = f"{stack.name.lower()}-second"
-    stack.set_config("second:portOffset", auto.ConfigValue(value=str(free_port() - 8080)))
+    stack.set_config("second:portOffset", auto.ConfigValue(value=str(second_port - 8080)))
     stack.set_config("second:namespace", auto.ConfigValue(value=second_namespace))
     try:
         outputs = stack.up().outputs
