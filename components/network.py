@@ -32,7 +32,10 @@ class AppNetwork(pulumi.ComponentResource):
             name=args.name,
             driver="bridge",
             labels=docker_labels(args.labels, docker.NetworkLabelArgs),
-            opts=pulumi.ResourceOptions(parent=self),
+            # The engine refuses to remove a network while it still tears down the endpoints of the
+            # containers just deleted; with dozens of them on a loaded machine (its iptables calls wait
+            # for the lock the cluster's firewall holds while it syncs) that outlasts the provider's 30 s.
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=pulumi.CustomTimeouts(delete="3m")),
         )
         self.name = network.name
         self.register_outputs({"name": self.name})

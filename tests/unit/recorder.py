@@ -92,6 +92,8 @@ class Recorded:
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
     replace_on_changes: list[str] = field(default_factory=list)
+    delete_timeout: str = ""
+    """The custom delete timeout sent (`customTimeouts.delete`), or ""."""
     aliases: list[alias_pb2.Alias] = field(default_factory=list)
     """The aliases as sent: each a URN or a spec (name, type, parentUrn, noParent...)."""
 
@@ -132,6 +134,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 delete_before_replace=request.get("delete_before_replace", False),
                 ignore_changes=request.get("ignore_changes", []),
                 replace_on_changes=request.get("replace_on_changes", []),
+                delete_timeout=request.get("delete_timeout", ""),
                 aliases=request.get("aliases", []),
             )
         )
@@ -269,6 +272,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "delete_before_replace": bool(getattr(request, "deleteBeforeReplace", False)),
             "ignore_changes": list(getattr(request, "ignoreChanges", [])),
             "replace_on_changes": list(getattr(request, "replaceOnChanges", [])),
+            "delete_timeout": request.customTimeouts.delete if hasattr(request, "customTimeouts") else "",
             "aliases": list(getattr(request, "aliases", [])),
         }
         try:

@@ -20,6 +20,7 @@ def test_network_is_a_labelled_bridge(mocks):
     ]
     assert mocks.parent_of(created).type == "cloudservice:index:AppNetwork"
     assert resolve(network.name) == "cloudservice-dev"
+    assert created.delete_timeout == "3m", "a network waits for its endpoints' teardown beyond the provider's 30 s"
 
 
 def test_network_uses_the_given_provider(mocks):
