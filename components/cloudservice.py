@@ -75,7 +75,7 @@ def _image_from_stack(stack: pulumi.StackReference, name: str, service: str) -> 
 
 def _joined_networks(app: AppSpec) -> list[str]:
     """The app networks some workload joins, in order (a workload that names none joins the default one)."""
-    return list(dict.fromkeys(name for workload in app.workloads for name in workload.networks or (DEFAULT_NETWORK,)))
+    return list(dict.fromkeys(name for workload in app.workloads for name in workload.joined_networks))
 
 
 class SharedWorkloadArgs(TypedDict):
@@ -260,7 +260,7 @@ class CloudService(pulumi.ComponentResource):
             common = dict(
                 **self._common(workload, links_wait=True),
                 host=settings.host,
-                networks=[networks[network] for network in workload.networks or (DEFAULT_NETWORK,)],
+                networks=[networks[network] for network in workload.joined_networks],
                 secrets={key: self._args.secrets[key] for key in workload.secret_keys},
             )
             name = f"{self._name}-{workload.name}"
@@ -300,7 +300,7 @@ class CloudService(pulumi.ComponentResource):
                     service.name: Backend(spec=service, containers=self._workloads[service.name].container_names)
                     for service in routed
                 },
-                networks=list(dict.fromkeys(networks[(*service.networks, DEFAULT_NETWORK)[0]] for service in routed)),
+                networks=list(dict.fromkeys(networks[service.joined_networks[0]] for service in routed)),
                 host_port=host_port,
                 image=image,
                 certificate=Certificate.platforms(),
@@ -378,7 +378,7 @@ class CloudService(pulumi.ComponentResource):
                 pull_secrets=namespace.pull_secrets,
                 secrets_name=namespace.secrets_name if workload.secret_keys else None,
                 secrets_revision=namespace.secrets_revision(bool(workload.secret_keys)),
-                networks=[network for network in workload.networks or (DEFAULT_NETWORK,) if network in isolated],
+                networks=[network for network in workload.joined_networks if network in isolated],
             )
             name = f"{self._name}-{workload.name}"
             if isinstance(workload, JobSpec):

@@ -14,6 +14,8 @@ from typing import Mapping, Optional, Union
 
 import pulumi
 
+from .conventions import DEFAULT_NETWORK
+
 DEFAULT_USER = 10001
 MAIN_PORT = "main"
 """The name of the port given by the `port`/`publish` shorthand (and of the first port's URL)."""
@@ -216,6 +218,11 @@ class WorkloadSpec:
     @property
     def secret_keys(self) -> set[str]:
         return set(self.secret_env.values()) | {f.key for f in self.secret_files}
+
+    @property
+    def joined_networks(self) -> tuple[str, ...]:
+        """The app networks it joins: those it names, or the default one."""
+        return self.networks or (DEFAULT_NETWORK,)
 
 
 @dataclass(frozen=True)

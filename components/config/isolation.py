@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..conventions import DEFAULT_NETWORK
 from ..spec import AppSpec, NetworkSpec, WorkloadSpec
 from .errors import Reader
 
@@ -35,7 +34,7 @@ def isolate_by_links(r: Reader, app: AppSpec) -> AppSpec:
     services = {s.name: s for s in app.services if s.ports}
 
     def networks_of(workload: WorkloadSpec) -> set[str]:
-        return set(workload.networks or (DEFAULT_NETWORK,))
+        return set(workload.joined_networks)
 
     def reached(workload: WorkloadSpec) -> list[str]:
         return [
