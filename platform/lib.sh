@@ -47,6 +47,24 @@ go_module_copy() {
   cp -r "$source" "$2" && chmod -R u+w "$2"
 }
 
+# build_patched_go_module MODULE@VERSION PACKAGE STAMP VERSION BIN PATCH...: builds PACKAGE of the
+# module in a copy with our PATCHes applied (a module whose go.mod has replace lines, which
+# `go install module@version` refuses), stamped as its own Makefile does (STAMP.Version, STAMP.BuildDate),
+# into BIN (.../bin/NAME in the cache; it builds beside, in .../build). Published whole or not at
+# all: an interrupted build never leaves a half-written binary in the cache.
+build_patched_go_module() {
+  local module=$1 package=$2 stamp=$3 version=$4 bin=$5
+  shift 5
+  local build_dir=${bin%/bin/*}/build
+  rm -rf "$build_dir" && mkdir -p "$build_dir"
+  go_module_copy "$module" "$build_dir/src"
+  (cd "$build_dir/src" && git apply --verbose "$@" &&
+    CGO_ENABLED=0 go build -trimpath -o "$build_dir/${bin##*/}" \
+      -ldflags "-s -w -X $stamp.Version=$version -X $stamp.BuildDate=1970-01-01T00:00:00Z" "$package")
+  mkdir -p "${bin%/*}" && mv "$build_dir/${bin##*/}" "$bin"
+  rm -rf "$build_dir"
+}
+
 # install_packages LOG PACKAGE...: installs the Debian packages that are missing (apt-get update
 # only when the first attempt fails, e.g. on a machine whose package lists were never fetched).
 install_packages() {

@@ -27,23 +27,14 @@ ENTRYPOINT_KEY=$TLS_DIR/localhost.key
 # <namespace>.apps.localhost, are under `*.apps.localhost`, which every client accepts.
 ENTRYPOINT_SANS="DNS:localhost,DNS:*.localhost,DNS:*.apps.localhost,IP:127.0.0.1"
 
-# Its go.mod has replace lines, which `go install module@version` refuses: the module is downloaded
-# from the Go module proxy and built in a patched copy, with the version stamps of its Makefile.
 # The dashboard's web UI is not built (no npm here): the API and the router do not need it.
 build_traefik() {
-  local build_dir=$CACHE_DIR/traefik/$TRAEFIK_BUILD/build stamp=github.com/traefik/traefik/v3/pkg/version
-  rm -rf "$build_dir" && mkdir -p "$build_dir"
-  go_module_copy "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" "$build_dir/src"
-  (cd "$build_dir/src" && git apply --verbose "${TRAEFIK_PATCHES[@]}" &&
-    CGO_ENABLED=0 go build -trimpath -o "$build_dir/traefik" \
-      -ldflags "-s -w -X $stamp.Version=$TRAEFIK_BUILD -X $stamp.BuildDate=1970-01-01T00:00:00Z" ./cmd/traefik)
-  # Published whole or not at all: an interrupted build never leaves a half-written binary in the cache.
-  mkdir -p "${TRAEFIK_BIN%/*}" && mv "$build_dir/traefik" "$TRAEFIK_BIN"
-  rm -rf "$build_dir"
+  build_patched_go_module "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" ./cmd/traefik \
+    github.com/traefik/traefik/v3/pkg/version "$TRAEFIK_BUILD" "$TRAEFIK_BIN" "${TRAEFIK_PATCHES[@]}"
 }
 
 ensure_traefik() {
-  [ -x "$TRAEFIK_BIN" ] || with_progress "Building Traefik $TRAEFIK_BUILD (about 10 min cold)" \
+  [ -x "$TRAEFIK_BIN" ] || with_progress "Building Traefik $TRAEFIK_BUILD (about 5 min cold)" \
     run_logged "$CACHE_DIR/traefik/$TRAEFIK_BUILD/build.log" build_traefik
 }
 

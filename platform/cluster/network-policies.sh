@@ -21,17 +21,9 @@ KUBE_ROUTER_BIN=$CACHE_DIR/kube-router/$KUBE_ROUTER_BUILD/bin/kube-router
 # Its health endpoint (kube-router's default port; served on every address, answers "OK" only).
 KUBE_ROUTER_HEALTH_PORT=20244
 
-# Built in a patched copy of the module, with the version stamps of its own Makefile.
 build_kube_router() {
-  local build_dir=$CACHE_DIR/kube-router/$KUBE_ROUTER_BUILD/build stamp=github.com/cloudnativelabs/kube-router/v2/pkg/version
-  rm -rf "$build_dir" && mkdir -p "$build_dir"
-  go_module_copy "github.com/cloudnativelabs/kube-router/v2@v$KUBE_ROUTER_VERSION" "$build_dir/src"
-  (cd "$build_dir/src" && git apply --verbose "$KUBE_ROUTER_PATCH" &&
-    CGO_ENABLED=0 go build -trimpath -o "$build_dir/kube-router" \
-      -ldflags "-s -w -X $stamp.Version=$KUBE_ROUTER_BUILD -X $stamp.BuildDate=1970-01-01T00:00:00Z" ./cmd/kube-router)
-  # Published whole or not at all: an interrupted build never leaves a half-written binary in the cache.
-  mkdir -p "${KUBE_ROUTER_BIN%/*}" && mv "$build_dir/kube-router" "$KUBE_ROUTER_BIN"
-  rm -rf "$build_dir"
+  build_patched_go_module "github.com/cloudnativelabs/kube-router/v2@v$KUBE_ROUTER_VERSION" ./cmd/kube-router \
+    github.com/cloudnativelabs/kube-router/v2/pkg/version "$KUBE_ROUTER_BUILD" "$KUBE_ROUTER_BIN" "$KUBE_ROUTER_PATCH"
 }
 
 # Enforcing: every running pod of the node has its firewall chain, jumped to from KUBE-ROUTER-FORWARD
