@@ -25,7 +25,7 @@ CREDENTIALS=$STATE_DIR/registry/credentials.env
 
 build_binaries() {
   command -v go >/dev/null || die "Go is required to build Kubernetes and CoreDNS (https://go.dev/dl)"
-  kubernetes_built || with_progress "Building Kubernetes v$KUBERNETES_VERSION (${K8S_COMPONENTS[*]}; 15-40 min cold)" \
+  kubernetes_built || with_progress "Building Kubernetes v$KUBERNETES_VERSION (${K8S_COMPONENTS[*]}; about 5 min cold)" \
     run_logged "$CACHE_DIR/kubernetes/v$KUBERNETES_VERSION/build.log" build_kubernetes
   [ -x "$COREDNS_BIN" ] || with_progress "Building CoreDNS v$COREDNS_VERSION (a few minutes)" \
     run_logged "$CACHE_DIR/coredns/v$COREDNS_VERSION/build.log" build_coredns
