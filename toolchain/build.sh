@@ -98,11 +98,12 @@ build_compose_loader() {
 }
 
 # Puts a plugin binary into Pulumi's plugin cache (PULUMI_HOME, set by env.sh) at the exact version
-# the Python SDK asks for, so the engine never tries to download it.
+# the Python SDK asks for, so the engine never tries to download it; again when our build of that
+# version changed (a patch of ours).
 install_plugin() {
   local name=$1 version=$2 binary=$3
-  pulumi plugin ls | awk -v n="$name" -v v="$version" '$1 == n && $2 == "resource" && $3 == v {found = 1} END {exit !found}' && return
-  pulumi plugin install resource "$name" "$version" --file "$binary"
+  cmp -s "$binary" "$PULUMI_HOME/plugins/resource-$name-v$version/pulumi-resource-$name" && return
+  pulumi plugin install resource "$name" "$version" --file "$binary" --reinstall
 }
 
 with_progress "Pulumi CLI v$PULUMI_VERSION" build_pulumi_cli

@@ -12,7 +12,14 @@ source "$(dirname "$0")/../../platform/lib.sh"
 # The plugin must report the version of the PyPI SDK: the SDK asks the engine for exactly that plugin.
 VERSION=$PULUMI_DOCKER_VERSION
 SRC_DIR=$ROOT_DIR/toolchain/docker-provider
-OUT_DIR=$CACHE_DIR/toolchain/docker-provider-v$VERSION
+# The upstream provider with one patch of ours (terraform-provider-docker-network-read.patch): it looks
+# at a new network at once instead of after 2 s, which every container of a fresh stack waited for
+# (only an overlay network's options come late; it is looked at again as before). Cached by version
+# and patch.
+UPSTREAM_PATCH=$SRC_DIR/terraform-provider-docker-network-read.patch
+UPSTREAM_MODULE=github.com/kreuzwerker/terraform-provider-docker
+BUILD=v$VERSION+cloudservice.$(sha256sum <"$UPSTREAM_PATCH" | cut -c1-8)
+OUT_DIR=$CACHE_DIR/toolchain/docker-provider-$BUILD
 WORK_DIR=$CACHE_DIR/toolchain/build/docker-provider
 BIN=$OUT_DIR/pulumi-resource-docker
 
@@ -32,8 +39,12 @@ GO_BUILD=(go build -tags no_compose -trimpath -ldflags "-s -w -X main.version=$V
 rm -rf "$WORK_DIR" && mkdir -p "$(dirname "$WORK_DIR")" "$OUT_DIR"
 cp -R "$SRC_DIR" "$WORK_DIR"
 cd "$WORK_DIR"
+upstream_version=$(go list -m -f '{{.Replace.Version}}' github.com/terraform-providers/terraform-provider-docker)
+go_module_copy "$UPSTREAM_MODULE@$upstream_version" "$WORK_DIR/upstream"
+(cd upstream && git apply --verbose "$UPSTREAM_PATCH")
+go mod edit -replace github.com/terraform-providers/terraform-provider-docker=./upstream
 
-log "Building pulumi-resource-docker v$VERSION (cold: ~7 min on 2 cores, most of it the schema generator)"
+log "Building pulumi-resource-docker $BUILD (cold: ~7 min on 2 cores, most of it the schema generator)"
 with_progress "Building the schema generator (pulumi-tfgen-docker)" \
   "${GO_BUILD[@]}" -o "$WORK_DIR/bin/pulumi-tfgen-docker" ./cmd/pulumi-tfgen-docker
 
