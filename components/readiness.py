@@ -48,7 +48,11 @@ from .workload_status import (
 
 UNPROBED_SETTLE_SECONDS = 5
 """How long a service without a health check must keep running to count as started."""
-POLL_SECONDS = 1
+CONTAINER_POLL_SECONDS = 0.1
+"""A container's state is one inspect over the engine's socket: polled as often as a script running
+`docker inspect` in a loop would (a second's poll added up to a second to every container of a chain)."""
+CLUSTER_POLL_SECONDS = 1
+"""A rollout's state is several reads from the API server: once a second."""
 LOG_LINES = 20
 EVENTS = 3
 
@@ -58,6 +62,8 @@ class ReadinessError(Exception):
 
 
 class Watch(Protocol):
+    poll_seconds: float
+
     def observe(self) -> Observation: ...
 
     def logs(self, observation: Observation) -> list[str]:
@@ -98,7 +104,7 @@ def await_workload(
             if now >= deadline:
                 workload.timed_out()
                 raise ReadinessError(_explain(workload, kind, name, observation, timeout))
-        sleep(POLL_SECONDS)
+        sleep(workload.poll_seconds)
 
 
 def _explain(workload: Watch, kind: str, name: str, observation: Observation, timeout: Optional[float]) -> str:
@@ -117,6 +123,8 @@ def _explain(workload: Watch, kind: str, name: str, observation: Observation, ti
 class ContainerWatch:
     """A container on a Docker engine (the Docker SDK, as `docker inspect`, `docker events` and
     `docker logs`)."""
+
+    poll_seconds = CONTAINER_POLL_SECONDS
 
     def __init__(self, host: Optional[str], container: str, job: bool):
         import docker  # only the provider process talks to the engine
@@ -329,6 +337,8 @@ def job_run(cluster: KubernetesCluster, namespace: str, name: str) -> Observatio
 class ClusterWatch:
     """One object of a namespace, observed by `read` (deployment_rollout or job_run), and the logs and
     warnings of its pods."""
+
+    poll_seconds = CLUSTER_POLL_SECONDS
 
     def __init__(
         self,

@@ -283,6 +283,8 @@ class Clock:
 class ScriptedWorkload:
     """Replays what a workload reported, one observation per poll (the last one repeats)."""
 
+    poll_seconds = 1
+
     def __init__(self, *observations, logs=("a log line",)):
         self.observations = list(observations)
         self.log_lines = logs
@@ -322,7 +324,7 @@ def test_a_healthy_service_is_done_at_once():
         clock=clock,
         sleep=clock.sleep,
     )
-    assert result.detail == "healthy" and clock.now == readiness.POLL_SECONDS
+    assert result.detail == "healthy" and clock.now == ScriptedWorkload.poll_seconds
 
 
 def test_a_service_without_health_check_must_keep_running_a_while():
@@ -345,7 +347,7 @@ def test_a_crash_while_settling_fails_with_the_logs():
         "last log lines (cap-crash):",
         "    boom",
     ]
-    assert clock.now == 2 * readiness.POLL_SECONDS and not workload.gave_up
+    assert clock.now == 2 * ScriptedWorkload.poll_seconds and not workload.gave_up
 
 
 def test_a_service_never_healthy_fails_at_the_timeout():
@@ -368,7 +370,7 @@ def test_readiness_broken_by_a_restart_starts_the_settle_time_again():
         service("service_started"),
     )
     await_workload(workload, "service", "worker", 60, clock=clock, sleep=clock.sleep)
-    assert clock.now == 3 * readiness.POLL_SECONDS + readiness.UNPROBED_SETTLE_SECONDS
+    assert clock.now == 3 * ScriptedWorkload.poll_seconds + readiness.UNPROBED_SETTLE_SECONDS
 
 
 def test_status_read_errors_are_retried_until_the_timeout():
