@@ -18,7 +18,8 @@ log "ruff: lint and format check (pyproject.toml; \`venv/bin/ruff format .\` for
 venv/bin/ruff check --quiet .
 venv/bin/ruff format --check --quiet .
 rc=0
-venv/bin/pytest tests "$@" || rc=$?
+# The slowest tests are listed at the end, where the suite's time goes (CI keeps it under its limit).
+venv/bin/pytest tests --durations=30 "$@" || rc=$?
 if [ "$(tree_state)" != "$before" ]; then
   log "the test suite changed the working tree (git status before and after):"
   diff <(echo "$before") <(tree_state) >&2 || true
