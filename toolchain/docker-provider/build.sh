@@ -17,7 +17,8 @@ SRC_DIR=$ROOT_DIR/toolchain/docker-provider
 # (only an overlay network's options come late; it is looked at again as before). Cached by version
 # and patch.
 UPSTREAM_PATCH=$SRC_DIR/terraform-provider-docker-network-read.patch
-UPSTREAM_MODULE=github.com/kreuzwerker/terraform-provider-docker
+# The path the bridge imports the provider by; go.mod replaces it with kreuzwerker's module.
+UPSTREAM=github.com/terraform-providers/terraform-provider-docker
 BUILD=v$VERSION+cloudservice.$(sha256sum <"$UPSTREAM_PATCH" | cut -c1-8)
 OUT_DIR=$CACHE_DIR/toolchain/docker-provider-$BUILD
 WORK_DIR=$CACHE_DIR/toolchain/build/docker-provider
@@ -39,10 +40,9 @@ GO_BUILD=(go build -tags no_compose -trimpath -ldflags "-s -w -X main.version=$V
 rm -rf "$WORK_DIR" && mkdir -p "$(dirname "$WORK_DIR")" "$OUT_DIR"
 cp -R "$SRC_DIR" "$WORK_DIR"
 cd "$WORK_DIR"
-upstream_version=$(go list -m -f '{{.Replace.Version}}' github.com/terraform-providers/terraform-provider-docker)
-go_module_copy "$UPSTREAM_MODULE@$upstream_version" "$WORK_DIR/upstream"
+go_module_copy "$(go list -m -f '{{.Replace.Path}}@{{.Replace.Version}}' "$UPSTREAM")" "$WORK_DIR/upstream"
 (cd upstream && git apply --verbose "$UPSTREAM_PATCH")
-go mod edit -replace github.com/terraform-providers/terraform-provider-docker=./upstream
+go mod edit -replace "$UPSTREAM=./upstream"
 
 log "Building pulumi-resource-docker $BUILD (cold: ~7 min on 2 cores, most of it the schema generator)"
 with_progress "Building the schema generator (pulumi-tfgen-docker)" \
@@ -51,7 +51,7 @@ with_progress "Building the schema generator (pulumi-tfgen-docker)" \
 # --skip-examples: converting the docs' HCL examples needs `pulumi convert` and the terraform converter
 # plugin; examples only matter for generated SDK docs, not for the plugin.
 generate_schema() {
-  DOCKER_PROVIDER_UPSTREAM_DIR=$(go list -m -f '{{with .Replace}}{{.Dir}}{{end}}' github.com/terraform-providers/terraform-provider-docker) \
+  DOCKER_PROVIDER_UPSTREAM_DIR=$WORK_DIR/upstream \
     "$WORK_DIR/bin/pulumi-tfgen-docker" schema --skip-examples --out "$WORK_DIR/schema" >"$WORK_DIR/tfgen.log" 2>&1 ||
     { cat "$WORK_DIR/tfgen.log" >&2; return 1; }
   cp "$WORK_DIR/schema/schema.json" cmd/pulumi-resource-docker/schema.json
