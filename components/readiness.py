@@ -86,7 +86,7 @@ def await_workload(
 ) -> Observation:
     """Polls `workload` until it is ready; raises ReadinessError when it fails or `timeout` passes."""
     deadline = clock() + timeout
-    ready_since = None
+    ready_since = failing_since = None
     while True:
         try:
             observation = workload.observe()
@@ -94,7 +94,11 @@ def await_workload(
             observation = pending(f"cannot read its status ({error})")
         now = clock()
         if observation.state == FAILED:
-            raise ReadinessError(_explain(workload, kind, name, observation, None))
+            failing_since = now if failing_since is None else failing_since
+            if now - failing_since >= observation.lasting:
+                raise ReadinessError(_explain(workload, kind, name, observation, None))
+        else:
+            failing_since = None
         if observation.state == READY:
             ready_since = now if ready_since is None else ready_since
             if observation.probed or now - ready_since >= UNPROBED_SETTLE_SECONDS:

@@ -8,8 +8,8 @@ components/readiness.py polls the live objects and turns a failure or a timeout 
 The rules match on both targets: a service is ready when its health check (readiness probe)
 passes, or, without one, when its process has kept running; it has failed when it crashed twice
 (a crash loop: the first crash may be a dependency still starting), when its image cannot be
-pulled or its container cannot be created. A job has finished when it exited 0 and failed when
-it exited otherwise.
+pulled (still, after the kubelet's retry) or its container cannot be created. A job has finished
+when it exited 0 and failed when it exited otherwise.
 """
 
 from __future__ import annotations
@@ -24,16 +24,13 @@ CRASHES_TO_FAIL = 2
 
 # Container waiting reasons that only a change of the spec (or of the registry) fixes.
 FATAL_WAITING_REASONS = frozenset(
-    {
-        "ErrImagePull",
-        "ImagePullBackOff",
-        "InvalidImageName",
-        "ErrImageNeverPull",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-        "RunContainerError",
-    }
+    {"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 )
+# A failed pull is fatal too, unless the kubelet's own retry (10 s later) succeeds: a node that has
+# not yet read a new pod's pull Secret pulls once without it.
+PULL_FAILURE_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
+PULL_RETRY_SECONDS = 30
+"""How long a pull failure must last to count: the kubelet's first retry, and a pull, fit in it."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +47,8 @@ class Observation:
     """The container in the pod `subject`."""
     previous: bool = False
     """The explaining logs are those of the container's previous run (it crashed and waits to restart)."""
+    lasting: float = 0
+    """A failure counts only once it has lasted this many seconds (the platform may still recover it)."""
 
 
 def ready(detail: str, probed: bool = True) -> Observation:
@@ -141,9 +140,10 @@ def _container_problem(pod_name: str, status: dict, service: bool, init: bool = 
     if init and stopped and stopped.get("exitCode") == 0:
         stopped = None
     where = {"subject": pod_name, "container": status.get("name")}
-    if reason in FATAL_WAITING_REASONS:
+    if reason in FATAL_WAITING_REASONS | PULL_FAILURE_REASONS:
         message = (waiting.get("message") or "").strip()
-        return failed(f"{reason}" + (f": {message}" if message else ""), **where)
+        lasting = PULL_RETRY_SECONDS if reason in PULL_FAILURE_REASONS else 0
+        return failed(f"{reason}" + (f": {message}" if message else ""), **where, lasting=lasting)
     crashes = status.get("restartCount", 0) + (1 if stopped or reason == "CrashLoopBackOff" else 0)
     if service and crashes >= CRASHES_TO_FAIL:
         exit_state = stopped or last.get("terminated")

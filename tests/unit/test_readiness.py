@@ -16,7 +16,7 @@ import pytest
 from harness import deploy, docker_config, kubernetes_config
 from recorder import CONTAINER, DEPLOYMENT, JOB, JOB_CHECK, ROLLOUT_CHECK, run, uid, unwrap_secrets
 
-from components import readiness
+from components import readiness, workload_status
 from components.readiness import (
     CheckArgs,
     DockerWorkload,
@@ -137,6 +137,28 @@ def test_a_job_container_that_cannot_start_fails():
 def test_pod_status(captured, state, detail):
     observation = pod_status(KUBERNETES[captured])
     assert observation.state == state and detail in observation.detail, observation
+
+
+def test_a_pull_failure_counts_only_once_it_outlasts_the_kubelets_retry():
+    assert pod_status(KUBERNETES["pod_err_image_pull"]).lasting == workload_status.PULL_RETRY_SECONDS
+    assert pod_status(KUBERNETES["pod_crashed_twice"]).lasting == 0
+
+
+def test_a_pull_failure_the_kubelets_retry_clears_is_not_a_failure():
+    """A node that has not read a new pod's pull Secret yet pulls once without it: the retry passes."""
+    clock = Clock()
+    first_pull = pod_status(KUBERNETES["pod_err_image_pull"])
+    kubelet_back_off = [first_pull] * 10  # one poll a second
+    workload = ScriptedWorkload(*kubelet_back_off, pod_status(KUBERNETES["pod_ready"]))
+    assert await_workload(workload, "service", "web", 60, clock=clock, sleep=clock.sleep).state == READY
+
+
+def test_a_lasting_pull_failure_fails_once_the_retry_has_had_its_time():
+    clock = Clock()
+    workload = ScriptedWorkload(pod_status(KUBERNETES["pod_image_pull_backoff"]))
+    with pytest.raises(ReadinessError, match="service web failed: ImagePullBackOff"):
+        await_workload(workload, "service", "web", 300, clock=clock, sleep=clock.sleep)
+    assert clock.now == workload_status.PULL_RETRY_SECONDS and not workload.gave_up
 
 
 def test_a_ready_pod_is_ready():
