@@ -6,8 +6,10 @@ ConfigMap for its files); a job is a Job run to completion before its dependants
 digest, roll without downtime (readiness-gated RollingUpdate, maxUnavailable 0) and are hardened like
 the Docker containers.
 
-What Kubernetes has no field for (a stop signal, an init process, ulimits, restart policies other
-than always) is reported as a warning on the workload, never an error.
+What Kubernetes has no field for (a stop signal, ulimits, restart policies other than always) is
+reported as a warning on the workload, never an error. `init` (Docker's --init) is the pod's shared
+process namespace: its pause process is PID 1 and reaps zombies, and the command, no longer PID 1,
+stops on SIGTERM even without a handler.
 """
 
 from __future__ import annotations
@@ -237,6 +239,7 @@ class _PodBuilder:
             security_context=security,
             host_aliases=self.host_aliases(),
             termination_grace_period_seconds=grace + pre_stop if grace is not None else None,
+            share_process_namespace=True if self.spec.init else None,
             containers=[container],
             volumes=self.volumes,
             **extra,
@@ -256,8 +259,6 @@ class _PodBuilder:
         notes = []
         if spec.stop_signal not in (None, "SIGTERM"):
             notes.append(f"stopSignal {spec.stop_signal}: Kubernetes has no stop signal, the container gets SIGTERM")
-        if spec.init:
-            notes.append("init: Kubernetes runs no init process, the command is PID 1 (zombies are not reaped)")
         if spec.ulimits:
             notes.append(f"ulimits ({', '.join(spec.ulimits)}): Kubernetes sets none, the container runtime's apply")
         return notes

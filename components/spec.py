@@ -197,7 +197,8 @@ class WorkloadSpec:
     tty: bool = False
     stdin_open: bool = False
     init: bool = False
-    """Run an init process as PID 1 that reaps zombies (Docker --init; no Kubernetes equivalent)."""
+    """Run an init process as PID 1 that reaps zombies and passes signals on (Docker --init; on
+    Kubernetes the pod's shared process namespace, whose pause process is PID 1)."""
     extra_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Host name -> IP addresses added to /etc/hosts (Docker --add-host, Kubernetes hostAliases)."""
     sysctls: Mapping[str, str] = field(default_factory=dict)

@@ -95,7 +95,7 @@ KEYS: tuple[Key, ...] = (
     _key("workingDir", "the process's working directory", read.optional((read.absolute_path, "path"))),
     _key("tty", "allocate a terminal", read.flag()),
     _key("stdinOpen", "keep stdin open", read.flag()),
-    _key("init", "an init process as PID 1 that reaps zombies (Docker `--init`; notice on Kubernetes)", read.flag()),
+    _key("init", "PID 1 reaps zombies: Docker `--init`, Kubernetes `shareProcessNamespace`", read.flag()),
     _key(
         "extraHosts", "host name -> IP address(es) in /etc/hosts (Kubernetes hostAliases)", (read.extra_hosts, "object")
     ),
