@@ -1,10 +1,10 @@
 """An app not written for this project, with the same spec on both targets, for real.
 
 polyglot (tests/integration/apps/polyglot) is built the way many images are: a multi-stage build,
-no USER (root by default), serving on port 80. Its spec uses what real apps need: two named ports,
-a worker without a port, args and command overrides, a config file, two user-named secrets (as
-an environment variable and as a file), a store with a volume, and a migration job that must
-complete before the API starts (the API exits if it has not).
+no USER (root by default), serving on port 80, with no SIGTERM handler. Its spec uses what real apps
+need: two named ports, a worker without a port, args and command overrides, a config file, two
+user-named secrets (as an environment variable and as a file), a store with a volume, a migration
+job that must complete before the API starts (the API exits if it has not), and an init process.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def polyglot_spec(http_port: int, metrics_port: int) -> tuple[dict, dict]:
             "port": 7000,
             "volume": {"path": "/data", "size": "64Mi"},
             "health": {"http": "/healthz", "interval": 1, "retries": 5},
+            "init": True,
         },
         "api": {
             "build": build,
@@ -45,6 +46,7 @@ def polyglot_spec(http_port: int, metrics_port: int) -> tuple[dict, dict]:
             "secretEnv": {"DB_PASSWORD": "dbPassword"},
             "secretFiles": {"/run/secrets/api_token": "apiToken"},
             "health": "/healthz",
+            "init": True,
         },
         "worker": {
             "build": build,
@@ -52,6 +54,7 @@ def polyglot_spec(http_port: int, metrics_port: int) -> tuple[dict, dict]:
             "args": ["worker"],
             "links": ["api"],
             "memory": 64,
+            "init": True,
         },
     }
     jobs = {"migrate": {"build": build, "args": ["migrate"], "links": ["store"], "dependsOn": {"store": "healthy"}}}
@@ -130,6 +133,14 @@ def test_root_image_on_port_80_answers_as_a_non_root_user(app):
     code, page, _ = http("GET", f"{app.url}/")
     assert code == 200 and b"<h1>polyglot docs</h1>" in page, "the docs generated in the first build stage are served"
     assert status(app)["uid"] == 10001
+
+
+def test_init_runs_the_command_under_an_init_process(app):
+    """Without it the command is PID 1, which gets no default action for SIGTERM: each stop and each
+    rollout would wait out the whole grace period (10 s on Docker, 30 s on Kubernetes)."""
+    body = status(app)
+    init = {"docker": "/sbin/docker-init", "kubernetes": "/pause"}[app.target]
+    assert body["pid"] != 1 and body["pid_1"] == init, body
 
 
 def test_second_port_answers(app):

@@ -32,7 +32,11 @@ def python(code: str) -> list[str]:
 
 
 CRASHING = python("import sys; print('fatal: cannot bind to port 80', flush=True); sys.exit(1)")
-RUNNING = python("import time; print('serving', flush=True); time.sleep(3600)")
+# A service stops when asked: as PID 1, a process without a SIGTERM handler waits out the grace period.
+RUNNING = python(
+    "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
+    "print('serving', flush=True); time.sleep(3600)"
+)
 FAILING_JOB = python("import sys; print('migration 0007 failed: column exists', flush=True); sys.exit(3)")
 GOOD_JOB = python("import time; time.sleep(2); print('migrated', flush=True)")
 

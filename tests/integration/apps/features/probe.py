@@ -2,6 +2,7 @@
 appends a line to DATA_DIR/starts (and a start that cannot write there fails)."""
 
 import os
+import signal
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,7 @@ class Echo(socketserver.BaseRequestHandler):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # PID 1 has no default action for it
     if os.environ.get("DATA_DIR"):
         with open(os.path.join(os.environ["DATA_DIR"], "starts"), "a") as starts:
             starts.write(os.environ.get("GENERATION", "") + "\n")

@@ -89,6 +89,8 @@ def serve():
                 "version": VERSION,
                 "schema": schema,
                 "uid": os.getuid(),
+                "pid": os.getpid(),
+                "pid_1": open("/proc/1/cmdline").read().split("\0")[0],
                 "config": json.load(open(config_path)) if os.path.exists(config_path) else None,
                 "db_password_sha256": digest(os.environ.get("DB_PASSWORD", "")),
                 "api_token_sha256": digest(open("/run/secrets/api_token").read())
