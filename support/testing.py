@@ -7,6 +7,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import shutil
 import socket
 import ssl
@@ -130,14 +131,27 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+PICKED_PORTS = range(20000, 30000)
+"""Where free ports are picked: below the kernel's ephemeral range (32768-60999), where each outgoing
+connection takes its local port, so that a port found free there may be taken before the engine binds
+it; and below the cluster's NodePorts (30000-32767)."""
+
+
 def free_ports(count: int) -> list[int]:
     """`count` different loopback ports nothing listens on now: each is held until all are picked (one
     port closed and asked for again may come back the same)."""
+    picked: list[int] = []
     with contextlib.ExitStack() as held:
-        probes = [held.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
+        for port in random.sample(PICKED_PORTS, len(PICKED_PORTS)):
+            probe = held.enter_context(socket.socket())
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # something listens there
+                continue
+            picked.append(port)
+            if len(picked) == count:
+                return picked
+    raise RuntimeError(f"fewer than {count} free loopback ports in {PICKED_PORTS}")
 
 
 def wait_for(condition, timeout: float, interval: float = 1.0, what: str = "condition"):
