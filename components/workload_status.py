@@ -24,10 +24,18 @@ CRASHES_TO_FAIL = 2
 
 # Container waiting reasons that only a change of the spec (or of the registry) fixes.
 FATAL_WAITING_REASONS = frozenset(
-    {"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
 )
-# A failed pull is fatal too, unless the kubelet's own retry (10 s later) succeeds: a node that has
-# not yet read a new pod's pull Secret pulls once without it.
+# Of those, a failed pull counts only if the kubelet's own retry (10 s later) fails too: a node that
+# has not yet read a new pod's pull Secret pulls once without it.
 PULL_FAILURE_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
 PULL_RETRY_SECONDS = 30
 """How long a pull failure must last to count: the kubelet's first retry, and a pull, fit in it."""
@@ -140,7 +148,7 @@ def _container_problem(pod_name: str, status: dict, service: bool, init: bool = 
     if init and stopped and stopped.get("exitCode") == 0:
         stopped = None
     where = {"subject": pod_name, "container": status.get("name")}
-    if reason in FATAL_WAITING_REASONS | PULL_FAILURE_REASONS:
+    if reason in FATAL_WAITING_REASONS:
         message = (waiting.get("message") or "").strip()
         lasting = PULL_RETRY_SECONDS if reason in PULL_FAILURE_REASONS else 0
         return failed(f"{reason}" + (f": {message}" if message else ""), **where, lasting=lasting)

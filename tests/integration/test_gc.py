@@ -49,8 +49,8 @@ class History:
 
 
 def services(port: int) -> str:
-    # init: http.server installs no SIGTERM handler, so as PID 1 it would take the whole stop timeout
-    # each of the 20 rollouts.
+    # init: http.server installs no SIGTERM handler, so as PID 1 it would wait out the whole stop
+    # timeout in each of the 20 rollouts.
     web = {"build": "gc-app", "port": 8080, "publish": port, "health": {"http": "/", "interval": 1}, "init": True}
     return json.dumps({"web": web})
 
