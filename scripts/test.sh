@@ -17,9 +17,23 @@ before=$(tree_state)
 log "ruff: lint and format check (pyproject.toml; \`venv/bin/ruff format .\` formats)"
 venv/bin/ruff check --quiet .
 venv/bin/ruff format --check --quiet .
-rc=0
-# The slowest tests are listed at the end, where the suite's time goes (CI keeps it under its limit).
-venv/bin/pytest tests --durations=30 "$@" || rc=$?
+# Most of a test's time is waits (builds, rollouts, probes), so the modules run two at a time, a
+# module per worker (pytest-xdist); the exclusive ones (pytest.ini) stop or load a part every test
+# shares, so they run alone, after. The slowest tests are listed at the end of each: where the time goes.
+TEST_WORKERS=${TEST_WORKERS:-2}
+rc=0 phases_run=0
+run_phase() {
+  local name=$1 phase_rc=0; shift
+  log "tests: $name"
+  venv/bin/pytest tests --durations=30 "$@" || phase_rc=$?
+  # 5: no test selected in this phase (arguments that name only the other phase's tests).
+  [ "$phase_rc" -eq 5 ] && return
+  phases_run=$((phases_run + 1))
+  [ "$phase_rc" -eq 0 ] || rc=$phase_rc
+}
+run_phase "the modules, $TEST_WORKERS at a time" -m "not exclusive" -n "$TEST_WORKERS" --dist loadfile "$@"
+run_phase "the exclusive modules, alone" -m exclusive "$@"
+[ "$phases_run" -gt 0 ] || { log "no test matched: $*"; rc=5; }
 if [ "$(tree_state)" != "$before" ]; then
   log "the test suite changed the working tree (git status before and after):"
   diff <(echo "$before") <(tree_state) >&2 || true

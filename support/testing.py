@@ -137,12 +137,22 @@ connection takes its local port, so that a port found free there may be taken be
 it; and below the cluster's NodePorts (30000-32767)."""
 
 
+def worker_ports() -> range:
+    """This test process's share of PICKED_PORTS: each pytest-xdist worker (`make test` runs two) picks
+    from a slice of its own, so that two workers never pick the same port at once."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    share = len(PICKED_PORTS) // workers
+    return PICKED_PORTS[worker * share : (worker + 1) * share]
+
+
 def free_ports(count: int) -> list[int]:
     """`count` different loopback ports nothing listens on now: each is held until all are picked (one
     port closed and asked for again may come back the same)."""
     picked: list[int] = []
+    candidates = worker_ports()
     with contextlib.ExitStack() as held:
-        for port in random.sample(PICKED_PORTS, len(PICKED_PORTS)):
+        for port in random.sample(candidates, len(candidates)):
             probe = held.enter_context(socket.socket())
             try:
                 probe.bind(("127.0.0.1", port))
@@ -151,7 +161,7 @@ def free_ports(count: int) -> list[int]:
             picked.append(port)
             if len(picked) == count:
                 return picked
-    raise RuntimeError(f"fewer than {count} free loopback ports in {PICKED_PORTS}")
+    raise RuntimeError(f"fewer than {count} free loopback ports in {candidates}")
 
 
 def wait_for(condition, timeout: float, interval: float = 1.0, what: str = "condition"):

@@ -23,6 +23,8 @@ from pulumi import automation as auto
 from support.testing import ROOT, changed_resources, kubectl, kubectl_json, wait_for
 from support.traffic import PacedRequests
 
+pytestmark = pytest.mark.exclusive  # loads the CPU on purpose and times the scale-out it causes
+
 APP = "cpu-burner"
 SERVICE = "burner"
 SERVICES = {

@@ -33,6 +33,8 @@ from support.testing import (
 )
 from support.traffic import Prober
 
+pytestmark = pytest.mark.exclusive  # restarts the engine, the registry and the node under running stacks
+
 RECORDS = [f"record {n}" for n in range(20)]
 READY_TIMEOUT = 15
 """The dev stack's readyTimeout: how long `up` waits for a container the stopped engine cannot report."""

@@ -19,6 +19,8 @@ from pulumi import automation as auto
 
 from support.testing import ROOT, ProjectCopy, get_json, http, registry_manifest_status, wait_for
 
+pytestmark = pytest.mark.exclusive  # collects the registry's garbage, which stops it
+
 RELEASES = 20
 KEEP = 5
 PINNED = 3

@@ -18,6 +18,8 @@ from rules import RULES  # policy/rules.py (pytest.ini: pythonpath)
 from components.conventions import STACK_LABEL
 from support.testing import ROOT, STATE_DIR, edit_app_version, free_port, get_json, recover, wait_for
 
+pytestmark = pytest.mark.exclusive  # stops the registry in the middle of a push
+
 APP_SECRET = "app-secret-7f3c9a51e2"
 RECORDS = 60
 REGISTRY_IMAGE = "docker:index/registryImage:RegistryImage"
