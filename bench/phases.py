@@ -3,7 +3,7 @@
 A `pulumi up` is timed with its engine events (`--event-log` on a pipe, each event stamped as it
 arrives) and the engine's own container timestamps (created, started, health checks), so every phase
 is measured inside the real command: CLI and engine start, language host and program start (imports),
-plugin start, build, push, container stop/create, health wait, the provider's wait after that, rollout
+plugin start, build, push, container stop/create, health wait, our readiness check's wait after that, rollout
 wait, and the finish (outputs, state). Beside them, costs measured in isolation: the CLI binary, the
 SDK imports, context hashing, and the raw docker steps that are the floor of any tool.
 """
@@ -35,6 +35,9 @@ IMAGE, PUSH, CONTAINER = (
     "docker:index/registryImage:RegistryImage",
     "docker:index/container:Container",
 )
+ROLLOUT_CHECK = "pulumi-python:dynamic/cloudservice:RolloutCheck"
+"""Our readiness check (components/readiness.py): a container's step ends once it is created and
+started, the check's once the container is healthy."""
 CREATED = {"create", "create-replacement", "update"}.__contains__
 DEPLOYMENT, SERVICE = "kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"
 
@@ -105,7 +108,7 @@ def edit_phases(timeline: Timeline, container: dict) -> dict[str, float]:
     # The replaced image and push are deleted at the very end of the update: only their creation counts.
     build, push = timeline.span(IMAGE, CREATED), timeline.span(PUSH, CREATED)
     stop = timeline.span(CONTAINER, lambda op: op == "delete-replaced")
-    replaced = max(timeline.steps("resOutputsEvent", CONTAINER))
+    ready = max(timeline.steps("resOutputsEvent", ROLLOUT_CHECK))
     started = engine_time(container["State"]["StartedAt"])
     healthy = min(engine_time(check["End"]) for check in container["State"]["Health"]["Log"] if check["ExitCode"] == 0)
     return {
@@ -117,7 +120,7 @@ def edit_phases(timeline: Timeline, container: dict) -> dict[str, float]:
         "stop the old container (graceful)": stop[1] - stop[0],
         "container create and start": started - stop[1],
         "health wait (start to the first passing check)": healthy - started,
-        "provider's wait after healthy (its 1 s poll)": replaced - healthy,
+        "readiness check's wait after healthy (its 0.1 s poll)": ready - healthy,
         **timeline.finish(),
     }
 
