@@ -21,10 +21,15 @@ hypothesis.settings.register_profile("thorough", max_examples=2000, deadline=Non
 hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "unit"))
 
 
+REAL_IMAGE_ID = Engine.image_id
+"""Taken before any test declared mocks: a module-scoped fixture's install_mocks runs before a test's
+own fixtures, so what the test starts with is not always the real one."""
+
+
 @pytest.fixture(autouse=True)
-def real_engine_after_each_test(monkeypatch):
-    """install_mocks answers engine look-ups from its mocks: each test ends with the real Engine again."""
-    monkeypatch.setattr(Engine, "image_id", Engine.image_id)
+def real_engine_in_each_test(monkeypatch):
+    """install_mocks answers engine look-ups from its mocks: each test starts and ends with the real Engine."""
+    monkeypatch.setattr(Engine, "image_id", REAL_IMAGE_ID)
 
 
 @pytest.fixture

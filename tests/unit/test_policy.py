@@ -31,6 +31,7 @@ from pulumi_policy.policy import _PolicyAnalyzerServicer
 from recorder import CONTAINER, DEPLOYMENT, JOB, fake_digest, install_mocks, run, unwrap_secrets
 
 from components.cloudservice import CloudService
+from components.image import Engine
 
 POLICY_DIR = os.path.join(ROOT, "policy")
 
@@ -53,13 +54,16 @@ def declared(config, stack="dev", stack_outputs=None):
 
 @pytest.fixture(scope="module")
 def _declared():
-    """Declared once per module (each declaration is a whole program run); tests get copies."""
-    return {
-        "docker": {name: props for typ, name, props in declared(docker_config()) if typ == CONTAINER},
-        "kubernetes": {
-            name: props for typ, name, props in declared(kubernetes_config(replicas=2)) if typ == DEPLOYMENT
-        },
-    }
+    """Declared once per module (each declaration is a whole program run); tests get copies. The real
+    Engine is put back after: a module-scoped fixture is outside each test's own clean-up."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Engine, "image_id", Engine.image_id)
+        return {
+            "docker": {name: props for typ, name, props in declared(docker_config()) if typ == CONTAINER},
+            "kubernetes": {
+                name: props for typ, name, props in declared(kubernetes_config(replicas=2)) if typ == DEPLOYMENT
+            },
+        }
 
 
 @pytest.fixture
