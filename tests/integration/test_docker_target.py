@@ -108,6 +108,18 @@ def test_no_changes_right_after_up(dev, docker_client):
     assert {c.name: c.image.id for c in containers(docker_client, dev.stack.name)} == image_ids
 
 
+def test_the_state_traces_each_resource_to_the_program_alone(dev):
+    # The engine writes the whole state at every step: the language host's own frames below the
+    # program (its gRPC thread, event loop and paths) would be half of it.
+    resources = dev.stack.export_stack().deployment["resources"]
+    traces = {r["urn"]: [frame.get("sourcePosition", "") for frame in r.get("stackTrace", [])] for r in resources}
+    traced = {urn: trace for urn, trace in traces.items() if trace}
+    untraced = {urn.rpartition("::")[0].rpartition("::")[2] for urn in set(traces) - set(traced)}
+    assert untraced <= {"pulumi:pulumi:Stack", "pulumi:providers:pulumi-python"}, untraced
+    for urn, trace in traced.items():
+        assert trace[-1].startswith("project:///__main__.py#"), (urn, trace)
+
+
 def test_changed_source_rebuilds_and_replaces_only_the_web_service(dev, project, docker_client, registry):
     before = {c.labels["app.kubernetes.io/name"]: c.id for c in containers(docker_client, dev.stack.name)}
     edit_app_version(project, "2")

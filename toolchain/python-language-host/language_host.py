@@ -225,6 +225,30 @@ def runner_arguments(request: language_pb2.RunRequest, engine_address: str) -> l
     return [*args, request.info.entry_point or ".", *request.args]
 
 
+def trim_stack_traces(entry_file: str) -> None:
+    """Ends the stack trace the SDK sends with each resource at the program's entry file.
+
+    The engine keeps every resource's trace in the state, and writes the whole state at each step.
+    Below the program, a program run in this process has this host's own frames (the gRPC server,
+    its thread, the event loop: about twenty, with this machine's paths), which say nothing about
+    the program and were half the state of a 50-service stack.
+    """
+    from pulumi.runtime import resource
+
+    entry_uri = Path(os.path.normpath(entry_file)).as_uri()
+    full_trace = getattr(resource._get_stack_trace, "__wrapped__", resource._get_stack_trace)
+
+    def program_trace():
+        trace = full_trace()
+        uris = [frame.pc.uri for frame in trace.frames]
+        # A resource the SDK registers itself (the stack) has no program frame: all of it goes.
+        del trace.frames[len(uris) - uris[::-1].index(entry_uri) if entry_uri in uris else 0 :]
+        return trace
+
+    program_trace.__wrapped__ = full_trace
+    resource._get_stack_trace = program_trace
+
+
 class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
     def __init__(self, engine_address: str) -> None:
         self.engine_address = engine_address
@@ -336,6 +360,7 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         """Runs the program in this process, which runs in the program's virtualenv."""
         program_dir = request.info.program_directory or request.pwd
         entry = os.path.join(program_dir, request.info.entry_point or ".")
+        trim_stack_traces(os.path.join(entry, "__main__.py") if os.path.isdir(entry) else entry)
         # A directory runs its __main__.py with the directory on sys.path, as `python DIR` does.
         server = LanguageServer(lambda: runpy.run_path(entry, run_name="__main__"))
         return server.Run(request, context)
