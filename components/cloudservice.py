@@ -181,29 +181,37 @@ class CloudService(pulumi.ComponentResource):
         args, sources = self._args, self._args.images
         stand_ins = self._stand_ins(references, engine) if self._engine else {}
         self._deploy_refs, self._releases, exported, digests = {}, {}, {}, {}
+        # One pull per image, as `docker compose pull` does: the services that run the same reference
+        # share the first one's (each resource more is one more step, and one more entry in the state
+        # the engine writes at every step).
+        pulled: dict[str, ContainerImage] = {}
         for workload in args.app.workloads:
             reference = references[workload.name]
             if reference is not None and not on_docker:  # the cluster pulls it: nothing to build or pull here
                 self._deploy_refs[workload.name] = exported[workload.name] = reference
                 digests[workload.name] = digest_of(reference)
                 continue
-            image = ContainerImage(
-                f"{self._name}-{workload.name}",
-                ContainerImageArgs(
-                    repository=f"{sources.repository}/{workload.name}",
-                    build=workload.build if reference is None else None,
-                    reference=reference,
-                    push=sources.push,
-                    pull=on_docker,
-                    labels=args.labels,
-                    engine=engine,
-                    stand_ins=sources.base_images,
-                    after=list(stand_ins.values()),
-                ),
-                opts=pulumi.ResourceOptions.merge(
-                    self._engine, pulumi.ResourceOptions(aliases=self._first_release_name(workload.name))
-                ),
-            )
+            image = pulled.get(reference) if isinstance(reference, str) else None
+            if image is None:
+                image = ContainerImage(
+                    f"{self._name}-{workload.name}",
+                    ContainerImageArgs(
+                        repository=f"{sources.repository}/{workload.name}",
+                        build=workload.build if reference is None else None,
+                        reference=reference,
+                        push=sources.push,
+                        pull=on_docker,
+                        labels=args.labels,
+                        engine=engine,
+                        stand_ins=sources.base_images,
+                        after=list(stand_ins.values()),
+                    ),
+                    opts=pulumi.ResourceOptions.merge(
+                        self._engine, pulumi.ResourceOptions(aliases=self._first_release_name(workload.name))
+                    ),
+                )
+                if isinstance(reference, str):
+                    pulled[reference] = image
             self._deploy_refs[workload.name] = image.deploy_ref
             self._releases[workload.name] = image.release
             exported[workload.name] = pulumi.Output.all(image.registry_ref, image.reference).apply(

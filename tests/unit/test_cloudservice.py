@@ -486,6 +486,16 @@ def test_pinned_images_on_docker_are_pulled_not_built(mocks):
     assert mocks.get(CONTAINER, f"{APP}-web").inputs["image"] == image_id(pinned)
 
 
+def test_services_running_one_pinned_image_on_docker_share_its_pull(mocks):
+    pinned = f"{REPO}/web@{fake_digest('rollback')}"
+    deploy(docker_config(images={"web": pinned, "redis": pinned}))
+    pulls = [r for r in mocks.resources if r.type == REMOTE_IMAGE]
+    assert [(r.name, r.inputs["name"]) for r in pulls] == [(f"{APP}-redis", pinned)]
+    assert mocks.find(CONTAINER_IMAGE, f"{APP}-web") is None
+    for service in ("web", "redis"):
+        assert mocks.get(CONTAINER, f"{APP}-{service}").inputs["image"] == image_id(pinned)
+
+
 PROMOTED = {s: f"{REPO}/{s}@{fake_digest('staging-' + s)}" for s in ("web", "redis")}
 
 
