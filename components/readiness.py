@@ -25,7 +25,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Optional, Protocol, Union
 
 import pulumi
@@ -130,7 +130,7 @@ class ContainerWatch:
 
     poll_seconds = CONTAINER_POLL_SECONDS
 
-    def __init__(self, host: Optional[str], container: str, job: bool):
+    def __init__(self, host: Optional[str], container: str, job: bool, clock: Callable[[], float] = time.time):
         import docker  # only the provider process talks to the engine
         import requests
 
@@ -141,7 +141,11 @@ class ContainerWatch:
         self.host = host
         self.container = container
         self.job = job
+        self.clock = clock
         self._api: Any = None
+        self._exit_code: Optional[int] = None
+        """The latest exit code seen: a restarted container's inspect no longer shows it."""
+        self._deaths_read_until: Optional[float] = None
 
     @property
     def engine(self) -> str:
@@ -173,19 +177,30 @@ class ContainerWatch:
             return pending(f"the Docker engine at {self.engine} does not answer ({error})")
         if self.job:
             return docker_job_status(inspect)
-        restarted_and_running = inspect["State"].get("Running") and inspect.get("RestartCount")
-        return docker_service_status(inspect, self._last_exit_code(inspect) if restarted_and_running else None)
+        state = inspect["State"]
+        if state.get("Status") in ("restarting", "exited", "dead"):
+            self._exit_code = state.get("ExitCode")
+        if inspect.get("RestartCount"):
+            self._read_deaths(inspect)
+        restarted_and_running = state.get("Running") and inspect.get("RestartCount")
+        return docker_service_status(inspect, self._exit_code if restarted_and_running else None)
 
-    def _last_exit_code(self, inspect: dict) -> Optional[int]:
-        """The exit code of the container's latest `die` event."""
+    def _read_deaths(self, inspect: dict) -> None:
+        """Keeps the exit code of the container's latest `die` event. The engine keeps only its last
+        256 events, so each read asks only for those since the previous one, up to now exactly (the
+        SDK would cut a datetime to the whole second, leaving out a death of this second)."""
+        since = self._deaths_read_until or datetime.fromisoformat(inspect["Created"]).timestamp()
+        until = self.clock()
         deaths = self.api.events(
-            since=datetime.fromisoformat(inspect["Created"]),
-            until=datetime.now(timezone.utc),
+            since=f"{since:.6f}",
+            until=f"{until:.6f}",
             filters={"container": inspect["Id"], "event": "die"},
             decode=True,
         )
         codes = [event["Actor"]["Attributes"].get("exitCode") for event in deaths]
-        return int(codes[-1]) if codes and codes[-1] is not None else None
+        if codes and codes[-1] is not None:
+            self._exit_code = int(codes[-1])
+        self._deaths_read_until = until
 
     def logs(self, observation: Observation) -> list[str]:
         return self.api.logs(self.container, tail=LOG_LINES).decode(errors="replace").splitlines()

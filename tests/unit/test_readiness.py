@@ -8,6 +8,7 @@ import base64
 import errno
 import json
 import os
+from datetime import datetime
 
 import dill
 import docker
@@ -80,6 +81,71 @@ def test_a_running_container_that_crashed_twice_is_crash_looping_with_its_last_e
     restarted = DOCKER["service_running_after_two_crashes"]
     assert docker_service_status(restarted, last_exit_code=3).detail == "crash-looping: exited with code 3 (2 crashes)"
     assert docker_service_status(restarted).detail == "crash-looping: keeps exiting (2 crashes)"
+
+
+CREATED = "2026-11-28T05:13:20.000000000Z"
+CREATED_AT = datetime.fromisoformat(CREATED).timestamp()
+
+
+def observed(captured: str) -> dict:
+    return {**DOCKER[captured], "Id": "c0ffee", "Created": CREATED}
+
+
+class RestartingContainer:
+    """The engine's side of a restarting container: its inspect, one per poll (the last repeats), and
+    its `die` events as the engine filters them by time (the SDK sends a datetime as whole seconds)."""
+
+    def __init__(self, *inspects: dict, deaths: tuple[tuple[float, int], ...] = ()):
+        self.inspects = list(inspects)
+        self.deaths = deaths
+        self.asked: list[tuple[float, float]] = []
+
+    def inspect_container(self, container: str) -> dict:
+        return self.inspects.pop(0) if len(self.inspects) > 1 else self.inspects[0]
+
+    def events(self, since, until, filters, decode):
+        def seconds(bound) -> float:
+            return docker.utils.datetime_to_timestamp(bound) if isinstance(bound, datetime) else float(bound)
+
+        self.asked.append((seconds(since), seconds(until)))
+        return [
+            {"Actor": {"Attributes": {"exitCode": str(code)}}}
+            for at, code in self.deaths
+            if seconds(since) <= at <= seconds(until) and filters == {"container": "c0ffee", "event": "die"}
+        ]
+
+
+def watching(engine: RestartingContainer, now: float) -> readiness.ContainerWatch:
+    watch = readiness.ContainerWatch(None, "cap-crash", job=False, clock=lambda: now)
+    watch._api = engine
+    return watch
+
+
+def test_a_container_that_died_twice_within_this_second_is_crash_looping_with_its_exit_code():
+    engine = RestartingContainer(
+        observed("service_running_after_two_crashes"), deaths=((CREATED_AT + 10.1, 3), (CREATED_AT + 10.3, 3))
+    )
+    observation = watching(engine, now=CREATED_AT + 10.5).observe()
+    assert observation.detail == "crash-looping: exited with code 3 (2 crashes)"
+
+
+def test_an_exit_code_seen_while_restarting_outlives_the_engine_forgetting_its_events():
+    """The engine keeps its last 256 events: on a busy engine the `die` events may be gone."""
+    first_crash = {**observed("service_crash_looping"), "RestartCount": 0}
+    engine = RestartingContainer(first_crash, observed("service_running_after_two_crashes"))
+    watch = watching(engine, now=CREATED_AT + 10)
+    assert watch.observe().detail == "restarting: exited with code 3"
+    assert watch.observe().detail == "crash-looping: exited with code 3 (2 crashes)"
+
+
+def test_each_read_of_a_container_deaths_starts_where_the_last_one_ended():
+    engine = RestartingContainer(observed("service_running_after_two_crashes"))
+    times = iter([CREATED_AT + 5.25, CREATED_AT + 5.5])
+    watch = readiness.ContainerWatch(None, "cap-crash", job=False, clock=lambda: next(times))
+    watch._api = engine
+    watch.observe()
+    watch.observe()
+    assert engine.asked == [(CREATED_AT, CREATED_AT + 5.25), (CREATED_AT + 5.25, CREATED_AT + 5.5)]
 
 
 def test_a_container_the_engine_cannot_start_fails_with_the_engine_error():
