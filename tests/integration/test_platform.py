@@ -62,12 +62,38 @@ def test_a_program_creates_and_destroys_a_docker_network(tmp_path, docker_client
         stack.workspace.remove_stack("check")
 
 
+def cli_project(directory: Path, program: str):
+    """A Python project in `directory` on the project's venv with one stack, and a function that runs
+    `pulumi` on it as a user types it (the dynamic provider host is found beside the CLI)."""
+    (directory / "Pulumi.yaml").write_text(
+        "name: dynamic-check\nruntime: {name: python, options: {virtualenv: venv}}\n"
+    )
+    (directory / "__main__.py").write_text(textwrap.dedent(program))
+    (directory / "venv").symlink_to(ROOT / "venv")
+    env = {**os.environ, "PULUMI_BACKEND_URL": f"file://{directory}"}
+
+    def pulumi(*args: str) -> str:
+        result = subprocess.run(
+            ["pulumi", *args, "--stack", "check", "--non-interactive"],
+            cwd=directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    subprocess.run(["pulumi", "stack", "init", "check"], cwd=directory, env=env, check=True, capture_output=True)
+    return pulumi
+
+
 def test_python_dynamic_resources_run_in_the_programs_virtualenv_through_the_cli(tmp_path, pulumi_cli):
     """The dynamic provider host beside the CLI (pulumi-resource-pulumi-python): `pulumi up` on the
     command line creates a `pulumi.dynamic` resource, whose provider runs with the program's venv."""
-    (tmp_path / "Pulumi.yaml").write_text("name: dynamic-check\nruntime: {name: python, options: {virtualenv: venv}}\n")
-    (tmp_path / "__main__.py").write_text(
-        textwrap.dedent("""
+    pulumi = cli_project(
+        tmp_path,
+        """
         import sys
         import pulumi
         from pulumi import dynamic
@@ -85,28 +111,50 @@ def test_python_dynamic_resources_run_in_the_programs_virtualenv_through_the_cli
 
         pulumi.export("provider", Probe("probe").python)
         pulumi.export("program", sys.prefix)
-    """)
+        """,
     )
-    (tmp_path / "venv").symlink_to(ROOT / "venv")
-    env = {**os.environ, "PULUMI_BACKEND_URL": f"file://{tmp_path}"}
-
-    def pulumi(*args: str) -> str:
-        result = subprocess.run(
-            ["pulumi", *args, "--stack", "check", "--non-interactive"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
-    subprocess.run(["pulumi", "stack", "init", "check"], cwd=tmp_path, env=env, check=True, capture_output=True)
     pulumi("up", "--yes", "--skip-preview")
     outputs = json.loads(pulumi("stack", "output", "--json"))
     venv = (tmp_path / "venv").resolve()
     assert Path(outputs["provider"]).resolve() == Path(outputs["program"]).resolve() == venv
+    pulumi("destroy", "--yes")
+
+
+def test_python_dynamic_resources_are_created_side_by_side(tmp_path, pulumi_cli):
+    """The SDK's provider server answers 4 calls at a time; ours as many as the engine makes, so a
+    readiness check per service waits beside the others. Each create here waits until all 8 have
+    started: with 4 at a time they never would, and the creates fail after 60 s."""
+    pulumi = cli_project(
+        tmp_path,
+        f"""
+        import time
+        from pathlib import Path
+        from pulumi import dynamic
+
+        ARRIVED = Path({str(tmp_path / "arrived")!r})
+        COUNT = 8
+
+        class Barrier(dynamic.ResourceProvider):
+            def create(self, props):
+                (ARRIVED / props["name"]).touch()
+                deadline = time.monotonic() + 60
+                while len(list(ARRIVED.iterdir())) < COUNT:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"only {{len(list(ARRIVED.iterdir()))}} of {{COUNT}} creates started")
+                    time.sleep(0.05)
+                return dynamic.CreateResult(props["name"], props)
+
+        class Waiter(dynamic.Resource):
+            def __init__(self, name):
+                super().__init__(Barrier(), name, {{"name": name}})
+
+        ARRIVED.mkdir(exist_ok=True)
+        for index in range(COUNT):
+            Waiter(f"waiter-{{index}}")
+        """,
+    )
+    pulumi("up", "--yes", "--skip-preview", "--parallel", "16")
+    assert len(list((tmp_path / "arrived").iterdir())) == 8
     pulumi("destroy", "--yes")
 
 
