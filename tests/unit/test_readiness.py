@@ -8,6 +8,9 @@ import base64
 import errno
 import json
 import os
+import queue
+import threading
+import time
 from datetime import datetime
 
 import dill
@@ -103,7 +106,10 @@ class RestartingContainer:
     def inspect_container(self, container: str) -> dict:
         return self.inspects.pop(0) if len(self.inspects) > 1 else self.inspects[0]
 
-    def events(self, since, until, filters, decode):
+    def events(self, since=None, until=None, filters=None, decode=None):
+        if until is None:  # followed live: nothing happens in these tests
+            return Stream()
+
         def seconds(bound) -> float:
             return docker.utils.datetime_to_timestamp(bound) if isinstance(bound, datetime) else float(bound)
 
@@ -113,6 +119,65 @@ class RestartingContainer:
             for at, code in self.deaths
             if seconds(since) <= at <= seconds(until) and filters == {"container": "c0ffee", "event": "die"}
         ]
+
+
+class Stream:
+    """An engine's event stream as the SDK returns it: blocks until an event is put or it is closed."""
+
+    def __init__(self):
+        self.queue: queue.Queue = queue.Queue()
+        self.closed = False
+
+    def __iter__(self):
+        while (event := self.queue.get()) is not None:
+            yield event
+
+    def close(self):
+        self.closed = True
+        self.queue.put(None)
+
+
+class FollowedContainer:
+    """A running container (no health check) whose events the watch follows."""
+
+    def __init__(self):
+        self.streams: list[Stream] = []
+
+    def inspect_container(self, container: str) -> dict:
+        return observed("service_running_no_healthcheck")
+
+    def events(self, filters, decode):
+        assert filters == {"container": "web"}
+        self.streams.append(Stream())
+        return self.streams[-1]
+
+
+def test_a_container_is_looked_at_again_as_soon_as_it_changes_and_polled_only_as_a_backup():
+    engine = FollowedContainer()
+    watch = readiness.ContainerWatch(None, "web", job=False)
+    watch._api = engine
+    watch.observe()
+    assert watch.poll_seconds == readiness.CONTAINER_EVENTS_POLL_SECONDS
+    threading.Timer(0.2, engine.streams[0].queue.put, [{"status": "health_status: healthy"}]).start()
+    started = time.monotonic()
+    watch.wait(30)
+    assert time.monotonic() - started < 10
+    watch.close()
+    assert engine.streams[0].closed
+
+
+def test_when_the_events_stop_the_container_is_polled_and_followed_again():
+    """The stream ends when the engine restarts: the watch polls as a script would, then follows anew."""
+    engine = FollowedContainer()
+    watch = readiness.ContainerWatch(None, "web", job=False)
+    watch._api = engine
+    watch.observe()
+    engine.streams[0].close()
+    watch.wait(30)
+    assert watch.poll_seconds == readiness.CONTAINER_POLL_SECONDS
+    watch.observe()
+    assert len(engine.streams) == 2 and watch.poll_seconds == readiness.CONTAINER_EVENTS_POLL_SECONDS
+    watch.close()
 
 
 def watching(engine: RestartingContainer, now: float) -> readiness.ContainerWatch:
@@ -423,6 +488,15 @@ def test_a_service_without_health_check_must_keep_running_a_while():
     assert clock.now == readiness.UNPROBED_SETTLE_SECONDS
 
 
+def test_a_service_without_health_check_is_ready_once_settled_however_long_the_poll():
+    """Its process sends no event while it keeps running: the wait ends when the settling does."""
+    clock = Clock()
+    workload = ScriptedWorkload(service("service_started"))
+    workload.poll_seconds = 3
+    await_workload(workload, "service", "worker", 60, clock=clock, sleep=clock.sleep)
+    assert clock.now == readiness.UNPROBED_SETTLE_SECONDS
+
+
 def test_a_crash_while_settling_fails_with_the_logs():
     clock = Clock()
     workload = ScriptedWorkload(
@@ -492,6 +566,9 @@ def test_an_engine_error_is_not_taken_for_an_engine_that_does_not_answer():
     class Refusing:
         def inspect_container(self, container):
             raise docker.errors.APIError("500 Server Error: conflict")
+
+        def events(self, filters, decode):
+            return Stream()
 
     watch = readiness.ContainerWatch("unix:///run/docker.sock", "app-dev-web", job=False)
     watch._api = Refusing()
