@@ -106,7 +106,7 @@ class RecordingEngine:
 
 def test_a_container_of_an_image_the_engine_has_is_created_without_listing_every_image(tmp_path, docker_client):
     """Our patch of the docker plugin: as `docker run`, it inspects the one image (upstream lists every
-    image on the engine for each container: 50 ms each with a thousand images)."""
+    image on the engine for each container: 50-70 ms each with the 880 images of a busy engine)."""
     engine = RecordingEngine(tmp_path / "docker.sock")
     (tmp_path / "Pulumi.yaml").write_text("name: image-check\nruntime: {name: python, options: {virtualenv: venv}}\n")
     (tmp_path / "__main__.py").write_text(

@@ -16,7 +16,7 @@ SRC_DIR=$ROOT_DIR/toolchain/docker-provider
 # - network-read.patch: a new network is looked at once instead of after 2 s, which every container
 #   of a fresh stack waited for (only an overlay network's options come late; looked at again as before);
 # - container-image-lookup.patch: a container whose image the engine has is created without listing
-#   every image on the engine first (one list per container, 50 ms each with a thousand images).
+#   every image on the engine first (one list per container, tens of ms each on a busy engine).
 # Cached by version and patches.
 UPSTREAM_PATCHES=("$SRC_DIR"/patches/*.patch)
 # The path the bridge imports the provider by; go.mod replaces it with kreuzwerker's module.
