@@ -241,8 +241,10 @@ def trim_stack_traces(entry_file: str) -> None:
     def program_trace():
         trace = full_trace()
         uris = [frame.pc.uri for frame in trace.frames]
+        # Frames run innermost first: what follows the entry file's outermost frame is the host's.
         # A resource the SDK registers itself (the stack) has no program frame: all of it goes.
-        del trace.frames[len(uris) - uris[::-1].index(entry_uri) if entry_uri in uris else 0 :]
+        first_host_frame = len(uris) - uris[::-1].index(entry_uri) if entry_uri in uris else 0
+        del trace.frames[first_host_frame:]
         return trace
 
     program_trace.__wrapped__ = full_trace
