@@ -196,7 +196,10 @@ class ContainerWatch:
     def close(self) -> None:
         changes, self._changes = self._changes, None
         if changes is not None:
-            changes.close()
+            try:
+                changes.close()
+            except Exception:  # noqa: BLE001 - e.g. the SDK cannot cancel a stream over SSH: it ends with the process
+                pass
 
     def _follow_changes(self) -> None:
         """Follows the container's events (`docker events --filter container=...`) in a thread, which

@@ -166,6 +166,23 @@ def test_a_container_is_looked_at_again_as_soon_as_it_changes_and_polled_only_as
     assert engine.streams[0].closed
 
 
+def test_a_stream_that_cannot_be_cancelled_does_not_fail_the_check():
+    """The Docker SDK cannot cancel a stream over SSH (a stack's `dockerHost: ssh://...`)."""
+
+    class Uncancellable(Stream):
+        def close(self):
+            raise docker.errors.DockerException("Cancellable streams not supported for the SSH protocol")
+
+    engine = FollowedContainer()
+    engine.streams.append(Uncancellable())
+    engine.events = lambda filters, decode: engine.streams[0]
+    watch = readiness.ContainerWatch(None, "web", job=False)
+    watch._api = engine
+    watch.observe()
+    watch.close()
+    engine.streams[0].queue.put(None)  # what the process's end does to the thread
+
+
 def test_when_the_events_stop_the_container_is_polled_and_followed_again():
     """The stream ends when the engine restarts: the watch polls as a script would, then follows anew."""
     engine = FollowedContainer()
