@@ -120,7 +120,7 @@ def edit_phases(timeline: Timeline, container: dict) -> dict[str, float]:
         "stop the old container (graceful)": stop[1] - stop[0],
         "container create and start": started - stop[1],
         "health wait (start to the first passing check)": healthy - started,
-        "readiness check's wait after healthy (its 0.1 s poll)": ready - healthy,
+        "readiness check's wait after healthy (it follows the container's events)": ready - healthy,
         **timeline.finish(),
     }
 
