@@ -32,27 +32,34 @@ def test_plugins_are_installed_at_the_pinned_versions(pulumi_cli):
     assert ("kubernetes", "resource", VERSIONS["PULUMI_KUBERNETES_VERSION"]) in installed
 
 
+def program_stack(directory: Path, project: str, program: str) -> auto.Stack:
+    """A stack `check` of a Python project in `directory` on the project's venv, with its own file backend."""
+    (directory / "Pulumi.yaml").write_text(
+        f"name: {project}\nruntime: {{name: python, options: {{virtualenv: venv}}}}\n"
+    )
+    (directory / "__main__.py").write_text(textwrap.dedent(program))
+    (directory / "venv").symlink_to(ROOT / "venv")
+    (directory / "state").mkdir()
+    return auto.create_stack(
+        "check",
+        work_dir=str(directory),
+        opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_BACKEND_URL": f"file://{directory / 'state'}"}),
+    )
+
+
 def test_a_program_creates_and_destroys_a_docker_network(tmp_path, docker_client):
     """A real program through the CLI, the Python language host and the docker plugin."""
-    (tmp_path / "Pulumi.yaml").write_text(
-        "name: platform-check\nruntime: {name: python, options: {virtualenv: venv}}\n"
-    )
-    (tmp_path / "__main__.py").write_text(
-        textwrap.dedent("""
+    stack = program_stack(
+        tmp_path,
+        "platform-check",
+        """
         import pulumi, pulumi_docker as docker
         net = docker.Network("net", name=pulumi.Config().require("networkName"),
                              labels=[docker.NetworkLabelArgs(label="cloudservice.dev/check", value="platform")])
         pulumi.export("id", net.id)
-    """)
+        """,
     )
-    (tmp_path / "venv").symlink_to(ROOT / "venv")
-    (tmp_path / "state").mkdir()
     name = f"cloudservice-check-{uuid.uuid4().hex[:8]}"
-    stack = auto.create_stack(
-        "check",
-        work_dir=str(tmp_path),
-        opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}"}),
-    )
     stack.set_config("networkName", auto.ConfigValue(name))
     try:
         network_id = stack.up().outputs["id"].value
@@ -108,25 +115,19 @@ def test_a_container_of_an_image_the_engine_has_is_created_without_listing_every
     """Our patch of the docker plugin: as `docker run`, it inspects the one image (upstream lists every
     image on the engine for each container: 50-70 ms each with the 880 images of a busy engine)."""
     engine = RecordingEngine(tmp_path / "docker.sock")
-    (tmp_path / "Pulumi.yaml").write_text("name: image-check\nruntime: {name: python, options: {virtualenv: venv}}\n")
-    (tmp_path / "__main__.py").write_text(
-        textwrap.dedent("""
+    stack = program_stack(
+        tmp_path,
+        "image-check",
+        """
         import pulumi, pulumi_docker as docker
         config = pulumi.Config()
         engine = docker.Provider("engine", host=config.require("engine"))
         container = docker.Container("app", name=config.require("name"), image="cloudservice/base:bookworm",
                                      command=["sleep", "600"], opts=pulumi.ResourceOptions(provider=engine))
         pulumi.export("id", container.id)
-    """)
+        """,
     )
-    (tmp_path / "venv").symlink_to(ROOT / "venv")
-    (tmp_path / "state").mkdir()
     name = f"cloudservice-check-{uuid.uuid4().hex[:8]}"
-    stack = auto.create_stack(
-        "check",
-        work_dir=str(tmp_path),
-        opts=auto.LocalWorkspaceOptions(env_vars={"PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}"}),
-    )
     stack.set_all_config({"engine": auto.ConfigValue(engine.url), "name": auto.ConfigValue(name)})
     try:
         container_id = stack.up().outputs["id"].value
