@@ -223,6 +223,9 @@ class ContainerWatch:
     def observe(self) -> Observation:
         try:
             self._follow_changes()  # before the inspect, so that no change after it goes unnoticed
+        except Exception:  # noqa: BLE001 - the events only save polls: the inspect says what is wrong
+            pass
+        try:
             inspect = self.api.inspect_container(self.container)
         except self.errors.NotFound:
             return failed(f"container {self.container} does not exist")

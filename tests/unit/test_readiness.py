@@ -166,6 +166,19 @@ def test_a_container_is_looked_at_again_as_soon_as_it_changes_and_polled_only_as
     assert engine.streams[0].closed
 
 
+def test_events_the_engine_refuses_leave_the_container_polled():
+    engine = FollowedContainer()
+
+    def refuse(filters, decode):
+        raise docker.errors.APIError("500 Server Error: events unavailable")
+
+    engine.events = refuse
+    watch = readiness.ContainerWatch(None, "web", job=False)
+    watch._api = engine
+    assert watch.observe().detail == "running (no health check)"
+    assert watch.poll_seconds == readiness.CONTAINER_POLL_SECONDS
+
+
 def test_a_stream_that_cannot_be_cancelled_does_not_fail_the_check():
     """The Docker SDK cannot cancel a stream over SSH (a stack's `dockerHost: ssh://...`)."""
 
