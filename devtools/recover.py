@@ -46,8 +46,9 @@ import yaml
 from components.conventions import STACK_LABEL
 
 PLUGIN_PREFIXES = ("pulumi-resource-", "pulumi-language-", "pulumi-analyzer-")
-# What runs under a Python interpreter: the language host, the program it starts, the dynamic provider.
-PYTHON_PLUGINS = ("language_host.py", "program_runner.py", "pulumi.dynamic")
+# What runs under a Python interpreter: the language host, the program it starts, the dynamic provider
+# (ours, dynamic_provider.py, or the SDK's `python -m pulumi.dynamic`).
+PYTHON_PLUGINS = ("language_host.py", "program_runner.py", "dynamic_provider.py", "pulumi.dynamic")
 
 
 def log(message: str) -> None:
