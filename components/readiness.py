@@ -239,9 +239,9 @@ class ContainerWatch:
         state = inspect["State"]
         if state.get("Status") in ("restarting", "exited", "dead"):
             self._exit_code = state.get("ExitCode")
-        if inspect.get("RestartCount"):
-            self._read_deaths(inspect)
         restarted_and_running = state.get("Running") and inspect.get("RestartCount")
+        if restarted_and_running:  # the only time the exit code is not in the inspect
+            self._read_deaths(inspect)
         return docker_service_status(inspect, self._exit_code if restarted_and_running else None)
 
     def _read_deaths(self, inspect: dict) -> None:
