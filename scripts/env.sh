@@ -23,6 +23,9 @@ _cloudservice_pulumi_bin=$(. "$_cloudservice_root/versions.env" && echo "$_cloud
 case ":$PATH:" in *":$_cloudservice_pulumi_bin:"*) ;; *) PATH="$_cloudservice_pulumi_bin:$PATH" ;; esac
 export PATH PULUMI_HOME=${PULUMI_HOME:-$_cloudservice_cache/pulumi-home}
 export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+# No debug log of every command in PULUMI_HOME/logs (our CLI's patch, toolchain/build.sh): it costs
+# each command CPU. `pulumi -v=9 --logtostderr` still logs when you ask.
+export PULUMI_DISABLE_AUTOMATIC_LOGGING=${PULUMI_DISABLE_AUTOMATIC_LOGGING:-true}
 # Pulumi runs 4 resource operations per core at once: on 2 cores, 8 containers waiting for their
 # health checks block every other step (bench: 50 services 39 s -> 23 s with 64).
 export PULUMI_PARALLEL=${PULUMI_PARALLEL:-64}

@@ -20,14 +20,29 @@ go_wrapper_build() {
   (cd "$dir" && go get -tool "$package@$version" && go build -trimpath -ldflags "-s -w $ldflags" -o "$output" "$package")
 }
 
+# The CLI is built with our patches of its module (toolchain/pulumi-cli/patches), cached by version and
+# patches:
+# - automatic-logging-opt-out.patch: PULUMI_DISABLE_AUTOMATIC_LOGGING (set by env.sh) turns off the log
+#   every command writes to PULUMI_HOME/logs at debug level, which costs every preview and update CPU
+#   (about 0.9 s of a 50-service up's 6 s in the CLI); -v and --logtostderr still log on demand.
 build_pulumi_cli() {
-  [ -x "$BIN_DIR/pulumi" ] && return
-  go_wrapper_build "$TOOLCHAIN_DIR/build/pulumi-cli" "$BIN_DIR/pulumi" \
+  local patches=("$ROOT_DIR"/toolchain/pulumi-cli/patches/*.patch) build
+  build=$(cat "${patches[@]}" | sha256sum | cut -c1-8)
+  [ -x "$BIN_DIR/pulumi" ] && [ "$(cat "$BIN_DIR/.pulumi-patches" 2>/dev/null)" = "$build" ] && return
+  local dir=$TOOLCHAIN_DIR/build/pulumi-cli
+  rm -rf "$dir" && mkdir -p "$dir"
+  go_module_copy "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" "$dir/pkg"
+  (cd "$dir/pkg" && git apply "${patches[@]}")
+  go_wrapper_build "$dir" "$BIN_DIR/pulumi.tmp" \
     "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi@v$PULUMI_VERSION" \
     "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
     "require github.com/pulumi/pulumi/pkg/v3 v$PULUMI_VERSION" \
     "require github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION" \
+    "replace github.com/pulumi/pulumi/pkg/v3 => ./pkg" \
     "replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e"
+  # Renamed into place, so an interrupted build is never taken for a finished one.
+  mv "$BIN_DIR/pulumi.tmp" "$BIN_DIR/pulumi"
+  echo "$build" >"$BIN_DIR/.pulumi-patches"
 }
 
 # The provider's go.mod points its own SDK at a local path and its main package embeds schema files

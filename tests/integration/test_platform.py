@@ -25,6 +25,17 @@ def test_pulumi_cli_is_the_pinned_build(pulumi_cli):
     assert pulumi_cli == f"v{VERSIONS['PULUMI_VERSION']}"
 
 
+@pytest.mark.parametrize("disabled", ["true", "false"])
+def test_the_cli_writes_its_automatic_log_only_when_not_disabled(tmp_path, pulumi_cli, disabled):
+    """Our CLI build's opt-out (toolchain/pulumi-cli/patches): env.sh's PULUMI_DISABLE_AUTOMATIC_LOGGING
+    keeps commands from logging to PULUMI_HOME/logs; set to false, the CLI logs as upstream's does."""
+    home = tmp_path / "pulumi-home"
+    env = {**os.environ, "PULUMI_HOME": str(home), "PULUMI_DISABLE_AUTOMATIC_LOGGING": disabled}
+    subprocess.run(["pulumi", "version"], env=env, capture_output=True, check=True)
+    logs = list((home / "logs").glob("*.log"))
+    assert (logs == []) if disabled == "true" else (len(logs) == 1), logs
+
+
 def test_plugins_are_installed_at_the_pinned_versions(pulumi_cli):
     listing = subprocess.run(["pulumi", "plugin", "ls"], capture_output=True, text=True, check=True).stdout
     installed = {tuple(line.split()[:3]) for line in listing.splitlines()[1:] if line.strip()}
