@@ -19,30 +19,24 @@ Started by the CLI as `pulumi-language-python [flags] ENGINE_ADDRESS` in the pro
 prints its port on the first line of stdout, as every Pulumi plugin does.
 """
 
+# The host imports the rest after it has moved into the program's virtualenv (below).
+# ruff: noqa: E402
+
 from __future__ import annotations
 
-import argparse
-import base64
-import inspect
-import json
 import os
-import re
-import runpy
-import shutil
-import signal
-import subprocess
 import sys
-import threading
-from concurrent import futures
-from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
-import yaml
+# Where pulumi-language-python starts the host (toolchain/build.sh makes it).
+HOST_VIRTUALENV = Path(__file__).resolve().parent.parent / "python-language-host"
 
 
 def program_python() -> Optional[Path]:
     """The Python of the virtualenv that ./Pulumi.yaml names, when it has the Pulumi SDK."""
+    import yaml
+
     try:
         project = yaml.safe_load(Path("Pulumi.yaml").read_text()) or {}
         options = (project.get("runtime") or {}).get("options") or {}
@@ -55,15 +49,57 @@ def program_python() -> Optional[Path]:
 
 
 # Move into the program's virtualenv before importing the SDK (see the module's docstring).
-_python = program_python()
-if _python is not None and Path(sys.prefix).resolve() != _python.parent.parent:
-    os.execv(str(_python), [str(_python), "-u", __file__, *sys.argv[1:]])
+if Path(sys.prefix).resolve() == HOST_VIRTUALENV:
+    _python = program_python()
+    if _python is not None and _python.parent.parent != HOST_VIRTUALENV:
+        os.execv(str(_python), [str(_python), "-u", __file__, *sys.argv[1:]])
 
-import grpc  # noqa: E402 - after the move above
-import python_environment  # noqa: E402 - beside this file
-from google.protobuf import empty_pb2, json_format  # noqa: E402
-from pulumi.automation._server import LanguageServer  # noqa: E402
-from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2  # noqa: E402
+import argparse
+import base64
+import inspect
+import json
+import re
+import runpy
+import shutil
+import signal
+import subprocess
+import threading
+from concurrent import futures
+from importlib import metadata
+from typing import Callable, Iterator
+
+import grpc
+import python_environment  # beside this file
+from google.protobuf import empty_pb2, json_format
+
+
+def import_protocol_without_sdk():
+    """The SDK's protocol modules (language_pb2, language_pb2_grpc, plugin_pb2), without the SDK.
+
+    Before each preview and update the CLI starts a host only to ask `About`, and waits for it:
+    importing `pulumi` would add a tenth of a second there. The generated modules import each other
+    relatively, so they load under stand-ins for their parent packages (the real modules, not run).
+    Everything under `pulumi` then leaves sys.modules, so that a program's `import pulumi` loads the
+    SDK as usual: the generated modules run again into the same descriptor pool, which gives them
+    the same message classes.
+    """
+    import importlib.machinery
+    import importlib.util
+
+    path = None
+    for name in ("pulumi", "pulumi.runtime"):
+        spec = importlib.machinery.PathFinder.find_spec(name.rpartition(".")[2], path)
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        path = module.__path__
+    try:
+        from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
+    finally:
+        for name in [name for name in sys.modules if name == "pulumi" or name.startswith("pulumi.")]:
+            del sys.modules[name]
+    return language_pb2, language_pb2_grpc, plugin_pb2
+
+
+language_pb2, language_pb2_grpc, plugin_pb2 = import_protocol_without_sdk()
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "program_runner.py"
@@ -362,6 +398,8 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         """Runs the program in this process, which runs in the program's virtualenv."""
         program_dir = request.info.program_directory or request.pwd
         entry = os.path.join(program_dir, request.info.entry_point or ".")
+        from pulumi.automation._server import LanguageServer
+
         trim_stack_traces(os.path.join(entry, "__main__.py") if os.path.isdir(entry) else entry)
         # A directory runs its __main__.py with the directory on sys.path, as `python DIR` does.
         server = LanguageServer(lambda: runpy.run_path(entry, run_name="__main__"))
