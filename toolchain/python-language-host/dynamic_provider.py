@@ -25,3 +25,8 @@ class _ProviderThreads(futures.ThreadPoolExecutor):
 sys.path[0] = os.getcwd()
 futures.ThreadPoolExecutor = _ProviderThreads
 runpy.run_module("pulumi.dynamic", run_name="__main__", alter_sys=True)
+# The server has stopped (the CLI interrupts its plugins when it is done with them, and waits for
+# each to exit): exit without the interpreter's shutdown, which waits for every thread of the pool.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)

@@ -476,6 +476,16 @@ def main() -> None:
         server.wait_for_termination()
     except KeyboardInterrupt:  # the CLI interrupts its plugins when it is done with them
         server.stop(grace=None)
+    exit_now()
+
+
+def exit_now() -> None:
+    """Exits without the interpreter's shutdown. The CLI waits for each plugin to exit, one after
+    another, at the end of every command; tearing down the modules and threads of a program run in
+    this process took a tenth of a second of that wait, and nothing is left to do."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
