@@ -11,17 +11,23 @@ import re
 import sys
 
 
-def _name(dist) -> str:
-    return dist.metadata["Name"]
+def _installed() -> list:
+    """(name, version, distribution) of every distribution. Each `dist.name` or `dist.version` parses
+    its METADATA file again: read once, that is a third of the time, on the path of every command."""
+    found = []
+    for dist in importlib.metadata.distributions():
+        metadata = dist.metadata
+        found.append((metadata["Name"], metadata["Version"], dist))
+    return found
 
 
 def packages() -> list:
     """Every distribution, with the pulumi-plugin.json of its top-level package when it has one
     (the file Pulumi packages ship to name their plugin)."""
     found = []
-    for dist in importlib.metadata.distributions():
+    for name, version, _ in _installed():
         try:
-            spec = importlib.util.find_spec(_name(dist).replace("-", "_").lower())
+            spec = importlib.util.find_spec(name.replace("-", "_").lower())
         except (ImportError, ValueError):
             spec = None
         plugin = None
@@ -30,24 +36,28 @@ def packages() -> list:
             if os.path.isfile(path):
                 with open(path, encoding="utf-8") as handle:
                     plugin = json.load(handle)
-        found.append({"name": _name(dist), "version": dist.version, "plugin": plugin})
+        found.append({"name": name, "version": version, "plugin": plugin})
     return found
 
 
 def dependencies(transitive: bool) -> list:
     """The installed distributions, as `pip list` shows them (without --not-required: only those that
     no other one requires)."""
-    dists = list(importlib.metadata.distributions())
+    installed = _installed()
     required = set()
     if not transitive:
-        for dist in dists:
+        for _, _, dist in installed:
             for requirement in dist.requires or []:
                 if "extra ==" not in requirement:
                     required.add(
                         re.split(r"[^A-Za-z0-9._-]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
                     )
     return sorted(
-        ({"name": _name(d), "version": d.version} for d in dists if _name(d).lower().replace("_", "-") not in required),
+        (
+            {"name": name, "version": version}
+            for name, version, _ in installed
+            if name.lower().replace("_", "-") not in required
+        ),
         key=lambda d: d["name"].lower(),
     )
 
