@@ -14,7 +14,6 @@ import pulumi
 
 from ..conventions import DEFAULT_KEEP_RELEASES, DEFAULT_READY_TIMEOUT, STACK_LABEL
 from ..spec import ANY_HOST_PORT, MAIN_PORT, AppSpec, DockerSettings, ImageSources, KubernetesSettings, Registry
-from .compose import load_compose
 from .errors import DNS_LABEL, REPOSITORY, ConfigError, Reader, decode_json, is_image_reference, read_env, read_names
 from .isolation import ISOLATIONS, isolate_by_links
 from .workloads import WorkloadReader, workload_key
@@ -249,6 +248,10 @@ def _with_compose(r: Reader, values: Mapping[str, Any], is_secret: Callable[[str
     """`compose` provides `services`, `jobs` and `networks`, and the content of its secret files as the
     values of the secrets the stack does not set itself (secret like those). `composeEnv` and
     `composeProfiles` are the variables and profiles the file is loaded with."""
+    # Imported here: a stack without a Compose file does not pay for the mapping (a few tens of ms of
+    # every preview and update).
+    from .compose import load_compose
+
     for key in ("services", "jobs", "networks"):  # `routes` given by the stack replace the file's
         if key in values:
             r.fail(key, "no value when `compose` gives the app (set one or the other)")
