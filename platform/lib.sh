@@ -22,7 +22,10 @@ with_progress() {
   ( while sleep 30; do log "  ... $what: $((SECONDS - start))s"; done ) &
   local ticker=$!
   local rc=0
-  "$@" || rc=$?
+  # Started as a job and waited for: run on the left of `||`, a function would run with errexit off,
+  # and a failed step inside it would not stop it.
+  "$@" &
+  wait $! || rc=$?
   kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
   [ "$rc" -eq 0 ] || die "$what failed (exit $rc)"
   log "$what done in $((SECONDS - start))s"
