@@ -10,36 +10,48 @@ command -v go >/dev/null || die "Go is required to build the Pulumi toolchain of
 TOOLCHAIN_DIR=$CACHE_DIR/toolchain
 BIN_DIR=$TOOLCHAIN_DIR/pulumi-v$PULUMI_VERSION/bin
 
-# go_wrapper_build DIR OUTPUT PACKAGE@VERSION LDFLAGS GO.MOD-LINES...
-# Builds PACKAGE from a throwaway wrapper module, so the upstream module's local `replace` lines
-# (which break `go install pkg@version`) are replaced by the published modules named in GO.MOD-LINES.
-go_wrapper_build() {
-  local dir=$1 output=$2 package=${3%@*} version=${3##*@} ldflags=$4; shift 4
-  mkdir -p "$dir"
-  printf 'module cloudservice.local/toolchain\n\ngo 1.25\n\n%s\n' "$(printf '%s\n' "$@")" >"$dir/go.mod"
-  (cd "$dir" && go get -tool "$package@$version" && go build -trimpath -ldflags "-s -w $ldflags" -o "$output" "$package")
-}
-
-# The CLI is built with our patches of its module (toolchain/pulumi-cli/patches), cached by version and
-# patches:
+# The CLI is built with our patches (toolchain/pulumi-cli/patches), each naming on its first line
+# the module it changes (`Module: path@version`), cached by version and patches:
 # - automatic-logging-opt-out.patch: PULUMI_DISABLE_AUTOMATIC_LOGGING (set by env.sh) turns off the log
 #   every command writes to PULUMI_HOME/logs at debug level, which costs every preview and update CPU
-#   (about 0.9 s of a 50-service up's 6 s in the CLI); -v and --logtostderr still log on demand.
+#   (about 0.9 s of a 50-service up's 6 s in the CLI); -v and --logtostderr still log on demand;
+# - zxcvbn-*lazy-word-lists.patch: the two password strength libraries the CLI links (its warnings
+#   about weak secrets) parse their word lists when first asked, not at each start (90 ms of each command).
+# It is built from a throwaway wrapper module, so pkg's local `replace` lines (which break
+# `go install pkg@version`) give way to the published modules, and the patched ones to their copies.
 build_pulumi_cli() {
-  local patches=("$ROOT_DIR"/toolchain/pulumi-cli/patches/*.patch) build
+  local patches=("$ROOT_DIR"/toolchain/pulumi-cli/patches/*.patch) build patch module path
   build=$(cat "${patches[@]}" | sha256sum | cut -c1-8)
   [ -x "$BIN_DIR/pulumi" ] && [ "$(cat "$BIN_DIR/.pulumi-patches" 2>/dev/null)" = "$build" ] && return
-  local dir=$TOOLCHAIN_DIR/build/pulumi-cli
-  rm -rf "$dir" && mkdir -p "$dir"
-  go_module_copy "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" "$dir/pkg"
-  (cd "$dir/pkg" && git apply "${patches[@]}")
-  go_wrapper_build "$dir" "$BIN_DIR/pulumi.tmp" \
-    "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi@v$PULUMI_VERSION" \
-    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
-    "require github.com/pulumi/pulumi/pkg/v3 v$PULUMI_VERSION" \
-    "require github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION" \
-    "replace github.com/pulumi/pulumi/pkg/v3 => ./pkg" \
+  local dir=$TOOLCHAIN_DIR/build/pulumi-cli cli=github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+  rm -rf "$dir" && mkdir -p "$dir/modules"
+  local go_mod=(
+    "require github.com/pulumi/pulumi/pkg/v3 v$PULUMI_VERSION"
+    "require github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION"
     "replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e"
+  )
+  for patch in "${patches[@]}"; do
+    module=$(sed -n '1s/^Module: //p' "$patch") path=${module%@*}
+    [ -n "$module" ] || die "$patch: its first line must name the module it patches (Module: path@version)"
+    if [ ! -d "$dir/modules/$path" ]; then
+      mkdir -p "$dir/modules/${path%/*}"
+      go_module_copy "$module" "$dir/modules/$path"
+      # A module from before Go modules has no go.mod, which a replacement directory needs.
+      [ -f "$dir/modules/$path/go.mod" ] || echo "module $path" >"$dir/modules/$path/go.mod"
+      go_mod+=("replace $path => ./modules/$path")
+    fi
+    (cd "$dir/modules/$path" && git apply "$patch")
+  done
+  printf 'module cloudservice.local/toolchain\n\ngo 1.25\n\n%s\n' "$(printf '%s\n' "${go_mod[@]}")" >"$dir/go.mod"
+  (cd "$dir" && go get -tool "$cli@v$PULUMI_VERSION")
+  # A patch is for one version: a CLI that links another (after a version bump) needs the patch redone.
+  for patch in "${patches[@]}"; do
+    module=$(sed -n '1s/^Module: //p' "$patch") path=${module%@*}
+    [ "$(cd "$dir" && go list -m -f '{{.Version}}' "$path")" = "${module##*@}" ] ||
+      die "$patch is for $module, but the CLI v$PULUMI_VERSION links $(cd "$dir" && go list -m -f '{{.Path}}@{{.Version}}' "$path"): redo the patch for that version"
+  done
+  (cd "$dir" && go build -trimpath -o "$BIN_DIR/pulumi.tmp" \
+    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" "$cli")
   # Renamed into place, so an interrupted build is never taken for a finished one.
   mv "$BIN_DIR/pulumi.tmp" "$BIN_DIR/pulumi"
   echo "$build" >"$BIN_DIR/.pulumi-patches"

@@ -36,6 +36,24 @@ def test_the_cli_writes_its_automatic_log_only_when_not_disabled(tmp_path, pulum
     assert (logs == []) if disabled == "true" else (len(logs) == 1), logs
 
 
+def test_the_cli_still_refuses_a_plaintext_value_that_looks_like_a_secret(tmp_path, pulumi_cli):
+    """Our CLI build loads the password strength estimator's word lists when first asked
+    (toolchain/pulumi-cli/patches): `pulumi config set` still sees a secret in a plaintext token."""
+    (tmp_path / "Pulumi.yaml").write_text("name: secret-check\nruntime: python\n")
+    env = {**os.environ, "PULUMI_BACKEND_URL": f"file://{tmp_path}"}
+    subprocess.run(["pulumi", "stack", "init", "check"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    refused = subprocess.run(
+        ["pulumi", "config", "set", "apiToken", "xK9mQ2vL7pR4zW8aB3cD"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0 and "looks like a secret" in refused.stderr, refused.stderr
+    plain = subprocess.run(["pulumi", "config", "set", "apiToken", "abc"], cwd=tmp_path, env=env, capture_output=True)
+    assert plain.returncode == 0, plain.stderr
+
+
 def test_plugins_are_installed_at_the_pinned_versions(pulumi_cli):
     listing = subprocess.run(["pulumi", "plugin", "ls"], capture_output=True, text=True, check=True).stdout
     installed = {tuple(line.split()[:3]) for line in listing.splitlines()[1:] if line.strip()}
