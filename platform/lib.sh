@@ -21,11 +21,13 @@ with_progress() {
   log "$what ..."
   ( while sleep 30; do log "  ... $what: $((SECONDS - start))s"; done ) &
   local ticker=$!
-  local rc=0
-  # Started as a job and waited for: run on the left of `||`, a function would run with errexit off,
-  # and a failed step inside it would not stop it.
-  "$@" &
-  wait $! || rc=$?
+  local rc
+  # In a subshell with errexit of its own: run on the left of `||`, a function would run with
+  # errexit off, and a failed step inside it would go on.
+  set +e
+  (set -e; "$@")
+  rc=$?
+  set -e
   kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
   [ "$rc" -eq 0 ] || die "$what failed (exit $rc)"
   log "$what done in $((SECONDS - start))s"
