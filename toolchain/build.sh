@@ -64,9 +64,8 @@ build_kubernetes_provider() {
   [ -x "$output" ] && return
   local module=github.com/pulumi/pulumi-kubernetes/provider/v4@$PULUMI_KUBERNETES_PROVIDER_MODULE
   local source=$TOOLCHAIN_DIR/build/pulumi-kubernetes
-  rm -rf "$source" && mkdir -p "$source"
-  cp -r "$(go mod download -json "$module" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"/. "$source"
-  chmod -R u+w "$source"
+  rm -rf "$source" && mkdir -p "${source%/*}"
+  go_module_copy "$module" "$source"
   (
     cd "$source"
     go mod edit -dropreplace github.com/pulumi/pulumi-kubernetes/sdk/v4 \
